@@ -1,0 +1,64 @@
+"""Errors users see.  Each says what went wrong and, where it can, what to do.
+
+Every one derives from :class:`DrQueueError`; the CLI prints its message on one
+line and exits non-zero, and the API turns it into a 4xx answer with the same text.
+"""
+
+from __future__ import annotations
+
+
+class DrQueueError(Exception):
+    """Base of every error DrQueue reports to a person."""
+
+    #: HTTP status the API answers with.
+    status_code = 400
+
+
+class InvalidJob(DrQueueError):
+    """A job spec that cannot run: bad frame range, bad option, unknown renderer."""
+
+
+class UnknownRenderer(InvalidJob):
+    """The job names a renderer DrQueue does not have."""
+
+
+class SceneNotFound(InvalidJob):
+    """The job's scene file does not exist where the master looks for it."""
+
+
+class NotFound(DrQueueError):
+    """A job, task, computer or pool id that is not in the store."""
+
+    status_code = 404
+
+
+class Conflict(DrQueueError):
+    """The request is valid but the current state refuses it (e.g. delete while running)."""
+
+    status_code = 409
+
+
+class Forbidden(DrQueueError):
+    """The token is valid but its role may not do this."""
+
+    status_code = 403
+
+
+class MasterUnreachable(DrQueueError):
+    """The CLI or API client cannot reach the master's HTTP API."""
+
+
+class AuthError(DrQueueError):
+    """The master refused the API token."""
+
+    status_code = 401
+
+
+class ConfigError(DrQueueError):
+    """drqueue.toml or a DRQUEUE_* variable has a value DrQueue cannot use."""
+
+
+class StoreError(DrQueueError):
+    """The store failed its integrity check or has an unknown schema version."""
+
+    status_code = 500

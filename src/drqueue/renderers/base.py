@@ -1,0 +1,184 @@
+"""What a renderer module declares, and the context it builds its commands from.
+
+A renderer is one class in one module of this package (``renderers/blender.py``
+holds :class:`Blender`).  It declares its typed parameters, builds the argument
+lists that render one block of frames, names the files that block must
+produce, and reads progress and errors from the renderer's output lines.  The
+runner on the slave does the rest: environment, process group, log, time-out,
+output checks.
+
+Commands are argument lists, never shell strings: nothing a user types is ever
+parsed by a shell.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from drqueue.errors import InvalidJob
+from drqueue.models import FrameBlock, pad_frame
+
+#: Parameter types a renderer may declare, and the Python type each converts to.
+PARAM_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "path": str}
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One typed renderer parameter, e.g. ``Param("engine", "str", "CYCLES", choices=(...))``."""
+
+    name: str
+    type: str = "str"
+    default: Any = None
+    help: str = ""
+    required: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def convert(self, value: Any) -> Any:
+        """Convert a CLI string or JSON value to this parameter's type, or raise InvalidJob."""
+        if value is None:
+            return None
+        kind = PARAM_TYPES[self.type]
+        try:
+            if kind is bool and isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                converted: Any = lowered in ("1", "true", "yes", "on")
+            elif kind is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            elif kind is int and isinstance(value, bool):
+                raise ValueError(value)
+            else:
+                converted = kind(value)
+        except (TypeError, ValueError):
+            raise InvalidJob(f"parameter {self.name!r} wants a {self.type}, not {value!r}") from None
+        if self.choices and converted not in self.choices:
+            choices = ", ".join(str(c) for c in self.choices)
+            raise InvalidJob(f"parameter {self.name!r} must be one of {choices}, not {value!r}")
+        if isinstance(converted, str) and "\x00" in converted:
+            raise InvalidJob(f"parameter {self.name!r} contains a NUL byte")
+        return converted
+
+
+@dataclass(slots=True)
+class RenderContext:
+    """Everything a renderer needs to build the commands for one task.
+
+    Paths in *scene* and *params* have already been mapped to the slave's OS.
+    """
+
+    block: FrameBlock
+    scene: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    #: Digits used to pad frame numbers in file names (``####`` is 4).
+    padding: int = 4
+    #: Renderer-independent job data (job id, name), for templates that want it.
+    job: dict[str, Any] = field(default_factory=dict)
+
+    def padded(self, frame: int) -> str:
+        return pad_frame(frame, self.padding)
+
+
+@dataclass(slots=True)
+class LineInfo:
+    """What one line of renderer output says; every field is optional."""
+
+    #: The frame the renderer is working on now.
+    frame: int | None = None
+    #: Progress within the current frame, 0.0 to 1.0.
+    frame_fraction: float | None = None
+    #: A frame (this number) was written to disk.
+    frame_done: int | None = None
+    #: A file the renderer says it wrote.
+    saved: str | None = None
+    #: The line reports an error; this is the reason to show.
+    error: str | None = None
+
+
+def expand_hashes(pattern: str, frame: int, default_padding: int = 4) -> str:
+    """Replace a run of ``#`` in *pattern* with the frame padded to that many digits.
+
+    Without any ``#`` the padded frame is appended before the extension is
+    *not* guessed: the caller decides where frames go.
+    """
+    start = pattern.find("#")
+    if start < 0:
+        return pattern
+    end = start
+    while end < len(pattern) and pattern[end] == "#":
+        end += 1
+    return pattern[:start] + pad_frame(frame, end - start) + pattern[end:]
+
+
+class Renderer:
+    """Base class of every renderer; subclasses override the class attributes and methods."""
+
+    #: Name used on the command line and in the store (``drqueue submit blender``).
+    name: ClassVar[str] = ""
+    #: One line for ``drqueue renderers``.
+    description: ClassVar[str] = ""
+    #: Program looked up on a slave's PATH to decide whether the slave can run this renderer;
+    #: None means every slave can (the built-in renderers).
+    executable: ClassVar[str | None] = None
+    #: Whether a job must name a scene file.
+    needs_scene: ClassVar[bool] = True
+    #: The typed parameters, in the order ``--help`` shows them.
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    @classmethod
+    def validate_params(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """Return the full, typed parameter dict for *given*, or raise InvalidJob."""
+        known = {p.name: p for p in cls.params}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise InvalidJob(f"renderer {cls.name!r} has no parameter {unknown[0]!r}")
+        result: dict[str, Any] = {}
+        for param in cls.params:
+            value = given.get(param.name, param.default)
+            if value is None and param.required:
+                raise InvalidJob(f"renderer {cls.name!r} needs the parameter {param.name!r}")
+            result[param.name] = param.convert(value)
+        return result
+
+    @classmethod
+    def path_params(cls) -> list[str]:
+        """Names of the parameters that hold paths (mapped per OS before commands are built)."""
+        return [p.name for p in cls.params if p.type == "path"]
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether this machine can run the renderer (its executable is on PATH)."""
+        return cls.executable is None or shutil.which(cls.executable) is not None
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def commands(self, ctx: RenderContext) -> list[list[str]]:
+        """The argument lists that render ctx.block, run in order; each must exit 0.
+
+        Renderers that take a frame range render the block in one command; those
+        that take one frame at a time return one command per frame.
+        """
+        raise NotImplementedError
+
+    def outputs(self, ctx: RenderContext) -> list[str]:
+        """Files the block must leave behind, non-empty; [] when the renderer's outputs
+        cannot be known in advance."""
+        return []
+
+    def frame_of_command(self, ctx: RenderContext, index: int) -> int:
+        """The frame exported as DRQUEUE_FRAME while command *index* runs."""
+        frames = ctx.block.frames
+        commands = self.commands(ctx)
+        if len(commands) == len(frames):
+            return frames[index]
+        return ctx.block.start
+
+    # -- output parsing ------------------------------------------------------------------------
+
+    def parse_line(self, line: str) -> LineInfo | None:
+        """Read one line of output (already split on ``\\n`` and ``\\r``); None if it says nothing."""
+        return None
