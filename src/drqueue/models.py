@@ -45,7 +45,7 @@ TERMINAL_STATES = frozenset({TaskState.FINISHED, TaskState.ERROR, TaskState.CANC
 #: Every legal transition.  Users may also send any task back to QUEUED
 #: (rerun, requeue), which :func:`check_transition` allows explicitly.
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    TaskState.QUEUED: frozenset({TaskState.DISPATCHED, TaskState.CANCELLED}),
+    TaskState.QUEUED: frozenset({TaskState.DISPATCHED, TaskState.CANCELLED, TaskState.ERROR}),
     TaskState.DISPATCHED: frozenset(
         {TaskState.RUNNING, TaskState.FINISHED, TaskState.FAILED, TaskState.QUEUED,
          TaskState.ERROR, TaskState.CANCELLED}
@@ -257,3 +257,86 @@ def pad_frame(frame: int, padding: int) -> str:
     if frame < 0:
         return "-" + str(-frame).zfill(padding)
     return str(frame).zfill(padding)
+
+
+@dataclass(slots=True)
+class Job:
+    """A stored job: its spec, id, what the user asked of it, and its task counts."""
+
+    id: int
+    spec: JobSpec
+    control: JobControl
+    counts: Counts
+    submitted_at: float
+    finished_at: float | None = None
+    #: Sum of the run times of its finished tasks, and their number (for the ETA).
+    task_seconds: float = 0.0
+    timed_tasks: int = 0
+    waiting_for: list[int] = field(default_factory=list)
+    #: Why its queued tasks are not running, when the dispatcher knows ("no slave in pool 'gpu'").
+    waiting_reason: str | None = None
+    blocked_hosts: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return job_status(self.control, self.counts, self.waiting_for)
+
+    def eta_seconds(self, slots: int) -> float | None:
+        """Seconds until the job ends, from its mean task time and the slots it can use."""
+        remaining = self.counts.queued + self.counts.running
+        if not remaining:
+            return 0.0
+        if not self.timed_tasks or slots < 1:
+            return None
+        mean = self.task_seconds / self.timed_tasks
+        parallel = max(1, min(slots, self.spec.max_parallel or slots))
+        return mean * -(-remaining // parallel)
+
+
+@dataclass(slots=True)
+class Task:
+    """One block of a job's frames and everything known of its runs."""
+
+    id: int
+    job_id: int
+    index: int
+    block: FrameBlock
+    state: TaskState
+    attempts: int = 0
+    failures: int = 0
+    lost: int = 0
+    computer: str | None = None
+    engine_id: int | None = None
+    attempt_id: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    peak_rss_kb: int | None = None
+    cpu_seconds: float | None = None
+    progress: float = 0.0
+    log_path: str | None = None
+    tail: str = ""
+    reason: str | None = None
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Computer:
+    """A slave as the master knows it; *name* is the slave's name (hostname by default)."""
+
+    name: str
+    hostname: str = ""
+    os: str = ""
+    arch: str = ""
+    cores: int = 0
+    ram_mb: int = 0
+    free_ram_mb: int = 0
+    load: float = 0.0
+    gpus: int = 0
+    pools: list[str] = field(default_factory=list)
+    renderers: list[str] = field(default_factory=list)
+    enabled: bool = True
+    max_tasks: int | None = None
+    slots: int = 0
+    last_seen: float | None = None
+    info_at: float | None = None

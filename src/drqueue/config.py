@@ -1,0 +1,213 @@
+"""Configuration: ``drqueue.toml`` under DRQUEUE_ROOT, overridden by DRQUEUE_* variables.
+
+Every setting has a default that keeps a farm on 127.0.0.1.  The file lives at
+``$DRQUEUE_ROOT/etc/drqueue.toml``; any key may be overridden by the variable
+``DRQUEUE_<KEY>`` in upper case (``DRQUEUE_API_PORT=9000``).
+
+Secrets (the API token, the ipyparallel connection files) are written owner-
+readable only (mode 0600), in directories that are mode 0700.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from drqueue.errors import ConfigError
+
+#: Where everything lives when DRQUEUE_ROOT is not set.
+DEFAULT_ROOT = Path.home() / ".drqueue"
+
+
+@dataclass(slots=True)
+class Config:
+    """The settings of a master, a slave or a client; see docs/operations.md for each."""
+
+    root: Path = DEFAULT_ROOT
+    #: Address and port of the HTTP API.  127.0.0.1 unless you mean to serve other machines.
+    api_host: str = "127.0.0.1"
+    api_port: int = 7680
+    #: The master URL clients use; defaults to http://api_host:api_port.
+    master: str = ""
+    #: Client-side token; defaults to the token file under root (on the master's machine).
+    token: str = ""
+    #: Address the ipyparallel controller binds, and its fixed port range (at least 16 ports).
+    controller_ip: str = "127.0.0.1"
+    controller_ports: str = "7681-7700"
+    #: Store URL: sqlite:///path/to/file.sqlite (default under root/db).
+    store: str = ""
+    #: Engine heartbeat: period in ms and misses before an engine counts as lost.
+    heartbeat_ms: int = 2000
+    heartbeat_misses: int = 10
+    #: CurveZMQ encryption of all farm traffic.
+    curve: bool = False
+    #: "owner" shares the farm round-robin between owners at equal priority; "fifo" does not.
+    fair_share: str = "owner"
+    #: Seconds a slave's load and free memory are trusted before they are collected again.
+    info_cache_seconds: float = 60.0
+    #: Failures of one job's tasks on one host before the host stops getting that job.
+    block_after_failures: int = 2
+    #: Seconds a slave waits for one of its engines to register before restarting it.
+    engine_register_timeout: float = 30.0
+    #: Times a task may be lost with its engine before it is an error.
+    max_lost: int = 5
+    #: Path mapping rules: [{"linux": "/mnt/p", "windows": "P:\\", "darwin": "/Volumes/p"}, ...]
+    path_map: list[dict[str, str]] = field(default_factory=list)
+    #: Optional TLS for the API.
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: SMTP for notifications.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "drqueue@localhost"
+
+    # -- derived paths ---------------------------------------------------------------------
+
+    @property
+    def etc_dir(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def db_dir(self) -> Path:
+        return self.root / "db"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def profile_dir(self) -> Path:
+        """The ipyparallel profile: its security/ holds the connection files."""
+        return self.root / "ipython"
+
+    @property
+    def engine_file(self) -> Path:
+        return self.profile_dir / "security" / "ipcontroller-engine.json"
+
+    @property
+    def client_file(self) -> Path:
+        return self.profile_dir / "security" / "ipcontroller-client.json"
+
+    @property
+    def token_file(self) -> Path:
+        return self.etc_dir / "token"
+
+    @property
+    def store_url(self) -> str:
+        return self.store or f"sqlite:///{self.db_dir / 'drqueue.sqlite'}"
+
+    @property
+    def master_url(self) -> str:
+        if self.master:
+            url = self.master if "://" in self.master else f"http://{self.master}"
+            if url.count(":") == 1:  # no port given
+                url = f"{url}:{self.api_port}"
+            return url.rstrip("/")
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{self.api_port}"
+
+    def port_list(self) -> list[int]:
+        """The controller ports as a list, from "a-b" or "a,b,c"."""
+        ports: list[int] = []
+        try:
+            for part in self.controller_ports.split(","):
+                low, _, high = part.strip().partition("-")
+                ports.extend(range(int(low), int(high or low) + 1))
+        except ValueError:
+            raise ConfigError(f"controller_ports {self.controller_ports!r} is not like 7681-7700") from None
+        if len(ports) < 16:
+            raise ConfigError(f"controller_ports needs at least 16 ports, got {len(ports)}")
+        return ports
+
+    # -- secrets -----------------------------------------------------------------------------
+
+    def api_token(self) -> str:
+        """The token clients send: DRQUEUE_TOKEN, or the master's token file."""
+        if self.token:
+            return self.token
+        try:
+            return self.token_file.read_text().strip()
+        except FileNotFoundError:
+            return ""
+        except PermissionError:
+            raise ConfigError(f"cannot read {self.token_file}: set DRQUEUE_TOKEN") from None
+
+    def ensure_dirs(self) -> None:
+        """Create root and its directories; etc/ and ipython/ are private to the owner."""
+        for path in (self.root, self.logs_dir, self.db_dir, self.tmp_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        for private in (self.etc_dir, self.profile_dir, self.profile_dir / "security"):
+            private.mkdir(parents=True, exist_ok=True)
+            os.chmod(private, 0o700)
+
+    def ensure_token(self) -> str:
+        """Return the admin API token, creating it (mode 0600) on first use."""
+        self.ensure_dirs()
+        if not self.token_file.exists():
+            write_private(self.token_file, secrets.token_urlsafe(32) + "\n")
+        os.chmod(self.token_file, 0o600)
+        return self.token_file.read_text().strip()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write *text* to *path* so that only the owner can ever read it."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    try:
+        if kind is bool or kind == "bool":
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if kind in (int, "int"):
+            return int(value)
+        if kind in (float, "float"):
+            return float(value)
+        if kind in (Path, "Path"):
+            return Path(value).expanduser()
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name} wants a {kind}, not {value!r}") from None
+    return value
+
+
+def load_config(**overrides: Any) -> Config:
+    """Defaults, then drqueue.toml, then DRQUEUE_* variables, then *overrides* (CLI options)."""
+    root = Path(overrides.get("root") or os.environ.get("DRQUEUE_ROOT") or DEFAULT_ROOT).expanduser()
+    values: dict[str, Any] = {"root": root}
+    toml_path = root / "etc" / "drqueue.toml"
+    if toml_path.exists():
+        try:
+            with open(toml_path, "rb") as src:
+                data = tomllib.load(src)
+        except (tomllib.TOMLDecodeError, OSError) as exc:
+            raise ConfigError(f"cannot read {toml_path}: {exc}") from None
+        values.update(data)
+    known = {f.name: f for f in fields(Config)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{toml_path}: unknown setting {unknown[0]!r}")
+    for name in known:
+        env_value = os.environ.get(f"DRQUEUE_{name.upper()}")
+        if env_value is not None and name not in ("root", "path_map"):
+            values[name] = env_value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    for name, value in list(values.items()):
+        values[name] = _coerce(name, known[name].type, value)
+    config = Config(**values)
+    if config.fair_share not in ("owner", "fifo"):
+        raise ConfigError(f"fair_share must be 'owner' or 'fifo', not {config.fair_share!r}")
+    return config

@@ -1,0 +1,197 @@
+"""The store's interface: what the master needs from a database.
+
+The store is the single source of truth (ARCHITECTURE.md): jobs, tasks,
+computers, pools and events.  Every task transition is one transaction, and
+goes through the backend's one transition function, which checks it against
+:data:`drqueue.models.TRANSITIONS` and keeps the job's task counts in step.
+
+Backends sit side by side (``sqlite.py``; ``mongo.py`` later) and share the
+contract tests in ``tests/unit/test_store.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+from drqueue.models import Computer, FrameBlock, Job, JobSpec, Task
+
+#: The schema version this code writes; a store with a newer one is refused.
+SCHEMA_VERSION = 1
+
+
+@dataclass(slots=True)
+class Dispatch:
+    """A task the dispatcher has committed to one engine (state *dispatched* or *running*)."""
+
+    task_id: int
+    job_id: int
+    attempt_id: str
+    engine_id: int
+    computer: str
+    started_at: float | None
+
+
+@dataclass(slots=True)
+class Event:
+    id: int
+    at: float
+    kind: str
+    message: str
+    job_id: int | None = None
+    task_index: int | None = None
+    computer: str | None = None
+    actor: str | None = None
+
+
+class Store(abc.ABC):
+    """Everything the master reads and writes.  Only the master holds a Store."""
+
+    # -- life --------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def check_integrity(self) -> list[str]:
+        """Check and repair what a crash can leave; return what was found, one line each."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def backup(self, path: str) -> None:
+        """Write a consistent copy of the store to *path* while it is in use."""
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_job(self, spec: JobSpec, blocks: list[FrameBlock], *, actor: str = "") -> int:
+        """Store a job and all its tasks in one transaction; return the job id."""
+
+    @abc.abstractmethod
+    def get_job(self, job_id: int) -> Job:
+        """The job, or NotFound."""
+
+    @abc.abstractmethod
+    def list_jobs(self, *, owner: str | None = None, limit: int | None = None) -> list[Job]: ...
+
+    @abc.abstractmethod
+    def job_ids(self) -> set[int]: ...
+
+    @abc.abstractmethod
+    def set_job_control(self, job_id: int, control: str, *, actor: str = "") -> None: ...
+
+    @abc.abstractmethod
+    def set_job_priority(self, job_id: int, priority: int, *, actor: str = "") -> None: ...
+
+    @abc.abstractmethod
+    def delete_job(self, job_id: int, *, force: bool = False, actor: str = "") -> list[Dispatch]:
+        """Delete a job; refused (Conflict) while tasks run unless *force*.  Returns what ran."""
+
+    @abc.abstractmethod
+    def requeue_tasks(
+        self, job_id: int, *, which: str, index: int | None = None, actor: str = ""
+    ) -> list[Dispatch]:
+        """Send tasks back to queued: which="all" (rerun), "failed" (error+cancelled),
+        "one" (the task *index*).  Active ones are cancelled first; returns those."""
+
+    @abc.abstractmethod
+    def set_job_waiting_reason(self, reasons: dict[int, str | None]) -> None: ...
+
+    @abc.abstractmethod
+    def block_host(self, job_id: int, computer: str) -> None: ...
+
+    @abc.abstractmethod
+    def unblock_host(self, job_id: int, computer: str, *, actor: str = "") -> None: ...
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def list_tasks(self, job_id: int) -> list[Task]: ...
+
+    @abc.abstractmethod
+    def get_task(self, job_id: int, index: int) -> Task: ...
+
+    @abc.abstractmethod
+    def task_for_frame(self, job_id: int, frame: int) -> Task: ...
+
+    @abc.abstractmethod
+    def runnable_jobs(self) -> list[Job]:
+        """Active jobs with queued tasks, for the dispatcher."""
+
+    @abc.abstractmethod
+    def next_queued(self, job_id: int, limit: int) -> list[Task]:
+        """The job's first *limit* queued tasks in frame order."""
+
+    @abc.abstractmethod
+    def mark_dispatched(self, task_id: int, attempt_id: str, engine_id: int, computer: str) -> bool:
+        """queued -> dispatched, committed before the task is sent; False if it was not queued."""
+
+    @abc.abstractmethod
+    def mark_running(self, attempt_id: str, progress: float, tail: str) -> None:
+        """dispatched -> running, or a progress update of a running attempt."""
+
+    @abc.abstractmethod
+    def record_result(self, attempt_id: str, result: dict[str, Any]) -> str | None:
+        """Record a runner result in one transaction; return the task's new state, or None
+        when no task expects this attempt (a stale duplicate, ignored)."""
+
+    @abc.abstractmethod
+    def requeue_attempts(self, attempt_ids: list[str], reason: str, *, lost: bool) -> int:
+        """Put the tasks of these attempts back in the queue (engine lost); return how many."""
+
+    @abc.abstractmethod
+    def requeue_all_active(self, reason: str) -> int:
+        """At master start: every dispatched or running task goes back to queued."""
+
+    @abc.abstractmethod
+    def active_dispatches(self) -> list[Dispatch]: ...
+
+    # -- computers and pools -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def upsert_computer(self, info: dict[str, Any]) -> Computer:
+        """Record a slave's collected info; keeps enabled, max_tasks and pool membership."""
+
+    @abc.abstractmethod
+    def touch_computers(self, names: list[str], at: float) -> None: ...
+
+    @abc.abstractmethod
+    def list_computers(self) -> list[Computer]: ...
+
+    @abc.abstractmethod
+    def get_computer(self, name: str) -> Computer: ...
+
+    @abc.abstractmethod
+    def update_computer(self, name: str, *, actor: str = "", **changes: Any) -> None:
+        """Change enabled or max_tasks."""
+
+    @abc.abstractmethod
+    def list_pools(self) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def create_pool(self, name: str, description: str = "", *, actor: str = "") -> None: ...
+
+    @abc.abstractmethod
+    def delete_pool(self, name: str, *, actor: str = "") -> None: ...
+
+    @abc.abstractmethod
+    def set_pool_member(self, pool: str, computer: str, member: bool, *, actor: str = "") -> None: ...
+
+    # -- events -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_event(self, kind: str, message: str, **about: Any) -> None: ...
+
+    @abc.abstractmethod
+    def events(self, *, job_id: int | None = None, since_id: int = 0, limit: int = 200) -> list[Event]: ...
+
+
+def open_store(url: str) -> Store:
+    """Open the store a URL names: sqlite:///path (the default)."""
+    if url.startswith("sqlite:///"):
+        from drqueue.store.sqlite import SQLiteStore
+
+        return SQLiteStore(url[len("sqlite:///") :])
+    from drqueue.errors import ConfigError
+
+    raise ConfigError(f"unknown store URL {url!r}: use sqlite:///path/to/drqueue.sqlite")

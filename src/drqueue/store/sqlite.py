@@ -1,0 +1,984 @@
+"""The SQLite store: the embedded default, one file under DRQUEUE_ROOT/db.
+
+WAL mode lets the API read while the dispatcher writes; every write is one
+``BEGIN IMMEDIATE`` transaction, so a crash at any instant leaves the last
+committed state.  Each thread gets its own connection.
+
+Task counts per state are kept on the job row (``n_queued`` …) so that the
+dispatcher and job lists never scan tasks; :meth:`SQLiteStore._move` is the one
+function that changes a task's state, and it keeps those counts in step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from drqueue.errors import Conflict, InvalidJob, NotFound, StoreError
+from drqueue.models import (
+    ACTIVE_STATES,
+    Computer,
+    Counts,
+    FrameBlock,
+    Job,
+    JobControl,
+    JobSpec,
+    Requirements,
+    Task,
+    TaskState,
+    check_transition,
+)
+from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL, owner TEXT NOT NULL, renderer TEXT NOT NULL, scene TEXT,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, step INTEGER NOT NULL,
+    block_size INTEGER NOT NULL, priority INTEGER NOT NULL, retries INTEGER NOT NULL,
+    timeout REAL, max_parallel INTEGER,
+    env TEXT NOT NULL, params TEXT NOT NULL, requirements TEXT NOT NULL,
+    after TEXT NOT NULL, notify TEXT NOT NULL,
+    control TEXT NOT NULL, submitted_at REAL NOT NULL, finished_at REAL,
+    n_total INTEGER NOT NULL, n_queued INTEGER NOT NULL DEFAULT 0,
+    n_running INTEGER NOT NULL DEFAULT 0, n_finished INTEGER NOT NULL DEFAULT 0,
+    n_error INTEGER NOT NULL DEFAULT 0, n_cancelled INTEGER NOT NULL DEFAULT 0,
+    task_seconds REAL NOT NULL DEFAULT 0, timed_tasks INTEGER NOT NULL DEFAULT 0,
+    waiting_reason TEXT
+);
+CREATE INDEX jobs_runnable ON jobs(n_queued) WHERE n_queued > 0;
+CREATE TABLE tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, step INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
+    lost INTEGER NOT NULL DEFAULT 0,
+    computer TEXT, engine_id INTEGER, attempt_id TEXT,
+    started_at REAL, ended_at REAL, exit_code INTEGER, peak_rss_kb INTEGER, cpu_seconds REAL,
+    progress REAL NOT NULL DEFAULT 0, log_path TEXT, tail TEXT NOT NULL DEFAULT '',
+    reason TEXT, outputs TEXT NOT NULL DEFAULT '[]'
+);
+CREATE UNIQUE INDEX tasks_job_idx ON tasks(job_id, idx);
+CREATE INDEX tasks_job_state ON tasks(job_id, state, idx);
+CREATE INDEX tasks_attempt ON tasks(attempt_id);
+CREATE INDEX tasks_active ON tasks(state) WHERE state IN ('dispatched', 'running');
+CREATE TABLE host_failures (
+    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    computer TEXT NOT NULL, failures INTEGER NOT NULL DEFAULT 0,
+    blocked INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, computer)
+);
+CREATE TABLE computers (
+    name TEXT PRIMARY KEY, info TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1, max_tasks INTEGER,
+    last_seen REAL, info_at REAL
+);
+CREATE TABLE pools (name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '');
+CREATE TABLE pool_members (
+    pool TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE,
+    computer TEXT NOT NULL,
+    PRIMARY KEY (pool, computer)
+);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL,
+    message TEXT NOT NULL, job_id INTEGER, task_index INTEGER, computer TEXT, actor TEXT
+);
+CREATE INDEX events_job ON events(job_id, id);
+"""
+
+#: The counter column on jobs for each stored task state.
+_COUNTER = {
+    TaskState.QUEUED: "n_queued",
+    TaskState.DISPATCHED: "n_running",
+    TaskState.RUNNING: "n_running",
+    TaskState.FINISHED: "n_finished",
+    TaskState.ERROR: "n_error",
+    TaskState.CANCELLED: "n_cancelled",
+}
+
+#: The longest log tail kept per task, in characters.
+TAIL_CHARS = 4000
+
+_TASK_COLUMNS = (
+    'id, job_id, idx, start, "end", step, state, attempts, failures, lost, computer, engine_id, '
+    "attempt_id, started_at, ended_at, exit_code, peak_rss_kb, cpu_seconds, progress, log_path, "
+    "tail, reason, outputs"
+)
+
+
+def _task_from_row(row: sqlite3.Row) -> Task:
+    return Task(
+        id=row["id"],
+        job_id=row["job_id"],
+        index=row["idx"],
+        block=FrameBlock(row["start"], row["end"], row["step"]),
+        state=TaskState(row["state"]),
+        attempts=row["attempts"],
+        failures=row["failures"],
+        lost=row["lost"],
+        computer=row["computer"],
+        engine_id=row["engine_id"],
+        attempt_id=row["attempt_id"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        exit_code=row["exit_code"],
+        peak_rss_kb=row["peak_rss_kb"],
+        cpu_seconds=row["cpu_seconds"],
+        progress=row["progress"],
+        log_path=row["log_path"],
+        tail=row["tail"],
+        reason=row["reason"],
+        outputs=json.loads(row["outputs"]),
+    )
+
+
+def _spec_from_row(row: sqlite3.Row) -> JobSpec:
+    return JobSpec(
+        renderer=row["renderer"],
+        start=row["start"],
+        end=row["end"],
+        name=row["name"],
+        owner=row["owner"],
+        scene=row["scene"],
+        step=row["step"],
+        block_size=row["block_size"],
+        priority=row["priority"],
+        retries=row["retries"],
+        timeout=row["timeout"],
+        env=json.loads(row["env"]),
+        params=json.loads(row["params"]),
+        requirements=Requirements.from_dict(json.loads(row["requirements"])),
+        after=json.loads(row["after"]),
+        max_parallel=row["max_parallel"],
+        notify=json.loads(row["notify"]),
+    )
+
+
+def _counts_from_row(row: sqlite3.Row) -> Counts:
+    return Counts(
+        total=row["n_total"],
+        queued=row["n_queued"],
+        running=row["n_running"],
+        finished=row["n_finished"],
+        error=row["n_error"],
+        cancelled=row["n_cancelled"],
+    )
+
+
+def _dispatch_from_row(row: sqlite3.Row) -> Dispatch:
+    return Dispatch(
+        task_id=row["id"],
+        job_id=row["job_id"],
+        attempt_id=row["attempt_id"],
+        engine_id=row["engine_id"],
+        computer=row["computer"],
+        started_at=row["started_at"],
+    )
+
+
+class SQLiteStore(Store):
+    """The Store on one SQLite file."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._init_schema()
+
+    # -- connections and transactions -----------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def _init_schema(self) -> None:
+        with self._write() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+            ).fetchone()
+            if not exists:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+                return
+            version = int(conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this DrQueue's "
+                f"{SCHEMA_VERSION}: upgrade DrQueue"
+            )
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def backup(self, path: str) -> None:
+        target = sqlite3.connect(path)
+        try:
+            self._conn().backup(target)
+        finally:
+            target.close()
+
+    def check_integrity(self) -> list[str]:
+        found: list[str] = []
+        conn = self._conn()
+        result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            raise StoreError(f"{self.path} failed SQLite's integrity check: {result}")
+        with self._write() as conn:
+            orphans = conn.execute(
+                "DELETE FROM tasks WHERE job_id NOT IN (SELECT id FROM jobs)"
+            ).rowcount
+            if orphans:
+                found.append(f"removed {orphans} tasks of deleted jobs")
+            bad = conn.execute(
+                "SELECT COUNT(*) FROM tasks WHERE state NOT IN (?, ?, ?, ?, ?, ?)",
+                tuple(str(s) for s in _COUNTER),
+            ).fetchone()[0]
+            if bad:
+                conn.execute(
+                    "UPDATE tasks SET state='queued', attempt_id=NULL, reason='impossible state "
+                    "repaired at start' WHERE state NOT IN (?, ?, ?, ?, ?, ?)",
+                    tuple(str(s) for s in _COUNTER),
+                )
+                found.append(f"requeued {bad} tasks in impossible states")
+            # Recount every job from its tasks: counts are derived data and must agree.
+            drift = conn.execute(
+                """
+                SELECT j.id FROM jobs j LEFT JOIN (
+                    SELECT job_id, COUNT(*) total,
+                        SUM(state='queued') q, SUM(state IN ('dispatched','running')) r,
+                        SUM(state='finished') f, SUM(state='error') e, SUM(state='cancelled') c
+                    FROM tasks GROUP BY job_id) t ON t.job_id = j.id
+                WHERE j.n_total != COALESCE(t.total, 0) OR j.n_queued != COALESCE(t.q, 0)
+                   OR j.n_running != COALESCE(t.r, 0) OR j.n_finished != COALESCE(t.f, 0)
+                   OR j.n_error != COALESCE(t.e, 0) OR j.n_cancelled != COALESCE(t.c, 0)
+                """
+            ).fetchall()
+            for (job_id,) in drift:
+                self._recount(conn, job_id)
+                found.append(f"recounted the tasks of job {job_id}")
+        return found
+
+    def _recount(self, conn: sqlite3.Connection, job_id: int) -> None:
+        conn.execute(
+            """
+            UPDATE jobs SET
+                n_total = (SELECT COUNT(*) FROM tasks WHERE job_id = :id),
+                n_queued = (SELECT COUNT(*) FROM tasks WHERE job_id = :id AND state = 'queued'),
+                n_running = (SELECT COUNT(*) FROM tasks WHERE job_id = :id
+                             AND state IN ('dispatched', 'running')),
+                n_finished = (SELECT COUNT(*) FROM tasks WHERE job_id = :id AND state = 'finished'),
+                n_error = (SELECT COUNT(*) FROM tasks WHERE job_id = :id AND state = 'error'),
+                n_cancelled = (SELECT COUNT(*) FROM tasks WHERE job_id = :id AND state = 'cancelled')
+            WHERE id = :id
+            """,
+            {"id": job_id},
+        )
+
+    # -- the one place a task's state changes -----------------------------------------------
+
+    def _move(
+        self,
+        conn: sqlite3.Connection,
+        task: sqlite3.Row,
+        new: TaskState,
+        **fields: Any,
+    ) -> None:
+        """Move one task to state *new*, setting *fields*, and keep its job's counts in step."""
+        old = TaskState(task["state"])
+        if old != new:
+            if new == TaskState.QUEUED and old in (
+                TaskState.FINISHED,
+                TaskState.ERROR,
+                TaskState.CANCELLED,
+            ):
+                pass  # a user's rerun or requeue: allowed from any ended state
+            else:
+                check_transition(old, new)
+        fields["state"] = str(new)
+        assignments = ", ".join(f'"{name}" = :{name}' for name in fields)
+        conn.execute(f"UPDATE tasks SET {assignments} WHERE id = :task_id", {**fields, "task_id": task["id"]})
+        old_counter, new_counter = _COUNTER[old], _COUNTER[new]
+        if old_counter != new_counter:
+            conn.execute(
+                f"UPDATE jobs SET {old_counter} = {old_counter} - 1, {new_counter} = {new_counter} + 1 "
+                "WHERE id = ?",
+                (task["job_id"],),
+            )
+        if new in (TaskState.FINISHED, TaskState.ERROR, TaskState.CANCELLED):
+            conn.execute(
+                "UPDATE jobs SET finished_at = ? WHERE id = ? AND "
+                "n_finished + n_error + n_cancelled = n_total",
+                (time.time(), task["job_id"]),
+            )
+        elif new == TaskState.QUEUED:
+            conn.execute("UPDATE jobs SET finished_at = NULL WHERE id = ?", (task["job_id"],))
+
+    def _event(self, conn: sqlite3.Connection, kind: str, message: str, **about: Any) -> None:
+        conn.execute(
+            "INSERT INTO events (at, kind, message, job_id, task_index, computer, actor) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                time.time(),
+                kind,
+                message,
+                about.get("job_id"),
+                about.get("task_index"),
+                about.get("computer"),
+                about.get("actor"),
+            ),
+        )
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def create_job(self, spec: JobSpec, blocks: list[FrameBlock], *, actor: str = "") -> int:
+        now = time.time()
+        with self._write() as conn:
+            for dep in spec.after:
+                if not conn.execute("SELECT 1 FROM jobs WHERE id = ?", (dep,)).fetchone():
+                    raise InvalidJob(f"--after names job {dep}, which does not exist")
+            cur = conn.execute(
+                """
+                INSERT INTO jobs (name, owner, renderer, scene, start, "end", step, block_size,
+                    priority, retries, timeout, max_parallel, env, params, requirements, after,
+                    notify, control, submitted_at, n_total, n_queued)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    spec.name,
+                    spec.owner,
+                    spec.renderer,
+                    spec.scene,
+                    spec.start,
+                    spec.end,
+                    spec.step,
+                    spec.block_size,
+                    spec.priority,
+                    spec.retries,
+                    spec.timeout,
+                    spec.max_parallel,
+                    json.dumps(spec.env),
+                    json.dumps(spec.params),
+                    json.dumps(spec.requirements.to_dict()),
+                    json.dumps(spec.after),
+                    json.dumps(spec.notify),
+                    str(JobControl.ACTIVE),
+                    now,
+                    len(blocks),
+                    len(blocks),
+                ),
+            )
+            job_id = cur.lastrowid
+            assert job_id is not None
+            if not spec.name:
+                conn.execute("UPDATE jobs SET name = ? WHERE id = ?", (f"job-{job_id}", job_id))
+            conn.executemany(
+                'INSERT INTO tasks (job_id, idx, start, "end", step, state) VALUES (?, ?, ?, ?, ?, ?)',
+                (
+                    (job_id, index, block.start, block.end, block.step, "queued")
+                    for index, block in enumerate(blocks)
+                ),
+            )
+            self._event(
+                conn,
+                "job.submitted",
+                f"{len(blocks)} tasks, frames {spec.start}-{spec.end} by {spec.step}",
+                job_id=job_id,
+                actor=actor or spec.owner,
+            )
+        return job_id
+
+    def _job_row(self, conn: sqlite3.Connection, job_id: int) -> sqlite3.Row:
+        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no job {job_id}")
+        return row
+
+    def _jobs_from_rows(self, conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[Job]:
+        deps_needed = {dep for row in rows for dep in json.loads(row["after"])}
+        finished: set[int] = set()
+        if deps_needed:
+            marks = ",".join("?" * len(deps_needed))
+            finished = {
+                r[0]
+                for r in conn.execute(
+                    f"SELECT id FROM jobs WHERE id IN ({marks}) AND n_finished = n_total",
+                    tuple(deps_needed),
+                )
+            }
+        blocked: dict[int, list[str]] = {}
+        ids = [row["id"] for row in rows]
+        if ids and len(ids) <= 900:
+            marks = ",".join("?" * len(ids))
+            for job_id, computer in conn.execute(
+                f"SELECT job_id, computer FROM host_failures WHERE blocked AND job_id IN ({marks})",
+                ids,
+            ):
+                blocked.setdefault(job_id, []).append(computer)
+        elif ids:
+            for job_id, computer in conn.execute(
+                "SELECT job_id, computer FROM host_failures WHERE blocked"
+            ):
+                blocked.setdefault(job_id, []).append(computer)
+        jobs = []
+        for row in rows:
+            spec = _spec_from_row(row)
+            jobs.append(
+                Job(
+                    id=row["id"],
+                    spec=spec,
+                    control=JobControl(row["control"]),
+                    counts=_counts_from_row(row),
+                    submitted_at=row["submitted_at"],
+                    finished_at=row["finished_at"],
+                    task_seconds=row["task_seconds"],
+                    timed_tasks=row["timed_tasks"],
+                    waiting_for=[dep for dep in spec.after if dep not in finished],
+                    waiting_reason=row["waiting_reason"],
+                    blocked_hosts=sorted(blocked.get(row["id"], [])),
+                )
+            )
+        return jobs
+
+    def get_job(self, job_id: int) -> Job:
+        conn = self._conn()
+        return self._jobs_from_rows(conn, [self._job_row(conn, job_id)])[0]
+
+    def list_jobs(self, *, owner: str | None = None, limit: int | None = None) -> list[Job]:
+        conn = self._conn()
+        sql = "SELECT * FROM jobs"
+        args: list[Any] = []
+        if owner:
+            sql += " WHERE owner = ?"
+            args.append(owner)
+        sql += " ORDER BY id"
+        if limit:
+            sql += " DESC LIMIT ?"
+            args.append(limit)
+        rows = conn.execute(sql, args).fetchall()
+        if limit:
+            rows.reverse()
+        return self._jobs_from_rows(conn, rows)
+
+    def job_ids(self) -> set[int]:
+        return {row[0] for row in self._conn().execute("SELECT id FROM jobs")}
+
+    def set_job_control(self, job_id: int, control: str, *, actor: str = "") -> None:
+        control = JobControl(control)
+        with self._write() as conn:
+            self._job_row(conn, job_id)
+            conn.execute("UPDATE jobs SET control = ? WHERE id = ?", (str(control), job_id))
+            self._event(conn, f"job.{control}", f"job {control}", job_id=job_id, actor=actor)
+
+    def set_job_priority(self, job_id: int, priority: int, *, actor: str = "") -> None:
+        if not -1_000_000 <= priority <= 1_000_000:
+            raise InvalidJob(f"priority must be between -1000000 and 1000000, not {priority}")
+        with self._write() as conn:
+            self._job_row(conn, job_id)
+            conn.execute("UPDATE jobs SET priority = ? WHERE id = ?", (priority, job_id))
+            self._event(conn, "job.priority", f"priority set to {priority}", job_id=job_id, actor=actor)
+
+    def delete_job(self, job_id: int, *, force: bool = False, actor: str = "") -> list[Dispatch]:
+        with self._write() as conn:
+            row = self._job_row(conn, job_id)
+            if row["n_running"] and not force:
+                raise Conflict(
+                    f"job {job_id} has {row['n_running']} running tasks: stop or kill it first, "
+                    "or delete with --force"
+                )
+            dependants = [
+                r["id"]
+                for r in conn.execute("SELECT id, after FROM jobs WHERE id != ?", (job_id,))
+                if job_id in json.loads(r["after"])
+            ]
+            if dependants and not force:
+                raise Conflict(
+                    f"job {job_id} is a dependency of job {dependants[0]}: delete that first, "
+                    "or delete with --force"
+                )
+            active = [
+                _dispatch_from_row(r)
+                for r in conn.execute(
+                    "SELECT * FROM tasks WHERE job_id = ? AND state IN ('dispatched', 'running')",
+                    (job_id,),
+                )
+            ]
+            conn.execute("DELETE FROM tasks WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM host_failures WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            self._event(conn, "job.deleted", f"job {job_id} deleted", job_id=job_id, actor=actor)
+        return active
+
+    def requeue_tasks(
+        self, job_id: int, *, which: str, index: int | None = None, actor: str = ""
+    ) -> list[Dispatch]:
+        with self._write() as conn:
+            self._job_row(conn, job_id)
+            if which == "all":
+                rows = conn.execute(
+                    "SELECT * FROM tasks WHERE job_id = ? AND state != 'queued'", (job_id,)
+                ).fetchall()
+            elif which == "failed":
+                rows = conn.execute(
+                    "SELECT * FROM tasks WHERE job_id = ? AND state IN ('error', 'cancelled')",
+                    (job_id,),
+                ).fetchall()
+            elif which == "one":
+                rows = conn.execute(
+                    "SELECT * FROM tasks WHERE job_id = ? AND idx = ?", (job_id, index)
+                ).fetchall()
+                if not rows:
+                    raise NotFound(f"job {job_id} has no task {index}")
+            else:
+                raise ValueError(which)
+            was_active = []
+            for row in rows:
+                if TaskState(row["state"]) in ACTIVE_STATES:
+                    was_active.append(_dispatch_from_row(row))
+                if row["state"] != "queued":
+                    self._move(
+                        conn, row, TaskState.QUEUED, attempt_id=None, failures=0, lost=0,
+                        progress=0.0, reason=None, engine_id=None,
+                    )
+            if which in ("all", "failed"):
+                conn.execute("DELETE FROM host_failures WHERE job_id = ?", (job_id,))
+            what = {"all": "rerun", "failed": "requeue-failed", "one": f"requeue task {index}"}[which]
+            self._event(conn, "job.requeue", f"{what}: {len(rows)} tasks", job_id=job_id, actor=actor)
+        return was_active
+
+    def kill_tasks(
+        self, job_id: int, *, index: int | None = None, actor: str = ""
+    ) -> list[Dispatch]:
+        """Take the job's running tasks (or the one *index*) off their engines, back to queued.
+
+        The store changes first, so the runner's late result is a stale duplicate.
+        """
+        with self._write() as conn:
+            self._job_row(conn, job_id)
+            sql = "SELECT * FROM tasks WHERE job_id = ? AND state IN ('dispatched', 'running')"
+            args: tuple[Any, ...] = (job_id,)
+            if index is not None:
+                if not conn.execute(
+                    "SELECT 1 FROM tasks WHERE job_id = ? AND idx = ?", (job_id, index)
+                ).fetchone():
+                    raise NotFound(f"job {job_id} has no task {index}")
+                sql += " AND idx = ?"
+                args = (job_id, index)
+            rows = conn.execute(sql, args).fetchall()
+            for row in rows:
+                self._move(
+                    conn, row, TaskState.QUEUED, attempt_id=None, engine_id=None, progress=0.0,
+                    reason=f"killed by {actor or 'a user'}", ended_at=time.time(),
+                )
+            self._event(conn, "job.kill", f"killed {len(rows)} running tasks", job_id=job_id, actor=actor)
+        return [_dispatch_from_row(row) for row in rows]
+
+    def set_job_waiting_reason(self, reasons: dict[int, str | None]) -> None:
+        if not reasons:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE jobs SET waiting_reason = ? WHERE id = ?",
+                [(reason, job_id) for job_id, reason in reasons.items()],
+            )
+
+    def block_host(self, job_id: int, computer: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO host_failures (job_id, computer, failures, blocked) VALUES (?, ?, 0, 1) "
+                "ON CONFLICT (job_id, computer) DO UPDATE SET blocked = 1",
+                (job_id, computer),
+            )
+
+    def unblock_host(self, job_id: int, computer: str, *, actor: str = "") -> None:
+        with self._write() as conn:
+            self._job_row(conn, job_id)
+            changed = conn.execute(
+                "UPDATE host_failures SET blocked = 0, failures = 0 WHERE job_id = ? AND computer = ? "
+                "AND blocked",
+                (job_id, computer),
+            ).rowcount
+            if not changed:
+                raise NotFound(f"host {computer!r} is not blocked for job {job_id}")
+            self._event(conn, "job.unblock", f"{computer} unblocked", job_id=job_id, actor=actor)
+
+    def blocked_hosts(self) -> dict[int, set[str]]:
+        """Every job's blocked hosts (for the dispatcher)."""
+        result: dict[int, set[str]] = {}
+        for job_id, computer in self._conn().execute(
+            "SELECT job_id, computer FROM host_failures WHERE blocked"
+        ):
+            result.setdefault(job_id, set()).add(computer)
+        return result
+
+    # -- tasks ----------------------------------------------------------------------------------
+
+    def list_tasks(self, job_id: int) -> list[Task]:
+        conn = self._conn()
+        self._job_row(conn, job_id)
+        return [
+            _task_from_row(row)
+            for row in conn.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE job_id = ? ORDER BY idx", (job_id,)
+            )
+        ]
+
+    def get_task(self, job_id: int, index: int) -> Task:
+        conn = self._conn()
+        self._job_row(conn, job_id)
+        row = conn.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE job_id = ? AND idx = ?", (job_id, index)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"job {job_id} has no task {index}")
+        return _task_from_row(row)
+
+    def get_task_by_id(self, task_id: int) -> Task:
+        row = self._conn().execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no task {task_id}")
+        return _task_from_row(row)
+
+    def task_for_frame(self, job_id: int, frame: int) -> Task:
+        conn = self._conn()
+        job = self._job_row(conn, job_id)
+        step = job["step"]
+        if not job["start"] <= frame <= job["end"] or (frame - job["start"]) % step:
+            raise NotFound(f"job {job_id} does not render frame {frame}")
+        index = (frame - job["start"]) // (step * job["block_size"])
+        return self.get_task(job_id, index)
+
+    def runnable_jobs(self) -> list[Job]:
+        conn = self._conn()
+        rows = conn.execute(
+            "SELECT * FROM jobs WHERE n_queued > 0 AND control = 'active'"
+        ).fetchall()
+        return self._jobs_from_rows(conn, rows)
+
+    def next_queued(self, job_id: int, limit: int) -> list[Task]:
+        return [
+            _task_from_row(row)
+            for row in self._conn().execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE job_id = ? AND state = 'queued' "
+                "ORDER BY idx LIMIT ?",
+                (job_id, limit),
+            )
+        ]
+
+    def mark_dispatched(
+        self, task_id: int, attempt_id: str, engine_id: int, computer: str, log_path: str = ""
+    ) -> bool:
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            if row is None or row["state"] != "queued":
+                return False
+            self._move(
+                conn, row, TaskState.DISPATCHED, attempt_id=attempt_id, engine_id=engine_id,
+                computer=computer, attempts=row["attempts"] + 1, started_at=time.time(),
+                ended_at=None, exit_code=None, progress=0.0, reason=None, tail="",
+                log_path=log_path or row["log_path"],
+            )
+        return True
+
+    def mark_running(self, attempt_id: str, progress: float, tail: str) -> None:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT * FROM tasks WHERE attempt_id = ? AND state IN ('dispatched', 'running')",
+                (attempt_id,),
+            ).fetchone()
+            if row is None:
+                return
+            self._move(conn, row, TaskState.RUNNING, progress=progress, tail=tail[-TAIL_CHARS:])
+
+    def record_result(self, attempt_id: str, result: dict[str, Any]) -> str | None:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT * FROM tasks WHERE attempt_id = ? AND state IN ('dispatched', 'running')",
+                (attempt_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            job = self._job_row(conn, row["job_id"])
+            fields = {
+                "exit_code": result.get("exit_code"),
+                "started_at": result.get("started_at") or row["started_at"],
+                "ended_at": result.get("ended_at") or time.time(),
+                "peak_rss_kb": result.get("peak_rss_kb"),
+                "cpu_seconds": result.get("cpu_seconds"),
+                "tail": str(result.get("tail") or "")[-TAIL_CHARS:],
+                "outputs": json.dumps(result.get("outputs") or []),
+                "log_path": result.get("log_path") or row["log_path"],
+            }
+            computer = row["computer"]
+            if result.get("status") == "finished":
+                self._move(conn, row, TaskState.FINISHED, progress=1.0, reason=None, **fields)
+                duration = max(0.0, fields["ended_at"] - fields["started_at"])
+                conn.execute(
+                    "UPDATE jobs SET task_seconds = task_seconds + ?, timed_tasks = timed_tasks + 1 "
+                    "WHERE id = ?",
+                    (duration, row["job_id"]),
+                )
+                return str(TaskState.FINISHED)
+            reason = str(result.get("reason") or f"exit code {result.get('exit_code')}")[:1000]
+            failures = row["failures"] + 1
+            new = TaskState.QUEUED if failures <= job["retries"] else TaskState.ERROR
+            if new == TaskState.ERROR:
+                reason = f"{reason} (failed {failures} times)"
+            self._move(
+                conn, row, new, failures=failures, reason=reason, attempt_id=None, engine_id=None,
+                **fields,
+            )
+            self._event(
+                conn, "task.failed", f"task {row['idx']} failed on {computer}: {reason}",
+                job_id=row["job_id"], task_index=row["idx"], computer=computer,
+            )
+            if computer:
+                conn.execute(
+                    "INSERT INTO host_failures (job_id, computer, failures) VALUES (?, ?, 1) "
+                    "ON CONFLICT (job_id, computer) DO UPDATE SET failures = failures + 1",
+                    (row["job_id"], computer),
+                )
+            return str(new)
+
+    def host_failures(self, job_id: int) -> dict[str, int]:
+        return {
+            computer: failures
+            for computer, failures in self._conn().execute(
+                "SELECT computer, failures FROM host_failures WHERE job_id = ?", (job_id,)
+            )
+        }
+
+    def fail_task(self, task_id: int, reason: str) -> None:
+        """Turn a queued task into an error (nothing can ever run it)."""
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            if row is None or row["state"] != "queued":
+                return
+            self._move(conn, row, TaskState.ERROR, reason=reason, attempt_id=None)
+            self._event(conn, "task.error", f"task {row['idx']}: {reason}", job_id=row["job_id"],
+                        task_index=row["idx"])
+
+    def requeue_attempts(self, attempt_ids: list[str], reason: str, *, lost: bool) -> int:
+        count = 0
+        with self._write() as conn:
+            for attempt_id in attempt_ids:
+                row = conn.execute(
+                    "SELECT t.*, j.retries FROM tasks t JOIN jobs j ON j.id = t.job_id "
+                    "WHERE attempt_id = ? AND state IN ('dispatched', 'running')",
+                    (attempt_id,),
+                ).fetchone()
+                if row is None:
+                    continue
+                count += 1
+                times_lost = row["lost"] + (1 if lost else 0)
+                new = TaskState.QUEUED
+                full_reason = reason
+                if lost and times_lost >= self.max_lost:
+                    new = TaskState.ERROR
+                    full_reason = f"{reason} ({times_lost} times: the task may crash its engine)"
+                self._move(
+                    conn, row, new, attempt_id=None, engine_id=None, lost=times_lost,
+                    reason=full_reason, progress=0.0, ended_at=time.time(),
+                )
+                self._event(
+                    conn, "task.requeued", f"task {row['idx']}: {full_reason}",
+                    job_id=row["job_id"], task_index=row["idx"], computer=row["computer"],
+                )
+        return count
+
+    #: Set by the master from its config: times a task may be lost before it is an error.
+    max_lost = 5
+
+    def requeue_all_active(self, reason: str) -> int:
+        attempts = [d.attempt_id for d in self.active_dispatches()]
+        return self.requeue_attempts(attempts, reason, lost=False)
+
+    def active_dispatches(self) -> list[Dispatch]:
+        return [
+            _dispatch_from_row(row)
+            for row in self._conn().execute(
+                "SELECT * FROM tasks WHERE state IN ('dispatched', 'running')"
+            )
+        ]
+
+    # -- computers and pools ------------------------------------------------------------------
+
+    def upsert_computer(self, info: dict[str, Any]) -> Computer:
+        name = info["name"]
+        now = time.time()
+        declared_pools = [p for p in info.get("pools") or [] if p]
+        stored_info = {k: v for k, v in info.items() if k not in ("name", "pools")}
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO computers (name, info, last_seen, info_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen, "
+                "info_at = excluded.info_at",
+                (name, json.dumps(stored_info), now, now),
+            )
+            for pool in declared_pools:
+                conn.execute("INSERT OR IGNORE INTO pools (name) VALUES (?)", (pool,))
+                conn.execute(
+                    "INSERT OR IGNORE INTO pool_members (pool, computer) VALUES (?, ?)", (pool, name)
+                )
+        return self.get_computer(name)
+
+    def touch_computers(self, names: list[str], at: float) -> None:
+        if not names:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE computers SET last_seen = ? WHERE name = ?", [(at, name) for name in names]
+            )
+
+    def _computers(self, where: str = "", args: tuple[Any, ...] = ()) -> list[Computer]:
+        conn = self._conn()
+        pools: dict[str, list[str]] = {}
+        for pool, computer in conn.execute("SELECT pool, computer FROM pool_members ORDER BY pool"):
+            pools.setdefault(computer, []).append(pool)
+        computers = []
+        for row in conn.execute(f"SELECT * FROM computers {where} ORDER BY name", args):
+            info = json.loads(row["info"])
+            computers.append(
+                Computer(
+                    name=row["name"],
+                    hostname=info.get("hostname", ""),
+                    os=info.get("os", ""),
+                    arch=info.get("arch", ""),
+                    cores=info.get("cores", 0),
+                    ram_mb=info.get("ram_mb", 0),
+                    free_ram_mb=info.get("free_ram_mb", 0),
+                    load=info.get("load", 0.0),
+                    gpus=info.get("gpus", 0),
+                    pools=pools.get(row["name"], []),
+                    renderers=info.get("renderers", []),
+                    enabled=bool(row["enabled"]),
+                    max_tasks=row["max_tasks"],
+                    slots=info.get("slots", 0),
+                    last_seen=row["last_seen"],
+                    info_at=row["info_at"],
+                )
+            )
+        return computers
+
+    def list_computers(self) -> list[Computer]:
+        return self._computers()
+
+    def get_computer(self, name: str) -> Computer:
+        found = self._computers("WHERE name = ?", (name,))
+        if not found:
+            raise NotFound(f"no computer {name!r}: see `drqueue computers`")
+        return found[0]
+
+    def update_computer(self, name: str, *, actor: str = "", **changes: Any) -> None:
+        allowed = {"enabled", "max_tasks"}
+        if set(changes) - allowed:
+            raise ValueError(f"cannot change {sorted(set(changes) - allowed)}")
+        with self._write() as conn:
+            if not conn.execute("SELECT 1 FROM computers WHERE name = ?", (name,)).fetchone():
+                raise NotFound(f"no computer {name!r}: see `drqueue computers`")
+            for key, value in changes.items():
+                conn.execute(f"UPDATE computers SET {key} = ? WHERE name = ?", (value, name))
+            described = ", ".join(f"{k}={v}" for k, v in changes.items())
+            self._event(conn, "computer.changed", described, computer=name, actor=actor)
+
+    def list_pools(self) -> list[dict[str, Any]]:
+        conn = self._conn()
+        members: dict[str, list[str]] = {}
+        for pool, computer in conn.execute("SELECT pool, computer FROM pool_members ORDER BY computer"):
+            members.setdefault(pool, []).append(computer)
+        return [
+            {"name": row["name"], "description": row["description"], "members": members.get(row["name"], [])}
+            for row in conn.execute("SELECT * FROM pools ORDER BY name")
+        ]
+
+    def create_pool(self, name: str, description: str = "", *, actor: str = "") -> None:
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM pools WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"pool {name!r} already exists")
+            conn.execute("INSERT INTO pools (name, description) VALUES (?, ?)", (name, description))
+            self._event(conn, "pool.created", f"pool {name} created", actor=actor)
+
+    def delete_pool(self, name: str, *, actor: str = "") -> None:
+        with self._write() as conn:
+            if not conn.execute("DELETE FROM pools WHERE name = ?", (name,)).rowcount:
+                raise NotFound(f"no pool {name!r}: see `drqueue pools`")
+            conn.execute("DELETE FROM pool_members WHERE pool = ?", (name,))
+            self._event(conn, "pool.deleted", f"pool {name} deleted", actor=actor)
+
+    def set_pool_member(self, pool: str, computer: str, member: bool, *, actor: str = "") -> None:
+        with self._write() as conn:
+            if not conn.execute("SELECT 1 FROM pools WHERE name = ?", (pool,)).fetchone():
+                raise NotFound(f"no pool {pool!r}: see `drqueue pools`")
+            if not conn.execute("SELECT 1 FROM computers WHERE name = ?", (computer,)).fetchone():
+                raise NotFound(f"no computer {computer!r}: see `drqueue computers`")
+            if member:
+                conn.execute(
+                    "INSERT OR IGNORE INTO pool_members (pool, computer) VALUES (?, ?)", (pool, computer)
+                )
+            elif not conn.execute(
+                "DELETE FROM pool_members WHERE pool = ? AND computer = ?", (pool, computer)
+            ).rowcount:
+                raise NotFound(f"{computer} is not in pool {pool!r}")
+            verb = "added to" if member else "removed from"
+            self._event(conn, "pool.member", f"{computer} {verb} {pool}", computer=computer, actor=actor)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def add_event(self, kind: str, message: str, **about: Any) -> None:
+        with self._write() as conn:
+            self._event(conn, kind, message, **about)
+
+    def events(self, *, job_id: int | None = None, since_id: int = 0, limit: int = 200) -> list[Event]:
+        sql = "SELECT * FROM events WHERE id > ?"
+        args: list[Any] = [since_id]
+        if job_id is not None:
+            sql += " AND job_id = ?"
+            args.append(job_id)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        rows = self._conn().execute(sql, args).fetchall()
+        return [
+            Event(
+                id=r["id"], at=r["at"], kind=r["kind"], message=r["message"], job_id=r["job_id"],
+                task_index=r["task_index"], computer=r["computer"], actor=r["actor"],
+            )
+            for r in reversed(rows)
+        ]
+
