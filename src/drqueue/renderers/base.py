@@ -46,9 +46,9 @@ class Param:
                 if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                     raise ValueError(value)
                 converted: Any = lowered in ("1", "true", "yes", "on")
-            elif kind is int and isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            elif kind is int and isinstance(value, bool):
+            elif kind is int and (
+                isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())
+            ):
                 raise ValueError(value)
             else:
                 converted = kind(value)
@@ -76,6 +76,10 @@ class RenderContext:
     padding: int = 4
     #: Renderer-independent job data (job id, name), for templates that want it.
     job: dict[str, Any] = field(default_factory=dict)
+    #: The whole job's frames (start, end, step), when known.  Renderers whose
+    #: animation depends on the full range rather than the block use it: POV-Ray's
+    #: clock and its output-name padding come from the first and last frame.
+    job_frames: FrameBlock | None = None
 
     def padded(self, frame: int) -> str:
         return pad_frame(frame, self.padding)
@@ -110,6 +114,22 @@ def expand_hashes(pattern: str, frame: int, default_padding: int = 4) -> str:
     while end < len(pattern) and pattern[end] == "#":
         end += 1
     return pattern[:start] + pad_frame(frame, end - start) + pattern[end:]
+
+
+def hashes_to_printf(pattern: str) -> str:
+    """The first run of ``#`` in *pattern* as a printf field: ``shot_####.exr`` -> ``shot_%04d.exr``.
+
+    For programs that take printf patterns (FFmpeg, Terragen); any literal ``%``
+    is doubled so it stays literal.
+    """
+    start = pattern.find("#")
+    if start < 0:
+        return pattern.replace("%", "%%")
+    end = start
+    while end < len(pattern) and pattern[end] == "#":
+        end += 1
+    head, tail = pattern[:start].replace("%", "%%"), pattern[end:].replace("%", "%%")
+    return f"{head}%0{end - start}d{tail}"
 
 
 class Renderer:

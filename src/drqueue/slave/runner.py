@@ -243,6 +243,7 @@ def _prepare(spec: dict[str, Any]) -> tuple[Renderer, RenderContext]:
         scene=scene,
         params=params,
         padding=int(spec.get("padding", 4)),
+        job_frames=FrameBlock(spec["start"], spec["end"], spec["step"]),
         job={"id": spec["job_id"], "name": spec["job_name"]},
     )
     return renderer_cls(), ctx
@@ -257,6 +258,12 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         result["reason"] = f"cannot build the command: {exc}"
         return result
     log_path = spec["log_path"]
+    for folder in {os.path.dirname(path) for path in expected if os.path.dirname(path)}:
+        try:
+            os.makedirs(folder, exist_ok=True)  # POV-Ray and ffmpeg do not create them
+        except OSError as exc:
+            result["reason"] = f"cannot create the output folder {folder}: {exc.strerror or exc}"
+            return result
     try:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         log = open(log_path, "ab")

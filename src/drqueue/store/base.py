@@ -95,10 +95,23 @@ class Store(abc.ABC):
         "one" (the task *index*).  Active ones are cancelled first; returns those."""
 
     @abc.abstractmethod
+    def kill_tasks(self, job_id: int, *, index: int | None = None, actor: str = "") -> list[Dispatch]:
+        """Take the job's running tasks (or task *index*) off their engines, back to queued.
+        The store changes first, so the runner's late result is a stale duplicate."""
+
+    @abc.abstractmethod
     def set_job_waiting_reason(self, reasons: dict[int, str | None]) -> None: ...
 
     @abc.abstractmethod
     def block_host(self, job_id: int, computer: str) -> None: ...
+
+    @abc.abstractmethod
+    def blocked_hosts(self) -> dict[int, set[str]]:
+        """Every job's blocked hosts."""
+
+    @abc.abstractmethod
+    def host_failures(self, job_id: int) -> dict[str, int]:
+        """Failures of the job's tasks per computer."""
 
     @abc.abstractmethod
     def unblock_host(self, job_id: int, computer: str, *, actor: str = "") -> None: ...
@@ -134,6 +147,10 @@ class Store(abc.ABC):
     def record_result(self, attempt_id: str, result: dict[str, Any]) -> str | None:
         """Record a runner result in one transaction; return the task's new state, or None
         when no task expects this attempt (a stale duplicate, ignored)."""
+
+    @abc.abstractmethod
+    def fail_task(self, task_id: int, reason: str) -> None:
+        """Turn a queued task into an error: nothing can ever run it."""
 
     @abc.abstractmethod
     def requeue_attempts(self, attempt_ids: list[str], reason: str, *, lost: bool) -> int:

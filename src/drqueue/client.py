@@ -1,0 +1,156 @@
+"""``drqueue.Client``: the Python API to a master, and the CLI's only way to reach it.
+
+    >>> import drqueue
+    >>> farm = drqueue.Client()                     # DRQUEUE_MASTER / DRQUEUE_TOKEN, or the local master
+    >>> job = farm.submit("blender", "/proj/shot.blend", start=1, end=250, block_size=5)
+    >>> farm.job(job["id"])["status"]
+
+Every method returns plain JSON data (dicts and lists) as the HTTP API
+documents it; errors raise the DrQueueError the master named.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from drqueue import errors
+from drqueue.config import Config, load_config
+
+
+class Client:
+    """A connection to one master's HTTP API."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 config: Config | None = None, timeout: float = 30.0):
+        config = config or load_config()
+        self.url = (url or config.master_url).rstrip("/")
+        self.token = token if token is not None else config.api_token()
+        verify: Any = True
+        if self.url.startswith("https://") and config.tls_cert:
+            verify = config.tls_cert
+        self._http = httpx.Client(
+            base_url=f"{self.url}/api/v1",
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=timeout,
+            verify=verify,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise errors.MasterUnreachable(
+                f"cannot reach the master at {self.url} ({type(exc).__name__}): is `drqueue master` "
+                "running, and DRQUEUE_MASTER right?"
+            ) from None
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                detail, name = body.get("detail", response.text), body.get("error", "")
+            except ValueError:
+                detail, name = response.text.strip()[:300], ""
+            if response.status_code == 401:
+                raise errors.AuthError(str(detail))
+            cls = getattr(errors, name, None)
+            if not (isinstance(cls, type) and issubclass(cls, errors.DrQueueError)):
+                cls = {403: errors.Forbidden, 404: errors.NotFound, 409: errors.Conflict}.get(
+                    response.status_code, errors.DrQueueError
+                )
+            raise cls(str(detail))
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def submit(self, renderer: str, scene: str | None = None, *, start: int, end: int,
+               **options: Any) -> dict[str, Any]:
+        """Submit a job; options are the fields of the API's JobIn (step, block_size, ...)."""
+        body = {"renderer": renderer, "scene": scene, "start": start, "end": end, **options}
+        return self._request("POST", "/jobs", json=body)
+
+    def jobs(self, owner: str | None = None) -> list[dict[str, Any]]:
+        return self._request("GET", "/jobs", params={"owner": owner} if owner else None)
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/jobs/{int(job_id)}")
+
+    def job_action(self, job_id: int, action: str) -> dict[str, Any]:
+        """stop, continue, kill, rerun or requeue-failed."""
+        return self._request("POST", f"/jobs/{int(job_id)}/{action}")
+
+    def delete_job(self, job_id: int, force: bool = False) -> dict[str, Any]:
+        return self._request("DELETE", f"/jobs/{int(job_id)}", params={"force": force})
+
+    def set_priority(self, job_id: int, priority: int) -> dict[str, Any]:
+        return self._request("PUT", f"/jobs/{int(job_id)}/priority", json={"priority": priority})
+
+    def unblock(self, job_id: int, host: str) -> dict[str, Any]:
+        return self._request("POST", f"/jobs/{int(job_id)}/unblock", json={"host": host})
+
+    def tasks(self, job_id: int) -> list[dict[str, Any]]:
+        return self._request("GET", f"/jobs/{int(job_id)}/tasks")
+
+    def task_action(self, job_id: int, index: int, action: str) -> dict[str, Any]:
+        """requeue or kill one task."""
+        return self._request("POST", f"/jobs/{int(job_id)}/tasks/{int(index)}/{action}")
+
+    def log(self, job_id: int, frame: int) -> str:
+        return self._request("GET", f"/jobs/{int(job_id)}/log", params={"frame": frame})
+
+    def events(self, job_id: int | None = None) -> list[dict[str, Any]]:
+        return self._request("GET", f"/jobs/{int(job_id)}/events" if job_id is not None else "/events")
+
+    # -- farm ------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return self._request("GET", "/health")
+
+    def farm(self) -> dict[str, Any]:
+        return self._request("GET", "/farm")
+
+    def computers(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/computers")
+
+    def computer(self, name: str) -> dict[str, Any]:
+        return self._request("GET", f"/computers/{name}")
+
+    def computer_action(self, name: str, action: str) -> dict[str, Any]:
+        return self._request("POST", f"/computers/{name}/{action}")
+
+    def computer_limit(self, name: str, max_tasks: int | None) -> dict[str, Any]:
+        return self._request("PUT", f"/computers/{name}/limit", json={"max_tasks": max_tasks})
+
+    def pools(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/pools")
+
+    def create_pool(self, name: str, description: str = "") -> dict[str, Any]:
+        return self._request("POST", "/pools", json={"name": name, "description": description})
+
+    def delete_pool(self, name: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/pools/{name}")
+
+    def pool_member(self, pool: str, computer: str, member: bool) -> dict[str, Any]:
+        if member:
+            return self._request("POST", f"/pools/{pool}/members", json={"computer": computer})
+        return self._request("DELETE", f"/pools/{pool}/members/{computer}")
+
+    def renderers(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/renderers")
+
+    def heartbeat(self, slave: str, engines: list[str]) -> dict[str, Any]:
+        return self._request("POST", f"/slaves/{slave}/heartbeat", json={"engines": engines})
+
+    def engine_connection(self) -> dict[str, Any]:
+        return self._request("GET", "/farm/engine-connection")

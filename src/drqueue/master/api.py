@@ -1,0 +1,491 @@
+"""The master's HTTP API (FastAPI): the only way clients reach the farm.
+
+Every route but ``/api/v1/health`` needs ``Authorization: Bearer <token>``;
+tokens are compared in constant time.  Errors are JSON ``{"detail": "one
+line"}`` with a 4xx status.  The OpenAPI description is served at
+``/openapi.json`` (and browsable at ``/docs``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+import drqueue
+from drqueue.config import Config
+from drqueue.errors import AuthError, DrQueueError, InvalidJob, NotFound, SceneNotFound
+from drqueue.master.dispatcher import Dispatcher
+from drqueue.models import Computer, Job, JobSpec, Requirements, Task, split_frames
+from drqueue.renderers import all_renderers, get_renderer
+from drqueue.slave.runner import host_os
+from drqueue.store.base import Store
+
+#: Frame numbers are bounded so that no arithmetic on them can overflow the store.
+FRAME_LIMIT = 1_000_000_000
+
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f/\\]+$")]
+
+
+class RequirementsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    os: Literal["linux", "windows", "darwin"] | None = None
+    min_ram_gb: float = Field(0, ge=0, le=1_000_000)
+    min_cores: int = Field(0, ge=0, le=100_000)
+    pools: list[Name] = Field(default_factory=list, max_length=100)
+    gpus: int = Field(0, ge=0, le=1024)
+    hosts: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
+    exclude_hosts: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
+
+
+class JobIn(BaseModel):
+    """A job submission."""
+
+    model_config = ConfigDict(extra="forbid")
+    renderer: Annotated[str, Field(min_length=1, max_length=100)]
+    start: int = Field(ge=-FRAME_LIMIT, le=FRAME_LIMIT)
+    end: int = Field(ge=-FRAME_LIMIT, le=FRAME_LIMIT)
+    step: int = Field(1, ge=1, le=FRAME_LIMIT)
+    block_size: int = Field(1, ge=1, le=FRAME_LIMIT)
+    scene: Annotated[str, Field(max_length=4096)] | None = None
+    name: Annotated[str, Field(max_length=200)] = ""
+    owner: Annotated[str, Field(max_length=100)] = ""
+    priority: int = Field(50, ge=-1_000_000, le=1_000_000)
+    retries: int = Field(3, ge=0, le=100)
+    timeout: float | None = Field(None, gt=0, le=30 * 86400)
+    env: dict[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=32768)]] = Field(
+        default_factory=dict
+    )
+    params: dict[Annotated[str, Field(max_length=100)], Any] = Field(default_factory=dict)
+    requirements: RequirementsIn = Field(default_factory=RequirementsIn)
+    after: list[int] = Field(default_factory=list, max_length=1000)
+    max_parallel: int | None = Field(None, ge=1, le=100_000)
+    notify: dict[str, Any] = Field(default_factory=dict)
+    #: Check that the scene file exists on the master's view of the shared storage.
+    check_scene: bool = True
+
+
+class PriorityIn(BaseModel):
+    priority: int = Field(ge=-1_000_000, le=1_000_000)
+
+
+class LimitIn(BaseModel):
+    max_tasks: int | None = Field(None, ge=0, le=10_000)
+
+
+class PoolIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    description: Annotated[str, Field(max_length=1000)] = ""
+
+
+class MemberIn(BaseModel):
+    computer: Name
+
+
+class HostIn(BaseModel):
+    host: Name
+
+
+class HeartbeatIn(BaseModel):
+    engines: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=1024)
+
+
+# -- serialisation ------------------------------------------------------------------------------
+
+
+def job_dict(job: Job, slots: int) -> dict[str, Any]:
+    spec = job.spec
+    return {
+        "id": job.id,
+        "name": spec.name,
+        "owner": spec.owner,
+        "renderer": spec.renderer,
+        "scene": spec.scene,
+        "start": spec.start,
+        "end": spec.end,
+        "step": spec.step,
+        "block_size": spec.block_size,
+        "priority": spec.priority,
+        "retries": spec.retries,
+        "timeout": spec.timeout,
+        "env": spec.env,
+        "params": spec.params,
+        "requirements": spec.requirements.to_dict(),
+        "after": spec.after,
+        "max_parallel": spec.max_parallel,
+        "status": job.status,
+        "control": str(job.control),
+        "counts": {
+            "total": job.counts.total,
+            "queued": job.counts.queued,
+            "running": job.counts.running,
+            "finished": job.counts.finished,
+            "error": job.counts.error,
+            "cancelled": job.counts.cancelled,
+        },
+        "submitted_at": job.submitted_at,
+        "finished_at": job.finished_at,
+        "eta_seconds": job.eta_seconds(slots),
+        "waiting_for": job.waiting_for,
+        "waiting_reason": job.waiting_reason,
+        "blocked_hosts": job.blocked_hosts,
+    }
+
+
+def task_dict(task: Task) -> dict[str, Any]:
+    return {
+        "index": task.index,
+        "id": task.id,
+        "job_id": task.job_id,
+        "start": task.block.start,
+        "end": task.block.end,
+        "step": task.block.step,
+        "frames": len(task.block),
+        "state": str(task.state),
+        "attempts": task.attempts,
+        "failures": task.failures,
+        "lost": task.lost,
+        "computer": task.computer,
+        "engine_id": task.engine_id,
+        "started_at": task.started_at,
+        "ended_at": task.ended_at,
+        "exit_code": task.exit_code,
+        "peak_rss_kb": task.peak_rss_kb,
+        "cpu_seconds": task.cpu_seconds,
+        "progress": task.progress,
+        "log_path": task.log_path,
+        "tail": task.tail,
+        "reason": task.reason,
+        "outputs": task.outputs,
+    }
+
+
+def computer_dict(computer: Computer, online: bool, running: list[tuple[int, int]]) -> dict[str, Any]:
+    return {
+        "name": computer.name,
+        "hostname": computer.hostname,
+        "os": computer.os,
+        "arch": computer.arch,
+        "cores": computer.cores,
+        "ram_mb": computer.ram_mb,
+        "free_ram_mb": computer.free_ram_mb,
+        "load": computer.load,
+        "gpus": computer.gpus,
+        "pools": computer.pools,
+        "renderers": computer.renderers,
+        "enabled": computer.enabled,
+        "max_tasks": computer.max_tasks,
+        "slots": computer.slots,
+        "online": online,
+        "last_seen": computer.last_seen,
+        "info_at": computer.info_at,
+        "running": [{"job_id": job_id, "task_id": task_id} for job_id, task_id in running],
+    }
+
+
+def validate_job(body: JobIn, config: Config) -> JobSpec:
+    """Turn a submission into a valid JobSpec, or raise a DrQueueError with a one-line reason."""
+    renderer = get_renderer(body.renderer)
+    params = renderer.validate_params(body.params)
+    scene = body.scene or None
+    if renderer.needs_scene and not scene:
+        raise InvalidJob(f"renderer {renderer.name!r} needs a scene file")
+    if scene and body.check_scene:
+        local = scene
+        if config.path_map:
+            from drqueue.pathmap import map_path
+
+            local = map_path(scene, config.path_map, host_os())
+        if not os.path.isfile(local):
+            raise SceneNotFound(f"scene file {scene} does not exist (as seen from the master)")
+    req = body.requirements
+    spec = JobSpec(
+        renderer=renderer.name,
+        start=body.start,
+        end=body.end,
+        name=body.name,
+        owner=body.owner,
+        scene=scene,
+        step=body.step,
+        block_size=body.block_size,
+        priority=body.priority,
+        retries=body.retries,
+        timeout=body.timeout,
+        env=dict(body.env),
+        params=params,
+        requirements=Requirements(
+            os=req.os, min_ram_gb=req.min_ram_gb, min_cores=req.min_cores, pools=list(req.pools),
+            gpus=req.gpus, hosts=list(req.hosts), exclude_hosts=list(req.exclude_hosts),
+        ),
+        after=sorted(set(body.after)),
+        max_parallel=body.max_parallel,
+        notify=body.notify,
+    )
+    spec.validate()
+    return spec
+
+
+def authorised(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    """The caller's identity if its bearer token is right (constant-time compare), else 401."""
+    token: str = request.app.state.token
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise AuthError("missing or wrong API token: set DRQUEUE_TOKEN to the master's token")
+    return "admin"
+
+
+Auth = Annotated[str, Depends(authorised)]
+
+
+# -- the application -------------------------------------------------------------------------------
+
+
+def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, token: str) -> FastAPI:
+    """The API application over *store*; *dispatcher* is None for a read-only test app."""
+    app = FastAPI(title="DrQueue", version=drqueue.__version__, description=__doc__)
+    app.state.token = token
+
+    @app.exception_handler(DrQueueError)
+    async def drqueue_error(request: Request, exc: DrQueueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        message = f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid request")
+        return JSONResponse({"detail": message, "error": "InvalidRequest"}, status_code=422)
+
+    def wake() -> None:
+        if dispatcher is not None:
+            dispatcher.wake()
+
+    def kill(dispatches) -> None:
+        if dispatcher is not None:
+            dispatcher.kill(dispatches)
+
+    def slots() -> int:
+        return dispatcher.slots_online() if dispatcher is not None else 0
+
+    v1 = "/api/v1"
+
+    @app.get(f"{v1}/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": drqueue.__version__}
+
+    @app.get(f"{v1}/farm")
+    def farm(_: Auth) -> dict[str, Any]:
+        stats = dispatcher.stats if dispatcher else None
+        return {
+            "instance": dispatcher.instance_id if dispatcher else "",
+            "engines": slots(),
+            "dispatched": stats.dispatched if stats else 0,
+            "finished": stats.finished if stats else 0,
+            "failed": stats.failed if stats else 0,
+            "stale": stats.stale if stats else 0,
+            "lost": stats.lost if stats else 0,
+        }
+
+    # jobs
+
+    @app.post(f"{v1}/jobs", status_code=201)
+    def submit(body: JobIn, _: Auth) -> dict[str, Any]:
+        spec = validate_job(body, config)
+        blocks = split_frames(spec.start, spec.end, spec.step, spec.block_size)
+        job_id = store.create_job(spec, blocks)
+        wake()
+        return {"id": job_id, "tasks": len(blocks)}
+
+    @app.get(f"{v1}/jobs")
+    def jobs(_: Auth, owner: str | None = None, limit: int | None = Query(None, ge=1, le=100_000)) -> list[dict[str, Any]]:
+        n = slots()
+        return [job_dict(job, n) for job in store.list_jobs(owner=owner, limit=limit)]
+
+    @app.get(f"{v1}/jobs/{{job_id}}")
+    def job(job_id: int, _: Auth) -> dict[str, Any]:
+        return job_dict(store.get_job(job_id), slots())
+
+    @app.post(f"{v1}/jobs/{{job_id}}/{{action}}")
+    def job_action(job_id: int, action: Literal["stop", "continue", "kill", "rerun", "requeue-failed"],
+                   actor: Auth) -> dict[str, Any]:
+        if action == "stop":
+            store.set_job_control(job_id, "stopped", actor=actor)
+        elif action == "continue":
+            store.set_job_control(job_id, "active", actor=actor)
+        elif action == "kill":
+            store.set_job_control(job_id, "stopped", actor=actor)
+            kill(store.kill_tasks(job_id, actor=actor))
+        elif action == "rerun":
+            kill(store.requeue_tasks(job_id, which="all", actor=actor))
+            store.set_job_control(job_id, "active", actor=actor)
+        elif action == "requeue-failed":
+            kill(store.requeue_tasks(job_id, which="failed", actor=actor))
+        wake()
+        return job_dict(store.get_job(job_id), slots())
+
+    @app.delete(f"{v1}/jobs/{{job_id}}")
+    def delete(job_id: int, actor: Auth, force: bool = False) -> dict[str, Any]:
+        kill(store.delete_job(job_id, force=force, actor=actor))
+        return {"deleted": job_id}
+
+    @app.put(f"{v1}/jobs/{{job_id}}/priority")
+    def priority(job_id: int, body: PriorityIn, actor: Auth) -> dict[str, Any]:
+        store.set_job_priority(job_id, body.priority, actor=actor)
+        wake()
+        return job_dict(store.get_job(job_id), slots())
+
+    @app.post(f"{v1}/jobs/{{job_id}}/unblock")
+    def unblock(job_id: int, body: HostIn, actor: Auth) -> dict[str, Any]:
+        store.unblock_host(job_id, body.host, actor=actor)
+        wake()
+        return job_dict(store.get_job(job_id), slots())
+
+    @app.get(f"{v1}/jobs/{{job_id}}/tasks")
+    def tasks(job_id: int, _: Auth) -> list[dict[str, Any]]:
+        return [task_dict(task) for task in store.list_tasks(job_id)]
+
+    @app.get(f"{v1}/jobs/{{job_id}}/tasks/{{index}}")
+    def task(job_id: int, index: int, _: Auth) -> dict[str, Any]:
+        return task_dict(store.get_task(job_id, index))
+
+    @app.post(f"{v1}/jobs/{{job_id}}/tasks/{{index}}/{{action}}")
+    def task_action(job_id: int, index: int, action: Literal["requeue", "kill"], actor: Auth) -> dict[str, Any]:
+        if action == "requeue":
+            kill(store.requeue_tasks(job_id, which="one", index=index, actor=actor))
+        else:
+            kill(store.kill_tasks(job_id, index=index, actor=actor))
+        wake()
+        return task_dict(store.get_task(job_id, index))
+
+    @app.get(f"{v1}/jobs/{{job_id}}/log", response_class=PlainTextResponse)
+    def task_log(job_id: int, _: Auth, frame: int = Query(ge=-FRAME_LIMIT, le=FRAME_LIMIT),
+                 tail_bytes: int | None = Query(None, ge=1, le=1 << 30)) -> str:
+        found = store.task_for_frame(job_id, frame)
+        if not found.log_path:
+            raise NotFound(f"frame {frame} of job {job_id} has not run yet (task {found.index} is {found.state})")
+        path = Path(found.log_path)
+        try:
+            with open(path, "rb") as src:
+                if tail_bytes:
+                    src.seek(max(0, path.stat().st_size - tail_bytes))
+                return src.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            raise NotFound(f"the log {path} of task {found.index} is gone") from None
+
+    @app.get(f"{v1}/jobs/{{job_id}}/events")
+    def job_events(job_id: int, _: Auth, since: int = 0) -> list[dict[str, Any]]:
+        store.get_job(job_id)
+        return [vars_of(e) for e in store.events(job_id=job_id, since_id=since)]
+
+    @app.get(f"{v1}/events")
+    def events(_: Auth, since: int = 0, limit: int = Query(200, ge=1, le=10_000)) -> list[dict[str, Any]]:
+        return [vars_of(e) for e in store.events(since_id=since, limit=limit)]
+
+    # computers and pools
+
+    def online_names() -> set[str]:
+        if dispatcher is None:
+            return set()
+        return {e.slot.computer for e in list(dispatcher.engines.values()) if e.slot}
+
+    def computer_out(computer: Computer) -> dict[str, Any]:
+        running = dispatcher.running_by_computer() if dispatcher else {}
+        return computer_dict(computer, computer.name in online_names(), running.get(computer.name, []))
+
+    @app.get(f"{v1}/computers")
+    def computers(_: Auth) -> list[dict[str, Any]]:
+        return [computer_out(c) for c in store.list_computers()]
+
+    @app.get(f"{v1}/computers/{{name}}")
+    def computer(name: str, _: Auth) -> dict[str, Any]:
+        return computer_out(store.get_computer(name))
+
+    @app.post(f"{v1}/computers/{{name}}/{{action}}")
+    def computer_action(name: str, action: Literal["enable", "disable"], actor: Auth) -> dict[str, Any]:
+        store.update_computer(name, enabled=action == "enable", actor=actor)
+        wake()
+        return computer_out(store.get_computer(name))
+
+    @app.put(f"{v1}/computers/{{name}}/limit")
+    def computer_limit(name: str, body: LimitIn, actor: Auth) -> dict[str, Any]:
+        store.update_computer(name, max_tasks=body.max_tasks, actor=actor)
+        wake()
+        return computer_out(store.get_computer(name))
+
+    @app.get(f"{v1}/pools")
+    def pools(_: Auth) -> list[dict[str, Any]]:
+        return store.list_pools()
+
+    @app.post(f"{v1}/pools", status_code=201)
+    def create_pool(body: PoolIn, actor: Auth) -> dict[str, Any]:
+        store.create_pool(body.name, body.description, actor=actor)
+        return {"name": body.name}
+
+    @app.delete(f"{v1}/pools/{{name}}")
+    def delete_pool(name: str, actor: Auth) -> dict[str, Any]:
+        store.delete_pool(name, actor=actor)
+        return {"deleted": name}
+
+    @app.post(f"{v1}/pools/{{name}}/members")
+    def add_member(name: str, body: MemberIn, actor: Auth) -> dict[str, Any]:
+        store.set_pool_member(name, body.computer, True, actor=actor)
+        wake()
+        return {"pool": name, "computer": body.computer}
+
+    @app.delete(f"{v1}/pools/{{name}}/members/{{computer}}")
+    def remove_member(name: str, computer: str, actor: Auth) -> dict[str, Any]:
+        store.set_pool_member(name, computer, False, actor=actor)
+        return {"pool": name, "computer": computer, "removed": True}
+
+    # renderers and slaves
+
+    @app.get(f"{v1}/renderers")
+    def renderers(_: Auth) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": cls.name,
+                "description": cls.description,
+                "executable": cls.executable,
+                "needs_scene": cls.needs_scene,
+                "params": [
+                    {"name": p.name, "type": p.type, "default": p.default, "help": p.help,
+                     "required": p.required, "choices": list(p.choices)}
+                    for p in cls.params
+                ],
+            }
+            for cls in all_renderers().values()
+        ]
+
+    @app.post(f"{v1}/slaves/{{name}}/heartbeat")
+    def heartbeat(name: str, body: HeartbeatIn, _: Auth) -> dict[str, Any]:
+        registered = dispatcher.engine_uuids() if dispatcher else frozenset()
+        return {
+            "instance": dispatcher.instance_id if dispatcher else "",
+            "registered": [engine for engine in body.engines if engine in registered],
+        }
+
+    @app.get(f"{v1}/farm/engine-connection")
+    def engine_connection(_: Auth) -> dict[str, Any]:
+        """The engine connection file, for `drqueue slave --master URL` on another machine."""
+        try:
+            return json.loads(config.engine_file.read_text())
+        except FileNotFoundError:
+            raise NotFound("the controller has not written its engine connection file yet") from None
+
+    return app
+
+
+def vars_of(event) -> dict[str, Any]:
+    return {
+        "id": event.id, "at": event.at, "kind": event.kind, "message": event.message,
+        "job_id": event.job_id, "task_index": event.task_index, "computer": event.computer,
+        "actor": event.actor,
+    }

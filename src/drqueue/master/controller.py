@@ -1,0 +1,176 @@
+"""The ipyparallel controller's life: started, watched and stopped by the master.
+
+The controller runs as a child process (``python -m ipyparallel.controller``)
+on fixed ports with ``--nodb`` and ``--reuse``: its connection files keep the
+same ports and key across restarts, so slaves need them only once.  It dies
+with the master (PR_SET_PDEATHSIG on Linux), and a controller left behind by a
+master that was killed is stopped before a new one starts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from drqueue.config import Config
+from drqueue.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this child when the master dies, however it dies."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def stop_process_tree(pid: int, timeout: float = 5.0) -> None:
+    """SIGTERM a process and its children, SIGKILL what is left after *timeout*."""
+    try:
+        parent = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    procs = [parent, *parent.children(recursive=True)]
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=2)
+
+
+class Controller:
+    """One ipcontroller child process."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.proc: subprocess.Popen | None = None
+        self.pid_file = config.tmp_dir / "controller.pid"
+        self.log_file = config.logs_dir / "controller.log"
+
+    def argv(self) -> list[str]:
+        cfg = self.config
+        ports = cfg.port_list()
+        argv = [
+            sys.executable, "-m", "ipyparallel.controller",
+            f"--profile-dir={cfg.profile_dir}",
+            f"--ip={cfg.controller_ip}",
+            "--nodb",
+            "--reuse",
+            "--hwm=1",
+            f"--ports={ports[0]}-{ports[-1]}",
+            f"--HeartMonitor.period={cfg.heartbeat_ms}",
+            f"--HeartMonitor.max_heartmonitor_misses={cfg.heartbeat_misses}",
+            "--log-level=WARN",
+        ]
+        if cfg.curve:
+            argv.append("--IPController.enable_curve=True")
+        return argv
+
+    def stop_stale(self) -> None:
+        """Stop any controller process (or its forked schedulers) an earlier master left
+        running on this profile: they would hold our ports and swallow the engines' traffic."""
+        marker = f"--profile-dir={self.config.profile_dir}"
+        stale = []
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = proc.info.get("cmdline") or []
+            if "ipyparallel.controller" in cmdline and marker in cmdline and proc.pid != os.getpid():
+                stale.append(proc)
+        for proc in stale:
+            log.warning("stopping controller process %d left by an earlier master", proc.pid)
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(stale, timeout=5)
+        self.pid_file.unlink(missing_ok=True)
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.config.ensure_dirs()
+        self.stop_stale()
+        before = self._mtime(self.config.client_file)
+        out = open(self.log_file, "ab")
+        self.proc = subprocess.Popen(
+            self.argv(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            start_new_session=True,
+        )
+        out.close()
+        self.pid_file.write_text(str(self.proc.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log_file.read_text(errors="replace").splitlines()[-5:]
+                raise ConfigError(
+                    f"the ipyparallel controller exited with {self.proc.returncode}: "
+                    f"{' | '.join(tail)} (see {self.log_file})"
+                )
+            now = self._mtime(self.config.client_file)
+            if now and now != before and self._valid(self.config.client_file):
+                break
+            if now and before and self._valid(self.config.client_file) and self._listening():
+                break
+            time.sleep(0.1)
+        else:
+            self.stop()
+            raise ConfigError(f"the ipyparallel controller did not start within {timeout:.0f} s")
+        for path in (self.config.client_file, self.config.engine_file):
+            if path.exists():
+                os.chmod(path, 0o600)
+
+    def _listening(self) -> bool:
+        """Whether the controller listens on its registration port yet."""
+        try:
+            info = json.loads(self.config.client_file.read_text())
+            port = int(info["registration"])
+        except (OSError, ValueError, KeyError):
+            return False
+        try:
+            conns = psutil.Process(self.proc.pid).net_connections(kind="tcp")
+        except (psutil.Error, AttributeError):
+            return False
+        return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in conns)
+
+    @staticmethod
+    def _mtime(path: Path) -> float:
+        try:
+            return path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    @staticmethod
+    def _valid(path: Path) -> bool:
+        try:
+            json.loads(path.read_text())
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process_tree(self.proc.pid)
+            self.proc.wait(timeout=5)
+            self.proc = None
+        self.stop_stale()  # forked schedulers that outlived their parent
+        self.pid_file.unlink(missing_ok=True)

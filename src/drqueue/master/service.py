@@ -1,0 +1,64 @@
+"""``drqueue master``: the controller, the store, the dispatcher and the API in one process.
+
+Start-up order matters: the store is checked and every task the previous
+master left dispatched or running is requeued *before* the dispatcher can send
+anything, so a restart never counts a lost task as done.  SIGINT or SIGTERM
+stops everything this process started, the controller included.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import uvicorn
+
+from drqueue.config import Config
+from drqueue.errors import DrQueueError
+from drqueue.master.api import create_app
+from drqueue.master.controller import Controller
+from drqueue.master.dispatcher import Dispatcher
+from drqueue.store import open_store
+
+log = logging.getLogger("drqueue.master")
+
+
+def run_master(config: Config) -> None:
+    """Run a master until SIGINT or SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config.ensure_dirs()
+    token = config.ensure_token()
+    store = open_store(config.store_url)
+    store.max_lost = config.max_lost
+    for finding in store.check_integrity():
+        log.warning("store: %s", finding)
+    requeued = store.requeue_all_active("master restarted before the task's result came back")
+    if requeued:
+        log.warning("requeued %d tasks that were running when the last master stopped", requeued)
+        store.add_event("master.restart", f"requeued {requeued} tasks left running")
+    controller = Controller(config)
+    controller.start()
+    dispatcher = Dispatcher(store, config)
+    try:
+        dispatcher.start()
+        dispatcher.ready.wait(90)
+        if dispatcher.error is not None:
+            raise DrQueueError(f"cannot connect to the controller: {dispatcher.error}")
+        app = create_app(store, dispatcher, config, token)
+        (config.tmp_dir / "master.pid").write_text(str(os.getpid()))
+        ssl = {}
+        if config.tls_cert:
+            ssl = {"ssl_certfile": config.tls_cert, "ssl_keyfile": config.tls_key or None}
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=config.api_host, port=config.api_port, log_level="warning",
+                           access_log=False, **ssl)
+        )
+        log.info("master API on %s, store %s", config.master_url, config.store_url)
+        server.run()
+        if not server.started:
+            raise DrQueueError(f"cannot serve the API on {config.api_host}:{config.api_port} (port in use?)")
+    finally:
+        dispatcher.stop()
+        controller.stop()
+        store.close()
+        (config.tmp_dir / "master.pid").unlink(missing_ok=True)

@@ -1,0 +1,188 @@
+"""``drqueue slave``: starts a slave's engines and keeps them registered.
+
+Each slot is one ``ipengine`` process started with the master's engine
+connection file and an environment that names the slave, the slot, its pools
+and (for a GPU slot) its device.  The launcher restarts an engine that exits,
+and one that runs but the master no longer counts as registered: an engine
+that froze and came back is never given work again by ipyparallel ("ignoring
+new heart"), and engines of a restarted controller must register anew.  It
+learns which of its engines are registered from the master's API
+(``/slaves/NAME/heartbeat``), which also carries the master's instance id: a
+new id means a new controller, and every engine is restarted at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from drqueue.config import Config, write_private
+from drqueue.errors import ConfigError, DrQueueError
+from drqueue.master.controller import _die_with_parent, stop_process_tree
+
+log = logging.getLogger("drqueue.slave")
+
+#: Seconds between heartbeats to the master.
+HEARTBEAT_SECONDS = 1.0
+
+
+@dataclass
+class EngineProcess:
+    slot: int
+    gpu_device: str | None
+    proc: subprocess.Popen | None = None
+    uuid: str = ""
+    started: float = 0.0
+    restarts: int = 0
+
+
+def detect_gpus() -> int:
+    """How many NVIDIA GPUs nvidia-smi lists; 0 without one."""
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+class Slave:
+    """One slave: N CPU slots and G GPU slots, each an ipengine process."""
+
+    def __init__(self, config: Config, name: str | None = None, slots: int = 1,
+                 pools: list[str] | None = None, gpus: int = 0):
+        if slots < 0 or gpus < 0 or slots + gpus < 1:
+            raise ConfigError("a slave needs at least one slot (--slots N or --gpus N)")
+        self.config = config
+        self.name = name or socket.gethostname()
+        if not self.name or "/" in self.name or len(self.name) > 200:
+            raise ConfigError(f"slave name {self.name!r} is not valid")
+        self.pools = [p for p in (pools or []) if p]
+        self.gpus = gpus
+        self.engines = [EngineProcess(slot, None) for slot in range(slots)]
+        self.engines += [EngineProcess(slots + i, str(i)) for i in range(gpus)]
+        self.instance: str | None = None
+        self._stop = threading.Event()
+        self.client = None
+
+    # -- engine files -----------------------------------------------------------------------
+
+    def engine_file(self) -> Path:
+        """The engine connection file: the local master's, or fetched from the master's API."""
+        path = self.config.engine_file
+        if path.exists():
+            return path
+        if self.config.master:
+            data = self._client().engine_connection()
+            self.config.ensure_dirs()
+            write_private(path, json.dumps(data, indent=1))
+            return path
+        raise ConfigError(
+            f"no engine connection file at {path}: start the master first, or give --master URL "
+            "and DRQUEUE_TOKEN"
+        )
+
+    def _client(self):
+        if self.client is None:
+            from drqueue.client import Client
+
+            self.client = Client(config=self.config, timeout=5)
+        return self.client
+
+    # -- engines -----------------------------------------------------------------------------------
+
+    def _start(self, engine: EngineProcess) -> None:
+        engine.uuid = uuid.uuid4().hex
+        env = dict(os.environ)
+        env.update(
+            {
+                "DRQUEUE_SLAVE_NAME": self.name,
+                "DRQUEUE_SLOT": str(engine.slot),
+                "DRQUEUE_SLOTS": str(len(self.engines)),
+                "DRQUEUE_POOL": ",".join(self.pools),
+                "DRQUEUE_GPUS": str(self.gpus),
+                "DRQUEUE_ENGINE_UUID": engine.uuid,
+            }
+        )
+        env.pop("DRQUEUE_GPU_DEVICE", None)
+        if engine.gpu_device is not None:
+            env["DRQUEUE_GPU_DEVICE"] = engine.gpu_device
+        argv = [
+            sys.executable, "-m", "ipyparallel.engine",
+            f"--file={self.engine_file()}",
+            f"--profile-dir={self.config.profile_dir}",
+            "--log-level=WARN",
+        ]
+        self.config.logs_dir.mkdir(parents=True, exist_ok=True)
+        out = open(self.config.logs_dir / f"slave-{self.name}-{engine.slot}.log", "ab")
+        engine.proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        out.close()
+        engine.started = time.monotonic()
+
+    def _restart(self, engine: EngineProcess, why: str) -> None:
+        log.warning("slave %s: restarting engine of slot %d (%s)", self.name, engine.slot, why)
+        if engine.proc is not None:
+            stop_process_tree(engine.proc.pid, timeout=3)
+            engine.proc.wait(timeout=5)
+        engine.restarts += 1
+        self._start(engine)
+
+    def _check(self) -> None:
+        for engine in self.engines:
+            if engine.proc is None:
+                self._start(engine)
+            elif engine.proc.poll() is not None:
+                # Back off a little so a broken engine does not spin.
+                if time.monotonic() - engine.started > min(30, 1 + engine.restarts):
+                    self._restart(engine, f"it exited with {engine.proc.returncode}")
+        try:
+            answer = self._client().heartbeat(self.name, [e.uuid for e in self.engines])
+        except DrQueueError as exc:
+            log.debug("heartbeat failed: %s", exc)
+            return
+        registered = set(answer.get("registered", []))
+        instance = answer.get("instance") or None
+        new_master = self.instance is not None and instance is not None and instance != self.instance
+        self.instance = instance or self.instance
+        for engine in self.engines:
+            if engine.uuid in registered or engine.proc is None or engine.proc.poll() is not None:
+                continue
+            if new_master and time.monotonic() - engine.started > 2:
+                self._restart(engine, "the master restarted")
+            elif time.monotonic() - engine.started > self.config.engine_register_timeout:
+                self._restart(engine, "it runs but the master does not count it as registered")
+
+    # -- life -----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.engine_file()  # fail early and clearly
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self._stop.set())
+        log.info("slave %s: %d slots, pools %s", self.name, len(self.engines), self.pools or "none")
+        try:
+            while not self._stop.is_set():
+                self._check()
+                self._stop.wait(HEARTBEAT_SECONDS)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        for engine in self.engines:
+            if engine.proc is not None and engine.proc.poll() is None:
+                stop_process_tree(engine.proc.pid, timeout=3)
+            engine.proc = None
+        if self.client is not None:
+            self.client.close()
