@@ -32,7 +32,7 @@ class Client:
             verify = config.tls_cert
         self._http = httpx.Client(
             base_url=f"{self.url}/api/v1",
-            headers={"Authorization": f"Bearer {self.token}"},
+            headers={"Authorization": f"Bearer {self.token}"} if self.token else {},
             timeout=timeout,
             verify=verify,
         )

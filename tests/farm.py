@@ -1,0 +1,206 @@
+"""A real farm for tests: `drqueue master` and `drqueue slave` processes on 127.0.0.1.
+
+Nothing here is mocked: the master runs the ipyparallel controller, the slaves
+run real ipengines, and tests talk to the master through drqueue.Client.
+Each farm gets its own DRQUEUE_ROOT and its own free ports.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from drqueue.client import Client
+from drqueue.config import load_config
+from drqueue.errors import MasterUnreachable
+from drqueue.master.controller import stop_process_tree
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(size: int = 21) -> int:
+    """The first port of *size* consecutive free ports."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - size)
+        if all(_free(port) for port in range(base, base + size)):
+            return base
+    raise RuntimeError("no free port block")
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60, interval: float = 0.1, what: str = "") -> Any:
+    """Poll *condition* until it returns something truthy; fail the test after *timeout*."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+class Farm:
+    """A master and any number of slaves, started as processes."""
+
+    def __init__(self, root: Path, **settings: Any):
+        self.root = root
+        base = free_port_block()
+        self.env = dict(os.environ)
+        self.env.update(
+            {
+                "DRQUEUE_ROOT": str(root),
+                "DRQUEUE_API_PORT": str(base),
+                "DRQUEUE_CONTROLLER_PORTS": f"{base + 1}-{base + 20}",
+                "DRQUEUE_HEARTBEAT_MS": "1000",
+                "DRQUEUE_HEARTBEAT_MISSES": "5",
+                "DRQUEUE_ENGINE_REGISTER_TIMEOUT": "20",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        self.env.pop("DRQUEUE_TOKEN", None)
+        self.env.pop("DRQUEUE_MASTER", None)
+        for key, value in settings.items():
+            self.env[f"DRQUEUE_{key.upper()}"] = str(value)
+        self.master_proc: subprocess.Popen | None = None
+        self.slaves: dict[str, subprocess.Popen] = {}
+        self._client: Client | None = None
+
+    @property
+    def config(self):
+        saved = {k: os.environ.get(k) for k in self.env if k.startswith("DRQUEUE_")}
+        os.environ.update({k: v for k, v in self.env.items() if k.startswith("DRQUEUE_")})
+        try:
+            return load_config()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def _spawn(self, args: list[str], log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        self.root.mkdir(parents=True, exist_ok=True)
+        out = open(self.root / log_name, "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "drqueue.cli.main", *args], stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=env or self.env,
+        )
+        out.close()
+        return proc
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            config = self.config
+            self._client = Client(config=config, token=config.api_token())
+        return self._client
+
+    def cli(self, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run `drqueue ARGS` against this farm, as a user would."""
+        result = subprocess.run(
+            [sys.executable, "-m", "drqueue.cli.main", *args], capture_output=True, text=True,
+            env=self.env, timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"drqueue {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def start_master(self) -> None:
+        self.master_proc = self._spawn(["master"], "master.out")
+        self._client = None
+
+        def up() -> bool:
+            if self.master_proc.poll() is not None:
+                raise AssertionError(f"master exited: {(self.root / 'master.out').read_text()[-2000:]}")
+            if not self.client.token:
+                self._client = None  # the master writes its token file as it starts
+            try:
+                self.client.farm()
+                return True
+            except MasterUnreachable:
+                return False
+
+        wait_for(up, 90, what="the master's API")
+
+    def kill_master(self) -> None:
+        """SIGKILL the master; its controller dies with it (PR_SET_PDEATHSIG)."""
+        assert self.master_proc is not None
+        self.master_proc.send_signal(signal.SIGKILL)
+        self.master_proc.wait(10)
+        wait_for(lambda: not self.controller_pids(), 20, what="the controller to die with the master")
+
+    def controller_pids(self) -> list[int]:
+        marker = f"--profile-dir={self.root / 'ipython'}"
+        return [
+            p.pid for p in psutil.process_iter(["cmdline"])
+            if "ipyparallel.controller" in (p.info.get("cmdline") or []) and marker in p.info["cmdline"]
+        ]
+
+    def add_slave(self, name: str, slots: int = 1, pools: list[str] | None = None, gpus: int = 0,
+                  env: dict[str, str] | None = None) -> subprocess.Popen:
+        args = ["slave", "--name", name, "--slots", str(slots), "--gpus", str(gpus)]
+        for pool in pools or []:
+            args += ["--pool", pool]
+        proc = self._spawn(args, f"slave-{name}.out", env={**self.env, **(env or {})})
+        self.slaves[name] = proc
+        return proc
+
+    def stop_slave(self, name: str) -> None:
+        proc = self.slaves.pop(name)
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            stop_process_tree(proc.pid)
+
+    def wait_engines(self, count: int, timeout: float = 90) -> None:
+        wait_for(lambda: self.client.farm()["engines"] >= count, timeout, 0.2, f"{count} engines")
+
+    def engine_pids(self, slave: str) -> list[int]:
+        """PIDs of the ipengine processes (not nannies) of one slave."""
+        pids = []
+        for proc in psutil.process_iter(["cmdline", "environ"]):
+            cmdline = proc.info.get("cmdline") or []
+            if "ipyparallel.engine" in cmdline:
+                try:
+                    if proc.environ().get("DRQUEUE_SLAVE_NAME") == slave and \
+                            proc.environ().get("DRQUEUE_ROOT") == str(self.root):
+                        pids.append(proc.pid)
+                except psutil.Error:
+                    pass
+        return pids
+
+    def wait_job(self, job_id: int, timeout: float = 120, states=("finished", "error", "cancelled")) -> dict:
+        return wait_for(
+            lambda: (job := self.client.job(job_id))["status"] in states and job, timeout, 0.2,
+            f"job {job_id} to end",
+        )
+
+    def stop(self) -> None:
+        for name in list(self.slaves):
+            self.stop_slave(name)
+        if self.master_proc is not None and self.master_proc.poll() is None:
+            self.master_proc.terminate()
+            try:
+                self.master_proc.wait(20)
+            except subprocess.TimeoutExpired:
+                stop_process_tree(self.master_proc.pid)
+        if self._client is not None:
+            self._client.close()
