@@ -1,0 +1,48 @@
+# The two commands: `make demo` (a local farm rendering a sample job) and `make test`.
+# Both set everything up on a fresh machine: a virtualenv in .venv, and for the
+# tests Debian's blender, povray and ffmpeg (the end-to-end renders need them).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+RENDERERS := blender povray ffmpeg
+
+.PHONY: demo test test-slow bench lint renderers venv clean
+
+$(BIN)/drqueue: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/drqueue
+
+## A local farm (master + 2 slaves) renders a sample job with a progress bar; Ctrl-C stops it.
+demo: venv
+	$(BIN)/drqueue up --slaves 2
+
+## Installs the renderers the end-to-end tests use (Debian/Ubuntu), if missing.
+renderers:
+	@missing=""; for p in $(RENDERERS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(RENDERERS) >/dev/null; \
+	fi
+
+## Sets up and runs the whole test suite (real controller, engines and renderers).
+test: venv renderers
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-slow: venv renderers
+	$(BIN)/python -m pytest -m slow -q
+
+bench: venv
+	$(BIN)/python bench/run_all.py
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info
