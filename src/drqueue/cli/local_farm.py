@@ -50,7 +50,7 @@ def wait_for_master(client: Client, proc: subprocess.Popen, timeout: float = 90)
 def run_local_farm(config: Config, slaves: int, frames: int, exit_when_done: bool, demo: bool = True) -> int:
     from drqueue.cli.main import wait_for_job
 
-    config.ensure_dirs()
+    config.ensure_token()  # written before the master starts, so our client has it
     try:
         Client(config=config, timeout=2).health()
         raise DrQueueError(f"a master already answers at {config.master_url}: stop it, or set DRQUEUE_API_PORT")
@@ -89,7 +89,7 @@ def run_local_farm(config: Config, slaves: int, frames: int, exit_when_done: boo
             answer = client.submit(
                 "fractal", None, start=1, end=frames, block_size=2, name="sample: animated Julia set",
                 owner=os.environ.get("USER", "demo"),
-                params={"output": str(output), "width": 320, "height": 240, "iterations": 120},
+                params={"output": str(output), "width": 480, "height": 360, "iterations": 250},
             )
             console.print(f"submitted job {answer['id']}: {frames} frames in {answer['tasks']} tasks")
             status = wait_for_job(client, answer["id"], console)
