@@ -82,7 +82,7 @@ def _frame_from_saved(path: str) -> int | None:
 def _palette(i: int, iterations: int) -> tuple[int, int, int]:
     if i >= iterations:
         return (0, 0, 0)
-    t = i / iterations
+    t = (i / iterations) ** 0.4  # lift the dim outer bands
     return (int(9 * (1 - t) * t**3 * 255), int(15 * (1 - t) ** 2 * t**2 * 255), int(8.5 * (1 - t) ** 3 * t * 255))
 
 
