@@ -578,6 +578,21 @@ def renderers(as_json: bool) -> None:
 
 
 @cli.group()
+def token() -> None:
+    """Make API tokens (run on the master's machine)."""
+
+
+@token.command("create")
+@click.option("--role", type=click.Choice(["artist", "admin"]), default="artist", show_default=True)
+@click.option("--owner", required=True, help="whose token: artists control only this owner's jobs")
+def token_create(role: str, owner: str) -> None:
+    """Print a new token; only its hash is kept, so copy it now."""
+    from drqueue.master.tokens import create_token
+
+    click.echo(create_token(load_config(), role, owner))
+
+
+@cli.group()
 def store() -> None:
     """Maintain the master's store (run on the master's machine)."""
 

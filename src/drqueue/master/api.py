@@ -8,7 +8,6 @@ line"}`` with a 4xx status.  The OpenAPI description is served at
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 from pathlib import Path
@@ -21,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import drqueue
 from drqueue.config import Config
-from drqueue.errors import AuthError, DrQueueError, InvalidJob, NotFound, SceneNotFound
+from drqueue.errors import AuthError, DrQueueError, Forbidden, InvalidJob, NotFound, SceneNotFound
 from drqueue.master.dispatcher import Dispatcher
+from drqueue.master.tokens import Identity, TokenBook
 from drqueue.models import Computer, Job, JobSpec, Requirements, Task, split_frames
 from drqueue.renderers import all_renderers, get_renderer
 from drqueue.slave.runner import host_os
@@ -233,16 +233,24 @@ def validate_job(body: JobIn, config: Config) -> JobSpec:
     return spec
 
 
-def authorised(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    """The caller's identity if its bearer token is right (constant-time compare), else 401."""
-    token: str = request.app.state.token
+def authorised(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
+    """The caller's identity if its bearer token is known (constant-time compare), else 401."""
     scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
-        raise AuthError("missing or wrong API token: set DRQUEUE_TOKEN to the master's token")
-    return "admin"
+    identity = request.app.state.tokens.identify(given.strip()) if scheme.lower() == "bearer" else None
+    if identity is None:
+        raise AuthError("missing or wrong API token: set DRQUEUE_TOKEN to a token of this master")
+    return identity
 
 
-Auth = Annotated[str, Depends(authorised)]
+def admin_only(identity: Annotated[Identity, Depends(authorised)]) -> Identity:
+    """Admin tokens only: computers, pools and the farm's secrets."""
+    if not identity.admin:
+        raise Forbidden(f"{identity.name}'s {identity.role} token may not do this: it needs an admin token")
+    return identity
+
+
+Auth = Annotated[Identity, Depends(authorised)]
+Admin = Annotated[Identity, Depends(admin_only)]
 
 
 # -- the application -------------------------------------------------------------------------------
@@ -251,7 +259,7 @@ Auth = Annotated[str, Depends(authorised)]
 def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, token: str) -> FastAPI:
     """The API application over *store*; *dispatcher* is None for a read-only test app."""
     app = FastAPI(title="DrQueue", version=drqueue.__version__, description=__doc__)
-    app.state.token = token
+    app.state.tokens = TokenBook(config, token)
 
     @app.exception_handler(DrQueueError)
     async def drqueue_error(request: Request, exc: DrQueueError) -> JSONResponse:
@@ -275,6 +283,12 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
     def slots() -> int:
         return dispatcher.slots_online() if dispatcher is not None else 0
 
+    def own(who: Identity, job_id: int) -> None:
+        """Artists control only their own jobs; admins control all."""
+        owner = store.get_job(job_id).spec.owner
+        if not who.admin and owner != who.name:
+            raise Forbidden(f"job {job_id} belongs to {owner!r}: {who.name}'s artist token may not change it")
+
     v1 = "/api/v1"
 
     @app.get(f"{v1}/health")
@@ -297,8 +311,10 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
     # jobs
 
     @app.post(f"{v1}/jobs", status_code=201)
-    def submit(body: JobIn, _: Auth) -> dict[str, Any]:
+    def submit(body: JobIn, who: Auth) -> dict[str, Any]:
         spec = validate_job(body, config)
+        if not who.admin:
+            spec.owner = who.name  # an artist submits as themself, whatever the body says
         blocks = split_frames(spec.start, spec.end, spec.step, spec.block_size)
         job_id = store.create_job(spec, blocks)
         wake()
@@ -315,36 +331,40 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
 
     @app.post(f"{v1}/jobs/{{job_id}}/{{action}}")
     def job_action(job_id: int, action: Literal["stop", "continue", "kill", "rerun", "requeue-failed"],
-                   actor: Auth) -> dict[str, Any]:
+                   who: Auth) -> dict[str, Any]:
+        own(who, job_id)
         if action == "stop":
-            store.set_job_control(job_id, "stopped", actor=actor)
+            store.set_job_control(job_id, "stopped", actor=who.name)
         elif action == "continue":
-            store.set_job_control(job_id, "active", actor=actor)
+            store.set_job_control(job_id, "active", actor=who.name)
         elif action == "kill":
-            store.set_job_control(job_id, "stopped", actor=actor)
-            kill(store.kill_tasks(job_id, actor=actor))
+            store.set_job_control(job_id, "stopped", actor=who.name)
+            kill(store.kill_tasks(job_id, actor=who.name))
         elif action == "rerun":
-            kill(store.requeue_tasks(job_id, which="all", actor=actor))
-            store.set_job_control(job_id, "active", actor=actor)
+            kill(store.requeue_tasks(job_id, which="all", actor=who.name))
+            store.set_job_control(job_id, "active", actor=who.name)
         elif action == "requeue-failed":
-            kill(store.requeue_tasks(job_id, which="failed", actor=actor))
+            kill(store.requeue_tasks(job_id, which="failed", actor=who.name))
         wake()
         return job_dict(store.get_job(job_id), slots())
 
     @app.delete(f"{v1}/jobs/{{job_id}}")
-    def delete(job_id: int, actor: Auth, force: bool = False) -> dict[str, Any]:
-        kill(store.delete_job(job_id, force=force, actor=actor))
+    def delete(job_id: int, who: Auth, force: bool = False) -> dict[str, Any]:
+        own(who, job_id)
+        kill(store.delete_job(job_id, force=force, actor=who.name))
         return {"deleted": job_id}
 
     @app.put(f"{v1}/jobs/{{job_id}}/priority")
-    def priority(job_id: int, body: PriorityIn, actor: Auth) -> dict[str, Any]:
-        store.set_job_priority(job_id, body.priority, actor=actor)
+    def priority(job_id: int, body: PriorityIn, who: Auth) -> dict[str, Any]:
+        own(who, job_id)
+        store.set_job_priority(job_id, body.priority, actor=who.name)
         wake()
         return job_dict(store.get_job(job_id), slots())
 
     @app.post(f"{v1}/jobs/{{job_id}}/unblock")
-    def unblock(job_id: int, body: HostIn, actor: Auth) -> dict[str, Any]:
-        store.unblock_host(job_id, body.host, actor=actor)
+    def unblock(job_id: int, body: HostIn, who: Auth) -> dict[str, Any]:
+        own(who, job_id)
+        store.unblock_host(job_id, body.host, actor=who.name)
         wake()
         return job_dict(store.get_job(job_id), slots())
 
@@ -357,11 +377,12 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         return task_dict(store.get_task(job_id, index))
 
     @app.post(f"{v1}/jobs/{{job_id}}/tasks/{{index}}/{{action}}")
-    def task_action(job_id: int, index: int, action: Literal["requeue", "kill"], actor: Auth) -> dict[str, Any]:
+    def task_action(job_id: int, index: int, action: Literal["requeue", "kill"], who: Auth) -> dict[str, Any]:
+        own(who, job_id)
         if action == "requeue":
-            kill(store.requeue_tasks(job_id, which="one", index=index, actor=actor))
+            kill(store.requeue_tasks(job_id, which="one", index=index, actor=who.name))
         else:
-            kill(store.kill_tasks(job_id, index=index, actor=actor))
+            kill(store.kill_tasks(job_id, index=index, actor=who.name))
         wake()
         return task_dict(store.get_task(job_id, index))
 
@@ -409,14 +430,14 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         return computer_out(store.get_computer(name))
 
     @app.post(f"{v1}/computers/{{name}}/{{action}}")
-    def computer_action(name: str, action: Literal["enable", "disable"], actor: Auth) -> dict[str, Any]:
-        store.update_computer(name, enabled=action == "enable", actor=actor)
+    def computer_action(name: str, action: Literal["enable", "disable"], who: Admin) -> dict[str, Any]:
+        store.update_computer(name, enabled=action == "enable", actor=who.name)
         wake()
         return computer_out(store.get_computer(name))
 
     @app.put(f"{v1}/computers/{{name}}/limit")
-    def computer_limit(name: str, body: LimitIn, actor: Auth) -> dict[str, Any]:
-        store.update_computer(name, max_tasks=body.max_tasks, actor=actor)
+    def computer_limit(name: str, body: LimitIn, who: Admin) -> dict[str, Any]:
+        store.update_computer(name, max_tasks=body.max_tasks, actor=who.name)
         wake()
         return computer_out(store.get_computer(name))
 
@@ -425,24 +446,24 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         return store.list_pools()
 
     @app.post(f"{v1}/pools", status_code=201)
-    def create_pool(body: PoolIn, actor: Auth) -> dict[str, Any]:
-        store.create_pool(body.name, body.description, actor=actor)
+    def create_pool(body: PoolIn, who: Admin) -> dict[str, Any]:
+        store.create_pool(body.name, body.description, actor=who.name)
         return {"name": body.name}
 
     @app.delete(f"{v1}/pools/{{name}}")
-    def delete_pool(name: str, actor: Auth) -> dict[str, Any]:
-        store.delete_pool(name, actor=actor)
+    def delete_pool(name: str, who: Admin) -> dict[str, Any]:
+        store.delete_pool(name, actor=who.name)
         return {"deleted": name}
 
     @app.post(f"{v1}/pools/{{name}}/members")
-    def add_member(name: str, body: MemberIn, actor: Auth) -> dict[str, Any]:
-        store.set_pool_member(name, body.computer, True, actor=actor)
+    def add_member(name: str, body: MemberIn, who: Admin) -> dict[str, Any]:
+        store.set_pool_member(name, body.computer, True, actor=who.name)
         wake()
         return {"pool": name, "computer": body.computer}
 
     @app.delete(f"{v1}/pools/{{name}}/members/{{computer}}")
-    def remove_member(name: str, computer: str, actor: Auth) -> dict[str, Any]:
-        store.set_pool_member(name, computer, False, actor=actor)
+    def remove_member(name: str, computer: str, who: Admin) -> dict[str, Any]:
+        store.set_pool_member(name, computer, False, actor=who.name)
         return {"pool": name, "computer": computer, "removed": True}
 
     # renderers and slaves
@@ -465,7 +486,7 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         ]
 
     @app.post(f"{v1}/slaves/{{name}}/heartbeat")
-    def heartbeat(name: str, body: HeartbeatIn, _: Auth) -> dict[str, Any]:
+    def heartbeat(name: str, body: HeartbeatIn, _: Admin) -> dict[str, Any]:
         registered = dispatcher.engine_uuids() if dispatcher else frozenset()
         return {
             "instance": dispatcher.instance_id if dispatcher else "",
@@ -473,7 +494,7 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         }
 
     @app.get(f"{v1}/farm/engine-connection")
-    def engine_connection(_: Auth) -> dict[str, Any]:
+    def engine_connection(_: Admin) -> dict[str, Any]:
         """The engine connection file, for `drqueue slave --master URL` on another machine."""
         try:
             return json.loads(config.engine_file.read_text())
