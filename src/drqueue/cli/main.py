@@ -182,8 +182,8 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--env", "env_pairs", multiple=True, help="NAME=VALUE for the render's environment (repeatable)")
 @click.option("--param", "param_pairs", multiple=True, help="renderer parameter KEY=VALUE (repeatable)")
 @click.option("--os", "os_name", type=click.Choice(["linux", "windows", "darwin"]), help="slave OS required")
-@click.option("--min-ram", type=float, default=0, help="GB of RAM required")
-@click.option("--min-cores", type=int, default=0, help="cores required")
+@click.option("--min-ram", type=float, help="GB of RAM required")
+@click.option("--min-cores", type=int, help="cores required (at least 1)")
 @click.option("--pool", "pools", multiple=True, help="pool the slave must be in (repeatable)")
 @click.option("--gpus", type=int, default=0, help="GPUs per task (runs on GPU slots only)")
 @click.option("--hosts", "hosts", multiple=True, help="run only on slaves matching this glob (repeatable)")
@@ -195,7 +195,7 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--json", "as_json", is_flag=True, help="print the answer as JSON")
 def submit(renderer: str, scene: str | None, start: int, end: int, step: int, block: int, name: str,
            priority: int, owner: str, retries: int, timeout: float | None, env_pairs: tuple[str, ...],
-           param_pairs: tuple[str, ...], os_name: str | None, min_ram: float, min_cores: int,
+           param_pairs: tuple[str, ...], os_name: str | None, min_ram: float | None, min_cores: int | None,
            pools: tuple[str, ...], gpus: int, hosts: tuple[str, ...], exclude_hosts: tuple[str, ...],
            after: tuple[int, ...], max_parallel: int | None, no_scene_check: bool, wait: bool,
            as_json: bool, **renderer_options: Any) -> None:
@@ -212,6 +212,12 @@ def submit(renderer: str, scene: str | None, start: int, end: int, step: int, bl
             params[key[len("renderer_"):]] = value
     if end < start:
         raise InvalidJob(f"end frame {end} is before start frame {start}")
+    if min_cores is not None and min_cores < 1:
+        raise InvalidJob(f"--min-cores must be at least 1, not {min_cores}")
+    if min_ram is not None and min_ram < 0:
+        raise InvalidJob(f"--min-ram must not be negative, not {min_ram:g}")
+    if gpus < 0:
+        raise InvalidJob(f"--gpus must not be negative, not {gpus}")
     if scene and not os.path.isabs(scene) and "://" not in scene:
         scene = os.path.abspath(scene)
     body = {
@@ -225,7 +231,7 @@ def submit(renderer: str, scene: str | None, start: int, end: int, step: int, bl
         "env": parse_env(env_pairs),
         "params": params,
         "requirements": {
-            "os": os_name, "min_ram_gb": min_ram, "min_cores": min_cores, "pools": list(pools),
+            "os": os_name, "min_ram_gb": min_ram or 0, "min_cores": min_cores or 0, "pools": list(pools),
             "gpus": gpus, "hosts": list(hosts), "exclude_hosts": list(exclude_hosts),
         },
         "after": list(after),
@@ -454,7 +460,8 @@ def computers(as_json: bool) -> None:
         table.add_column(column)
     for c in data:
         state = ("online" if c["online"] else "offline") + ("" if c["enabled"] else ", disabled")
-        running = ", ".join(f"{r['job_id']}/{r['task_id']}" for r in c["running"]) or "-"
+        running = ", ".join(f"job {r['job_id']} task {r.get('task_index', r['task_id'])}"
+                            for r in c["running"]) or "-"
         slots = str(c["slots"]) + (f" (max {c['max_tasks']})" if c["max_tasks"] is not None else "")
         table.add_row(c["name"], state, c["os"], str(c["cores"]), f"{c['ram_mb'] / 1024:.1f}G",
                       f"{c['load']:.2f}", slots, ",".join(c["pools"]) or "-", running, _ago(c["last_seen"]))

@@ -168,7 +168,7 @@ def task_dict(task: Task) -> dict[str, Any]:
     }
 
 
-def computer_dict(computer: Computer, online: bool, running: list[tuple[int, int]]) -> dict[str, Any]:
+def computer_dict(computer: Computer, online: bool, running: list[tuple[int, int, int]]) -> dict[str, Any]:
     return {
         "name": computer.name,
         "hostname": computer.hostname,
@@ -187,7 +187,10 @@ def computer_dict(computer: Computer, online: bool, running: list[tuple[int, int
         "online": online,
         "last_seen": computer.last_seen,
         "info_at": computer.info_at,
-        "running": [{"job_id": job_id, "task_id": task_id} for job_id, task_id in running],
+        "running": [
+            {"job_id": job_id, "task_id": task_id, "task_index": task_index}
+            for job_id, task_id, task_index in running
+        ],
     }
 
 
@@ -283,6 +286,10 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
     def slots() -> int:
         return dispatcher.slots_online() if dispatcher is not None else 0
 
+    def job_out(job: Job) -> dict[str, Any]:
+        """A job as JSON; its ETA counts the online slots that can run it."""
+        return job_dict(job, dispatcher.usable_slots(job) if dispatcher is not None else 0)
+
     def own(who: Identity, job_id: int) -> None:
         """Artists control only their own jobs; admins control all."""
         owner = store.get_job(job_id).spec.owner
@@ -322,12 +329,19 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
 
     @app.get(f"{v1}/jobs")
     def jobs(_: Auth, owner: str | None = None, limit: int | None = Query(None, ge=1, le=100_000)) -> list[dict[str, Any]]:
-        n = slots()
-        return [job_dict(job, n) for job in store.list_jobs(owner=owner, limit=limit)]
+        return [job_out(job) for job in store.list_jobs(owner=owner, limit=limit)]
 
     @app.get(f"{v1}/jobs/{{job_id}}")
     def job(job_id: int, _: Auth) -> dict[str, Any]:
-        return job_dict(store.get_job(job_id), slots())
+        return job_out(store.get_job(job_id))
+
+    # Before /jobs/{job_id}/{action}, which would otherwise take "unblock" for its action.
+    @app.post(f"{v1}/jobs/{{job_id}}/unblock")
+    def unblock(job_id: int, body: HostIn, who: Auth) -> dict[str, Any]:
+        own(who, job_id)
+        store.unblock_host(job_id, body.host, actor=who.name)
+        wake()
+        return job_out(store.get_job(job_id))
 
     @app.post(f"{v1}/jobs/{{job_id}}/{{action}}")
     def job_action(job_id: int, action: Literal["stop", "continue", "kill", "rerun", "requeue-failed"],
@@ -346,7 +360,7 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         elif action == "requeue-failed":
             kill(store.requeue_tasks(job_id, which="failed", actor=who.name))
         wake()
-        return job_dict(store.get_job(job_id), slots())
+        return job_out(store.get_job(job_id))
 
     @app.delete(f"{v1}/jobs/{{job_id}}")
     def delete(job_id: int, who: Auth, force: bool = False) -> dict[str, Any]:
@@ -359,14 +373,7 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         own(who, job_id)
         store.set_job_priority(job_id, body.priority, actor=who.name)
         wake()
-        return job_dict(store.get_job(job_id), slots())
-
-    @app.post(f"{v1}/jobs/{{job_id}}/unblock")
-    def unblock(job_id: int, body: HostIn, who: Auth) -> dict[str, Any]:
-        own(who, job_id)
-        store.unblock_host(job_id, body.host, actor=who.name)
-        wake()
-        return job_dict(store.get_job(job_id), slots())
+        return job_out(store.get_job(job_id))
 
     @app.get(f"{v1}/jobs/{{job_id}}/tasks")
     def tasks(job_id: int, _: Auth) -> list[dict[str, Any]]:
@@ -453,6 +460,7 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
     @app.delete(f"{v1}/pools/{{name}}")
     def delete_pool(name: str, who: Admin) -> dict[str, Any]:
         store.delete_pool(name, actor=who.name)
+        wake()  # the dispatcher's cached pool membership is stale
         return {"deleted": name}
 
     @app.post(f"{v1}/pools/{{name}}/members")
@@ -464,6 +472,7 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
     @app.delete(f"{v1}/pools/{{name}}/members/{{computer}}")
     def remove_member(name: str, computer: str, who: Admin) -> dict[str, Any]:
         store.set_pool_member(name, computer, False, actor=who.name)
+        wake()  # the dispatcher's cached pool membership is stale
         return {"pool": name, "computer": computer, "removed": True}
 
     # renderers and slaves

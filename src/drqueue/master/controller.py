@@ -63,12 +63,18 @@ class Controller:
     def __init__(self, config: Config):
         self.config = config
         self.proc: subprocess.Popen | None = None
+        self._children: list[psutil.Process] | None = None  # its schedulers, seen at the first failure() check
         self.pid_file = config.tmp_dir / "controller.pid"
         self.log_file = config.logs_dir / "controller.log"
 
     def argv(self) -> list[str]:
         cfg = self.config
-        ports = cfg.port_list()
+        # With --reuse, ipyparallel takes the public ports from the connection files but draws its
+        # internal ones (monitor, broadcast tree) from the start of --ports again: on every restart
+        # the monitor socket took the engines' mux port and DirectView tasks never arrived.  So a
+        # restart offers only the ports the connection files do not name.
+        taken = self._connection_ports()
+        ports = ",".join(str(port) for port in cfg.port_list() if port not in taken)
         argv = [
             sys.executable, "-m", "ipyparallel.controller",
             f"--profile-dir={cfg.profile_dir}",
@@ -76,7 +82,7 @@ class Controller:
             "--nodb",
             "--reuse",
             "--hwm=1",
-            f"--ports={ports[0]}-{ports[-1]}",
+            f"--ports={ports}",
             f"--HeartMonitor.period={cfg.heartbeat_ms}",
             f"--HeartMonitor.max_heartmonitor_misses={cfg.heartbeat_misses}",
             "--log-level=WARN",
@@ -84,6 +90,19 @@ class Controller:
         if cfg.curve:
             argv.append("--IPController.enable_curve=True")
         return argv
+
+    def _connection_ports(self) -> set[int]:
+        """The ports named in the connection files a previous controller wrote (reused on start)."""
+        taken: set[int] = set()
+        for path in (self.config.engine_file, self.config.client_file):
+            try:
+                info = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            for value in info.values():
+                values = value if isinstance(value, list) else [value]
+                taken.update(v for v in values if isinstance(v, int) and not isinstance(v, bool))
+        return taken
 
     def stop_stale(self) -> None:
         """Stop any controller process (or its forked schedulers) an earlier master left
@@ -108,6 +127,7 @@ class Controller:
         self.stop_stale()
         before = self._mtime(self.config.client_file)
         out = open(self.log_file, "ab")
+        self._children = None
         self.proc = subprocess.Popen(
             self.argv(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
@@ -166,6 +186,30 @@ class Controller:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def failure(self) -> str | None:
+        """Why the running controller is broken (its process or one of its forked scheduler
+        processes died), or None while it is whole."""
+        if self.proc is None:
+            return None
+        code = self.proc.poll()
+        if code is not None:
+            return f"the controller process {self.proc.pid} exited with {code}"
+        if self._children is None:
+            try:
+                self._children = psutil.Process(self.proc.pid).children()
+            except psutil.Error:
+                self._children = []
+        for child in self._children:
+            try:
+                dead = child.status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                dead = True
+            except psutil.Error:
+                dead = False
+            if dead:
+                return f"its scheduler process {child.pid} died"
+        return None
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -13,13 +13,22 @@ Each round:
    task back to the queue;
 2. finished calls are recorded in the store, one transaction each; a result
    for an attempt the store no longer expects is a stale duplicate and ignored;
+   a host that failed one job ``block_after_failures`` times is blocked for it;
 3. kill requests from the API become SIGINTs to engines;
-4. idle engines get the next matching task: the task is committed as
-   *dispatched* with a fresh attempt id **before** it is sent.
+4. idle engines get the next matching task.  The decision is
+   :func:`drqueue.master.matching.plan`, a pure function; it runs only when
+   something changed (a result, an engine, a wake-up from the API) or every
+   :data:`REPLAN_SECONDS`, so an idle farm costs no store reads.  Each task is
+   committed as *dispatched* with a fresh attempt id **before** it is sent.
+
+Every :data:`CHORES_INTERVAL` the slow chores run: last-seen times, host info
+older than ``info_cache_seconds`` on idle slaves, each waiting job's reason, the
+slots each job can use (for its ETA), and jobs that failed on every eligible host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import signal
@@ -31,8 +40,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drqueue.config import Config
-from drqueue.master.matching import Slot, mismatch, order_jobs
-from drqueue.models import Job, Task
+from drqueue.errors import NotFound
+from drqueue.master.matching import (
+    Assignment,
+    Slot,
+    blocked_everywhere,
+    plan,
+    signature,
+    usable_slots,
+    waiting_reason,
+)
+from drqueue.models import Computer, Job, Task
 from drqueue.slave.info import collect_info
 from drqueue.slave.runner import run_task
 from drqueue.store.base import Dispatch, Store
@@ -43,6 +61,15 @@ log = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL = 1.0
 #: Seconds between the slow chores (last-seen times, waiting reasons, info refresh).
 CHORES_INTERVAL = 2.0
+#: Seconds after which idle engines are matched again even if nothing said the store changed.
+REPLAN_SECONDS = 2.0
+#: Environment variables that name a task's GPUs, one per vendor (the runner sets the same).
+GPU_VARIABLES = (
+    "CUDA_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "GPU_DEVICE_ORDINAL",
+)
 
 
 @dataclass
@@ -54,8 +81,7 @@ class EngineState:
     probe: Any = None  # AsyncResult of collect_info while probing
     slot: Slot | None = None
     uuid: str = ""
-    info_at: float = 0.0
-    busy: str | None = None  # attempt id of the task it runs
+    busy: str | None = None  # attempt id of the task it runs or holds (a multi-GPU task)
 
     @property
     def ready(self) -> bool:
@@ -75,6 +101,9 @@ class Outstanding:
     result: Any  # ipyparallel AsyncResult
     sent_at: float
     timeout: float | None
+    task_index: int = 0
+    #: Further engines (GPU slots) the task holds while it runs.
+    reserved: tuple[int, ...] = ()
     last_write: float = 0.0
     last_progress: float = -1.0
     interrupted: bool = False
@@ -88,12 +117,35 @@ class DispatcherStats:
     stale: int = 0
     lost: int = 0
     rounds: int = 0
+    decisions: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def task_spec(job: Job, task: Task, attempt_id: str, log_path: str, config: Config) -> dict[str, Any]:
-    """The plain dict the runner gets for one task (see drqueue.slave.runner.run_task)."""
+def gpu_environment(devices: list[str]) -> dict[str, str]:
+    """The variables that give a task exactly *devices* (each vendor's spelling)."""
+    listed = ",".join(devices)
+    env = {name: listed for name in GPU_VARIABLES}
+    env["ONEAPI_DEVICE_SELECTOR"] = "*:" + listed
+    return env
+
+
+def task_spec(
+    job: Job,
+    task: Task,
+    attempt_id: str,
+    log_path: str,
+    config: Config,
+    gpu_devices: list[str] | None = None,
+) -> dict[str, Any]:
+    """The plain dict the runner gets for one task (see drqueue.slave.runner.run_task).
+
+    A task that holds several GPU slots gets all their devices in its environment; a task on
+    one GPU slot gets its device from the engine's DRQUEUE_GPU_DEVICE (the runner sets it).
+    """
     spec = job.spec
+    env = dict(spec.env)
+    if gpu_devices and len(gpu_devices) > 1:
+        env.update(gpu_environment(gpu_devices))
     return {
         "attempt_id": attempt_id,
         "task_id": task.id,
@@ -110,8 +162,10 @@ def task_spec(job: Job, task: Task, attempt_id: str, log_path: str, config: Conf
         "block_size": spec.block_size,
         "task_start": task.block.start,
         "task_end": task.block.end,
-        "padding": int(spec.params.get("padding", 4)) if isinstance(spec.params.get("padding"), int) else 4,
-        "env": spec.env,
+        "padding": int(spec.params.get("padding", 4))
+        if isinstance(spec.params.get("padding"), int)
+        else 4,
+        "env": env,
         "timeout": spec.timeout,
         "log_path": log_path,
         "path_map": config.path_map,
@@ -135,7 +189,21 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._chores_at = 0.0
         self._engine_uuids: frozenset[str] = frozenset()
-        self._running_by_computer: dict[str, list[tuple[int, int]]] = {}
+        self._running_by_computer: dict[str, list[tuple[int, int, int]]] = {}
+        # Matching state: set _dirty whenever the store or the engines may have changed.
+        self._dirty = True
+        self._planned_at = 0.0
+        self._computers: dict[str, Computer] | None = None
+        #: Owner -> a number that grows each time the owner gets a task (fair-share tie-break).
+        self._last_served: dict[str, int] = {}
+        self._serve_count = 0
+        #: Computer -> when its info was last collected (monotonic).
+        self._info_at: dict[str, float] = {}
+        #: Job id -> the waiting reason last written to the store.
+        self._reasons: dict[int, str] | None = None
+        #: What the API reads for ETAs: online computers, ready slots, and a cache per job kind.
+        self._online: tuple[dict[str, Computer], list[Slot]] = ({}, [])
+        self._usable: dict[tuple, int] = {}
         self.ready = threading.Event()
         self.error: BaseException | None = None
 
@@ -152,7 +220,9 @@ class Dispatcher:
             self._thread.join(timeout=10)
 
     def wake(self) -> None:
-        """Something changed in the store (a submit, a priority): dispatch now."""
+        """Something changed in the store (a submit, a priority, a computer): dispatch now."""
+        self._dirty = True
+        self._computers = None
         self._wake.set()
 
     def kill(self, dispatches: list[Dispatch]) -> None:
@@ -165,12 +235,24 @@ class Dispatcher:
         """UUIDs (DRQUEUE_ENGINE_UUID) of the engines registered and probed now."""
         return self._engine_uuids
 
-    def running_by_computer(self) -> dict[str, list[tuple[int, int]]]:
-        """(job id, task id) pairs running on each computer, as of the last round."""
+    def running_by_computer(self) -> dict[str, list[tuple[int, int, int]]]:
+        """(job id, task id, task index) running on each computer, as of the last round."""
         return self._running_by_computer
 
     def slots_online(self) -> int:
         return sum(1 for e in list(self.engines.values()) if e.ready)
+
+    def usable_slots(self, job: Job) -> int:
+        """How many online slots could run *job*'s tasks at once (for its ETA)."""
+        key = (signature(job), tuple(job.blocked_hosts), job.spec.max_parallel)
+        count = self._usable.get(key)
+        if count is None:
+            computers, slots = self._online
+            count = usable_slots(job, computers, slots)
+            if job.spec.max_parallel:
+                count = min(count, job.spec.max_parallel)
+            self._usable[key] = count
+        return count
 
     # -- the dispatcher thread -----------------------------------------------------------------
 
@@ -192,14 +274,13 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatcher round failed")
                 busy = False
+                self._dirty = True
                 time.sleep(0.5)
             if not busy:
                 self._wake.wait(0.02)
                 self._wake.clear()
-        try:
+        with contextlib.suppress(Exception):
             self.client.close()
-        except Exception:
-            pass
 
     def step(self) -> bool:
         """One round; True if it did anything (then the next round starts at once)."""
@@ -207,6 +288,8 @@ class Dispatcher:
         did = self._sync_engines()
         did |= self._collect()
         did |= self._run_commands()
+        if did:
+            self._dirty = True
         did |= self._dispatch()
         now = time.monotonic()
         if now - self._chores_at >= CHORES_INTERVAL:
@@ -238,10 +321,17 @@ class Dispatcher:
                     if state.slot is None:
                         state.probe = self.client[state.engine_id].apply_async(collect_info)
                     continue
+                if state.slot is not None:
+                    # A refresh: pools come from the store now, so a member an admin removed
+                    # stays removed until the slave itself restarts with that pool.
+                    info = {k: v for k, v in info.items() if k != "pools"}
                 computer = self.store.upsert_computer(info)
-                state.slot = Slot(state.engine_id, computer.name, info.get("slot", 0), info.get("gpu_device"))
+                self._computers = None
+                self._info_at[computer.name] = time.monotonic()
+                state.slot = Slot(
+                    state.engine_id, computer.name, info.get("slot", 0), info.get("gpu_device")
+                )
                 state.uuid = info.get("engine_uuid", "")
-                state.info_at = time.monotonic()
                 changed = True
         if changed:
             self._engine_uuids = frozenset(e.uuid for e in self.engines.values() if e.uuid)
@@ -251,28 +341,36 @@ class Dispatcher:
         state = self.engines.pop(engine_id, None)
         if state is None:
             return
+        self._computers = None
         name = state.slot.computer if state.slot else f"engine {engine_id}"
-        if state.busy and state.busy in self.outstanding:
-            outstanding = self.outstanding.pop(state.busy)
+        out = self.outstanding.get(state.busy) if state.busy else None
+        if out is not None and out.engine_id == engine_id:
+            # The engine that ran the task; a merely reserved GPU slot does not run anything.
+            self._release(out)
             self.store.requeue_attempts(
-                [outstanding.attempt_id], f"engine {engine_id} on {name} was lost ({why})", lost=True
+                [out.attempt_id], f"engine {engine_id} on {name} was lost ({why})", lost=True
             )
             self.stats.lost += 1
         log.info("engine %d on %s lost (%s)", engine_id, name, why)
+
+    def _release(self, out: Outstanding) -> None:
+        """Forget an attempt and free every engine it held."""
+        self.outstanding.pop(out.attempt_id, None)
+        for engine_id in (out.engine_id, *out.reserved):
+            engine = self.engines.get(engine_id)
+            if engine is not None and engine.busy == out.attempt_id:
+                engine.busy = None
 
     # -- results -------------------------------------------------------------------------------
 
     def _collect(self) -> bool:
         did = False
         now = time.monotonic()
-        for attempt_id, out in list(self.outstanding.items()):
+        for out in list(self.outstanding.values()):
             ar = out.result
             if ar.done():
                 did = True
-                self.outstanding.pop(attempt_id, None)
-                engine = self.engines.get(out.engine_id)
-                if engine is not None and engine.busy == attempt_id:
-                    engine.busy = None
+                self._release(out)
                 self._record(out, ar)
                 continue
             if out.timeout and not out.interrupted and now - out.sent_at > out.timeout + 60:
@@ -285,7 +383,7 @@ class Dispatcher:
                 if data and (progress != out.last_progress or out.last_progress < 0):
                     out.last_progress = progress
                     out.last_write = now
-                    self.store.mark_running(attempt_id, progress, str(data.get("tail", "")))
+                    self.store.mark_running(out.attempt_id, progress, str(data.get("tail", "")))
         return did
 
     def _record(self, out: Outstanding, ar: Any) -> None:
@@ -314,10 +412,43 @@ class Dispatcher:
             self._maybe_block_host(out)
 
     def _maybe_block_host(self, out: Outstanding) -> None:
-        failures = self.store.host_failures(out.job_id).get(out.computer, 0)
+        """Block a host that failed this job block_after_failures times; a job blocked on every
+        eligible host ends its queued tasks in error instead of waiting forever."""
         threshold = self.config.block_after_failures
-        if threshold and failures >= threshold:
+        if not threshold:
+            return
+        failures = self.store.host_failures(out.job_id).get(out.computer, 0)
+        if failures < threshold:
+            return
+        try:
+            job = self.store.get_job(out.job_id)
+        except NotFound:
+            return
+        if out.computer not in job.blocked_hosts:
             self.store.block_host(out.job_id, out.computer)
+            self.store.add_event(
+                "host.blocked",
+                f"{out.computer} failed {failures} tasks of this job: it gets no more "
+                f"(`drqueue job unblock {out.job_id} {out.computer}` to undo)",
+                job_id=out.job_id,
+                computer=out.computer,
+            )
+            job.blocked_hosts = sorted({*job.blocked_hosts, out.computer})
+            log.info("blocked %s for job %d after %d failures", out.computer, out.job_id, failures)
+        self._fail_if_blocked_everywhere(job, list(self._online_computers().values()))
+
+    def _fail_if_blocked_everywhere(self, job: Job, online: list[Computer]) -> bool:
+        hosts = blocked_everywhere(job, online)
+        if not hosts or not job.counts.queued:
+            return False
+        reason = (
+            f"failed on every eligible slave ({', '.join(hosts)}: blocked after repeated failures); "
+            f"`drqueue job requeue-failed {job.id}` tries again"
+        )
+        count = self.store.fail_queued_tasks(job.id, reason)
+        log.warning("job %d: %d queued tasks in error: %s", job.id, count, reason)
+        self._dirty = True
+        return True
 
     # -- commands from other threads --------------------------------------------------------------
 
@@ -344,69 +475,106 @@ class Dispatcher:
 
     # -- dispatching ------------------------------------------------------------------------------
 
-    def _idle_engines(self) -> list[EngineState]:
-        return sorted(
-            (e for e in self.engines.values() if e.ready and e.busy is None),
-            key=lambda e: (e.slot.slot, e.slot.computer),
-        )
+    def _idle_slots(self) -> list[Slot]:
+        return [e.slot for e in self.engines.values() if e.ready and e.busy is None]
+
+    def _online_computers(self) -> dict[str, Computer]:
+        """Stored info of the computers with a ready engine (cached until something changes)."""
+        computers = self._computers  # wake() may reset it from another thread at any time
+        if computers is None:
+            online = {e.slot.computer for e in self.engines.values() if e.slot}
+            computers = {c.name: c for c in self.store.list_computers() if c.name in online}
+            self._computers = computers
+        return computers
 
     def _dispatch(self) -> bool:
-        idle = self._idle_engines()
+        idle = self._idle_slots()
         if not idle:
             return False
-        jobs = [job for job in self.store.runnable_jobs() if not job.waiting_for]
-        if not jobs:
+        now = time.monotonic()
+        if not self._dirty and now - self._planned_at < REPLAN_SECONDS:
             return False
-        computers = {c.name: c for c in self.store.list_computers()}
-        blocked = self.store.blocked_hosts()
-        running_by_owner = Counter(out.owner for out in self.outstanding.values())
-        running_by_job = Counter(out.job_id for out in self.outstanding.values())
-        running_by_computer = Counter(out.computer for out in self.outstanding.values())
-        ordered = order_jobs(jobs, running_by_owner, self.config.fair_share)
-        queued: dict[int, list[Task]] = {}
+        self._dirty = False  # before reading: a wake-up from now on means another decision
+        self._planned_at = now
         sent = 0
-        for engine in idle:
-            computer = computers.get(engine.slot.computer)
-            if computer is None or not computer.enabled:
-                continue
-            if computer.max_tasks is not None and running_by_computer[computer.name] >= computer.max_tasks:
-                continue
-            for job in ordered:
-                if job.spec.max_parallel and running_by_job[job.id] >= job.spec.max_parallel:
-                    continue
-                if mismatch(job, computer, engine.slot, blocked.get(job.id, ())):
-                    continue
-                if job.id not in queued:
-                    queued[job.id] = self.store.next_queued(job.id, len(idle))
-                if not queued[job.id]:
-                    continue
-                task = queued[job.id].pop(0)
-                if self._send(job, task, engine):
-                    sent += 1
-                    running_by_owner[job.spec.owner] += 1
-                    running_by_job[job.id] += 1
-                    running_by_computer[computer.name] += 1
-                    if self.config.fair_share == "owner":
-                        ordered = order_jobs(ordered, running_by_owner, "owner")
-                    break
+        for assignment, task in self.decide(idle):
+            if self._send(assignment, task):
+                sent += 1
+            else:
+                self._dirty = True  # the store changed under us: decide again
         return sent > 0
 
-    def _send(self, job: Job, task: Task, engine: EngineState) -> bool:
+    def decide(self, idle: list[Slot]) -> list[tuple[Assignment, Task]]:
+        """One dispatch decision: the task each idle slot runs next (nothing is committed)."""
+        self.stats.decisions += 1
+        jobs = self.store.runnable_jobs()
+        if not jobs:
+            return []
+        running_by_owner: Counter[str] = Counter()
+        running_by_job: Counter[int] = Counter()
+        running_by_computer: Counter[str] = Counter()
+        for out in self.outstanding.values():
+            running_by_owner[out.owner] += 1
+            running_by_job[out.job_id] += 1
+            running_by_computer[out.computer] += 1
+        assignments = plan(
+            idle,
+            jobs,
+            self._online_computers(),
+            running_by_job=running_by_job,
+            running_by_owner=running_by_owner,
+            running_by_computer=running_by_computer,
+            fair_share=self.config.fair_share,
+            last_served=self._last_served,
+        )
+        per_job = Counter(a.job.id for a in assignments)
+        tasks = {
+            job_id: iter(self.store.next_queued(job_id, count)) for job_id, count in per_job.items()
+        }
+        decided = []
+        for assignment in assignments:
+            task = next(tasks[assignment.job.id], None)
+            if task is not None:
+                decided.append((assignment, task))
+        return decided
+
+    def _send(self, assignment: Assignment, task: Task) -> bool:
+        job, slot = assignment.job, assignment.slot
         attempt_id = uuid.uuid4().hex
         log_path = str(self.config.logs_dir / str(job.id) / f"{task.index}.log")
-        if not self.store.mark_dispatched(task.id, attempt_id, engine.engine_id, engine.slot.computer, log_path):
+        if not self.store.mark_dispatched(
+            task.id, attempt_id, slot.engine_id, slot.computer, log_path
+        ):
             return False
-        spec = task_spec(job, task, attempt_id, log_path, self.config)
+        spec = task_spec(job, task, attempt_id, log_path, self.config, assignment.gpu_devices)
         try:
-            result = self.client[engine.engine_id].apply_async(run_task, spec)
+            result = self.client[slot.engine_id].apply_async(run_task, spec)
         except Exception as exc:
-            self.store.requeue_attempts([attempt_id], f"could not send to engine: {exc}", lost=False)
+            self.store.requeue_attempts(
+                [attempt_id], f"could not send to engine: {exc}", lost=False
+            )
             return False
-        engine.busy = attempt_id
+        reserved = tuple(s.engine_id for s in assignment.reserved)
+        for engine_id in (slot.engine_id, *reserved):
+            self.engines[engine_id].busy = attempt_id
         self.outstanding[attempt_id] = Outstanding(
-            attempt_id, task.id, job.id, job.spec.owner, engine.engine_id, engine.slot.computer,
-            result, time.monotonic(), job.spec.timeout,
+            attempt_id,
+            task.id,
+            job.id,
+            job.spec.owner,
+            slot.engine_id,
+            slot.computer,
+            result,
+            time.monotonic(),
+            job.spec.timeout,
+            task.index,
+            reserved,
         )
+        self._serve_count += 1
+        self._last_served[job.spec.owner] = self._serve_count
+        if self._reasons and self._reasons.get(job.id):
+            self._reasons[job.id] = None  # it runs: its waiting reason is out of date
+            self.store.set_job_waiting_reason({job.id: None})
         self.stats.dispatched += 1
         return True
 
@@ -416,48 +584,83 @@ class Dispatcher:
         now = time.time()
         online = sorted({e.slot.computer for e in self.engines.values() if e.slot})
         self.store.touch_computers(online, now)
-        running: dict[str, list[tuple[int, int]]] = {}
+        running: dict[str, list[tuple[int, int, int]]] = {}
         for out in self.outstanding.values():
-            running.setdefault(out.computer, []).append((out.job_id, out.task_id))
+            running.setdefault(out.computer, []).append((out.job_id, out.task_id, out.task_index))
         self._running_by_computer = running
         self._refresh_info()
-        self._update_waiting_reasons(online)
+        self._computers = None  # pick up the info and pool changes of the last seconds
+        computers = self._online_computers()
+        # Engines busy with an info probe still count: they are online.
+        self._online = (computers, [e.slot for e in self.engines.values() if e.slot])
+        self._usable = {}
+        self._update_waiting_reasons()
 
     def _refresh_info(self) -> None:
-        """Re-probe idle engines whose info is older than the cache time (one per computer)."""
+        """Re-probe one engine of each idle slave whose info is older than the cache time.
+
+        A slave with a task running keeps its last info: the probe would queue behind the task
+        on a busy engine and measure the render's own load.  The probe is asynchronous, so the
+        master never waits for it.
+        """
         cutoff = time.monotonic() - self.config.info_cache_seconds
-        seen: set[str] = set()
+        busy = {e.slot.computer for e in self.engines.values() if e.slot and (e.busy or e.probe)}
         for engine in self.engines.values():
-            if not engine.ready or engine.busy or engine.slot.computer in seen:
+            if not engine.ready or engine.slot.computer in busy:
                 continue
-            if engine.info_at < cutoff:
-                seen.add(engine.slot.computer)
+            if self._info_at.get(engine.slot.computer, 0.0) < cutoff:
+                busy.add(engine.slot.computer)
                 engine.probe = self.client[engine.engine_id].apply_async(collect_info)
 
-    def _update_waiting_reasons(self, online: list[str]) -> None:
+    def _update_waiting_reasons(self) -> None:
+        """Write why each runnable job waits (or None), and end jobs blocked on every host."""
+        if self._reasons is None:  # first time: reasons a previous master left behind
+            self._reasons = {
+                job.id: job.waiting_reason for job in self.store.list_jobs() if job.waiting_reason
+            }
+        computers, slots = self._online
+        online = list(computers.values())
         jobs = self.store.runnable_jobs()
-        if not jobs:
-            return
-        computers = [c for c in self.store.list_computers() if c.name in online]
-        slots = [e.slot for e in self.engines.values() if e.ready]
-        by_name = {c.name: c for c in computers}
-        blocked = self.store.blocked_hosts()
         reasons: dict[int, str | None] = {}
+        dependency_state: dict[int, str] = {}
+        by_kind: dict[tuple, str | None] = {}
         for job in jobs:
-            reason = None
             if job.waiting_for:
-                reason = "waiting for job " + ", ".join(str(d) for d in job.waiting_for)
-            elif not slots:
-                reason = "waiting: no slave online"
+                reason = "waiting for " + ", ".join(
+                    self._dependency(dep, dependency_state) for dep in job.waiting_for
+                )
+            elif job.counts.running:
+                reason = None  # it runs, so something can run it
             else:
-                why = [
-                    mismatch(job, by_name[slot.computer], slot, blocked.get(job.id, ()))
-                    for slot in slots
-                    if slot.computer in by_name
-                ]
-                if why and all(why):
-                    common = Counter(why).most_common(1)[0][0]
-                    reason = f"waiting: {common} ({len(computers)} slaves online)"
-            if reason != job.waiting_reason:
-                reasons[job.id] = reason
-        self.store.set_job_waiting_reason(reasons)
+                kind = (signature(job), tuple(job.blocked_hosts))
+                if kind not in by_kind:
+                    by_kind[kind] = waiting_reason(job, online, slots)
+                reason = by_kind[kind]
+                if reason and job.blocked_hosts and self._fail_if_blocked_everywhere(job, online):
+                    reason = None
+            reasons[job.id] = reason
+        runnable = set(reasons)
+        for job_id, reason in self._reasons.items():
+            if job_id not in runnable and reason:
+                reasons[job_id] = None  # no longer queued: nothing to explain
+        changed = {job_id: r for job_id, r in reasons.items() if self._reasons.get(job_id) != r}
+        for job in jobs:  # the store may hold a reason this master did not write
+            if job.waiting_reason != reasons[job.id]:
+                changed[job.id] = reasons[job.id]
+        self.store.set_job_waiting_reason(changed)
+        self._reasons = {job_id: r for job_id, r in reasons.items() if r}
+
+    def _dependency(self, dep: int, seen: dict[int, str]) -> str:
+        """How a dependency reads in a waiting reason: "job 3", or "job 3 (ended in error: ...)"."""
+        if dep not in seen:
+            try:
+                status = self.store.get_job(dep).status
+            except NotFound:
+                status = "deleted"
+            if status in ("error", "cancelled"):
+                seen[dep] = f"job {dep} (ended in {status}: requeue its tasks to go on)"
+            elif status == "deleted":
+                seen[dep] = f"job {dep} (deleted: it will never finish)"
+            else:
+                seen[dep] = f"job {dep}"
+        return seen[dep]

@@ -1,38 +1,82 @@
-"""Which engine may run which job, and in what order jobs are served.
+"""Which slot may run which job, in what order jobs are served, and one dispatch decision.
 
-Pure functions on stored data, so the dispatcher's decisions are unit-tested
-without a farm.  :func:`mismatch` says why a computer cannot run a job (None
-when it can); :func:`order_jobs` sorts runnable jobs by priority, then fair
-share between owners (or FIFO), then submit time.
+Pure functions on stored data, so every scheduling rule is unit-tested, and
+benchmarked (``bench/dispatcher.py``), without a farm:
+
+* :func:`unmet_requirement` says which of a job's requirements a computer lacks;
+  :func:`mismatch` adds what the slot and the computer's state say (GPU slot,
+  disabled, blocked for this job).
+* :func:`plan` is one dispatch decision: given the idle slots, the runnable jobs
+  and the computers, it returns which job each slot runs.  Jobs are served by
+  priority, then, at equal priority, round-robin between owners (the owner with
+  the fewest running tasks, then the one served least recently) or first come
+  first served (``fair_share = "fifo"``), then by submit time.  It honours
+  ``--max-parallel`` and a computer's ``max_tasks``.  Its cost grows with the
+  idle slots, the jobs and the computers, never with the number of queued tasks.
+* :func:`waiting_reason` explains a job that no online slot can run
+  ("waiting: no slave in pool 'gpu' (3 slaves online)");
+  :func:`blocked_everywhere` finds a job that failed on every eligible slave.
+
+GPU slots run only jobs that ask for GPUs, so a CPU job never holds a GPU; a job
+with ``--gpus N`` holds N GPU slots of one computer.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
-from dataclasses import dataclass
+import heapq
+from collections import Counter, deque
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from drqueue.models import Computer, Job
+from drqueue.models import Computer, Job, JobControl
+
+#: Task limit used for a computer without ``max_tasks``.
+UNLIMITED = 1 << 30
 
 
 @dataclass(slots=True)
 class Slot:
-    """One engine as the dispatcher sees it."""
+    """One engine as the dispatcher sees it: a CPU slot, or a GPU slot with its device."""
 
     engine_id: int
     computer: str
     slot: int = 0
     gpu_device: str | None = None
 
+    @property
+    def is_gpu(self) -> bool:
+        return self.gpu_device is not None
 
-def mismatch(job: Job, computer: Computer, slot: Slot | None = None,
-             blocked: Iterable[str] = ()) -> str | None:
-    """Why *computer* (and *slot*) cannot run *job*'s tasks, or None if it can."""
+
+@dataclass(slots=True)
+class Assignment:
+    """One task of *job* to run on *slot*; *reserved* are further GPU slots it holds."""
+
+    job: Job
+    slot: Slot
+    reserved: tuple[Slot, ...] = ()
+
+    @property
+    def gpu_devices(self) -> list[str]:
+        return [s.gpu_device for s in (self.slot, *self.reserved) if s.gpu_device is not None]
+
+
+# -- matching ----------------------------------------------------------------------------------
+
+
+def _matches_any(computer: Computer, patterns: Iterable[str]) -> bool:
+    return any(
+        fnmatch.fnmatchcase(computer.name, pattern)
+        or (computer.hostname and fnmatch.fnmatchcase(computer.hostname, pattern))
+        for pattern in patterns
+    )
+
+
+def unmet_requirement(job: Job, computer: Computer) -> str | None:
+    """The first of *job*'s requirements *computer* does not meet, said from the job's side
+    ("no slave in pool 'gpu'"), or None.  Ignores the computer's state (enabled, blocked)."""
     req = job.spec.requirements
-    if not computer.enabled:
-        return f"slave {computer.name} is disabled"
-    if computer.name in blocked:
-        return f"slave {computer.name} is blocked for this job after repeated failures"
     if req.os and computer.os != req.os:
         return f"no slave runs {req.os}"
     if req.min_cores and computer.cores < req.min_cores:
@@ -42,31 +86,269 @@ def mismatch(job: Job, computer: Computer, slot: Slot | None = None,
     for pool in req.pools:
         if pool not in computer.pools:
             return f"no slave in pool {pool!r}"
-    if req.gpus:
-        if slot is None or slot.gpu_device is None:
-            return f"no GPU slot ({req.gpus} GPUs wanted)"
-        if computer.gpus < req.gpus:
-            return f"no slave has {req.gpus} GPUs"
-    if req.hosts and not any(
-        fnmatch.fnmatchcase(computer.name, pattern) or fnmatch.fnmatchcase(computer.hostname, pattern)
-        for pattern in req.hosts
-    ):
+    if req.gpus and computer.gpus < req.gpus:
+        return f"no slave has {req.gpus} GPU{'s' if req.gpus > 1 else ''}"
+    if req.hosts and not _matches_any(computer, req.hosts):
         return f"no slave matches --hosts {' '.join(req.hosts)}"
-    if any(
-        fnmatch.fnmatchcase(computer.name, pattern) or fnmatch.fnmatchcase(computer.hostname, pattern)
-        for pattern in req.exclude_hosts
-    ):
-        return f"slave {computer.name} is excluded"
+    if req.exclude_hosts and _matches_any(computer, req.exclude_hosts):
+        return "every slave is excluded by --exclude-hosts"
     if job.spec.renderer not in computer.renderers:
         return f"no slave has the renderer {job.spec.renderer!r}"
     return None
 
 
-def order_jobs(jobs: list[Job], running_by_owner: dict[str, int], fair_share: str = "owner") -> list[Job]:
-    """Jobs in the order they are served: priority, then fair share (or FIFO), then submit time."""
-    if fair_share == "fifo":
-        return sorted(jobs, key=lambda j: (-j.spec.priority, j.submitted_at, j.id))
-    return sorted(
-        jobs,
-        key=lambda j: (-j.spec.priority, running_by_owner.get(j.spec.owner, 0), j.submitted_at, j.id),
+def slot_fits(job: Job, slot: Slot) -> bool:
+    """GPU jobs run on GPU slots only, and CPU jobs on CPU slots only."""
+    return slot.is_gpu == bool(job.spec.requirements.gpus)
+
+
+def mismatch(
+    job: Job, computer: Computer, slot: Slot | None = None, blocked: Collection[str] = ()
+) -> str | None:
+    """Why *computer* (and *slot*) cannot run *job*'s tasks now, or None if it can."""
+    unmet = unmet_requirement(job, computer)
+    if unmet:
+        return unmet
+    if slot is not None and not slot_fits(job, slot):
+        return "no GPU slot" if job.spec.requirements.gpus else "a GPU slot runs GPU jobs only"
+    if not computer.enabled:
+        return f"slave {computer.name} is disabled"
+    if computer.name in blocked:
+        return f"slave {computer.name} is blocked for this job after repeated failures"
+    return None
+
+
+def signature(job: Job) -> tuple:
+    """What decides which computers a job may use, so jobs alike share one lookup."""
+    req = job.spec.requirements
+    return (
+        job.spec.renderer,
+        req.os,
+        req.min_ram_gb,
+        req.min_cores,
+        tuple(req.pools),
+        req.gpus,
+        tuple(req.hosts),
+        tuple(req.exclude_hosts),
     )
+
+
+# -- one dispatch decision -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Host:
+    """A computer's idle slots during one decision."""
+
+    computer: Computer
+    capacity: int
+    cpu: list[Slot] = field(default_factory=list)
+    gpu: list[Slot] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Want:
+    job: Job
+    want: int
+    blocked: frozenset[str]
+
+
+def plan(
+    idle: Iterable[Slot],
+    jobs: Iterable[Job],
+    computers: Mapping[str, Computer],
+    *,
+    running_by_job: Mapping[int, int] | None = None,
+    running_by_owner: Mapping[str, int] | None = None,
+    running_by_computer: Mapping[str, int] | None = None,
+    fair_share: str = "owner",
+    last_served: Mapping[str, int] | None = None,
+) -> list[Assignment]:
+    """Which job each idle slot runs next, in the order the tasks should be sent.
+
+    *jobs* are the runnable jobs with their queued counts (``job.counts.queued``) and
+    blocked hosts (``job.blocked_hosts``); jobs that wait for others, are stopped or have
+    nothing queued are skipped.  The ``running_*`` maps count the tasks on engines now;
+    *last_served* maps an owner to when it last got a task (any increasing number).
+    """
+    running_by_job = running_by_job or {}
+    running_by_owner = running_by_owner or {}
+    running_by_computer = running_by_computer or {}
+
+    hosts: dict[str, _Host] = {}
+    free = 0
+    for slot in idle:
+        computer = computers.get(slot.computer)
+        if computer is None or not computer.enabled:
+            continue
+        host = hosts.get(slot.computer)
+        if host is None:
+            limit = UNLIMITED if computer.max_tasks is None else computer.max_tasks
+            host = hosts[slot.computer] = _Host(
+                computer, limit - running_by_computer.get(slot.computer, 0)
+            )
+        (host.gpu if slot.is_gpu else host.cpu).append(slot)
+        free += 1
+    # Spread work: the least busy computers first; each hands out its lowest slot first.
+    ordered_hosts = sorted(
+        (h for h in hosts.values() if h.capacity > 0),
+        key=lambda h: (running_by_computer.get(h.computer.name, 0), h.computer.name),
+    )
+    for host in ordered_hosts:
+        host.cpu.sort(key=lambda s: s.slot, reverse=True)
+        host.gpu.sort(key=lambda s: s.slot, reverse=True)
+
+    candidates: dict[tuple, list[_Host]] = {}
+
+    def take(want: _Want) -> Assignment | None:
+        job = want.job
+        key = signature(job)
+        found = candidates.get(key)
+        if found is None:
+            found = candidates[key] = [
+                h for h in ordered_hosts if unmet_requirement(job, h.computer) is None
+            ]
+        need = job.spec.requirements.gpus or 1
+        gpu = bool(job.spec.requirements.gpus)
+        i = 0
+        while i < len(found):
+            host = found[i]
+            pool = host.gpu if gpu else host.cpu
+            if host.capacity <= 0 or len(pool) < need:
+                del found[i]  # exhausted for every job of this signature, for this decision
+                continue
+            if host.computer.name in want.blocked:
+                i += 1
+                continue
+            taken = [pool.pop() for _ in range(need)]
+            host.capacity -= 1
+            return Assignment(job, taken[0], tuple(taken[1:]))
+        return None
+
+    bands: dict[int, dict[str, deque[_Want]]] = {}
+    for job in sorted(jobs, key=lambda j: (j.submitted_at, j.id)):
+        if job.waiting_for or job.control != JobControl.ACTIVE or job.counts.queued <= 0:
+            continue
+        want = job.counts.queued
+        if job.spec.max_parallel:
+            want = min(want, job.spec.max_parallel - running_by_job.get(job.id, 0))
+        if want <= 0:
+            continue
+        group = job.spec.owner if fair_share == "owner" else ""
+        bands.setdefault(job.spec.priority, {}).setdefault(group, deque()).append(
+            _Want(job, want, frozenset(job.blocked_hosts))
+        )
+
+    served = dict(last_served or {})
+    tick = max(served.values(), default=0)
+    result: list[Assignment] = []
+    for priority in sorted(bands, reverse=True):
+        if free <= 0:
+            break
+        groups = bands[priority]
+        heap = [
+            (
+                running_by_owner.get(owner, 0) if fair_share == "owner" else 0,
+                served.get(owner, -1),
+                queue[0].job.submitted_at,
+                owner,
+            )
+            for owner, queue in groups.items()
+        ]
+        heapq.heapify(heap)
+        while heap and free > 0:
+            running, _, _, owner = heapq.heappop(heap)
+            queue = groups[owner]
+            assignment = None
+            while queue and assignment is None:
+                assignment = take(queue[0])
+                if assignment is None:
+                    queue.popleft()  # no idle slot fits it; none will in this decision
+            if assignment is None:
+                continue
+            result.append(assignment)
+            free -= 1 + len(assignment.reserved)
+            queue[0].want -= 1
+            if queue[0].want <= 0:
+                queue.popleft()
+            if queue:
+                tick += 1
+                served[owner] = tick
+                heapq.heappush(heap, (running + 1, tick, queue[0].job.submitted_at, owner))
+    return result
+
+
+# -- explaining a wait ----------------------------------------------------------------------------
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def waiting_reason(job: Job, computers: Sequence[Computer], slots: Sequence[Slot]) -> str | None:
+    """Why no online slot can run *job*, or None when some can (it may just be busy).
+
+    *computers* are the online computers and *slots* their registered engines.
+    """
+    if not slots or not computers:
+        return "waiting: no slave online"
+    online = f"({_plural(len(computers), 'slave')} online)"
+    unmet = {c.name: unmet_requirement(job, c) for c in computers}
+    fitting = [c for c in computers if unmet[c.name] is None]
+    if not fitting:
+        # The requirement most computers miss (the first one checked, on a tie).
+        common = Counter(reason for reason in unmet.values()).most_common(1)[0][0]
+        return f"waiting: {common} {online}"
+    names = {c.name for c in fitting}
+    need = job.spec.requirements.gpus or 1
+    by_host = Counter(s.computer for s in slots if s.computer in names and slot_fits(job, s))
+    with_slots = [c for c in fitting if by_host[c.name] >= need]
+    if not with_slots:
+        if job.spec.requirements.gpus:
+            return f"waiting: no matching slave has {_plural(need, 'GPU slot')} online {online}"
+        return f"waiting: the matching slaves have GPU slots only {online}"
+    blocked = set(job.blocked_hosts)
+    states = {}
+    for computer in with_slots:
+        if not computer.enabled:
+            states[computer.name] = "disabled"
+        elif computer.name in blocked:
+            states[computer.name] = "blocked after repeated failures"
+        elif computer.max_tasks == 0:
+            states[computer.name] = "limited to 0 tasks"
+        else:
+            return None
+    kinds = set(states.values())
+    if len(kinds) == 1:
+        return f"waiting: every matching slave is {kinds.pop()} ({', '.join(sorted(states))})"
+    detail = ", ".join(f"{name} {state}" for name, state in sorted(states.items()))
+    return f"waiting: no matching slave takes tasks ({detail})"
+
+
+def blocked_everywhere(job: Job, computers: Sequence[Computer]) -> list[str]:
+    """The online computers that meet *job*'s requirements, if every one of them is blocked
+    for it after repeated failures; otherwise []."""
+    blocked = set(job.blocked_hosts)
+    if not blocked:
+        return []
+    fitting = [c.name for c in computers if unmet_requirement(job, c) is None]
+    if fitting and all(name in blocked for name in fitting):
+        return sorted(fitting)
+    return []
+
+
+def usable_slots(job: Job, computers: Mapping[str, Computer], slots: Iterable[Slot]) -> int:
+    """How many of *slots* could run *job*'s tasks at once (for its ETA)."""
+    blocked = set(job.blocked_hosts)
+    need = job.spec.requirements.gpus or 1
+    per_host: Counter[str] = Counter()
+    for slot in slots:
+        computer = computers.get(slot.computer)
+        if computer is not None and mismatch(job, computer, slot, blocked) is None:
+            per_host[slot.computer] += 1
+    total = 0
+    for name, count in per_host.items():
+        limit = computers[name].max_tasks
+        tasks = count // need
+        total += tasks if limit is None else min(tasks, limit)
+    return total

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import uvicorn
 
@@ -21,6 +22,28 @@ from drqueue.master.dispatcher import Dispatcher
 from drqueue.store import open_store
 
 log = logging.getLogger("drqueue.master")
+
+
+#: Seconds between the watchdog's checks of the controller.
+WATCHDOG_SECONDS = 0.5
+
+
+def _watch_controller(controller: Controller, server: uvicorn.Server, stopping: threading.Event,
+                      died: list[str]) -> None:
+    """Stop the master when its controller dies.
+
+    The dispatcher's ipyparallel Client cannot follow a new controller, so the master does not
+    restart one itself: it exits non-zero and its supervisor (systemd ``Restart=on-failure``)
+    starts it again; that start requeues every task that was running (docs/reliability.md).
+    """
+    while not stopping.wait(WATCHDOG_SECONDS):
+        why = controller.failure()
+        if why and not stopping.is_set():
+            log.error("the ipyparallel controller died (%s): the master exits with status 1 so that "
+                      "its supervisor restarts it", why)
+            died.append(f"the ipyparallel controller died ({why})")
+            server.should_exit = True
+            return
 
 
 def run_master(config: Config) -> None:
@@ -39,6 +62,8 @@ def run_master(config: Config) -> None:
     controller = Controller(config)
     controller.start()
     dispatcher = Dispatcher(store, config)
+    stopping = threading.Event()
+    died: list[str] = []
     try:
         dispatcher.start()
         dispatcher.ready.wait(90)
@@ -54,10 +79,16 @@ def run_master(config: Config) -> None:
                            access_log=False, **ssl)
         )
         log.info("master API on %s, store %s", config.master_url, config.store_url)
+        watchdog = threading.Thread(target=_watch_controller, args=(controller, server, stopping, died),
+                                    name="controller-watchdog", daemon=True)
+        watchdog.start()
         server.run()
+        if died:
+            raise DrQueueError(f"{died[0]}: the master exits so that its supervisor restarts it")
         if not server.started:
             raise DrQueueError(f"cannot serve the API on {config.api_host}:{config.api_port} (port in use?)")
     finally:
+        stopping.set()
         dispatcher.stop()
         controller.stop()
         store.close()

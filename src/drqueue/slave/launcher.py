@@ -26,6 +26,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from drqueue.config import Config, write_private
 from drqueue.errors import ConfigError, DrQueueError
 from drqueue.master.controller import _die_with_parent, stop_process_tree
@@ -137,8 +139,24 @@ class Slave:
         if engine.proc is not None:
             stop_process_tree(engine.proc.pid, timeout=3)
             engine.proc.wait(timeout=5)
+        self._stop_leftovers(engine.uuid)
         engine.restarts += 1
         self._start(engine)
+
+    @staticmethod
+    def _stop_leftovers(engine_uuid: str) -> None:
+        """Stop the renders an engine that died left behind.  They run in their own sessions, so
+        a SIGKILLed engine's render is reparented and would run on; its environment still
+        carries the engine's DRQUEUE_ENGINE_UUID."""
+        if not engine_uuid:
+            return
+        for proc in psutil.process_iter():
+            try:
+                if proc.environ().get("DRQUEUE_ENGINE_UUID") == engine_uuid:
+                    log.warning("stopping process %d left behind by a dead engine", proc.pid)
+                    stop_process_tree(proc.pid, timeout=3)
+            except psutil.Error:
+                pass
 
     def _check(self) -> None:
         for engine in self.engines:

@@ -78,8 +78,11 @@ def render_environment(spec: dict[str, Any], frame: int, scene: str | None) -> d
 def _publish(data: dict[str, Any]) -> None:
     """Send progress to the master through ipyparallel; a no-op outside an engine."""
     try:
+        from ipykernel.zmqshell import ZMQInteractiveShell
         from ipyparallel.datapub import publish_data
 
+        if not ZMQInteractiveShell.initialized():
+            return  # not in an engine: publish_data would build a whole IPython shell here
         publish_data(data)
     except Exception:  # not running inside an engine (unit tests, `drqueue run-task`)
         pass
@@ -266,7 +269,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             return result
     try:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        log = open(log_path, "ab")
+        log = open(log_path, "ab", buffering=0)  # unbuffered: a full disk fails a write, never close()
     except OSError as exc:
         result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
         return result
@@ -283,8 +286,11 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         for index, argv in enumerate(commands):
             frame = renderer.frame_of_command(ctx, index) if len(commands) > 1 else ctx.block.start
             env = render_environment(spec, frame, ctx.scene)
-            log.write(f"# command: {argv!r}\n".encode())
-            log.flush()
+            try:
+                log.write(f"# command: {argv!r}\n".encode())
+            except OSError as exc:
+                result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
+                return result
             try:
                 proc = subprocess.Popen(
                     argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

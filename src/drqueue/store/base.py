@@ -153,6 +153,10 @@ class Store(abc.ABC):
         """Turn a queued task into an error: nothing can ever run it."""
 
     @abc.abstractmethod
+    def fail_queued_tasks(self, job_id: int, reason: str) -> int:
+        """Turn every queued task of the job into an error, in one transaction; return how many."""
+
+    @abc.abstractmethod
     def requeue_attempts(self, attempt_ids: list[str], reason: str, *, lost: bool) -> int:
         """Put the tasks of these attempts back in the queue (engine lost); return how many."""
 

@@ -374,6 +374,12 @@ class SQLiteStore(Store):
             for dep in spec.after:
                 if not conn.execute("SELECT 1 FROM jobs WHERE id = ?", (dep,)).fetchone():
                     raise InvalidJob(f"--after names job {dep}, which does not exist")
+            for pool in spec.requirements.pools:
+                if not conn.execute("SELECT 1 FROM pools WHERE name = ?", (pool,)).fetchone():
+                    raise InvalidJob(
+                        f"--pool names pool {pool!r}, which does not exist: see `drqueue pools`, "
+                        f"or `drqueue pool create {pool}`"
+                    )
             cur = conn.execute(
                 """
                 INSERT INTO jobs (name, owner, renderer, scene, start, "end", step, block_size,
@@ -794,6 +800,18 @@ class SQLiteStore(Store):
             self._move(conn, row, TaskState.ERROR, reason=reason, attempt_id=None)
             self._event(conn, "task.error", f"task {row['idx']}: {reason}", job_id=row["job_id"],
                         task_index=row["idx"])
+
+    def fail_queued_tasks(self, job_id: int, reason: str) -> int:
+        """Turn every queued task of a job into an error (it failed on every eligible host)."""
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT * FROM tasks WHERE job_id = ? AND state = 'queued'", (job_id,)
+            ).fetchall()
+            for row in rows:
+                self._move(conn, row, TaskState.ERROR, reason=reason, attempt_id=None)
+            if rows:
+                self._event(conn, "job.error", f"{len(rows)} tasks in error: {reason}", job_id=job_id)
+        return len(rows)
 
     def requeue_attempts(self, attempt_ids: list[str], reason: str, *, lost: bool) -> int:
         count = 0

@@ -2,11 +2,14 @@
 
 Run with Blender, not Python::
 
-    blender -b --factory-startup --python tests/e2e/scenes/make_scene.py -- OUT.blend
+    blender -b --factory-startup --python tests/e2e/scenes/make_scene.py -- OUT.blend [SAMPLES]
 
 The scene: a cube that slides across the view over frames 1-12, a camera, a
-sun, Cycles on the CPU at 64x48 with 4 samples and no denoising, so one frame
-renders in well under a second.  Output defaults to PNG.
+sun, Cycles on the CPU at 64x48 with 4 samples (or SAMPLES) and no denoising,
+so one frame renders in well under a second.  More samples make a frame last
+longer (about 2.5 s per 1000 samples on one thread) without a bigger image:
+the end-to-end tests use that to watch a render's progress, and to kill one
+mid-frame.  Output defaults to PNG.
 """
 
 import sys
@@ -14,14 +17,14 @@ import sys
 import bpy
 
 
-def build_scene(path: str) -> None:
+def build_scene(path: str, samples: int = 4) -> None:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.frame_start = 1
     scene.frame_end = 12
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
-    scene.cycles.samples = 4
+    scene.cycles.samples = samples
     scene.cycles.use_denoising = False
     scene.cycles.use_adaptive_sampling = False
     scene.render.resolution_x = 64
@@ -54,10 +57,10 @@ def build_scene(path: str) -> None:
 
 def main() -> None:
     argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
-    if len(argv) != 1:
-        print("usage: blender -b --factory-startup --python make_scene.py -- OUT.blend")
+    if len(argv) not in (1, 2) or (len(argv) == 2 and not argv[1].isdigit()):
+        print("usage: blender -b --factory-startup --python make_scene.py -- OUT.blend [SAMPLES]")
         sys.exit(2)
-    build_scene(argv[0])
+    build_scene(argv[0], int(argv[1]) if len(argv) == 2 else 4)
 
 
 main()

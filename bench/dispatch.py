@@ -1,0 +1,321 @@
+"""Dispatch throughput: N no-op tasks (`true`) on K local engines, DrQueue versus raw ipyparallel.
+
+    python bench/dispatch.py [--tasks 500] [--engines 4] [--repeat 3] [--profile DIR] [--src DIR]
+
+(a) DrQueue end to end: a real ``drqueue master`` and one ``drqueue slave --slots K``
+    (started as tests/farm.py does), one shell job ``cmd: "true"`` of N one-frame tasks,
+    timed from just before the submit request to the job's ``finished_at`` as the API
+    reports it (the API is polled every 0.1 s; the polled wall time is printed too).
+(b) raw ipyparallel: its own controller (``--nodb``, the default hwm=1, as DrQueue's) and
+    K engines from ``ipyparallel.Cluster``, a LoadBalancedView applying
+    ``subprocess.run(["true"])`` N times, timed from the first submit to the last result.
+
+Both farms are started first and stay up; then the timed rounds alternate (DrQueue, raw,
+DrQueue, raw, ...) so that load from other work on the machine hits both sides alike, and the
+figures are the median rate of each side.  Both sides first run K untimed warm-up tasks, so
+imports on the engines are not timed.
+The CPU seconds each process group spent during the timed phase are printed per task.
+``--profile DIR`` records the master (and one engine) with py-spy during the DrQueue
+phase into ``DIR/master.txt`` and ``DIR/engine.txt`` (collapsed stacks; summarise them with
+``python bench/_pyspy_top.py DIR/master.txt``).  Sampling costs CPU: profiled rates are lower.
+``--src DIR`` runs the master and slave from another source tree (a patched copy of src/),
+to measure a proposed change without touching the working tree.
+
+Target: DrQueue >= 0.8 x raw.  Everything started here is stopped before it returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+TARGET_RATIO = 0.8
+
+
+# -- process accounting ---------------------------------------------------------------------------
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        parent = psutil.Process(pid)
+        return [parent, *parent.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
+    out = {}
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+            out[proc.pid] = t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return out
+
+
+def _delta(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(after[pid] - before.get(pid, 0.0) for pid in after)
+
+
+class CpuMeter:
+    """CPU seconds spent by named groups of processes between start() and stop()."""
+
+    def __init__(self, groups: dict[str, list[psutil.Process]]):
+        self.groups = groups
+        self.before: dict[str, dict[int, float]] = {}
+        self.spent: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.before = {name: _cpu(procs) for name, procs in self.groups.items()}
+
+    def stop(self) -> dict[str, float]:
+        self.spent = {name: _delta(self.before[name], _cpu(procs)) for name, procs in self.groups.items()}
+        return self.spent
+
+
+def _is(proc: psutil.Process, marker: str) -> bool:
+    try:
+        return marker in " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+
+
+# -- (a) DrQueue -----------------------------------------------------------------------------------
+
+
+def _spy(pid: int, out: Path, seconds: float) -> list[subprocess.Popen]:
+    """py-spy record of *pid* (collapsed stacks, 100 Hz); bench/_pyspy_top.py summarises them."""
+    return [subprocess.Popen(
+        ["py-spy", "record", "--pid", str(pid), "--rate", "100", "--threads", "--nonblocking",
+         "--duration", str(int(seconds)), "--format", "raw", "-o", str(out.with_suffix(".txt"))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )]
+
+
+def _stop_spies(spies: list[subprocess.Popen]) -> None:
+    for spy in spies:
+        if spy.poll() is None:
+            spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
+    for spy in spies:
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+
+
+class DrQueueSide:
+    """A real master and one slave with K slots (as tests/farm.py starts them)."""
+
+    name = "drqueue"
+
+    def __init__(self, engines: int, src: Path | None = None, profile: Path | None = None):
+        from farm import Farm
+
+        self.engines = engines
+        self.profile = profile
+        self._tmp = tempfile.TemporaryDirectory(prefix="drqueue-bench-")
+        self.farm = Farm(Path(self._tmp.name) / "farm")
+        if src is not None:
+            self.farm.env["PYTHONPATH"] = str(src.resolve())
+        self.rounds = 0
+
+    def start(self) -> None:
+        t = time.monotonic()
+        try:
+            self.farm.start_master()
+            self.farm.add_slave("bench", slots=self.engines)
+            self.farm.wait_engines(self.engines, timeout=120)
+        except BaseException:
+            self.dump_logs()
+            raise
+        self.startup = time.monotonic() - t
+        self.client = self.farm.client
+        self._finished(self._submit(self.engines)[1]["id"], 60)  # warm-up: engines import the runner
+        master = psutil.Process(self.farm.master_proc.pid)
+        controller = [p for p in master.children(recursive=True) if _is(p, "ipyparallel.controller")]
+        slave_tree = _tree(self.farm.slaves["bench"].pid)
+        self.engine_procs = [p for p in slave_tree if _is(p, "ipyparallel.engine")]
+        self.master = master
+        self.groups = {"master": [master], "controller": controller, "engines": self.engine_procs,
+                       "slave": slave_tree[:1]}
+
+    def _submit(self, n: int) -> tuple[float, dict]:
+        t0 = time.time()
+        job = self.client.submit("shell", None, start=1, end=n, block_size=1, retries=0,
+                                 name=f"bench-{n}", params={"cmd": "true"})
+        return t0, job
+
+    def _finished(self, job_id: int, timeout: float) -> dict:
+        from farm import wait_for
+
+        return wait_for(
+            lambda: (j := self.client.job(job_id))["status"] in ("finished", "error", "cancelled") and j,
+            timeout, 0.1, f"job {job_id}",
+        )
+
+    def round(self, tasks: int) -> dict[str, Any]:
+        self.rounds += 1
+        spies: list[subprocess.Popen] = []
+        if self.profile is not None and self.rounds == 1:  # py-spy the first timed round only
+            self.profile.mkdir(parents=True, exist_ok=True)
+            spies += _spy(self.master.pid, self.profile / "master", 300)
+            if self.engine_procs:
+                spies += _spy(self.engine_procs[0].pid, self.profile / "engine", 300)
+            time.sleep(1.0)  # py-spy attaches
+        meter = CpuMeter(self.groups)
+        meter.start()
+        t0, job = self._submit(tasks)
+        try:
+            done = self._finished(job["id"], max(120, tasks / 5))
+        except BaseException:
+            self.dump_logs()
+            raise
+        wall = time.time() - t0
+        cpu = meter.stop()
+        _stop_spies(spies)
+        seconds = (done["finished_at"] or time.time()) - t0
+        return {"finished": done["counts"]["finished"], "seconds": seconds, "polled_seconds": wall,
+                "rate": tasks / seconds, "cpu_ms_per_task": {k: 1000 * v / tasks for k, v in cpu.items()}}
+
+    def dump_logs(self) -> None:
+        for log in sorted(self.farm.root.glob("*.out")):
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            print(f"--- {log.name} (last lines)\n{tail}", file=sys.stderr)
+
+    def stop(self) -> None:
+        try:
+            self.farm.stop()
+        finally:
+            self._tmp.cleanup()
+
+
+def noop_task() -> int:
+    import subprocess
+
+    return subprocess.run(["true"]).returncode
+
+
+class RawSide:
+    """ipyparallel alone: its own controller (--nodb, default hwm=1) and K engines."""
+
+    name = "raw"
+
+    def __init__(self, engines: int):
+        self.engines = engines
+        self._tmp = tempfile.TemporaryDirectory(prefix="ipp-bench-")
+        self.cluster = None
+        self.rc = None
+
+    def start(self) -> None:
+        import ipyparallel as ipp
+
+        t = time.monotonic()
+        self.cluster = ipp.Cluster(
+            n=self.engines, profile_dir=self._tmp.name, log_level=30, controller_args=["--nodb"],
+            controller_ip="127.0.0.1", shutdown_atexit=True,
+        )
+        self.rc = self.cluster.start_and_connect_sync()
+        self.rc.wait_for_engines(self.engines, timeout=120)
+        self.startup = time.monotonic() - t
+        self.view = self.rc.load_balanced_view()
+        self.view.wait([self.view.apply_async(noop_task) for _ in range(self.engines)])  # warm-up
+        controller = _tree(self.cluster.controller.pid)
+        engine_procs = [p for p in psutil.Process().children(recursive=True)
+                        if _is(p, "ipyparallel.engine") and _is(p, self._tmp.name)]
+        self.groups = {"controller": controller, "engines": engine_procs, "client": [psutil.Process()]}
+
+    def round(self, tasks: int) -> dict[str, Any]:
+        meter = CpuMeter(self.groups)
+        meter.start()
+        t0 = time.monotonic()
+        results = [self.view.apply_async(noop_task) for _ in range(tasks)]
+        self.view.wait(results)
+        seconds = time.monotonic() - t0
+        cpu = meter.stop()
+        return {"finished": sum(1 for ar in results if ar.get() == 0), "seconds": seconds,
+                "rate": tasks / seconds, "cpu_ms_per_task": {k: 1000 * v / tasks for k, v in cpu.items()}}
+
+    def stop(self) -> None:
+        try:
+            if self.rc is not None:
+                with contextlib.suppress(Exception):
+                    self.rc.close()
+            if self.cluster is not None:
+                self.cluster.stop_cluster_sync()
+        finally:
+            self._tmp.cleanup()
+
+
+# -- main --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=500)
+    parser.add_argument("--engines", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3, help="timed rounds per side, alternating")
+    parser.add_argument("--profile", type=Path, help="py-spy the master and one engine into this folder")
+    parser.add_argument("--only", choices=("drqueue", "raw"), help="run one side only")
+    parser.add_argument("--src", type=Path, help="run master and slave from this source tree (PYTHONPATH)")
+    args = parser.parse_args(argv)
+    n, k = args.tasks, args.engines
+    print(f"{n} tasks on {k} engines, {args.repeat} rounds per side; "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs before the run", flush=True)
+
+    sides: list[Any] = []
+    if args.only != "raw":
+        sides.append(DrQueueSide(k, args.src, args.profile))
+    if args.only != "drqueue":
+        sides.append(RawSide(k))
+    runs: dict[str, list[dict[str, Any]]] = {side.name: [] for side in sides}
+    with contextlib.ExitStack() as stack:
+        for side in sides:
+            stack.callback(side.stop)
+            side.start()
+            print(f"{side.name}: {k} engines up in {side.startup:.1f} s", flush=True)
+        for i in range(args.repeat):
+            for side in sides:
+                r = side.round(n)
+                runs[side.name].append(r)
+                cpu = ", ".join(f"{g} {v:.2f}" for g, v in r["cpu_ms_per_task"].items())
+                print(f"  round {i + 1} {side.name:7}: {r['finished']}/{n} in {r['seconds']:.2f} s = "
+                      f"{r['rate']:6.1f} tasks/s   CPU ms/task: {cpu}", flush=True)
+
+    def median_rate(name: str) -> float:
+        return statistics.median(r["rate"] for r in runs[name])
+
+    rows = []
+    label = f"{n} x `true` on {k} engines"
+    figures = {"drqueue": f"DrQueue end to end, {label}", "raw": f"raw ipyparallel LoadBalancedView, {label}"}
+    for name in runs:
+        rate = median_rate(name)
+        spread = ", ".join(f"{r['rate']:.0f}" for r in runs[name])
+        print(f"{name}: median {rate:.1f} tasks/s (rounds: {spread})")
+        rows.append({"benchmark": "dispatch", "figure": figures[name] + f" (median of {len(runs[name])})",
+                     "value": round(rate, 1), "unit": "tasks/s"})
+    if len(runs) == 2:
+        ratio = median_rate("drqueue") / median_rate("raw")
+        rows.append({"benchmark": "dispatch", "figure": "DrQueue / raw", "value": round(ratio, 2),
+                     "unit": "x", "target": f">= {TARGET_RATIO}", "ok": ratio >= TARGET_RATIO})
+        print(f"ratio DrQueue/raw: {ratio:.2f} (target >= {TARGET_RATIO}: "
+              f"{'met' if ratio >= TARGET_RATIO else 'MISSED'})")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,413 @@
+"""The task runner outside an engine: environment, failures, time-outs, logs and usage.
+
+Each test runs real processes through :func:`drqueue.slave.runner.run_task` with the
+``shell`` renderer and the task spec the master really sends
+(:func:`drqueue.master.dispatcher.task_spec`).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from drqueue.config import Config
+from drqueue.master.dispatcher import task_spec
+from drqueue.models import (
+    Counts,
+    FrameBlock,
+    Job,
+    JobControl,
+    JobSpec,
+    Task,
+    TaskState,
+    split_frames,
+)
+from drqueue.renderers.shell import Shell
+from drqueue.slave.runner import render_environment, run_task
+
+DRQUEUE_VARIABLES = {
+    "DRQUEUE_FRAME",
+    "DRQUEUE_STARTFRAME",
+    "DRQUEUE_ENDFRAME",
+    "DRQUEUE_STEPFRAME",
+    "DRQUEUE_BLOCKSIZE",
+    "DRQUEUE_PADFRAME",
+    "DRQUEUE_PADFRAMES",
+    "DRQUEUE_JOBID",
+    "DRQUEUE_JOBNAME",
+    "DRQUEUE_OWNER",
+    "DRQUEUE_SCENEFILE",
+    "DRQUEUE_RENDERDIR",
+    "DRQUEUE_LOGFILE",
+    "DRQUEUE_OS",
+    "DRQUEUE_COMPID",
+}
+GPU_VARIABLES = (
+    "CUDA_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "GPU_DEVICE_ORDINAL",
+    "ONEAPI_DEVICE_SELECTOR",
+)
+
+
+@pytest.fixture(autouse=True)
+def slave_environment(monkeypatch):
+    """The engine environment `drqueue slave` sets: a slave name and no GPU device."""
+    monkeypatch.setenv("DRQUEUE_SLAVE_NAME", "render07")
+    monkeypatch.delenv("DRQUEUE_GPU_DEVICE", raising=False)
+    for name in GPU_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def make_spec(
+    tmp_path: Path,
+    cmd: str,
+    *,
+    start: int = 1,
+    end: int = 1,
+    step: int = 1,
+    block_size: int = 1,
+    task_index: int = 0,
+    output: str | None = None,
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
+    scene: str | None = None,
+    log_path: Path | None = None,
+) -> dict[str, Any]:
+    """The task spec of task *task_index* of a shell job, as the dispatcher builds it."""
+    params = Shell.validate_params({"cmd": cmd, **({"output": output} if output else {})})
+    spec = JobSpec(
+        "shell",
+        start,
+        end,
+        name="shot-010 comp",
+        owner="ann",
+        scene=scene,
+        step=step,
+        block_size=block_size,
+        timeout=timeout,
+        env=env or {},
+        params=params,
+    )
+    block = split_frames(start, end, step, block_size)[task_index]
+    job = Job(
+        id=42, spec=spec, control=JobControl.ACTIVE, counts=Counts(), submitted_at=time.time()
+    )
+    task = Task(
+        id=420 + task_index, job_id=42, index=task_index, block=block, state=TaskState.DISPATCHED
+    )
+    log = log_path or tmp_path / "logs" / "42" / f"{task_index}.log"
+    return task_spec(job, task, "attempt-1", str(log), Config(root=tmp_path))
+
+
+def marker_processes(marker: str) -> list[psutil.Process]:
+    """Live (non-zombie) processes whose command line mentions *marker*."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if any(marker in part for part in proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+def unique_sleep() -> str:
+    """A sleep duration that is also a unique marker in the process table (GNU sleep takes 299.8…)."""
+    return f"299.8{random.randrange(10**8, 10**9)}"
+
+
+def wait_for(condition, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {condition}")
+
+
+# -- the render environment ---------------------------------------------------------------------
+
+
+def test_render_environment_has_every_drqueue_variable(tmp_path):
+    scene = tmp_path / "proj" / "shot.blend"
+    spec = make_spec(
+        tmp_path, "true", start=-4, end=20, step=2, block_size=3, task_index=2, scene=str(scene)
+    )
+    env = render_environment(spec, 8, str(scene))
+    assert {name for name in env if name.startswith("DRQUEUE_")} >= DRQUEUE_VARIABLES
+    assert {name: env[name] for name in sorted(DRQUEUE_VARIABLES)} == {
+        "DRQUEUE_BLOCKSIZE": "3",
+        "DRQUEUE_COMPID": "render07",
+        "DRQUEUE_ENDFRAME": "20",
+        "DRQUEUE_FRAME": "8",
+        "DRQUEUE_JOBID": "42",
+        "DRQUEUE_JOBNAME": "shot-010 comp",
+        "DRQUEUE_LOGFILE": str(tmp_path / "logs" / "42" / "2.log"),
+        "DRQUEUE_OS": "linux",
+        "DRQUEUE_OWNER": "ann",
+        "DRQUEUE_PADFRAME": "0008",
+        "DRQUEUE_PADFRAMES": "4",
+        "DRQUEUE_RENDERDIR": str(tmp_path / "proj"),
+        "DRQUEUE_SCENEFILE": str(scene),
+        "DRQUEUE_STARTFRAME": "-4",
+        "DRQUEUE_STEPFRAME": "2",
+    }
+
+
+def test_render_environment_pads_negative_frames_and_has_empty_scene_without_one(tmp_path):
+    env = render_environment(make_spec(tmp_path, "true", start=-3, end=3), -3, None)
+    assert env["DRQUEUE_FRAME"] == "-3"
+    assert env["DRQUEUE_PADFRAME"] == "-0003"
+    assert env["DRQUEUE_SCENEFILE"] == ""
+    assert env["DRQUEUE_RENDERDIR"] == ""
+
+
+def test_render_environment_keeps_the_engine_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_LICENSE_SERVER", "lic01")
+    env = render_environment(make_spec(tmp_path, "true"), 1, None)
+    assert env["STUDIO_LICENSE_SERVER"] == "lic01"
+    assert env["PATH"] == os.environ["PATH"]
+
+
+def test_job_environment_overrides_the_engine_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_LICENSE_SERVER", "lic01")
+    spec = make_spec(
+        tmp_path, "true", env={"STUDIO_LICENSE_SERVER": "lic02", "OCIO": "/cfg/aces.ocio"}
+    )
+    env = render_environment(spec, 1, None)
+    assert env["STUDIO_LICENSE_SERVER"] == "lic02"
+    assert env["OCIO"] == "/cfg/aces.ocio"
+    assert env["DRQUEUE_FRAME"] == "1"
+
+
+def test_render_environment_names_the_gpu_slot_device_for_every_vendor(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRQUEUE_GPU_DEVICE", "1")
+    env = render_environment(make_spec(tmp_path, "true"), 1, None)
+    assert {name: env[name] for name in GPU_VARIABLES} == {
+        "CUDA_VISIBLE_DEVICES": "1",
+        "HIP_VISIBLE_DEVICES": "1",
+        "ROCR_VISIBLE_DEVICES": "1",
+        "GPU_DEVICE_ORDINAL": "1",
+        "ONEAPI_DEVICE_SELECTOR": "*:1",
+    }
+
+
+def test_cpu_slot_sets_no_gpu_device(tmp_path):
+    env = render_environment(make_spec(tmp_path, "true"), 1, None)
+    assert not set(GPU_VARIABLES) & set(env)
+
+
+def test_each_frame_of_a_block_gets_its_own_environment(tmp_path):
+    out = tmp_path / "env"
+    out.mkdir()
+    spec = make_spec(
+        tmp_path,
+        f"sh -c 'env > {out}/{{frame}}.txt'",
+        start=1,
+        end=9,
+        step=2,
+        block_size=3,
+        task_index=1,
+        env={"SHOT": "010"},
+    )
+    result = run_task(spec)
+    assert result["status"] == "finished", result["reason"]
+    names = sorted(int(p.stem) for p in out.iterdir())
+    assert names == [7, 9]  # task 1 of 1..9 by 2 in blocks of 3: frames 7 and 9
+    for frame in names:
+        seen = dict(
+            line.split("=", 1)
+            for line in (out / f"{frame}.txt").read_text().splitlines()
+            if "=" in line
+        )
+        assert seen["DRQUEUE_FRAME"] == str(frame)
+        assert seen["DRQUEUE_PADFRAME"] == f"{frame:04d}"
+        assert seen["DRQUEUE_STARTFRAME"] == "1"
+        assert seen["DRQUEUE_ENDFRAME"] == "9"
+        assert seen["DRQUEUE_COMPID"] == "render07"
+        assert seen["SHOT"] == "010"
+
+
+# -- failures ---------------------------------------------------------------------------------------
+
+
+def test_success_reports_finished_with_exit_code_zero(tmp_path):
+    result = run_task(make_spec(tmp_path, "sh -c 'echo all good'"))
+    assert result["status"] == "finished"
+    assert result["exit_code"] == 0
+    assert result["reason"] is None
+    assert result["attempt_id"] == "attempt-1"
+    assert result["task_id"] == 420
+    assert result["computer"] == "render07"
+    assert result["started_at"] <= result["ended_at"]
+
+
+def test_non_zero_exit_fails_with_the_exit_code_and_last_line_as_reason(tmp_path):
+    result = run_task(
+        make_spec(tmp_path, "sh -c 'echo rendering; echo out of licenses >&2; exit 3'")
+    )
+    assert result["status"] == "failed"
+    assert result["exit_code"] == 3
+    assert result["reason"] == "exit code 3: out of licenses"
+
+
+def test_a_failing_frame_stops_the_block(tmp_path):
+    ran = tmp_path / "ran"
+    ran.mkdir()
+    spec = make_spec(
+        tmp_path,
+        f"sh -c 'touch {ran}/{{frame}}; test {{frame}} != 2'",
+        start=1,
+        end=3,
+        block_size=3,
+    )
+    result = run_task(spec)
+    assert result["status"] == "failed"
+    assert result["exit_code"] == 1
+    assert result["reason"] == "exit code 1"
+    assert sorted(p.name for p in ran.iterdir()) == ["1", "2"]
+
+
+def test_missing_program_fails_with_reason(tmp_path):
+    result = run_task(make_spec(tmp_path, "no-such-renderer-xyz {frame}"))
+    assert result["status"] == "failed"
+    assert result["reason"].startswith("cannot start 'no-such-renderer-xyz' on render07")
+
+
+def test_missing_output_fails_even_with_exit_code_zero(tmp_path):
+    spec = make_spec(
+        tmp_path, "true", output=str(tmp_path / "out" / "shot.####.png"), start=5, end=5
+    )
+    result = run_task(spec)
+    assert result["status"] == "failed"
+    assert result["exit_code"] == 0
+    assert result["reason"] == f"output {tmp_path}/out/shot.0005.png was not written"
+    assert result["outputs"] == []
+
+
+def test_empty_output_fails(tmp_path):
+    spec = make_spec(
+        tmp_path, f"touch {tmp_path}/shot.{{padframe}}.png", output=str(tmp_path / "shot.####.png")
+    )
+    result = run_task(spec)
+    assert result["status"] == "failed"
+    assert result["reason"] == f"output {tmp_path}/shot.0001.png is empty"
+
+
+def test_written_outputs_are_reported(tmp_path):
+    spec = make_spec(
+        tmp_path,
+        f"sh -c 'echo pixels > {tmp_path}/shot.{{padframe}}.png'",
+        start=1,
+        end=2,
+        block_size=2,
+        output=str(tmp_path / "shot.####.png"),
+    )
+    result = run_task(spec)
+    assert result["status"] == "finished", result["reason"]
+    assert result["outputs"] == [f"{tmp_path}/shot.0001.png", f"{tmp_path}/shot.0002.png"]
+
+
+def test_unwritable_log_folder_fails_with_that_reason_and_runs_nothing(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the log folder should be")
+    log_path = blocker / "logs" / "0.log"
+    ran = tmp_path / "ran"
+    result = run_task(make_spec(tmp_path, f"touch {ran}", log_path=log_path))
+    assert result["status"] == "failed"
+    assert result["reason"] == f"cannot write the task log {log_path}: Not a directory"
+    assert not ran.exists()
+
+
+# -- time-outs -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("escape", ["", "setsid "], ids=["same-group", "child-left-the-group"])
+def test_timeout_kills_the_whole_process_tree(tmp_path, escape):
+    marker = unique_sleep()
+    spec = make_spec(tmp_path, f"sh -c '{escape}sleep {marker} & sleep {marker}'", timeout=2)
+    box: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: box.update(result=run_task(spec)))
+    started = time.monotonic()
+    runner.start()
+    # The shell and both sleeps are up (dash may exec the last sleep in place of the shell).
+    wait_for(lambda: len([p for p in marker_processes(marker) if p.name() == "sleep"]) == 2)
+    runner.join(30)
+    assert not runner.is_alive()
+    took = time.monotonic() - started
+    result = box["result"]
+    assert result["status"] == "failed"
+    assert result["reason"] == "timed out after 2 s"
+    assert result["exit_code"] is None
+    assert 2 <= took < 15
+    assert marker_processes(marker) == [], "a render process outlived its timed-out task"
+
+
+# -- logs and usage -------------------------------------------------------------------------------------
+
+
+def test_log_file_holds_the_header_the_command_and_all_output(tmp_path):
+    spec = make_spec(
+        tmp_path,
+        "sh -c 'echo line-one; echo line-two >&2; printf \"50%%\\rdone\\n\"'",
+        start=3,
+        end=3,
+    )
+    result = run_task(spec)
+    assert result["status"] == "finished", result["reason"]
+    log_path = tmp_path / "logs" / "42" / "0.log"
+    assert result["log_path"] == str(log_path)
+    text = log_path.read_bytes().decode()
+    lines = text.split("\n")
+    assert lines[0].startswith("# drqueue: job 42 task 0 on render07 at ")
+    assert lines[1].startswith("# command: ['sh', '-c', ")
+    assert lines[2:] == ["line-one", "line-two", "50%\rdone", ""]
+    assert result["tail"] == "line-one\nline-two\n50%\ndone"
+
+
+def test_log_file_keeps_earlier_attempts(tmp_path):
+    spec = make_spec(tmp_path, "echo attempt")
+    run_task(spec)
+    run_task(spec)
+    text = (tmp_path / "logs" / "42" / "0.log").read_text()
+    assert text.count("# drqueue: job 42 task 0") == 2
+    assert text.count("\nattempt\n") == 2
+
+
+def test_peak_memory_and_cpu_time_are_reported(tmp_path):
+    script = (
+        "b = b'x' * (80 * 2**20); n = sum(i * i for i in range(3_000_000)); print(len(b), n > 0)"
+    )
+    result = run_task(make_spec(tmp_path, f'{sys.executable} -c "{script}"'))
+    assert result["status"] == "finished", result["reason"]
+    assert result["peak_rss_kb"] >= 80 * 1024
+    assert result["peak_rss_kb"] < 2 * 1024 * 1024
+    assert result["cpu_seconds"] >= 0.05
+    assert result["cpu_seconds"] <= result["ended_at"] - result["started_at"] + 1
+
+
+def test_cpu_time_adds_up_over_the_frames_of_a_block(tmp_path):
+    busy = f'{sys.executable} -c "sum(i * i for i in range(2_000_000))" {{frame}}'
+    one = run_task(make_spec(tmp_path / "one", busy))
+    three = run_task(make_spec(tmp_path / "three", busy, start=1, end=3, block_size=3))
+    assert one["status"] == three["status"] == "finished"
+    assert three["cpu_seconds"] > 2 * one["cpu_seconds"]
+
+
+def test_block_frames_helper_matches_the_task_spec(tmp_path):
+    spec = make_spec(tmp_path, "true", start=1, end=10, step=3, block_size=2, task_index=1)
+    assert (spec["task_start"], spec["task_end"], spec["step"]) == (7, 10, 3)
+    assert FrameBlock(spec["task_start"], spec["task_end"], spec["step"]).frames == [7, 10]

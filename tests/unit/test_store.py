@@ -1,0 +1,559 @@
+"""Contract tests of the store (ARCHITECTURE.md: "The store is the single source of truth").
+
+Written against the Store interface; ``store`` is parametrised by backend so that a
+second backend (MongoDB) runs the same contract.  Every test checks that the job's
+task counts agree with its tasks after each change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+
+import pytest
+
+from drqueue.errors import Conflict, InvalidJob, NotFound, StoreError
+from drqueue.models import Counts, FrameBlock, JobSpec, TaskState, split_frames
+from drqueue.store import SCHEMA_VERSION, Store
+from drqueue.store.sqlite import SQLiteStore
+
+
+@pytest.fixture(params=["sqlite"])
+def store(request, tmp_path) -> Store:
+    backend = SQLiteStore(tmp_path / "db" / "drqueue.sqlite")
+    yield backend
+    backend.close()
+
+
+def submit(
+    store: Store, start: int = 1, end: int = 4, *, retries: int = 3, block_size: int = 1, **options
+) -> int:
+    spec = JobSpec(
+        "shell",
+        start,
+        end,
+        block_size=block_size,
+        retries=retries,
+        params={"cmd": "true"},
+        **options,
+    )
+    return store.create_job(spec, split_frames(start, end, 1, block_size))
+
+
+def recount(store: Store, job_id: int) -> Counts:
+    """The counts as the tasks themselves say."""
+    counts = Counts()
+    for task in store.list_tasks(job_id):
+        counts.total += 1
+        if task.state == TaskState.QUEUED:
+            counts.queued += 1
+        elif task.state in (TaskState.DISPATCHED, TaskState.RUNNING):
+            counts.running += 1
+        elif task.state == TaskState.FINISHED:
+            counts.finished += 1
+        elif task.state == TaskState.ERROR:
+            counts.error += 1
+        elif task.state == TaskState.CANCELLED:
+            counts.cancelled += 1
+    return counts
+
+
+def counts_of(store: Store, job_id: int) -> Counts:
+    """The stored counts, checked against the tasks."""
+    stored = store.get_job(job_id).counts
+    assert stored == recount(store, job_id), "the job's counts drifted from its tasks"
+    return stored
+
+
+def dispatch(
+    store: Store, job_id: int, index: int, engine: int = 0, computer: str = "alpha"
+) -> str:
+    task = store.get_task(job_id, index)
+    attempt = uuid.uuid4().hex
+    assert store.mark_dispatched(task.id, attempt, engine, computer)
+    return attempt
+
+
+FINISHED = {
+    "status": "finished",
+    "exit_code": 0,
+    "peak_rss_kb": 1000,
+    "cpu_seconds": 0.5,
+    "tail": "done",
+    "outputs": ["/out/0001.png"],
+}
+
+
+def failed(reason: str = "exit code 1: boom") -> dict:
+    return {"status": "failed", "exit_code": 1, "reason": reason, "tail": "boom"}
+
+
+# -- creating jobs ---------------------------------------------------------------------------------
+
+
+def test_create_job_stores_the_job_and_all_its_tasks(store):
+    job_id = submit(store, 1, 10, block_size=3, name="shot", owner="ann", priority=70)
+    job = store.get_job(job_id)
+    assert (job.spec.name, job.spec.owner, job.spec.priority) == ("shot", "ann", 70)
+    assert job.status == "queued"
+    assert counts_of(store, job_id) == Counts(total=4, queued=4)
+    tasks = store.list_tasks(job_id)
+    assert [t.index for t in tasks] == [0, 1, 2, 3]
+    assert [t.block for t in tasks] == [
+        FrameBlock(1, 3),
+        FrameBlock(4, 6),
+        FrameBlock(7, 9),
+        FrameBlock(10, 10),
+    ]
+    assert all(t.state == TaskState.QUEUED and t.attempts == 0 for t in tasks)
+    assert [e.kind for e in store.events(job_id=job_id)] == ["job.submitted"]
+
+
+def test_unnamed_job_is_named_after_its_id(store):
+    job_id = submit(store)
+    assert store.get_job(job_id).spec.name == f"job-{job_id}"
+
+
+def test_create_job_is_one_transaction(store):
+    """A job whose tasks cannot be written leaves neither job nor tasks behind."""
+    before = store.job_ids()
+    spec = JobSpec("shell", 1, 2, params={"cmd": "true"})
+    with pytest.raises(OverflowError):
+        store.create_job(spec, [FrameBlock(1, 1), FrameBlock(2**70, 2**70)])
+    assert store.job_ids() == before
+    assert store.list_jobs() == []
+    assert store.events() == []
+    job_id = submit(store)
+    assert counts_of(store, job_id).total == 4
+
+
+def test_create_job_refuses_a_dependency_that_does_not_exist(store):
+    with pytest.raises(InvalidJob, match="--after names job 99, which does not exist"):
+        submit(store, after=[99])
+    assert store.job_ids() == set()
+
+
+def test_unknown_job_is_not_found(store):
+    with pytest.raises(NotFound, match="no job 5"):
+        store.get_job(5)
+    with pytest.raises(NotFound):
+        store.list_tasks(5)
+    with pytest.raises(NotFound):
+        store.set_job_control(5, "stopped")
+
+
+# -- a task's life -----------------------------------------------------------------------------------
+
+
+def test_counts_follow_every_transition(store):
+    job_id = submit(store, 1, 4, retries=0)
+    a = dispatch(store, job_id, 0)
+    b = dispatch(store, job_id, 1, engine=1)
+    c = dispatch(store, job_id, 2, engine=2)
+    assert counts_of(store, job_id) == Counts(total=4, queued=1, running=3)
+    assert store.get_job(job_id).status == "running"
+    store.mark_running(a, 0.25, "25%")
+    assert store.get_task(job_id, 0).state == TaskState.RUNNING
+    assert store.get_task(job_id, 0).progress == 0.25
+    assert counts_of(store, job_id) == Counts(total=4, queued=1, running=3)
+    assert store.record_result(a, FINISHED) == "finished"
+    assert store.record_result(b, failed()) == "error"
+    assert store.requeue_attempts([c], "engine lost", lost=True) == 1
+    assert counts_of(store, job_id) == Counts(total=4, queued=2, finished=1, error=1)
+    d = dispatch(store, job_id, 3)
+    assert store.kill_tasks(job_id, actor="wrangler")[0].attempt_id == d
+    assert counts_of(store, job_id) == Counts(total=4, queued=2, finished=1, error=1)
+    store.requeue_tasks(job_id, which="failed")
+    assert counts_of(store, job_id) == Counts(total=4, queued=3, finished=1)
+    store.requeue_tasks(job_id, which="all")
+    assert counts_of(store, job_id) == Counts(total=4, queued=4)
+    assert store.get_job(job_id).finished_at is None
+
+
+def test_finished_result_records_the_run(store):
+    job_id = submit(store)
+    attempt = dispatch(store, job_id, 0, engine=3, computer="beta")
+    assert store.get_task(job_id, 0).attempts == 1
+    result = dict(FINISHED, started_at=100.0, ended_at=112.5, log_path="/logs/1/0.log")
+    assert store.record_result(attempt, result) == "finished"
+    task = store.get_task(job_id, 0)
+    assert task.state == TaskState.FINISHED
+    assert (task.computer, task.engine_id, task.exit_code) == ("beta", 3, 0)
+    assert (task.started_at, task.ended_at) == (100.0, 112.5)
+    assert (task.peak_rss_kb, task.cpu_seconds, task.tail) == (1000, 0.5, "done")
+    assert task.outputs == ["/out/0001.png"]
+    assert task.progress == 1.0
+    assert task.log_path == "/logs/1/0.log"
+    job = store.get_job(job_id)
+    assert (job.task_seconds, job.timed_tasks) == (12.5, 1)
+
+
+def test_job_finishes_when_its_last_task_does(store):
+    job_id = submit(store, 1, 2)
+    first, second = dispatch(store, job_id, 0), dispatch(store, job_id, 1)
+    store.record_result(first, FINISHED)
+    assert store.get_job(job_id).finished_at is None
+    store.record_result(second, FINISHED)
+    job = store.get_job(job_id)
+    assert job.status == "finished"
+    assert job.finished_at is not None
+    assert store.runnable_jobs() == []
+
+
+def test_mark_dispatched_only_takes_a_queued_task(store):
+    job_id = submit(store)
+    task = store.get_task(job_id, 0)
+    assert store.mark_dispatched(task.id, "a1", 0, "alpha")
+    assert not store.mark_dispatched(task.id, "a2", 1, "beta")
+    task = store.get_task(job_id, 0)
+    assert (task.attempt_id, task.computer, task.attempts) == ("a1", "alpha", 1)
+    assert counts_of(store, job_id).running == 1
+
+
+def test_stale_result_of_a_requeued_attempt_is_ignored(store):
+    job_id = submit(store)
+    lost = dispatch(store, job_id, 0)
+    store.requeue_attempts([lost], "engine 0 on alpha was lost", lost=True)
+    assert store.record_result(lost, FINISHED) is None
+    task = store.get_task(job_id, 0)
+    assert task.state == TaskState.QUEUED
+    assert task.lost == 1
+    assert counts_of(store, job_id) == Counts(total=4, queued=4)
+
+
+def test_a_frame_is_never_counted_finished_twice(store):
+    job_id = submit(store)
+    lost = dispatch(store, job_id, 0)
+    store.requeue_attempts([lost], "engine lost", lost=True)
+    again = dispatch(store, job_id, 0, engine=1, computer="beta")
+    assert store.record_result(again, FINISHED) == "finished"
+    # The first engine comes back from the dead and delivers; then the second delivers twice.
+    assert store.record_result(lost, FINISHED) is None
+    assert store.record_result(again, FINISHED) is None
+    assert store.record_result(again, failed()) is None
+    assert counts_of(store, job_id) == Counts(total=4, queued=3, finished=1)
+    job = store.get_job(job_id)
+    assert job.timed_tasks == 1
+    assert store.get_task(job_id, 0).computer == "beta"
+
+
+def test_progress_of_a_stale_attempt_is_ignored(store):
+    job_id = submit(store)
+    lost = dispatch(store, job_id, 0)
+    store.requeue_attempts([lost], "engine lost", lost=True)
+    store.mark_running(lost, 0.5, "half")
+    task = store.get_task(job_id, 0)
+    assert (task.state, task.progress) == (TaskState.QUEUED, 0.0)
+
+
+def test_failed_task_is_retried_then_ends_in_error_after_retries_plus_one_failures(store):
+    job_id = submit(store, 1, 1, retries=2)
+    for attempt in (1, 2):
+        assert (
+            store.record_result(dispatch(store, job_id, 0), failed(f"exit code 1: try {attempt}"))
+            == "queued"
+        )
+        task = store.get_task(job_id, 0)
+        assert (task.state, task.failures, task.attempts) == (TaskState.QUEUED, attempt, attempt)
+        assert task.reason == f"exit code 1: try {attempt}"
+        assert task.attempt_id is None
+        assert counts_of(store, job_id) == Counts(total=1, queued=1)
+    assert store.record_result(dispatch(store, job_id, 0), failed("exit code 1: try 3")) == "error"
+    task = store.get_task(job_id, 0)
+    assert (task.state, task.failures, task.attempts) == (TaskState.ERROR, 3, 3)
+    assert task.reason == "exit code 1: try 3 (failed 3 times)"
+    assert counts_of(store, job_id) == Counts(total=1, error=1)
+    assert store.get_job(job_id).status == "error"
+    assert store.host_failures(job_id) == {"alpha": 3}
+    assert [e.kind for e in store.events(job_id=job_id)].count("task.failed") == 3
+
+
+def test_retries_zero_means_one_attempt(store):
+    job_id = submit(store, 1, 1, retries=0)
+    assert store.record_result(dispatch(store, job_id, 0), failed()) == "error"
+
+
+def test_failure_without_a_reason_names_the_exit_code(store):
+    job_id = submit(store, 1, 1, retries=0)
+    store.record_result(dispatch(store, job_id, 0), {"status": "failed", "exit_code": 139})
+    assert store.get_task(job_id, 0).reason == "exit code 139 (failed 1 times)"
+
+
+def test_a_task_lost_too_often_ends_in_error(store):
+    store.max_lost = 2
+    job_id = submit(store, 1, 1)
+    assert store.requeue_attempts([dispatch(store, job_id, 0)], "engine lost", lost=True) == 1
+    assert store.get_task(job_id, 0).state == TaskState.QUEUED
+    store.requeue_attempts([dispatch(store, job_id, 0)], "engine lost", lost=True)
+    task = store.get_task(job_id, 0)
+    assert task.state == TaskState.ERROR
+    assert task.reason == "engine lost (2 times: the task may crash its engine)"
+    assert counts_of(store, job_id) == Counts(total=1, error=1)
+
+
+def test_fail_task_turns_only_a_queued_task_into_an_error(store):
+    job_id = submit(store, 1, 2)
+    attempt = dispatch(store, job_id, 1)
+    store.fail_task(store.get_task(job_id, 0).id, "no slave can ever run it")
+    store.fail_task(store.get_task(job_id, 1).id, "no slave can ever run it")
+    assert store.get_task(job_id, 0).state == TaskState.ERROR
+    assert store.get_task(job_id, 0).reason == "no slave can ever run it"
+    assert store.get_task(job_id, 1).attempt_id == attempt
+    assert counts_of(store, job_id) == Counts(total=2, running=1, error=1)
+
+
+# -- master restart ----------------------------------------------------------------------------------
+
+
+def test_requeue_all_active_puts_every_dispatched_and_running_task_back(store):
+    one, two = submit(store, 1, 3), submit(store, 1, 2)
+    a = dispatch(store, one, 0)
+    b = dispatch(store, one, 1, engine=1)
+    store.mark_running(b, 0.5, "half")
+    c = dispatch(store, two, 0, engine=2)
+    done = dispatch(store, two, 1, engine=3)
+    store.record_result(done, FINISHED)
+    assert store.requeue_all_active("master restarted") == 3
+    assert store.active_dispatches() == []
+    assert counts_of(store, one) == Counts(total=3, queued=3)
+    assert counts_of(store, two) == Counts(total=2, queued=1, finished=1)
+    for job_id, index in ((one, 0), (one, 1), (two, 0)):
+        task = store.get_task(job_id, index)
+        assert (task.state, task.attempt_id, task.lost, task.progress) == (
+            TaskState.QUEUED,
+            None,
+            0,
+            0.0,
+        )
+        assert task.reason == "master restarted"
+    for attempt in (a, b, c):
+        assert store.record_result(attempt, FINISHED) is None
+    assert store.requeue_all_active("again") == 0
+
+
+def test_store_survives_reopening(store, tmp_path):
+    job_id = submit(store)
+    attempt = dispatch(store, job_id, 0)
+    store.close()
+    reopened = SQLiteStore(tmp_path / "db" / "drqueue.sqlite")
+    try:
+        assert [d.attempt_id for d in reopened.active_dispatches()] == [attempt]
+        assert counts_of(reopened, job_id) == Counts(total=4, queued=3, running=1)
+    finally:
+        reopened.close()
+
+
+# -- user actions -----------------------------------------------------------------------------------
+
+
+def test_kill_tasks_takes_running_tasks_back_to_queued(store):
+    job_id = submit(store, 1, 3)
+    a, b = dispatch(store, job_id, 0), dispatch(store, job_id, 1, engine=1)
+    store.record_result(b, FINISHED)
+    c = dispatch(store, job_id, 2, engine=2)
+    killed = store.kill_tasks(job_id, actor="wrangler")
+    assert sorted(d.attempt_id for d in killed) == sorted([a, c])
+    assert {d.engine_id for d in killed} == {0, 2}
+    task = store.get_task(job_id, 0)
+    assert (task.state, task.attempt_id, task.reason) == (
+        TaskState.QUEUED,
+        None,
+        "killed by wrangler",
+    )
+    assert counts_of(store, job_id) == Counts(total=3, queued=2, finished=1)
+    assert store.record_result(a, failed("killed")) is None
+    assert store.get_task(job_id, 0).failures == 0, "a kill is not a failure"
+
+
+def test_kill_one_task(store):
+    job_id = submit(store, 1, 2)
+    a, b = dispatch(store, job_id, 0), dispatch(store, job_id, 1, engine=1)
+    assert [d.attempt_id for d in store.kill_tasks(job_id, index=1)] == [b]
+    assert store.get_task(job_id, 0).attempt_id == a
+    assert counts_of(store, job_id) == Counts(total=2, queued=1, running=1)
+    assert store.kill_tasks(job_id, index=1) == []
+    with pytest.raises(NotFound, match="job .* has no task 7"):
+        store.kill_tasks(job_id, index=7)
+
+
+def test_stop_and_continue_change_the_control_and_the_runnable_jobs(store):
+    job_id = submit(store)
+    assert [j.id for j in store.runnable_jobs()] == [job_id]
+    store.set_job_control(job_id, "stopped", actor="ann")
+    assert store.get_job(job_id).status == "stopped"
+    assert store.runnable_jobs() == []
+    store.set_job_control(job_id, "active", actor="ann")
+    assert store.get_job(job_id).status == "queued"
+    assert [j.id for j in store.runnable_jobs()] == [job_id]
+
+
+def test_priority_change(store):
+    job_id = submit(store)
+    store.set_job_priority(job_id, 90)
+    assert store.get_job(job_id).spec.priority == 90
+    with pytest.raises(InvalidJob):
+        store.set_job_priority(job_id, 10**7)
+
+
+def test_rerun_requeues_everything_and_forgets_failures(store):
+    job_id = submit(store, 1, 3, retries=0)
+    store.record_result(dispatch(store, job_id, 0), FINISHED)
+    store.record_result(dispatch(store, job_id, 1), failed())
+    running = dispatch(store, job_id, 2)
+    was_active = store.requeue_tasks(job_id, which="all")
+    assert [d.attempt_id for d in was_active] == [running]
+    assert counts_of(store, job_id) == Counts(total=3, queued=3)
+    assert all(t.failures == 0 and t.attempt_id is None for t in store.list_tasks(job_id))
+    assert store.host_failures(job_id) == {}
+    assert store.record_result(running, FINISHED) is None
+
+
+def test_requeue_failed_takes_only_error_and_cancelled_tasks(store):
+    job_id = submit(store, 1, 3, retries=0)
+    store.record_result(dispatch(store, job_id, 0), FINISHED)
+    store.record_result(dispatch(store, job_id, 1), failed())
+    running = dispatch(store, job_id, 2)
+    assert store.requeue_tasks(job_id, which="failed") == []
+    states = [t.state for t in store.list_tasks(job_id)]
+    assert states == [TaskState.FINISHED, TaskState.QUEUED, TaskState.DISPATCHED]
+    assert store.get_task(job_id, 2).attempt_id == running
+
+
+def test_requeue_one_task(store):
+    job_id = submit(store, 1, 2)
+    store.record_result(dispatch(store, job_id, 0), FINISHED)
+    store.requeue_tasks(job_id, which="one", index=0)
+    assert store.get_task(job_id, 0).state == TaskState.QUEUED
+    assert counts_of(store, job_id) == Counts(total=2, queued=2)
+    with pytest.raises(NotFound):
+        store.requeue_tasks(job_id, which="one", index=9)
+
+
+def test_delete_is_refused_while_tasks_run(store):
+    job_id = submit(store)
+    attempt = dispatch(store, job_id, 0)
+    with pytest.raises(Conflict, match=f"job {job_id} has 1 running tasks"):
+        store.delete_job(job_id)
+    assert counts_of(store, job_id) == Counts(total=4, queued=3, running=1)
+    active = store.delete_job(job_id, force=True, actor="ann")
+    assert [d.attempt_id for d in active] == [attempt]
+    assert store.job_ids() == set()
+    with pytest.raises(NotFound):
+        store.get_job(job_id)
+    assert store.record_result(attempt, FINISHED) is None
+    assert store.active_dispatches() == []
+
+
+def test_delete_of_an_idle_job_needs_no_force(store):
+    job_id = submit(store)
+    assert store.delete_job(job_id) == []
+    assert store.job_ids() == set()
+    with pytest.raises(NotFound):
+        store.delete_job(job_id)
+
+
+def test_delete_is_refused_for_a_dependency_unless_forced(store):
+    first = submit(store)
+    second = submit(store, after=[first])
+    assert store.get_job(second).waiting_for == [first]
+    assert store.get_job(second).status == "waiting"
+    with pytest.raises(Conflict, match=f"dependency of job {second}"):
+        store.delete_job(first)
+    store.delete_job(first, force=True)
+    assert store.job_ids() == {second}
+
+
+def test_task_for_frame(store):
+    job_id = store.create_job(
+        JobSpec("shell", -5, 15, step=5, block_size=2, params={"cmd": "true"}),
+        split_frames(-5, 15, 5, 2),
+    )
+    assert store.task_for_frame(job_id, -5).index == 0
+    assert store.task_for_frame(job_id, 5).index == 1
+    assert store.task_for_frame(job_id, 15).index == 2
+    for frame in (-10, 1, 20):
+        with pytest.raises(NotFound):
+            store.task_for_frame(job_id, frame)
+
+
+# -- integrity, backup, schema ----------------------------------------------------------------------
+
+
+def test_integrity_check_recounts_drifted_counts(store, tmp_path):
+    job_id = submit(store, 1, 4)
+    store.record_result(dispatch(store, job_id, 0), FINISHED)
+    dispatch(store, job_id, 1)
+    assert store.check_integrity() == []
+    raw = sqlite3.connect(tmp_path / "db" / "drqueue.sqlite")
+    raw.execute(
+        "UPDATE jobs SET n_finished = 3, n_queued = 0, n_running = 7 WHERE id = ?", (job_id,)
+    )
+    raw.commit()
+    raw.close()
+    assert store.get_job(job_id).counts == Counts(total=4, queued=0, running=7, finished=3)
+    assert store.check_integrity() == [f"recounted the tasks of job {job_id}"]
+    assert counts_of(store, job_id) == Counts(total=4, queued=2, running=1, finished=1)
+    assert store.check_integrity() == []
+
+
+def test_integrity_check_repairs_impossible_states(store, tmp_path):
+    job_id = submit(store, 1, 2)
+    raw = sqlite3.connect(tmp_path / "db" / "drqueue.sqlite")
+    raw.execute("UPDATE tasks SET state = 'bogus' WHERE job_id = ? AND idx = 1", (job_id,))
+    raw.commit()
+    raw.close()
+    assert store.check_integrity() == ["requeued 1 tasks in impossible states"]
+    assert store.get_task(job_id, 1).state == TaskState.QUEUED
+    assert counts_of(store, job_id) == Counts(total=2, queued=2)
+
+
+def test_backup_is_a_readable_consistent_copy(store, tmp_path):
+    job_id = submit(store, 1, 3, name="backed-up")
+    store.record_result(dispatch(store, job_id, 0), FINISHED)
+    copy_path = tmp_path / "backup.sqlite"
+    store.backup(str(copy_path))
+    submit(store, name="after the backup")
+    copy = SQLiteStore(copy_path)
+    try:
+        assert copy.job_ids() == {job_id}
+        job = copy.get_job(job_id)
+        assert job.spec.name == "backed-up"
+        assert counts_of(copy, job_id) == Counts(total=3, queued=2, finished=1)
+        assert copy.check_integrity() == []
+    finally:
+        copy.close()
+
+
+def test_store_with_a_newer_schema_is_refused(store, tmp_path):
+    store.close()
+    path = tmp_path / "db" / "drqueue.sqlite"
+    raw = sqlite3.connect(path)
+    raw.execute(
+        "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),)
+    )
+    raw.commit()
+    raw.close()
+    with pytest.raises(
+        StoreError, match=f"schema version {SCHEMA_VERSION + 1}, newer than .* upgrade DrQueue"
+    ):
+        SQLiteStore(path)
+
+
+def test_new_store_records_the_current_schema_version(store, tmp_path):
+    raw = sqlite3.connect(tmp_path / "db" / "drqueue.sqlite")
+    (version,) = raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    raw.close()
+    assert int(version) == SCHEMA_VERSION
+
+
+# -- computers and events -------------------------------------------------------------------------------
+
+
+def test_upsert_computer_keeps_enabled_and_pools(store):
+    store.upsert_computer({"name": "alpha", "os": "linux", "cores": 8, "pools": ["gpu"]})
+    store.update_computer("alpha", enabled=False)
+    store.upsert_computer({"name": "alpha", "os": "linux", "cores": 16, "pools": []})
+    computer = store.get_computer("alpha")
+    assert (computer.cores, computer.enabled, computer.pools) == (16, False, ["gpu"])
+    with pytest.raises(NotFound, match="no computer 'nope'"):
+        store.get_computer("nope")
