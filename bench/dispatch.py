@@ -235,8 +235,10 @@ class RawSide:
         self.view = self.rc.load_balanced_view()
         self.view.wait([self.view.apply_async(noop_task) for _ in range(self.engines)])  # warm-up
         controller = _tree(self.cluster.controller.pid)
-        engine_procs = [p for p in psutil.Process().children(recursive=True)
-                        if _is(p, "ipyparallel.engine") and _is(p, self._tmp.name)]
+        # The cluster's engines are this process's own children (a DrQueue engine is the
+        # slave's child); each with its nanny, as on the DrQueue side.
+        engine_procs = [p for child in psutil.Process().children() if _is(child, "ipyparallel.engine")
+                        for p in _tree(child.pid)]
         self.groups = {"controller": controller, "engines": engine_procs, "client": [psutil.Process()]}
 
     def round(self, tasks: int) -> dict[str, Any]:

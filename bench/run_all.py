@@ -7,7 +7,7 @@ A benchmark that exposes ``main()`` returning rows (dicts with benchmark, figure
 target, ok) is called with its default arguments and its rows go into the table; any other
 benchmark (or a main() that returns nothing) is run as a script and the last lines it printed
 go into the table instead.  A benchmark that fails or times out gets a row saying so; the
-others still run.
+others still run, and the exit status is 1.  A missed target is a figure, not a failure.
 """
 
 from __future__ import annotations
@@ -23,17 +23,17 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 MARK = "@@BENCH_ROWS@@ "
 
-# Runs in the child: import the file, call main() with no arguments, print its rows as JSON.
+# Runs in the child: a file that defines main() is imported and main() called with no arguments
+# (its rows printed as JSON after a marker); any other file runs as a script.
 DRIVER = r"""
 import importlib.util, json, runpy, sys
 path = sys.argv[1]
 sys.argv = [path]
-spec = importlib.util.spec_from_file_location("bench_" + path.rsplit("/", 1)[-1][:-3], path)
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-main = getattr(module, "main", None)
-if callable(main):
-    rows = main()
+if "def main(" in open(path).read():
+    spec = importlib.util.spec_from_file_location("bench_" + path.rsplit("/", 1)[-1][:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.main()
     if rows:
         print(MARK + json.dumps(rows, default=str), flush=True)
 else:
@@ -60,7 +60,7 @@ def as_rows(name: str, rows: Any) -> list[dict[str, Any]]:
         if isinstance(row, dict):
             out.append({"benchmark": name, **row})
         elif isinstance(row, (list, tuple)):
-            out.append({"benchmark": name, **dict(zip(COLUMNS[1:], row))})
+            out.append({"benchmark": name, **dict(zip(COLUMNS[1:], row, strict=False))})
         else:
             out.append({"benchmark": name, "figure": str(row)})
     return out
@@ -92,6 +92,10 @@ def run_one(path: Path, timeout: float) -> tuple[list[dict[str, Any]], str, floa
     return rows, output, seconds
 
 
+def failed(rows: list[dict[str, Any]]) -> bool:
+    return any(str(row.get("figure", "")).startswith(("FAILED", "TIMED OUT")) for row in rows)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     def cell(row: dict[str, Any], key: str) -> str:
         value = row.get(key)
@@ -102,7 +106,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         return f"{value:g}" if isinstance(value, float) else str(value)
 
     widths = {k: max(len(k), *(len(cell(r, k)) for r in rows)) for k in COLUMNS}
-    lines = ["  ".join(k.ljust(widths[k]) for k in COLUMNS), "  ".join("-" * widths[k] for k in COLUMNS)]
+    lines = ["  ".join(k.ljust(widths[k]) for k in COLUMNS).rstrip(), "  ".join("-" * widths[k] for k in COLUMNS)]
     for row in rows:
         lines.append("  ".join(cell(row, k).ljust(widths[k]) for k in COLUMNS).rstrip())
     return "\n".join(lines)
@@ -132,4 +136,4 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if failed(main()) else 0)

@@ -251,8 +251,14 @@ def test_progress_is_visible_while_a_task_runs(farm, tmp_path):
             ["submit", "shell", "--cmd", "true", "-s", "5", "-e", "1"],
             "end frame 1 is before start frame 5",
         ),
-        (["submit", "shell", "--cmd", "true", "-s", "1", "-e", "4", "-b", "0"], "block_size"),
-        (["submit", "shell", "--cmd", "true", "-s", "1", "-e", "4", "--step", "0"], "step"),
+        (
+            ["submit", "shell", "--cmd", "true", "-s", "1", "-e", "4", "-b", "0"],
+            "--block must be at least 1 frame per task, not 0",
+        ),
+        (
+            ["submit", "shell", "--cmd", "true", "-s", "1", "-e", "4", "--step", "0"],
+            "--step must be at least 1, not 0",
+        ),
         (
             ["submit", "shell", "--cmd", "true", "-s", "1", "-e", "4", "--env", "NOEQUALS"],
             "--env wants NAME=VALUE",

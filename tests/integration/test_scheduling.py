@@ -215,7 +215,7 @@ def test_pool_membership_is_kept_in_the_store_and_survives_a_slave_restart(farm)
     assert offline["last_seen"] and time.time() - offline["last_seen"] < 60
     assert "offline" in farm.cli("computers", check=True).stdout
 
-    farm.add_slave("late", slots=1, pools=["late"])
+    farm.add_slave("late", slots=1, env={"DRQUEUE_POOL": "late"})  # the variable, not --pool
     farm.wait_engines(ENGINES + 1)
     pools = {p["name"]: p["members"] for p in farm.client.pools()}
     assert "late" in pools["fx"] and "late" in pools["late"]

@@ -212,6 +212,11 @@ def submit(renderer: str, scene: str | None, start: int, end: int, step: int, bl
             params[key[len("renderer_"):]] = value
     if end < start:
         raise InvalidJob(f"end frame {end} is before start frame {start}")
+    # Checked here so the message names the options typed, not the API's block_size field.
+    if step < 1:
+        raise InvalidJob(f"--step must be at least 1, not {step}")
+    if block < 1:
+        raise InvalidJob(f"--block must be at least 1 frame per task, not {block}")
     if min_cores is not None and min_cores < 1:
         raise InvalidJob(f"--min-cores must be at least 1, not {min_cores}")
     if min_ram is not None and min_ram < 0:

@@ -325,6 +325,14 @@ class Dispatcher:
                     # A refresh: pools come from the store now, so a member an admin removed
                     # stays removed until the slave itself restarts with that pool.
                     info = {k: v for k, v in info.items() if k != "pools"}
+                else:
+                    log.info(
+                        "engine %d (slot %s of %s) ready %.2f s after it registered",
+                        state.engine_id,
+                        info.get("slot"),
+                        info.get("name"),
+                        time.time() - state.registered_at,
+                    )
                 computer = self.store.upsert_computer(info)
                 self._computers = None
                 self._info_at[computer.name] = time.monotonic()

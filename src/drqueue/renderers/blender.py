@@ -21,6 +21,10 @@ What Blender 3.4 really does, which this module follows:
 * A missing or unreadable scene exits 1 (``Error: Cannot read file '…'``); an
   unknown ``-S`` scene prints ``Can't find scene: …`` and renders the active
   scene with exit code 0, so that line is reported as an error.
+* Cycles and EEVEE print ``Fra:N …`` status lines before each ``Saved: '…'``;
+  Workbench prints none, only ``Saved:``.  So a saved file's frame is the one
+  whose expected output has that name, else the last ``Fra:``, else the next
+  frame of the block not yet saved (Blender renders a block in order).
 """
 
 from __future__ import annotations
@@ -103,6 +107,11 @@ class Blender(Renderer):
 
     def __init__(self) -> None:
         self._frame: int | None = None
+        # Set by commands(): the block's frames and each expected file's frame, to name the
+        # frame of a "Saved:" line when the engine prints no "Fra:" lines (Workbench).
+        self._frames: list[int] = []
+        self._frame_of_file: dict[str, int] = {}
+        self._saved: set[int] = set()
 
     @classmethod
     def validate_params(cls, given):
@@ -137,6 +146,8 @@ class Blender(Renderer):
         ]
         if p.get("cycles_device"):
             argv += ["--", "--cycles-device", p["cycles_device"]]
+        self._frames = list(block.frames)
+        self._frame_of_file = dict(zip(self.outputs(ctx), self._frames, strict=False))
         return [argv]
 
     def outputs(self, ctx: RenderContext) -> list[str]:
@@ -155,7 +166,13 @@ class Blender(Renderer):
             return LineInfo(frame=self._frame, frame_fraction=_fraction(line))
         saved = _SAVED.match(line)
         if saved:
-            return LineInfo(saved=saved.group(1), frame_done=self._frame)
+            path = saved.group(1)
+            frame = self._frame_of_file.get(path, self._frame)
+            if frame is None:
+                frame = next((f for f in self._frames if f not in self._saved), None)
+            if frame is not None:
+                self._saved.add(frame)
+            return LineInfo(saved=path, frame_done=frame)
         if line.startswith("Error: ") and not line.startswith("Error: Not freed memory blocks"):
             return LineInfo(error=line.strip())
         if line.startswith(("Can't find scene:", "Warning: Unable to open")):
