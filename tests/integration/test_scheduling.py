@@ -262,22 +262,25 @@ def test_a_computer_limit_caps_its_tasks_at_once(farm):
 
 
 def test_computers_show_the_running_task_and_idle_info_is_refreshed(farm):
-    job_id = submit(farm, "sleep 8", hosts=["cpu1"])
+    job_id = submit(farm, "sleep 60", hosts=["cpu1"])
     wait_for(lambda: farm.client.tasks(job_id)[0]["state"] == "running", 30, 0.1, "the task to run")
+    running_since = time.time()
     busy = wait_for(lambda: (c := computer(farm, "cpu1"))["running"] and c, 10, 0.2, "cpu1's task")
     assert busy["online"] and busy["running"] == [
         {"job_id": job_id, "task_id": farm.client.tasks(job_id)[0]["id"], "task_index": 0}
     ]
     assert f"job {job_id} task 0" in farm.cli("computers", check=True).stdout
-    time.sleep(5)  # longer than the 3 s info cache time: a busy slave keeps its last info
-    assert computer(farm, "cpu1")["info_at"] == busy["info_at"]
     idle_before = computer(farm, "render2")["info_at"]
     wait_for(
         lambda: computer(farm, "render2")["info_at"] > idle_before, 15, 0.2, "idle info refresh"
     )
-    finished(farm, job_id)
+    time.sleep(max(0.0, running_since + 6 - time.time()))  # twice the 3 s info cache time
+    # A busy slave keeps its last info.
+    assert farm.client.tasks(job_id)[0]["state"] == "running"
+    assert computer(farm, "cpu1")["info_at"] == busy["info_at"]
+    farm.client.delete_job(job_id, force=True)  # kills the task: cpu1 is idle again
     wait_for(lambda: computer(farm, "cpu1")["info_at"] > busy["info_at"], 15, 0.2, "info once idle")
-    assert computer(farm, "cpu1")["running"] == []
+    wait_for(lambda: computer(farm, "cpu1")["running"] == [], 10, 0.2, "cpu1 idle")
 
 
 # -- dependencies ----------------------------------------------------------------------------------------

@@ -276,7 +276,7 @@ def test_retries_zero_means_one_attempt(store):
 def test_failure_without_a_reason_names_the_exit_code(store):
     job_id = submit(store, 1, 1, retries=0)
     store.record_result(dispatch(store, job_id, 0), {"status": "failed", "exit_code": 139})
-    assert store.get_task(job_id, 0).reason == "exit code 139 (failed 1 times)"
+    assert store.get_task(job_id, 0).reason == "exit code 139 (failed 1 time)"
 
 
 def test_a_task_lost_too_often_ends_in_error(store):

@@ -225,6 +225,11 @@ def submit(renderer: str, scene: str | None, start: int, end: int, step: int, bl
         raise InvalidJob(f"--gpus must not be negative, not {gpus}")
     if scene and not os.path.isabs(scene) and "://" not in scene:
         scene = os.path.abspath(scene)
+    # Relative paths mean "from here", not from wherever the render happens to run.
+    for name in all_renderers()[renderer].path_params():
+        value = params.get(name)
+        if isinstance(value, str) and value and not os.path.isabs(value) and "://" not in value:
+            params[name] = os.path.abspath(value)
     body = {
         "step": step,
         "block_size": block,

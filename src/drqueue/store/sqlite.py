@@ -766,7 +766,7 @@ class SQLiteStore(Store):
             failures = row["failures"] + 1
             new = TaskState.QUEUED if failures <= job["retries"] else TaskState.ERROR
             if new == TaskState.ERROR:
-                reason = f"{reason} (failed {failures} times)"
+                reason = f"{reason} (failed {failures} time{'s' if failures != 1 else ''})"
             self._move(
                 conn, row, new, failures=failures, reason=reason, attempt_id=None, engine_id=None,
                 **fields,
