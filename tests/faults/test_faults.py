@@ -217,6 +217,13 @@ def signal_all(procs: list[psutil.Process], sig: int) -> None:
 # -- a. engines SIGKILLed at random during a 200-task job --------------------------------------------
 
 
+def _age(pid: int) -> float:
+    try:
+        return time.time() - psutil.Process(pid).create_time()
+    except psutil.Error:
+        return 0.0
+
+
 def _random_engine_kills(tmp_path: Path, tasks: int, kills: int) -> None:
     seed = random.randrange(1 << 30)
     print(f"seed {seed}")
@@ -229,7 +236,9 @@ def _random_engine_kills(tmp_path: Path, tasks: int, kills: int) -> None:
         killed = 0
         while killed < kills and farm.client.job(job_id)["status"] != "finished":
             time.sleep(rnd.uniform(0.4, 1.6))  # pacing the faults, not a wait for a state
-            pids = farm.engine_pids("a1") + farm.engine_pids("a2")
+            # Engines up for a few seconds are registered and most likely rendering; a freshly
+            # restarted one is still registering and would make the kill a no-op for the job.
+            pids = [pid for pid in farm.engine_pids("a1") + farm.engine_pids("a2") if _age(pid) > 4]
             if not pids:
                 continue
             with contextlib.suppress(ProcessLookupError):

@@ -487,7 +487,7 @@ class Dispatcher:
         return [e.slot for e in self.engines.values() if e.ready and e.busy is None]
 
     def _online_computers(self) -> dict[str, Computer]:
-        """Stored info of the computers with a ready engine (cached until something changes)."""
+        """Stored info of the computers with a registered engine (cached until a change)."""
         computers = self._computers  # wake() may reset it from another thread at any time
         if computers is None:
             online = {e.slot.computer for e in self.engines.values() if e.slot}
