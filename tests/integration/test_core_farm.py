@@ -76,7 +76,7 @@ def frames_in(path: Path) -> list[int]:
 
 
 def store_of(farm: Farm) -> SQLiteStore:
-    """A reader on the master's store file (the master stays its only writer)."""
+    """The master's store file, opened to read (the tests write nothing to it)."""
     return SQLiteStore(farm.config.store_url[len("sqlite:///") :])
 
 
