@@ -9,6 +9,7 @@ master that was killed is stopped before a new one starts.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -44,16 +45,12 @@ def stop_process_tree(pid: int, timeout: float = 5.0) -> None:
         return
     procs = [parent, *parent.children(recursive=True)]
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
     _, alive = psutil.wait_procs(procs, timeout=timeout)
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(alive, timeout=2)
 
 
@@ -115,10 +112,8 @@ class Controller:
                 stale.append(proc)
         for proc in stale:
             log.warning("stopping controller process %d left by an earlier master", proc.pid)
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(stale, timeout=5)
         self.pid_file.unlink(missing_ok=True)
 

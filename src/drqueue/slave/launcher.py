@@ -162,10 +162,11 @@ class Slave:
         for engine in self.engines:
             if engine.proc is None:
                 self._start(engine)
-            elif engine.proc.poll() is not None:
+            elif engine.proc.poll() is not None and (
                 # Back off a little so a broken engine does not spin.
-                if time.monotonic() - engine.started > min(30, 1 + engine.restarts):
-                    self._restart(engine, f"it exited with {engine.proc.returncode}")
+                time.monotonic() - engine.started > min(30, 1 + engine.restarts)
+            ):
+                self._restart(engine, f"it exited with {engine.proc.returncode}")
         try:
             answer = self._client().heartbeat(self.name, [e.uuid for e in self.engines])
         except DrQueueError as exc:

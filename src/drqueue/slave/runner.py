@@ -16,6 +16,7 @@ stops the whole process group (SIGTERM, then SIGKILL) and the task returns
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import platform
 import signal
@@ -173,15 +174,11 @@ def _kill_group(proc: subprocess.Popen) -> None:
     except Exception:
         descendants = []
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         for child in descendants:  # children that left the group (setsid) still go
-            try:
+            with contextlib.suppress(Exception):
                 child.send_signal(sig)
-            except Exception:
-                pass
         deadline = time.monotonic() + (KILL_GRACE_SECONDS if sig == signal.SIGTERM else 2.0)
         while time.monotonic() < deadline:
             if proc.poll() is not None and not any(_alive(c) for c in descendants):
