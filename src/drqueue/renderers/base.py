@@ -34,6 +34,9 @@ class Param:
     help: str = ""
     required: bool = False
     choices: tuple[Any, ...] = ()
+    #: Bounds of a number parameter, inclusive; None for unbounded.
+    minimum: float | None = None
+    maximum: float | None = None
 
     def convert(self, value: Any) -> Any:
         """Convert a CLI string or JSON value to this parameter's type, or raise InvalidJob."""
@@ -53,10 +56,22 @@ class Param:
             else:
                 converted = kind(value)
         except (TypeError, ValueError):
-            raise InvalidJob(f"parameter {self.name!r} wants a {self.type}, not {value!r}") from None
+            raise InvalidJob(
+                f"parameter {self.name!r} wants a {self.type}, not {value!r}"
+            ) from None
         if self.choices and converted not in self.choices:
             choices = ", ".join(str(c) for c in self.choices)
             raise InvalidJob(f"parameter {self.name!r} must be one of {choices}, not {value!r}")
+        low = self.minimum if self.minimum is not None else float("-inf")
+        high = self.maximum if self.maximum is not None else float("inf")
+        if (
+            isinstance(converted, int | float)
+            and not isinstance(converted, bool)
+            and not low <= converted <= high
+        ):
+            raise InvalidJob(
+                f"parameter {self.name!r} must be between {self.minimum:g} and {self.maximum:g}"
+            )
         if isinstance(converted, str) and "\x00" in converted:
             raise InvalidJob(f"parameter {self.name!r} contains a NUL byte")
         return converted

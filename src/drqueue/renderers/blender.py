@@ -95,7 +95,14 @@ class Blender(Renderer):
             "",
             help="scene inside the .blend to render (-S); '' for the active one",
         ),
-        Param("threads", "int", 0, help="render threads (-t); 0 for one per core"),
+        Param(
+            "threads",
+            "int",
+            0,
+            minimum=0,
+            maximum=1024,
+            help="render threads (-t); 0 for one per core",
+        ),
         Param(
             "cycles_device",
             "str",
@@ -112,13 +119,6 @@ class Blender(Renderer):
         self._frames: list[int] = []
         self._frame_of_file: dict[str, int] = {}
         self._saved: set[int] = set()
-
-    @classmethod
-    def validate_params(cls, given):
-        params = super().validate_params(given)
-        if not 0 <= params["threads"] <= 1024:
-            raise InvalidJob("parameter 'threads' must be between 0 and 1024")
-        return params
 
     def commands(self, ctx: RenderContext) -> list[list[str]]:
         p = ctx.params

@@ -58,7 +58,14 @@ class Cinema4D(Renderer):
             help="image format (-oformat); '' keeps the scene's",
             choices=FORMATS,
         ),
-        Param("threads", "int", 0, help="render threads (-threads); 0 for one per core"),
+        Param(
+            "threads",
+            "int",
+            0,
+            minimum=0,
+            maximum=1024,
+            help="render threads (-threads); 0 for one per core",
+        ),
         Param(
             "output",
             "path",
@@ -66,13 +73,6 @@ class Cinema4D(Renderer):
             help="files each frame must produce, #### is the frame (checked only)",
         ),
     )
-
-    @classmethod
-    def validate_params(cls, given):
-        params = super().validate_params(given)
-        if not 0 <= params["threads"] <= 1024:
-            raise InvalidJob("parameter 'threads' must be between 0 and 1024")
-        return params
 
     def commands(self, ctx: RenderContext) -> list[list[str]]:
         if not ctx.scene:

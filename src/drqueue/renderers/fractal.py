@@ -16,7 +16,6 @@ import struct
 import sys
 import zlib
 
-from drqueue.errors import InvalidJob
 from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer, expand_hashes
 
 
@@ -27,28 +26,39 @@ class Fractal(Renderer):
     needs_scene = False
     params = (
         Param("output", "path", required=True, help="output pattern, #### is the padded frame"),
-        Param("width", "int", 160, help="image width in pixels"),
-        Param("height", "int", 120, help="image height in pixels"),
-        Param("iterations", "int", 60, help="iterations per pixel (more is slower and finer)"),
+        Param("width", "int", minimum=1, maximum=8192, default=160, help="image width in pixels"),
+        Param("height", "int", minimum=1, maximum=8192, default=120, help="image height in pixels"),
+        Param(
+            "iterations",
+            "int",
+            minimum=1,
+            maximum=8192,
+            default=60,
+            help="iterations per pixel (more is slower and finer)",
+        ),
     )
-
-    @classmethod
-    def validate_params(cls, given):
-        params = super().validate_params(given)
-        for key in ("width", "height", "iterations"):
-            if not 1 <= params[key] <= 8192:
-                raise InvalidJob(f"parameter {key!r} must be between 1 and 8192")
-        return params
 
     def commands(self, ctx: RenderContext) -> list[list[str]]:
         p = ctx.params
         return [
             [
-                sys.executable, "-m", "drqueue.renderers.fractal",
-                "--start", str(ctx.block.start), "--end", str(ctx.block.end),
-                "--step", str(ctx.block.step), "--output", p["output"],
-                "--width", str(p["width"]), "--height", str(p["height"]),
-                "--iterations", str(p["iterations"]),
+                sys.executable,
+                "-m",
+                "drqueue.renderers.fractal",
+                "--start",
+                str(ctx.block.start),
+                "--end",
+                str(ctx.block.end),
+                "--step",
+                str(ctx.block.step),
+                "--output",
+                p["output"],
+                "--width",
+                str(p["width"]),
+                "--height",
+                str(p["height"]),
+                "--iterations",
+                str(p["iterations"]),
             ]
         ]
 
@@ -64,7 +74,7 @@ class Fractal(Renderer):
                 return LineInfo(frame=frame, frame_fraction=int(done) / int(total))
             return LineInfo(frame=frame)
         if line.startswith("Saved: "):
-            path = line[len("Saved: "):].strip("'")
+            path = line[len("Saved: ") :].strip("'")
             return LineInfo(saved=path, frame_done=_frame_from_saved(path))
         if line.startswith("Error: "):
             return LineInfo(error=line)
@@ -83,14 +93,20 @@ def _palette(i: int, iterations: int) -> tuple[int, int, int]:
     if i >= iterations:
         return (0, 0, 0)
     t = (i / iterations) ** 0.4  # lift the dim outer bands
-    return (int(9 * (1 - t) * t**3 * 255), int(15 * (1 - t) ** 2 * t**2 * 255), int(8.5 * (1 - t) ** 3 * t * 255))
+    return (
+        int(9 * (1 - t) * t**3 * 255),
+        int(15 * (1 - t) ** 2 * t**2 * 255),
+        int(8.5 * (1 - t) ** 3 * t * 255),
+    )
 
 
 def write_png(path: str, width: int, height: int, rows: list[bytes]) -> None:
     """Write 8-bit RGB rows as a PNG file (atomically: a reader never sees half a frame)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     raw = b"".join(b"\x00" + row for row in rows)
     png = (

@@ -32,7 +32,14 @@ class MentalRay(Renderer):
     executable = "ray"
     needs_scene = True
     params = (
-        Param("threads", "int", 0, help="render threads (-threads); 0 for mental ray's default"),
+        Param(
+            "threads",
+            "int",
+            0,
+            minimum=0,
+            maximum=1024,
+            help="render threads (-threads); 0 for mental ray's default",
+        ),
         Param(
             "output",
             "path",
@@ -40,13 +47,6 @@ class MentalRay(Renderer):
             help="files each frame must produce, #### is the frame (checked only)",
         ),
     )
-
-    @classmethod
-    def validate_params(cls, given):
-        params = super().validate_params(given)
-        if not 0 <= params["threads"] <= 1024:
-            raise InvalidJob("parameter 'threads' must be between 0 and 1024")
-        return params
 
     def commands(self, ctx: RenderContext) -> list[list[str]]:
         if not ctx.scene:

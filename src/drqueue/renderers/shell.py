@@ -32,11 +32,18 @@ def split_template(template: str) -> list[str]:
 
 class Shell(Renderer):
     name = "shell"
-    description = "Any command, as an argv template with {start} {end} {step} {frame} {padframe} {scene}"
+    description = (
+        "Any command, as an argv template with {start} {end} {step} {frame} {padframe} {scene}"
+    )
     executable = None
     needs_scene = False
     params = (
-        Param("cmd", "str", required=True, help="argv template, e.g. 'convert in.{padframe}.exr out.{padframe}.png'"),
+        Param(
+            "cmd",
+            "str",
+            required=True,
+            help="argv template, e.g. 'convert in.{padframe}.exr out.{padframe}.png'",
+        ),
         Param("output", "path", help="expected output per frame, with #### for the padded frame"),
     )
 
