@@ -52,6 +52,15 @@ def fingerprint(store: SQLiteStore, path: Path) -> str:
     return digest.hexdigest()
 
 
+def intlike(text: str) -> bool:
+    """Whether the API may fairly read *text* as a number (pydantic's lax mode does)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 VALID = {"renderer": "shell", "start": 1, "end": 10, "params": {"cmd": "true"}}
 
 bad_values = st.one_of(
@@ -73,7 +82,7 @@ BAD_FIELDS = {
         st.none(),
     ),
     "start": st.one_of(
-        st.text(max_size=5).filter(lambda s: not s.strip().lstrip("-").isdigit()),
+        st.text(max_size=5).filter(lambda s: not intlike(s)),
         st.integers(min_value=10**10),
         st.floats(allow_nan=True).filter(
             lambda f: f != int(f) if f == f and abs(f) < 1e15 else True
@@ -83,7 +92,7 @@ BAD_FIELDS = {
     "step": st.one_of(st.integers(max_value=0), st.integers(min_value=10**10)),
     "block_size": st.one_of(
         st.integers(max_value=0),
-        st.text(min_size=1, max_size=3).filter(lambda s: not s.strip().isdigit()),
+        st.text(min_size=1, max_size=3).filter(lambda s: not intlike(s)),
     ),
     "retries": st.one_of(st.integers(max_value=-1), st.integers(min_value=101)),
     "priority": st.integers(min_value=1_000_001),
