@@ -9,6 +9,9 @@
 (b) raw ipyparallel: its own controller (``--nodb``, the default hwm=1, as DrQueue's) and
     K engines from ``ipyparallel.Cluster``, a LoadBalancedView applying
     ``subprocess.run(["true"])`` N times, timed from the first submit to the last result.
+(c) for reference ("direct", skip with --no-direct): the same raw cluster, but the client
+    sends each task to an idle engine it picked (one DirectView per engine, one task per
+    engine at a time): DrQueue's dispatch pattern with no store and no runner.
 
 Both farms are started first and stay up; then the timed rounds alternate (DrQueue, raw,
 DrQueue, raw, ...) so that load from other work on the machine hits both sides alike, and the
@@ -33,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -252,6 +256,32 @@ class RawSide:
         return {"finished": sum(1 for ar in results if ar.get() == 0), "seconds": seconds,
                 "rate": tasks / seconds, "cpu_ms_per_task": {k: 1000 * v / tasks for k, v in cpu.items()}}
 
+    def round_direct(self, tasks: int) -> dict[str, Any]:
+        """DrQueue's pattern without DrQueue: the client picks an idle engine for each task
+        (a DirectView per engine, one task per engine at a time), so every task waits for a
+        round trip through the client, as it does through the master."""
+        views = {engine_id: self.rc[engine_id] for engine_id in self.rc.ids}
+        arrived = threading.Event()
+        idle, pending, results = list(views), {}, []
+        meter = CpuMeter(self.groups)
+        meter.start()
+        t0 = time.monotonic()
+        while len(results) < tasks:
+            while idle and len(results) + len(pending) < tasks:
+                engine_id = idle.pop()
+                ar = views[engine_id].apply_async(noop_task)
+                ar.add_done_callback(lambda _: arrived.set())
+                pending[ar] = engine_id
+            arrived.wait(1.0)
+            arrived.clear()
+            for ar in [ar for ar in pending if ar.done()]:
+                idle.append(pending.pop(ar))
+                results.append(ar.get())
+        seconds = time.monotonic() - t0
+        cpu = meter.stop()
+        return {"finished": results.count(0), "seconds": seconds, "rate": tasks / seconds,
+                "cpu_ms_per_task": {k: 1000 * v / tasks for k, v in cpu.items()}}
+
     def stop(self) -> None:
         try:
             if self.rc is not None:
@@ -266,6 +296,25 @@ class RawSide:
 # -- main --------------------------------------------------------------------------------------------
 
 
+class RawDirectSide:
+    """The raw cluster driven the way DrQueue's master drives its engines (RawSide.round_direct)."""
+
+    name = "direct"
+
+    def __init__(self, raw: RawSide):
+        self.raw = raw
+        self.startup = 0.0
+
+    def start(self) -> None:
+        pass  # the raw side's cluster
+
+    def round(self, tasks: int) -> dict[str, Any]:
+        return self.raw.round_direct(tasks)
+
+    def stop(self) -> None:
+        pass
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=500)
@@ -273,6 +322,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--repeat", type=int, default=3, help="timed rounds per side, alternating")
     parser.add_argument("--profile", type=Path, help="py-spy the master and one engine into this folder")
     parser.add_argument("--only", choices=("drqueue", "raw"), help="run one side only")
+    parser.add_argument("--no-direct", action="store_true",
+                        help="skip the raw cluster driven one task per engine by the client")
     parser.add_argument("--src", type=Path, help="run master and slave from this source tree (PYTHONPATH)")
     args = parser.parse_args(argv)
     n, k = args.tasks, args.engines
@@ -284,12 +335,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         sides.append(DrQueueSide(k, args.src, args.profile))
     if args.only != "drqueue":
         sides.append(RawSide(k))
+        if not args.no_direct:
+            sides.append(RawDirectSide(sides[-1]))
     runs: dict[str, list[dict[str, Any]]] = {side.name: [] for side in sides}
     with contextlib.ExitStack() as stack:
         for side in sides:
             stack.callback(side.stop)
             side.start()
-            print(f"{side.name}: {k} engines up in {side.startup:.1f} s", flush=True)
+            if side.startup:
+                print(f"{side.name}: {k} engines up in {side.startup:.1f} s", flush=True)
         for i in range(args.repeat):
             for side in sides:
                 r = side.round(n)
@@ -303,14 +357,23 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     rows = []
     label = f"{n} x `true` on {k} engines"
-    figures = {"drqueue": f"DrQueue end to end, {label}", "raw": f"raw ipyparallel LoadBalancedView, {label}"}
+    figures = {
+        "drqueue": f"DrQueue end to end, {label}",
+        "raw": f"raw ipyparallel LoadBalancedView, {label}",
+        "direct": f"raw ipyparallel, client picks an idle engine per task (DrQueue's pattern), {label}",
+    }
     for name in runs:
         rate = median_rate(name)
         spread = ", ".join(f"{r['rate']:.0f}" for r in runs[name])
         print(f"{name}: median {rate:.1f} tasks/s (rounds: {spread})")
         rows.append({"benchmark": "dispatch", "figure": figures[name] + f" (median of {len(runs[name])})",
                      "value": round(rate, 1), "unit": "tasks/s"})
-    if len(runs) == 2:
+    if "direct" in runs:
+        ratio = median_rate("direct") / median_rate("raw")
+        rows.append({"benchmark": "dispatch", "figure": "raw one-per-engine / raw LoadBalancedView",
+                     "value": round(ratio, 2), "unit": "x"})
+        print(f"ratio raw one-per-engine / raw LoadBalancedView: {ratio:.2f}")
+    if "drqueue" in runs and "raw" in runs:
         ratio = median_rate("drqueue") / median_rate("raw")
         rows.append({"benchmark": "dispatch", "figure": "DrQueue / raw", "value": round(ratio, 2),
                      "unit": "x", "target": f">= {TARGET_RATIO}", "ok": ratio >= TARGET_RATIO})

@@ -68,12 +68,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--src", type=Path, help="run the master from this source tree (PYTHONPATH)")
     args = parser.parse_args(argv)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs before the run", flush=True)
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="drqueue-bench-") as tmp:
         farm = Farm(Path(tmp) / "farm")
+        if args.src is not None:
+            farm.env["PYTHONPATH"] = str(args.src.resolve())
         try:
             config = farm.config
             config.ensure_dirs()

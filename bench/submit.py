@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-million", action="store_true", help="skip the 1,000,000-frame job")
+    parser.add_argument("--src", type=Path, help="run the master from this source tree (PYTHONPATH)")
     args = parser.parse_args(argv)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs before the run", flush=True)
 
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="drqueue-bench-") as tmp:
         farm = Farm(Path(tmp) / "farm")
+        if args.src is not None:
+            farm.env["PYTHONPATH"] = str(args.src.resolve())
         try:
             farm.start_master()
             config = farm.config
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             master = psutil.Process(farm.master_proc.pid)
             rss0 = master.memory_info().rss
             times = []
-            for i in range(args.repeat):
+            for _ in range(args.repeat):
                 times.append(submit(client, args.frames))
                 print(f"  {args.frames:,} frames: {times[-1]:.2f} s", flush=True)
             median = statistics.median(times)

@@ -331,7 +331,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
 
 def _wait(proc: subprocess.Popen, progress: _Progress, deadline: float | None, result: dict[str, Any]) -> str:
     """Wait for the render, publishing progress; returns "exited", "timeout" or "killed"."""
-    last_publish = 0.0
+    started = last_publish = time.monotonic()  # short tasks finish before their first publish
     try:
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -348,7 +348,9 @@ def _wait(proc: subprocess.Popen, progress: _Progress, deadline: float | None, r
                 last_publish = now
                 _publish({"attempt_id": result["attempt_id"], "progress": progress.fraction(),
                           "tail": progress.tail_text()[-2000:]})
-            time.sleep(0.05)
+            # Poll fast at first, so short tasks don't wait out a long sleep; then relax.
+            age = now - started
+            time.sleep(0.002 if age < 0.1 else 0.01 if age < 1.0 else 0.05)
     except KeyboardInterrupt:
         # The master's kill: Client.send_signal(SIGINT) to this engine.
         _kill_group(proc)
