@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
-from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer, expand_hashes
+from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer
 
 _DONE = re.compile(r"PROGRESS:\s+\S+ \((-?\d+)\): [\d.]+ Seconds")
 _ERROR = re.compile(r"aerender ERROR|After Effects error|^ERROR\b")
@@ -70,10 +70,6 @@ class AfterEffects(Renderer):
         if p.get("multiprocessing"):
             argv.append("-mp")
         return argv
-
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
 
     def parse_line(self, line: str) -> LineInfo | None:
         done = _DONE.search(line)

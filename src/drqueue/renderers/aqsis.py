@@ -48,10 +48,6 @@ class Aqsis(Renderer):
             return [head + ["-frames", str(block.start), str(block.end), ctx.scene]]
         return [head + ["-frames", str(frame), str(frame), ctx.scene] for frame in block.frames]
 
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
-
     def parse_line(self, line: str) -> LineInfo | None:
         if _ERROR.search(line):
             return LineInfo(error=line.strip())

@@ -78,10 +78,6 @@ class Arnold(Renderer):
             commands.append(argv)
         return commands
 
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
-
     def parse_line(self, line: str) -> LineInfo | None:
         if _ERROR.search(line):
             return LineInfo(error=line.strip())

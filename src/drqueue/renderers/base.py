@@ -201,8 +201,12 @@ class Renderer:
 
     def outputs(self, ctx: RenderContext) -> list[str]:
         """Files the block must leave behind, non-empty; [] when the renderer's outputs
-        cannot be known in advance."""
-        return []
+        cannot be known in advance.  By default: the ``output`` parameter, a pattern whose
+        ``####`` is each frame of the block (one file when it has no ``#``)."""
+        pattern = ctx.params.get("output")
+        if not pattern:
+            return []
+        return list(dict.fromkeys(expand_hashes(pattern, frame) for frame in ctx.block.frames))
 
     def frame_of_command(self, ctx: RenderContext, index: int) -> int:
         """The frame exported as DRQUEUE_FRAME while command *index* runs."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
-from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer, expand_hashes
+from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer
 
 #: Image formats ``-oformat`` accepts.
 FORMATS = (
@@ -97,10 +97,6 @@ class Cinema4D(Renderer):
         if p.get("threads"):
             argv += ["-threads", str(p["threads"])]
         return [argv]
-
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
 
     def parse_line(self, line: str) -> LineInfo | None:
         frame = _FRAME.search(line)

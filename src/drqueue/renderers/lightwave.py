@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
-from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer, expand_hashes
+from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer
 
 _BEGIN = re.compile(r"^Beginning frame: (-?\d+)")
 _PERCENT = re.compile(r"^Render Complete (\d{1,3})%")
@@ -55,10 +55,6 @@ class Lightwave(Renderer):
         block = ctx.block
         argv += [ctx.scene, str(block.start), str(block.end), str(block.step)]
         return [argv]
-
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
 
     def parse_line(self, line: str) -> LineInfo | None:
         begin = _BEGIN.match(line)

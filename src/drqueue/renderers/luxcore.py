@@ -93,10 +93,6 @@ class LuxCore(Renderer):
         argv.append(expand_hashes(ctx.scene or "", frame))
         return argv
 
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
-
     def parse_line(self, line: str) -> LineInfo | None:
         elapsed = _ELAPSED.search(line)
         if elapsed:

@@ -58,10 +58,6 @@ class Mantra(Renderer):
             commands.append(argv)
         return commands
 
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
-
     def parse_line(self, line: str) -> LineInfo | None:
         progress = _PROGRESS.search(line)
         if progress:

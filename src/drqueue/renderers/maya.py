@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
-from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer, expand_hashes
+from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer
 
 _NAME = re.compile(r"^[A-Za-z0-9_:|.-]*$")
 # Arnold: "|    45% done - 23 rays/pixel"; Maya Software: "Percentage of rendering done: 45".
@@ -87,10 +87,6 @@ class Maya(Renderer):
                 argv += [flag, str(p[key])]
         argv.append(ctx.scene)
         return [argv]
-
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
 
     def parse_line(self, line: str) -> LineInfo | None:
         if _ERROR.search(line):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
-from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer, expand_hashes
+from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer
 
 _NODE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _RENDERED = re.compile(r"Frame rendered: (-?\d+)")
@@ -56,10 +56,6 @@ class Natron(Renderer):
             ctx.scene,
         ]
         return [argv]
-
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
 
     def parse_line(self, line: str) -> LineInfo | None:
         rendered = _RENDERED.search(line)

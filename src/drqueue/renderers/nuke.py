@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
-from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer, expand_hashes
+from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer
 
 _NODE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _FRAME = re.compile(r"^Frame (-?\d+) \(\d+ of \d+\)")
@@ -66,10 +66,6 @@ class Nuke(Renderer):
         frames = f"{block.start}-{block.end}" + (f"x{block.step}" if block.step > 1 else "")
         argv += ["-F", frames, ctx.scene]
         return [argv]
-
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
 
     def parse_line(self, line: str) -> LineInfo | None:
         frame = _FRAME.match(line)

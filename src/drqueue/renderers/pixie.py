@@ -42,10 +42,6 @@ class Pixie(Renderer):
             return [head + [expand_hashes(ctx.scene, frame)] for frame in ctx.block.frames]
         return [head + ["-f", str(frame), ctx.scene] for frame in ctx.block.frames]
 
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
-
     def parse_line(self, line: str) -> LineInfo | None:
         if _ERROR.search(line):
             return LineInfo(error=line.strip())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
-from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer, expand_hashes
+from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer
 
 _ERROR = re.compile(r"^(Error|ERROR)\b")
 
@@ -50,10 +50,6 @@ class Shake(Renderer):
         frames = f"{block.start}-{block.end}" + (f"x{block.step}" if block.step > 1 else "")
         argv += ["-t", frames, "-exec", ctx.scene]
         return [argv]
-
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
 
     def parse_line(self, line: str) -> LineInfo | None:
         if _ERROR.search(line):

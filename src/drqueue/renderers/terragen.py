@@ -20,7 +20,6 @@ from drqueue.renderers.base import (
     Param,
     RenderContext,
     Renderer,
-    expand_hashes,
     hashes_to_printf,
 )
 
@@ -61,10 +60,6 @@ class Terragen(Renderer):
         if p.get("output"):
             head += ["-o", hashes_to_printf(p["output"])]
         return [head + ["-f", str(frame)] for frame in ctx.block.frames]
-
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
 
     def parse_line(self, line: str) -> LineInfo | None:
         if _ERROR.search(line):

@@ -91,10 +91,6 @@ class VRay(Renderer):
         frames = f"{block.start}-{block.end}" + (f",{block.step}" if block.step > 1 else "")
         return [head + [f"-frames={frames}"]]
 
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
-
     def parse_line(self, line: str) -> LineInfo | None:
         percent = _PERCENT.search(line)
         if percent:

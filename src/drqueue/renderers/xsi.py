@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
-from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer, expand_hashes
+from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer
 
 _FRAME = re.compile(r"Rendering frame (-?\d+)")
 _PERCENT = re.compile(r"progr:\s*([\d.]+)%\s*rendered")
@@ -57,10 +57,6 @@ class XSI(Renderer):
             argv += ["-output_dir", p["output_dir"]]
         argv += ["-skip", "off"]
         return [argv]
-
-    def outputs(self, ctx: RenderContext) -> list[str]:
-        pattern = ctx.params.get("output")
-        return [expand_hashes(pattern, frame) for frame in ctx.block.frames] if pattern else []
 
     def parse_line(self, line: str) -> LineInfo | None:
         if _ERROR.search(line):
