@@ -109,8 +109,35 @@ class Client:
     def log(self, job_id: int, frame: int) -> str:
         return self._request("GET", f"/jobs/{int(job_id)}/log", params={"frame": frame})
 
-    def events(self, job_id: int | None = None) -> list[dict[str, Any]]:
-        return self._request("GET", f"/jobs/{int(job_id)}/events" if job_id is not None else "/events")
+    def events(
+        self,
+        job_id: int | None = None,
+        *,
+        since: int = 0,
+        before: int | None = None,
+        limit: int = 200,
+    ) -> list[dict[str, Any]]:
+        """The newest *limit* events with since < id < before (of one job if given), oldest first.
+
+        To read a whole trail, page back: ``before=`` the first id of the previous page, until
+        a page comes back shorter than *limit* (which :meth:`all_events` does)."""
+        params: dict[str, int] = {"since": since, "limit": limit}
+        if before is not None:
+            params["before"] = before
+        path = f"/jobs/{int(job_id)}/events" if job_id is not None else "/events"
+        return self._request("GET", path, params=params)
+
+    def all_events(
+        self, job_id: int | None = None, *, since: int = 0, page: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Every event with id > since (of one job if given), oldest first, read *page* at a time."""
+        pages: list[list[dict[str, Any]]] = []
+        before = None
+        while True:
+            pages.append(self.events(job_id, since=since, before=before, limit=page))
+            if len(pages[-1]) < page:
+                return [event for chunk in reversed(pages) for event in chunk]
+            before = pages[-1][0]["id"]
 
     # -- farm ------------------------------------------------------------------------------------
 

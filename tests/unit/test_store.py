@@ -557,3 +557,28 @@ def test_upsert_computer_keeps_enabled_and_pools(store):
     assert (computer.cores, computer.enabled, computer.pools) == (16, False, ["gpu"])
     with pytest.raises(NotFound, match="no computer 'nope'"):
         store.get_computer("nope")
+
+
+def test_events_page_back_with_before_id_past_the_newest_page(store):
+    job_id = submit(store)
+    for n in range(25):
+        store.add_event("test.note", f"note {n}", job_id=job_id if n % 2 else None)
+    everything = store.events(limit=10_000)
+    assert len(everything) == 26 and [e.id for e in everything] == sorted(e.id for e in everything)
+
+    newest = store.events(limit=10)
+    assert newest == everything[-10:]  # the newest page, oldest first
+    pages, before = [], None
+    while page := store.events(before_id=before, limit=10):
+        pages.insert(0, page)
+        before = page[0].id
+    assert [e for page in pages for e in page] == everything
+
+    middle = everything[10].id
+    assert store.events(before_id=middle, limit=3) == everything[7:10]
+    assert store.events(since_id=everything[4].id, before_id=middle) == everything[5:10]
+    assert store.events(before_id=everything[0].id) == []
+
+    job_events = store.events(job_id=job_id, limit=10_000)
+    assert [e.kind for e in job_events][:1] == ["job.submitted"] and len(job_events) == 13
+    assert store.events(job_id=job_id, before_id=job_events[5].id, limit=2) == job_events[3:5]

@@ -254,6 +254,11 @@ def admin_only(identity: Annotated[Identity, Depends(authorised)]) -> Identity:
 
 Auth = Annotated[Identity, Depends(authorised)]
 Admin = Annotated[Identity, Depends(admin_only)]
+#: Event ids in ``since``/``before``, bounded to what SQLite's INTEGER holds.
+EventId = Annotated[int, Query(ge=0, le=2**63 - 1)]
+OptionalEventId = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
+#: How many events one request returns.
+EventsLimit = Annotated[int, Query(ge=1, le=10_000)]
 
 
 # -- the application -------------------------------------------------------------------------------
@@ -408,14 +413,20 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         except FileNotFoundError:
             raise NotFound(f"the log {path} of task {found.index} is gone") from None
 
+    # Events: the newest `limit` with since < id < before, oldest first; page back with
+    # before = the first id of the previous page.
     @app.get(f"{v1}/jobs/{{job_id}}/events")
-    def job_events(job_id: int, _: Auth, since: int = 0) -> list[dict[str, Any]]:
+    def job_events(job_id: int, _: Auth, since: EventId = 0, before: OptionalEventId = None,
+                   limit: EventsLimit = 200) -> list[dict[str, Any]]:
         store.get_job(job_id)
-        return [vars_of(e) for e in store.events(job_id=job_id, since_id=since)]
+        found = store.events(job_id=job_id, since_id=since, before_id=before, limit=limit)
+        return [vars_of(e) for e in found]
 
     @app.get(f"{v1}/events")
-    def events(_: Auth, since: int = 0, limit: int = Query(200, ge=1, le=10_000)) -> list[dict[str, Any]]:
-        return [vars_of(e) for e in store.events(since_id=since, limit=limit)]
+    def events(
+        _: Auth, since: EventId = 0, before: OptionalEventId = None, limit: EventsLimit = 200
+    ) -> list[dict[str, Any]]:
+        return [vars_of(e) for e in store.events(since_id=since, before_id=before, limit=limit)]
 
     # computers and pools
 

@@ -204,7 +204,10 @@ class Store(abc.ABC):
     def add_event(self, kind: str, message: str, **about: Any) -> None: ...
 
     @abc.abstractmethod
-    def events(self, *, job_id: int | None = None, since_id: int = 0, limit: int = 200) -> list[Event]: ...
+    def events(self, *, job_id: int | None = None, since_id: int = 0, before_id: int | None = None,
+               limit: int = 200) -> list[Event]:
+        """The newest *limit* events with since_id < id < before_id (of one job if given), oldest
+        first.  Page back through the trail with ``before_id=`` the first id of the last page."""
 
 
 def open_store(url: str) -> Store:

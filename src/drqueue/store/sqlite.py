@@ -983,9 +983,13 @@ class SQLiteStore(Store):
         with self._write() as conn:
             self._event(conn, kind, message, **about)
 
-    def events(self, *, job_id: int | None = None, since_id: int = 0, limit: int = 200) -> list[Event]:
+    def events(self, *, job_id: int | None = None, since_id: int = 0, before_id: int | None = None,
+               limit: int = 200) -> list[Event]:
         sql = "SELECT * FROM events WHERE id > ?"
         args: list[Any] = [since_id]
+        if before_id is not None:
+            sql += " AND id < ?"
+            args.append(before_id)
         if job_id is not None:
             sql += " AND job_id = ?"
             args.append(job_id)
