@@ -231,6 +231,11 @@ class Dispatcher:
             self._commands.put(("kill", [d.attempt_id for d in dispatches]))
             self._wake.set()
 
+    def _result_arrived(self, _result: Any) -> None:
+        # Called on the Client's I/O thread: a finished task frees an engine, so the next
+        # round starts now rather than after the idle wait.
+        self._wake.set()
+
     def engine_uuids(self) -> frozenset[str]:
         """UUIDs (DRQUEUE_ENGINE_UUID) of the engines registered and probed now."""
         return self._engine_uuids
@@ -557,6 +562,7 @@ class Dispatcher:
         spec = task_spec(job, task, attempt_id, log_path, self.config, assignment.gpu_devices)
         try:
             result = self.client[slot.engine_id].apply_async(run_task, spec)
+            result.add_done_callback(self._result_arrived)
         except Exception as exc:
             self.store.requeue_attempts(
                 [attempt_id], f"could not send to engine: {exc}", lost=False

@@ -19,6 +19,7 @@ import collections
 import contextlib
 import os
 import platform
+import select
 import signal
 import socket
 import subprocess
@@ -325,13 +326,34 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             pass  # renderers print recoverable errors; the exit code and outputs decide
         result["status"] = "finished"
         result["outputs"] = expected or progress.saved
-        _publish({"attempt_id": spec["attempt_id"], "progress": 1.0, "tail": result["tail"]})
         return result
+
+
+def _exit_waiter(pid: int):
+    """A function that sleeps up to *timeout* seconds, waking as soon as process *pid* exits.
+
+    On Linux it polls a pidfd, so a task's end is seen at once however long the sleep; elsewhere
+    it sleeps in short steps that grow with the task's age.  Returns (wait, close).
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        started = time.monotonic()
+
+        def sleep(timeout: float) -> None:
+            age = time.monotonic() - started
+            time.sleep(min(timeout, 0.002 if age < 0.1 else 0.01 if age < 1.0 else 0.05))
+
+        return sleep, lambda: None
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return (lambda timeout: poller.poll(max(1, int(timeout * 1000)))), (lambda: os.close(fd))
 
 
 def _wait(proc: subprocess.Popen, progress: _Progress, deadline: float | None, result: dict[str, Any]) -> str:
     """Wait for the render, publishing progress; returns "exited", "timeout" or "killed"."""
-    started = last_publish = time.monotonic()  # short tasks finish before their first publish
+    last_publish = time.monotonic()  # short tasks finish before their first publish
+    sleep, close = _exit_waiter(proc.pid)
     try:
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -348,10 +370,13 @@ def _wait(proc: subprocess.Popen, progress: _Progress, deadline: float | None, r
                 last_publish = now
                 _publish({"attempt_id": result["attempt_id"], "progress": progress.fraction(),
                           "tail": progress.tail_text()[-2000:]})
-            # Poll fast at first, so short tasks don't wait out a long sleep; then relax.
-            age = now - started
-            time.sleep(0.002 if age < 0.1 else 0.01 if age < 1.0 else 0.05)
+            timeout = last_publish + PUBLISH_INTERVAL - now
+            if deadline is not None:
+                timeout = min(timeout, deadline - now)
+            sleep(max(0.001, timeout))
     except KeyboardInterrupt:
         # The master's kill: Client.send_signal(SIGINT) to this engine.
         _kill_group(proc)
         return "killed"
+    finally:
+        close()
