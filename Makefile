@@ -27,7 +27,7 @@ renderers:
 	@missing=""; for p in $(RENDERERS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(RENDERERS) >/dev/null; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(RENDERERS) iproute2 >/dev/null; \
 	fi
 
 ## Sets up and runs the whole test suite (real controller, engines and renderers).
