@@ -104,7 +104,7 @@ def _is(proc: psutil.Process, marker: str) -> bool:
 def _spy(pid: int, out: Path, seconds: float) -> list[subprocess.Popen]:
     """py-spy record of *pid* (collapsed stacks, 100 Hz); bench/_pyspy_top.py summarises them."""
     return [subprocess.Popen(
-        ["py-spy", "record", "--pid", str(pid), "--rate", "100", "--threads", "--nonblocking",
+        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--rate", "100", "--threads", "--nonblocking",
          "--duration", str(int(seconds)), "--format", "raw", "-o", str(out.with_suffix(".txt"))],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )]

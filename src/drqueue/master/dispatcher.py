@@ -63,6 +63,11 @@ PROGRESS_WRITE_INTERVAL = 1.0
 CHORES_INTERVAL = 2.0
 #: Seconds after which idle engines are matched again even if nothing said the store changed.
 REPLAN_SECONDS = 2.0
+#: A job whose tasks take less than this (mean of its last results) gets one more task queued
+#: on each engine behind the one running, so the engine never waits for the master's round trip.
+PREFETCH_BELOW_SECONDS = 0.25
+#: Weight of the newest result in a job's mean task duration.
+DURATION_WEIGHT = 0.2
 #: Environment variables that name a task's GPUs, one per vendor (the runner sets the same).
 GPU_VARIABLES = (
     "CUDA_VISIBLE_DEVICES",
@@ -81,7 +86,10 @@ class EngineState:
     probe: Any = None  # AsyncResult of collect_info while probing
     slot: Slot | None = None
     uuid: str = ""
+    view: Any = None  # its DirectView, made once
     busy: str | None = None  # attempt id of the task it runs or holds (a multi-GPU task)
+    #: Attempt id of a short task queued on the engine behind *busy* (see PREFETCH_BELOW_SECONDS).
+    prefetched: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -107,6 +115,8 @@ class Outstanding:
     last_write: float = 0.0
     last_progress: float = -1.0
     interrupted: bool = False
+    #: Queued on its engine behind another task (prefetched), so not started yet.
+    queued: bool = False
 
 
 @dataclass
@@ -204,6 +214,8 @@ class Dispatcher:
         #: What the API reads for ETAs: online computers, ready slots, and a cache per job kind.
         self._online: tuple[dict[str, Computer], list[Slot]] = ({}, [])
         self._usable: dict[tuple, int] = {}
+        #: Job id -> (results seen, mean task seconds): which jobs' tasks are short enough to prefetch.
+        self._durations: dict[int, tuple[int, float]] = {}
         self.ready = threading.Event()
         self.error: BaseException | None = None
 
@@ -309,9 +321,8 @@ class Dispatcher:
         known = set(self.engines)
         changed = False
         for engine_id in sorted(ids - known):
-            state = EngineState(engine_id, time.time())
-            state.probe = self.client[engine_id].apply_async(collect_info)
-            self.engines[engine_id] = state
+            state = self.engines[engine_id] = EngineState(engine_id, time.time())
+            state.probe = self._view(engine_id).apply_async(collect_info)
             changed = True
         for engine_id in sorted(known - ids):
             self._engine_lost(engine_id, "unregistered")
@@ -324,7 +335,7 @@ class Dispatcher:
                 except Exception as exc:
                     log.warning("engine %d info probe failed: %s", state.engine_id, exc)
                     if state.slot is None:
-                        state.probe = self.client[state.engine_id].apply_async(collect_info)
+                        state.probe = self._view(state.engine_id).apply_async(collect_info)
                     continue
                 if state.slot is not None:
                     # A refresh: pools come from the store now, so a member an admin removed
@@ -350,29 +361,77 @@ class Dispatcher:
             self._engine_uuids = frozenset(e.uuid for e in self.engines.values() if e.uuid)
         return changed
 
+    def _view(self, engine_id: int) -> Any:
+        """The engine's DirectView (made once: making one costs more than sending a task)."""
+        state = self.engines[engine_id]
+        if state.view is None:
+            state.view = self.client[engine_id]
+        return state.view
+
     def _engine_lost(self, engine_id: int, why: str) -> None:
         state = self.engines.pop(engine_id, None)
         if state is None:
             return
         self._computers = None
         name = state.slot.computer if state.slot else f"engine {engine_id}"
-        out = self.outstanding.get(state.busy) if state.busy else None
-        if out is not None and out.engine_id == engine_id:
-            # The engine that ran the task; a merely reserved GPU slot does not run anything.
+        for attempt_id in (state.busy, state.prefetched):
+            out = self.outstanding.get(attempt_id) if attempt_id else None
+            if out is None or out.engine_id != engine_id:
+                continue  # a merely reserved GPU slot runs nothing
             self._release(out)
-            self.store.requeue_attempts(
-                [out.attempt_id], f"engine {engine_id} on {name} was lost ({why})", lost=True
-            )
-            self.stats.lost += 1
+            if attempt_id == state.busy:
+                reason, started = f"engine {engine_id} on {name} was lost ({why})", True
+                self.stats.lost += 1
+            else:  # it waited behind the running task: it never started, so it is not counted
+                reason, started = f"engine {engine_id} on {name} was lost before the task started", False
+            self.store.requeue_attempts([out.attempt_id], reason, lost=started)
         log.info("engine %d on %s lost (%s)", engine_id, name, why)
 
     def _release(self, out: Outstanding) -> None:
-        """Forget an attempt and free every engine it held."""
+        """Forget an attempt and free every engine it held; a task queued behind it starts."""
         self.outstanding.pop(out.attempt_id, None)
         for engine_id in (out.engine_id, *out.reserved):
             engine = self.engines.get(engine_id)
-            if engine is not None and engine.busy == out.attempt_id:
-                engine.busy = None
+            if engine is None:
+                continue
+            if engine.prefetched == out.attempt_id:
+                engine.prefetched = None
+            elif engine.busy == out.attempt_id:
+                engine.busy, engine.prefetched = engine.prefetched, None
+                following = self.outstanding.get(engine.busy) if engine.busy else None
+                if following is not None:
+                    following.sent_at = time.monotonic()  # its time-out runs from now
+                    following.queued = False
+
+    def _take_back_prefetched(self, engine: EngineState, reason: str | None) -> None:
+        """Abort the task queued on *engine* behind its running one (requeued with *reason*,
+        unless the store already requeued it).  If it started meanwhile, the store no longer
+        expects its attempt, so whatever it returns is ignored as stale."""
+        out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
+        engine.prefetched = None
+        if out is None:
+            return
+        self._release(out)
+        if reason:
+            self.store.requeue_attempts([out.attempt_id], reason, lost=False)
+        try:
+            self.client.abort(out.result, targets=[engine.engine_id], block=False)
+        except Exception as exc:
+            log.warning("cannot abort a queued task on engine %d: %s", engine.engine_id, exc)
+
+    def _interrupt_attempt(self, out: Outstanding) -> None:
+        """Stop one attempt: abort it if it waits in its engine's queue, else SIGINT the engine
+        (after taking back the task queued behind it, which the signal must not hit)."""
+        out.interrupted = True
+        engine = self.engines.get(out.engine_id)
+        if engine is not None and engine.prefetched == out.attempt_id:
+            self._take_back_prefetched(engine, None)
+            return
+        if engine is not None and engine.prefetched:
+            self._take_back_prefetched(
+                engine, f"requeued: the task before it on {out.computer} was stopped"
+            )
+        self._interrupt(out.engine_id)
 
     # -- results -------------------------------------------------------------------------------
 
@@ -380,6 +439,8 @@ class Dispatcher:
         did = False
         now = time.monotonic()
         for out in list(self.outstanding.values()):
+            if out.attempt_id not in self.outstanding:
+                continue  # taken back during this loop
             ar = out.result
             if ar.done():
                 did = True
@@ -388,8 +449,7 @@ class Dispatcher:
                 continue
             if out.timeout and not out.interrupted and now - out.sent_at > out.timeout + 60:
                 # The runner enforces the time-out itself; this catches a runner that cannot.
-                out.interrupted = True
-                self._interrupt(out.engine_id)
+                self._interrupt_attempt(out)
             if now - out.last_write >= PROGRESS_WRITE_INTERVAL:
                 data = ar.data if isinstance(ar.data, dict) else {}
                 progress = float(data.get("progress", 0.0) or 0.0)
@@ -402,13 +462,20 @@ class Dispatcher:
     def _record(self, out: Outstanding, ar: Any) -> None:
         try:
             result = ar.get(0)
+            self._note_duration(out.job_id, result)
         except Exception as exc:
             name = type(exc).__name__
             if name in ("EngineError", "TimeoutError") or "EngineError" in str(exc):
-                self.store.requeue_attempts(
-                    [out.attempt_id], f"engine {out.engine_id} on {out.computer} died", lost=True
-                )
-                self.stats.lost += 1
+                engine = self.engines.get(out.engine_id)
+                following = self.outstanding.get(engine.busy) if engine and engine.busy else None
+                if following is not None:
+                    following.queued = True  # it waited behind this one on a dead engine
+                if out.queued:
+                    reason = f"engine {out.engine_id} on {out.computer} died before the task started"
+                else:
+                    reason = f"engine {out.engine_id} on {out.computer} died"
+                    self.stats.lost += 1
+                self.store.requeue_attempts([out.attempt_id], reason, lost=not out.queued)
                 return
             result = {"status": "failed", "reason": f"runner error: {name}: {exc}"[:1000]}
         if not isinstance(result, dict):
@@ -423,6 +490,22 @@ class Dispatcher:
         else:
             self.stats.failed += 1
             self._maybe_block_host(out)
+
+    def _note_duration(self, job_id: int, result: Any) -> None:
+        try:
+            seconds = float(result["ended_at"]) - float(result["started_at"])
+        except (TypeError, KeyError, ValueError):
+            return
+        count, mean = self._durations.get(job_id, (0, seconds))
+        self._durations[job_id] = (count + 1, mean + DURATION_WEIGHT * (seconds - mean))
+
+    def _short_jobs(self) -> set[int]:
+        """Jobs whose tasks take under PREFETCH_BELOW_SECONDS, from at least two results."""
+        return {
+            job_id
+            for job_id, (count, mean) in self._durations.items()
+            if count >= 2 and mean < PREFETCH_BELOW_SECONDS
+        }
 
     def _maybe_block_host(self, out: Outstanding) -> None:
         """Block a host that failed this job block_after_failures times; a job blocked on every
@@ -477,8 +560,7 @@ class Dispatcher:
                 for attempt_id in arg:
                     out = self.outstanding.get(attempt_id)
                     if out is not None and not out.interrupted:
-                        out.interrupted = True
-                        self._interrupt(out.engine_id)
+                        self._interrupt_attempt(out)
 
     def _interrupt(self, engine_id: int) -> None:
         try:
@@ -500,9 +582,21 @@ class Dispatcher:
             self._computers = computers
         return computers
 
+    def _prefetch_slots(self, short: set[int]) -> list[Slot]:
+        """Engines running a short job's task with nothing queued behind it."""
+        slots = []
+        for engine in self.engines.values():
+            if not engine.ready or engine.busy is None or engine.prefetched is not None:
+                continue
+            out = self.outstanding.get(engine.busy)
+            if out and out.job_id in short and out.engine_id == engine.engine_id and not out.reserved:
+                slots.append(engine.slot)
+        return slots
+
     def _dispatch(self) -> bool:
         idle = self._idle_slots()
-        if not idle:
+        short = self._short_jobs() if self._durations else set()
+        if not idle and not short:
             return False
         now = time.monotonic()
         if not self._dirty and now - self._planned_at < REPLAN_SECONDS:
@@ -510,17 +604,30 @@ class Dispatcher:
         self._dirty = False  # before reading: a wake-up from now on means another decision
         self._planned_at = now
         sent = 0
-        for assignment, task in self.decide(idle):
-            if self._send(assignment, task):
-                sent += 1
-            else:
-                self._dirty = True  # the store changed under us: decide again
+        if idle:
+            for assignment, task in self.decide(idle):
+                if self._send(assignment, task):
+                    sent += 1
+                else:
+                    self._dirty = True  # the store changed under us: decide again
+        prefetch = self._prefetch_slots(short) if short else []
+        if prefetch:
+            for assignment, task in self.decide(prefetch, only=short):
+                if self._send(assignment, task, prefetch=True):
+                    sent += 1
+                else:
+                    self._dirty = True
         return sent > 0
 
-    def decide(self, idle: list[Slot]) -> list[tuple[Assignment, Task]]:
-        """One dispatch decision: the task each idle slot runs next (nothing is committed)."""
+    def decide(self, idle: list[Slot], only: set[int] | None = None) -> list[tuple[Assignment, Task]]:
+        """One dispatch decision: the task each idle slot runs next (nothing is committed).
+
+        *only* limits the choice to these jobs (the short ones, for prefetch slots).
+        """
         self.stats.decisions += 1
         jobs = self.store.runnable_jobs()
+        if only is not None:
+            jobs = [job for job in jobs if job.id in only]
         if not jobs:
             return []
         running_by_owner: Counter[str] = Counter()
@@ -551,7 +658,9 @@ class Dispatcher:
                 decided.append((assignment, task))
         return decided
 
-    def _send(self, assignment: Assignment, task: Task) -> bool:
+    def _send(self, assignment: Assignment, task: Task, prefetch: bool = False) -> bool:
+        """Commit *task* as dispatched, then send it; *prefetch* queues it behind the engine's
+        running task (the engine must run nothing else: see _prefetch_slots)."""
         job, slot = assignment.job, assignment.slot
         attempt_id = uuid.uuid4().hex
         log_path = str(self.config.logs_dir / str(job.id) / f"{task.index}.log")
@@ -561,7 +670,7 @@ class Dispatcher:
             return False
         spec = task_spec(job, task, attempt_id, log_path, self.config, assignment.gpu_devices)
         try:
-            result = self.client[slot.engine_id].apply_async(run_task, spec)
+            result = self._view(slot.engine_id).apply_async(run_task, spec)
             result.add_done_callback(self._result_arrived)
         except Exception as exc:
             self.store.requeue_attempts(
@@ -569,7 +678,9 @@ class Dispatcher:
             )
             return False
         reserved = tuple(s.engine_id for s in assignment.reserved)
-        for engine_id in (slot.engine_id, *reserved):
+        if prefetch:
+            self.engines[slot.engine_id].prefetched = attempt_id
+        for engine_id in () if prefetch else (slot.engine_id, *reserved):
             self.engines[engine_id].busy = attempt_id
         self.outstanding[attempt_id] = Outstanding(
             attempt_id,
@@ -583,6 +694,7 @@ class Dispatcher:
             job.spec.timeout,
             task.index,
             reserved,
+            queued=prefetch,
         )
         self._serve_count += 1
         self._last_served[job.spec.owner] = self._serve_count
@@ -624,7 +736,7 @@ class Dispatcher:
                 continue
             if self._info_at.get(engine.slot.computer, 0.0) < cutoff:
                 busy.add(engine.slot.computer)
-                engine.probe = self.client[engine.engine_id].apply_async(collect_info)
+                engine.probe = self._view(engine.engine_id).apply_async(collect_info)
 
     def _update_waiting_reasons(self) -> None:
         """Write why each runnable job waits (or None), and end jobs blocked on every host."""
@@ -654,6 +766,7 @@ class Dispatcher:
                     reason = None
             reasons[job.id] = reason
         runnable = set(reasons)
+        self._durations = {job_id: d for job_id, d in self._durations.items() if job_id in runnable}
         for job_id, reason in self._reasons.items():
             if job_id not in runnable and reason:
                 reasons[job_id] = None  # no longer queued: nothing to explain
