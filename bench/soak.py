@@ -1,0 +1,261 @@
+"""Soak: 5,000 short tasks on 8 engines; the master's memory before, during and after.
+
+    python bench/soak.py [--tasks 5000] [--slaves 2] [--slots 4] [--interval 0.5] [--src DIR]
+
+A real ``drqueue master`` and ``--slaves`` real ``drqueue slave --slots`` processes (started as
+tests/farm.py does: real ipyparallel controller and engines on 127.0.0.1), 8 engines by default.
+One untimed warm-up job of one task per engine runs first, so that the engines' first imports and
+the master's first-use allocations are not counted as growth.  Then one shell job of ``--tasks``
+one-frame tasks running ``true`` is submitted through the API and followed until it ends.
+
+Memory: the resident set (RSS) of the master process itself, and separately of its ipyparallel
+controller (the controller process, and the controller with the scheduler processes it forks,
+summed: forked processes share pages, so the sum overstates their real use).  It is sampled
+just before the submit ("before"), every ``--interval`` seconds by a thread while the job runs
+(the maximum is "peak"), and ``--settle`` seconds after the job ended ("after").
+
+Also reported: the wall time from the submit request to the job's end as the API reports it
+(polled every 0.2 s), tasks per second, and whether every task finished exactly once: each task
+``finished`` with one attempt, and the dispatcher's own counters moved by exactly the number of
+tasks (dispatched and finished), with no task failed, lost, or a stale (duplicate) result.
+
+Target: every task finished exactly once.  Memory and time are reported without targets.
+``--src DIR`` runs the master and slaves from another source tree (PYTHONPATH), e.g. a
+``git archive`` of one commit, so the figures belong to that commit and not to a working tree
+others are editing.  Everything started here is stopped before it returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+MB = 2**20
+
+
+def rss(pids: list[int]) -> int:
+    """Summed RSS of *pids* in bytes (processes that have gone count 0)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            total += psutil.Process(pid).memory_info().rss
+    return total
+
+
+class Sampler:
+    """The master's, the controller's and the controller tree's RSS, sampled by a thread."""
+
+    def __init__(self, master_pid: int, controller_pids: list[int], interval: float):
+        self.master_pid = master_pid
+        self.controller_pid = next(
+            (p for p in controller_pids if psutil.Process(p).ppid() == master_pid),
+            controller_pids[0],
+        )
+        self.controller_pids = controller_pids
+        self.interval = interval
+        self.peak = {"master": 0, "controller": 0, "controller tree": 0}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def sample(self) -> dict[str, int]:
+        return {
+            "master": rss([self.master_pid]),
+            "controller": rss([self.controller_pid]),
+            "controller tree": rss(self.controller_pids),
+        }
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for key, value in self.sample().items():
+                self.peak[key] = max(self.peak[key], value)
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def wait_job_end(client, job_id: int, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    last_report = time.monotonic()
+    while True:
+        job = client.job(job_id)
+        if job["status"] in ("finished", "error", "cancelled"):
+            return job
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} did not end within {timeout:.0f} s: {job['counts']}")
+        if time.monotonic() - last_report > 15:
+            print(
+                f"  ... {job['counts']['finished']:,} of {job['counts']['total']:,} finished",
+                flush=True,
+            )
+            last_report = time.monotonic()
+        time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    from farm import Farm
+
+    from drqueue.client import Client
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--slaves", type=int, default=2)
+    parser.add_argument("--slots", type=int, default=4, help="engines per slave")
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between RSS samples")
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="seconds after the job before 'after'"
+    )
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds the job may take")
+    parser.add_argument("--src", type=Path, help="run the master and slaves from this source tree")
+    args = parser.parse_args(argv)
+    engines = args.slaves * args.slots
+    print(
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs before the run", flush=True
+    )
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="drqueue-soak-") as tmp:
+        farm = Farm(Path(tmp) / "farm")
+        if args.src is not None:
+            farm.env["PYTHONPATH"] = str(args.src.resolve())
+        client = None
+        try:
+            farm.start_master()
+            for n in range(args.slaves):
+                farm.add_slave(f"soak{n}", slots=args.slots)
+            farm.wait_engines(engines, timeout=240)
+            config = farm.config
+            client = Client(config=config, token=config.api_token(), timeout=120)
+            shell = {"block_size": 1, "params": {"cmd": "true"}, "retries": 0}
+            warm = client.submit("shell", None, start=1, end=engines, name="soak-warm-up", **shell)
+            assert wait_job_end(client, warm["id"], 300)["status"] == "finished"
+            time.sleep(args.settle)
+
+            sampler = Sampler(farm.master_proc.pid, farm.controller_pids(), args.interval)
+            before = sampler.sample()
+            stats0 = client.farm()
+            print(
+                f"{engines} engines up; before: master {before['master'] / MB:.1f} MB, controller "
+                f"{before['controller'] / MB:.1f} MB ({before['controller tree'] / MB:.1f} MB with "
+                f"its {len(sampler.controller_pids) - 1} forked processes)",
+                flush=True,
+            )
+            with sampler:
+                t0 = time.perf_counter()
+                job = client.submit("shell", None, start=1, end=args.tasks, name="soak", **shell)
+                job = wait_job_end(client, job["id"], args.timeout)
+                elapsed = time.perf_counter() - t0
+            time.sleep(args.settle)
+            after = sampler.sample()
+            stats1 = client.farm()
+
+            tasks = client.tasks(job["id"])
+            once = sum(1 for t in tasks if t["state"] == "finished" and t["attempts"] == 1)
+            moved = {
+                key: stats1[key] - stats0[key]
+                for key in ("dispatched", "finished", "failed", "lost", "stale")
+            }
+            exact = (
+                job["status"] == "finished"
+                and len(tasks) == args.tasks
+                and once == args.tasks
+                and moved
+                == {
+                    "dispatched": args.tasks,
+                    "finished": args.tasks,
+                    "failed": 0,
+                    "lost": 0,
+                    "stale": 0,
+                }
+            )
+            print(
+                f"job {job['status']} in {elapsed:.1f} s; dispatcher counters moved by {moved}",
+                flush=True,
+            )
+        finally:
+            if client is not None:
+                client.close()
+            farm.stop()
+
+    size = f"{args.tasks:,} tasks, {engines} engines"
+    rows.append(
+        {
+            "figure": f"{size}: finished exactly once",
+            "value": once,
+            "unit": "tasks",
+            "target": f"= {args.tasks:,}",
+            "ok": exact,
+        }
+    )
+    rows.append(
+        {"figure": f"{size}: wall time, submit to job end", "value": round(elapsed, 1), "unit": "s"}
+    )
+    rows.append(
+        {
+            "figure": f"{size}: throughput",
+            "value": round(args.tasks / elapsed, 1),
+            "unit": "tasks/s",
+        }
+    )
+    for key in ("master", "controller", "controller tree"):
+        what = {
+            "master": "master RSS",
+            "controller": "controller RSS",
+            "controller tree": "controller + forked schedulers RSS (summed)",
+        }[key]
+        for moment, value in (
+            ("before", before[key]),
+            ("peak", sampler.peak[key]),
+            ("after", after[key]),
+        ):
+            rows.append(
+                {"figure": f"{size}: {what} {moment}", "value": round(value / MB, 1), "unit": "MB"}
+            )
+        growth = after[key] - before[key]
+        rows.append(
+            {
+                "figure": f"{size}: {what} growth, after - before",
+                "value": round(growth / MB, 1),
+                "unit": "MB",
+            }
+        )
+        rows.append(
+            {
+                "figure": f"{size}: {what} growth per task",
+                "value": round(growth / args.tasks / 1024, 2),
+                "unit": "KB",
+            }
+        )
+    for row in rows:
+        row["benchmark"] = "soak"
+        print(
+            f"{row['figure']}: {row['value']} {row['unit']}"
+            + (
+                f" (target {row['target']}: {'met' if row['ok'] else 'MISSED'})"
+                if "target" in row
+                else ""
+            )
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    main()
