@@ -458,6 +458,57 @@ def test_job_kill_stops_every_render_process_and_continue_resumes(farm, tmp_path
     assert assert_counts_agree(farm, job_id)["finished"] == 2
 
 
+def test_short_tasks_are_prefetched_and_every_frame_runs_once(farm, tmp_path):
+    out = tmp_path / "frames.txt"
+    before = farm.client.farm()
+    job_id = submit_shell(farm, f"sh -c 'echo $DRQUEUE_FRAME >> {out}'", 1, 60)
+    assert farm.wait_job(job_id)["status"] == "finished"
+    after = farm.client.farm()
+    # Tasks this short wait behind the running one on each engine, not for the master.
+    assert after["prefetched"] > before["prefetched"]
+    assert after["finished"] - before["finished"] == 60
+    assert after["stale"] == before["stale"]
+    assert frames_in(out) == list(range(1, 61))
+    assert [t["attempts"] for t in tasks_of(farm, job_id)] == [1] * 60
+    assert assert_counts_agree(farm, job_id)["finished"] == 60
+
+
+def test_job_kill_takes_back_prefetched_tasks_and_signals_only_the_running_ones(farm, tmp_path):
+    """Frames 1-8 are quick, so the job's next tasks are queued on the engines behind the
+    running ones; frames 9-12 then block.  A kill must stop the blocked renders, take back the
+    queued tasks (the engine's SIGINT must not hit them), and lose or double nothing."""
+    marker = unique_sleep()
+    flag = tmp_path / "go"
+    out = tmp_path / "frames.txt"
+    before = farm.client.farm()
+    job_id = submit_shell(
+        farm,
+        f"sh -c 'if [ $DRQUEUE_FRAME -gt 8 ]; then test -e {flag} || sleep {marker}; fi; "
+        f"echo $DRQUEUE_FRAME >> {out}'",
+        1,
+        12,
+    )
+    wait_for(lambda: len(sleeping(marker)) == 2, 60, what="two blocked renders")
+    assert farm.client.farm()["prefetched"] > before["prefetched"]
+    result = run_cli(farm, "job", "kill", str(job_id))
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: not marker_processes(marker), 10, what="the killed renders to be gone")
+    wait_for(
+        lambda: farm.client.job(job_id)["counts"]["queued"] == 4, 30, what="four tasks requeued"
+    )
+    job = farm.client.job(job_id)
+    assert job["counts"]["finished"] == 8 and job["counts"]["running"] == 0
+    assert frames_in(out) == list(range(1, 9))
+    flag.touch()
+    assert run_cli(farm, "job", "continue", str(job_id)).returncode == 0
+    assert farm.wait_job(job_id)["status"] == "finished"
+    assert frames_in(out) == list(range(1, 13))
+    assert [t["failures"] for t in tasks_of(farm, job_id)] == [0] * 12
+    assert farm.client.farm()["finished"] - before["finished"] == 12
+    assert assert_counts_agree(farm, job_id)["finished"] == 12
+    assert not marker_processes(marker)
+
+
 def test_job_stop_lets_running_tasks_finish_and_takes_no_new_ones(farm, tmp_path):
     out = tmp_path / "frames.txt"
     flag = tmp_path / "go"

@@ -122,6 +122,8 @@ class Outstanding:
 @dataclass
 class DispatcherStats:
     dispatched: int = 0
+    #: Of the dispatched, those queued on an engine behind a running task (PREFETCH_BELOW_SECONDS).
+    prefetched: int = 0
     finished: int = 0
     failed: int = 0
     stale: int = 0
@@ -702,6 +704,7 @@ class Dispatcher:
             self._reasons[job.id] = None  # it runs: its waiting reason is out of date
             self.store.set_job_waiting_reason({job.id: None})
         self.stats.dispatched += 1
+        self.stats.prefetched += prefetch
         return True
 
     # -- slow chores -------------------------------------------------------------------------------
