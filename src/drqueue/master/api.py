@@ -314,6 +314,7 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
             "instance": dispatcher.instance_id if dispatcher else "",
             "engines": slots(),
             "dispatched": stats.dispatched if stats else 0,
+            "prefetched": stats.prefetched if stats else 0,
             "finished": stats.finished if stats else 0,
             "failed": stats.failed if stats else 0,
             "stale": stats.stale if stats else 0,
