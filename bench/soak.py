@@ -1,18 +1,21 @@
 """Soak: 5,000 short tasks on 8 engines; the master's memory before, during and after.
 
-    python bench/soak.py [--tasks 5000] [--slaves 2] [--slots 4] [--interval 0.5] [--src DIR]
+    python bench/soak.py [--tasks 5000] [--rounds 2] [--slaves 2] [--slots 4] [--interval 0.5]
+                         [--src DIR]
 
 A real ``drqueue master`` and ``--slaves`` real ``drqueue slave --slots`` processes (started as
 tests/farm.py does: real ipyparallel controller and engines on 127.0.0.1), 8 engines by default.
 One untimed warm-up job of one task per engine runs first, so that the engines' first imports and
-the master's first-use allocations are not counted as growth.  Then one shell job of ``--tasks``
-one-frame tasks running ``true`` is submitted through the API and followed until it ends.
+the master's first-use allocations are not counted as growth.  Then a shell job of ``--tasks``
+one-frame tasks running ``true`` is submitted through the API and followed until it ends, and
+again ``--rounds`` times in all (default 2: growth that continues in the second job is a leak;
+growth that stops was warm-up).
 
 Memory: the resident set (RSS) of the master process itself, and separately of its ipyparallel
 controller (the controller process, and the controller with the scheduler processes it forks,
 summed: forked processes share pages, so the sum overstates their real use).  It is sampled
-just before the submit ("before"), every ``--interval`` seconds by a thread while the job runs
-(the maximum is "peak"), and ``--settle`` seconds after the job ended ("after").
+just before the first submit ("before"), every ``--interval`` seconds by a thread while the
+jobs run (the maximum is "peak"), and ``--settle`` seconds after each job ended ("after job N").
 
 Also reported: the wall time from the submit request to the job's end as the API reports it
 (polled every 0.2 s), tasks per second, and whether every task finished exactly once: each task
@@ -117,6 +120,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="jobs of --tasks, one after the other"
+    )
     parser.add_argument("--slaves", type=int, default=2)
     parser.add_argument("--slots", type=int, default=4, help="engines per slave")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between RSS samples")
@@ -132,6 +138,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
 
     rows: list[dict[str, Any]] = []
+    rounds: list[dict[str, Any]] = []  # per job: elapsed, after, exactly-once count and check
     with tempfile.TemporaryDirectory(prefix="drqueue-soak-") as tmp:
         farm = Farm(Path(tmp) / "farm")
         if args.src is not None:
@@ -151,7 +158,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
             sampler = Sampler(farm.master_proc.pid, farm.controller_pids(), args.interval)
             before = sampler.sample()
-            stats0 = client.farm()
             print(
                 f"{engines} engines up; before: master {before['master'] / MB:.1f} MB, controller "
                 f"{before['controller'] / MB:.1f} MB ({before['controller tree'] / MB:.1f} MB with "
@@ -159,91 +165,75 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 flush=True,
             )
             with sampler:
-                t0 = time.perf_counter()
-                job = client.submit("shell", None, start=1, end=args.tasks, name="soak", **shell)
-                job = wait_job_end(client, job["id"], args.timeout)
-                elapsed = time.perf_counter() - t0
-            time.sleep(args.settle)
-            after = sampler.sample()
-            stats1 = client.farm()
-
-            tasks = client.tasks(job["id"])
-            once = sum(1 for t in tasks if t["state"] == "finished" and t["attempts"] == 1)
-            moved = {
-                key: stats1[key] - stats0[key]
-                for key in ("dispatched", "finished", "failed", "lost", "stale")
-            }
-            exact = (
-                job["status"] == "finished"
-                and len(tasks) == args.tasks
-                and once == args.tasks
-                and moved
-                == {
-                    "dispatched": args.tasks,
-                    "finished": args.tasks,
-                    "failed": 0,
-                    "lost": 0,
-                    "stale": 0,
-                }
-            )
-            print(
-                f"job {job['status']} in {elapsed:.1f} s; dispatcher counters moved by {moved}",
-                flush=True,
-            )
+                for number in range(1, args.rounds + 1):
+                    rounds.append(run_round(client, args, shell, sampler, number))
         finally:
             if client is not None:
                 client.close()
             farm.stop()
 
     size = f"{args.tasks:,} tasks, {engines} engines"
-    rows.append(
-        {
-            "figure": f"{size}: finished exactly once",
-            "value": once,
-            "unit": "tasks",
-            "target": f"= {args.tasks:,}",
-            "ok": exact,
-        }
-    )
-    rows.append(
-        {"figure": f"{size}: wall time, submit to job end", "value": round(elapsed, 1), "unit": "s"}
-    )
-    rows.append(
-        {
-            "figure": f"{size}: throughput",
-            "value": round(args.tasks / elapsed, 1),
-            "unit": "tasks/s",
-        }
-    )
-    for key in ("master", "controller", "controller tree"):
-        what = {
-            "master": "master RSS",
-            "controller": "controller RSS",
-            "controller tree": "controller + forked schedulers RSS (summed)",
-        }[key]
-        for moment, value in (
-            ("before", before[key]),
-            ("peak", sampler.peak[key]),
-            ("after", after[key]),
-        ):
-            rows.append(
-                {"figure": f"{size}: {what} {moment}", "value": round(value / MB, 1), "unit": "MB"}
-            )
-        growth = after[key] - before[key]
+    for r in rounds:
+        label = f"{size}, job {r['number']} of {len(rounds)}"
         rows.append(
             {
-                "figure": f"{size}: {what} growth, after - before",
-                "value": round(growth / MB, 1),
+                "figure": f"{label}: finished exactly once",
+                "value": r["once"],
+                "unit": "tasks",
+                "target": f"= {args.tasks:,}",
+                "ok": r["exact"],
+            }
+        )
+        rows.append(
+            {
+                "figure": f"{label}: wall time, submit to job end",
+                "value": round(r["elapsed"], 1),
+                "unit": "s",
+            }
+        )
+        rows.append(
+            {
+                "figure": f"{label}: throughput",
+                "value": round(args.tasks / r["elapsed"], 1),
+                "unit": "tasks/s",
+            }
+        )
+    whats = {
+        "master": "master RSS",
+        "controller": "controller RSS",
+        "controller tree": "controller + forked schedulers RSS (summed)",
+    }
+    for key, what in whats.items():
+        rows.append(
+            {"figure": f"{size}: {what} before", "value": round(before[key] / MB, 1), "unit": "MB"}
+        )
+        rows.append(
+            {
+                "figure": f"{size}: {what} peak, all jobs",
+                "value": round(sampler.peak[key] / MB, 1),
                 "unit": "MB",
             }
         )
-        rows.append(
-            {
-                "figure": f"{size}: {what} growth per task",
-                "value": round(growth / args.tasks / 1024, 2),
-                "unit": "KB",
-            }
-        )
+        previous = before[key]
+        for r in rounds:
+            label = f"{size}: {what} after job {r['number']}"
+            growth = r["after"][key] - previous
+            previous = r["after"][key]
+            rows.append({"figure": label, "value": round(r["after"][key] / MB, 1), "unit": "MB"})
+            rows.append(
+                {
+                    "figure": f"{label}, growth in that job",
+                    "value": round(growth / MB, 1),
+                    "unit": "MB",
+                }
+            )
+            rows.append(
+                {
+                    "figure": f"{label}, growth per task",
+                    "value": round(growth / args.tasks / 1024, 2),
+                    "unit": "KB",
+                }
+            )
     for row in rows:
         row["benchmark"] = "soak"
         print(
@@ -255,6 +245,45 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             )
         )
     return rows
+
+
+def run_round(
+    client, args: argparse.Namespace, shell: dict[str, Any], sampler: Sampler, number: int
+) -> dict[str, Any]:
+    """One job of args.tasks tasks: its wall time, the RSS after it, and the exactly-once check."""
+    stats0 = client.farm()
+    t0 = time.perf_counter()
+    job = client.submit("shell", None, start=1, end=args.tasks, name=f"soak-{number}", **shell)
+    job = wait_job_end(client, job["id"], args.timeout)
+    elapsed = time.perf_counter() - t0
+    time.sleep(args.settle)
+    after = sampler.sample()
+    stats1 = client.farm()
+    tasks = client.tasks(job["id"])
+    once = sum(1 for t in tasks if t["state"] == "finished" and t["attempts"] == 1)
+    moved = {
+        key: stats1[key] - stats0[key]
+        for key in ("dispatched", "finished", "failed", "lost", "stale")
+    }
+    expected = {
+        "dispatched": args.tasks,
+        "finished": args.tasks,
+        "failed": 0,
+        "lost": 0,
+        "stale": 0,
+    }
+    exact = (
+        job["status"] == "finished"
+        and len(tasks) == args.tasks
+        and once == args.tasks
+        and moved == expected
+    )
+    print(
+        f"job {number}: {job['status']} in {elapsed:.1f} s; dispatcher counters moved by {moved}; "
+        f"after: master {after['master'] / MB:.1f} MB, controller {after['controller'] / MB:.1f} MB",
+        flush=True,
+    )
+    return {"number": number, "elapsed": elapsed, "after": after, "once": once, "exact": exact}
 
 
 if __name__ == "__main__":
