@@ -66,6 +66,11 @@ REPLAN_SECONDS = 2.0
 #: A job whose tasks take less than this (mean of its last results) gets one more task queued
 #: on each engine behind the one running, so the engine never waits for the master's round trip.
 PREFETCH_BELOW_SECONDS = 0.25
+#: msg_ids the Client and each view remember (trimmed to half when over): they only grow.
+HISTORY_KEPT = 10_000
+#: A prefetched task is taken back (requeued for any engine) when the task it waits behind has
+#: run this long: the job's tasks are not that short after all.
+TAKE_BACK_SECONDS = 1.0
 #: Weight of the newest result in a job's mean task duration.
 DURATION_WEIGHT = 0.2
 #: Environment variables that name a task's GPUs, one per vendor (the runner sets the same).
@@ -385,8 +390,11 @@ class Dispatcher:
                 reason, started = f"engine {engine_id} on {name} was lost ({why})", True
                 self.stats.lost += 1
             else:  # it waited behind the running task: it never started, so it is not counted
-                reason, started = f"engine {engine_id} on {name} was lost before the task started", False
-            self.store.requeue_attempts([out.attempt_id], reason, lost=started)
+                reason, started = (
+                    f"engine {engine_id} on {name} was lost before the task started",
+                    False,
+                )
+            self.store.requeue_attempts([out.attempt_id], reason, lost=started, started=started)
         log.info("engine %d on %s lost (%s)", engine_id, name, why)
 
     def _release(self, out: Outstanding) -> None:
@@ -415,7 +423,7 @@ class Dispatcher:
             return
         self._release(out)
         if reason:
-            self.store.requeue_attempts([out.attempt_id], reason, lost=False)
+            self.store.requeue_attempts([out.attempt_id], reason, lost=False, started=False)
         try:
             self.client.abort(out.result, targets=[engine.engine_id], block=False)
         except Exception as exc:
@@ -448,7 +456,20 @@ class Dispatcher:
                 did = True
                 self._release(out)
                 self._record(out, ar)
+                self._forget(ar)
                 continue
+            if not out.queued and now - out.sent_at > TAKE_BACK_SECONDS:
+                engine = self.engines.get(out.engine_id)
+                if engine is not None and engine.prefetched and engine.busy == out.attempt_id:
+                    # Its job's tasks were short, this one is not: free the one behind it for
+                    # another engine.
+                    self._take_back_prefetched(
+                        engine,
+                        f"requeued: task {out.task_index} before it on {out.computer} runs long",
+                    )
+                    count, mean = self._durations.get(out.job_id, (0, 0.0))
+                    self._durations[out.job_id] = (count, max(mean, now - out.sent_at))
+                    did = True
             if out.timeout and not out.interrupted and now - out.sent_at > out.timeout + 60:
                 # The runner enforces the time-out itself; this catches a runner that cannot.
                 self._interrupt_attempt(out)
@@ -473,11 +494,15 @@ class Dispatcher:
                 if following is not None:
                     following.queued = True  # it waited behind this one on a dead engine
                 if out.queued:
-                    reason = f"engine {out.engine_id} on {out.computer} died before the task started"
+                    reason = (
+                        f"engine {out.engine_id} on {out.computer} died before the task started"
+                    )
                 else:
                     reason = f"engine {out.engine_id} on {out.computer} died"
                     self.stats.lost += 1
-                self.store.requeue_attempts([out.attempt_id], reason, lost=not out.queued)
+                self.store.requeue_attempts(
+                    [out.attempt_id], reason, lost=not out.queued, started=not out.queued
+                )
                 return
             result = {"status": "failed", "reason": f"runner error: {name}: {exc}"[:1000]}
         if not isinstance(result, dict):
@@ -492,6 +517,17 @@ class Dispatcher:
         else:
             self.stats.failed += 1
             self._maybe_block_host(out)
+
+    def _forget(self, ar: Any) -> None:
+        """Drop the Client's copy of a recorded result: it keeps every result, its metadata and
+        every msg_id it sent (also in each view) for good, which grows the master ~1 KB a task."""
+        with contextlib.suppress(Exception):
+            self.client.purge_local_results(jobs=ar)
+        if len(self.client.history) > HISTORY_KEPT:
+            del self.client.history[: -HISTORY_KEPT // 2]
+            for engine in self.engines.values():
+                if engine.view is not None:
+                    del engine.view.history[: -HISTORY_KEPT // 2]
 
     def _note_duration(self, job_id: int, result: Any) -> None:
         try:
@@ -587,11 +623,18 @@ class Dispatcher:
     def _prefetch_slots(self, short: set[int]) -> list[Slot]:
         """Engines running a short job's task with nothing queued behind it."""
         slots = []
+        now = time.monotonic()
         for engine in self.engines.values():
             if not engine.ready or engine.busy is None or engine.prefetched is not None:
                 continue
             out = self.outstanding.get(engine.busy)
-            if out and out.job_id in short and out.engine_id == engine.engine_id and not out.reserved:
+            if (
+                out
+                and out.job_id in short
+                and out.engine_id == engine.engine_id
+                and not out.reserved
+                and now - out.sent_at < TAKE_BACK_SECONDS
+            ):
                 slots.append(engine.slot)
         return slots
 
@@ -621,7 +664,9 @@ class Dispatcher:
                     self._dirty = True
         return sent > 0
 
-    def decide(self, idle: list[Slot], only: set[int] | None = None) -> list[tuple[Assignment, Task]]:
+    def decide(
+        self, idle: list[Slot], only: set[int] | None = None
+    ) -> list[tuple[Assignment, Task]]:
         """One dispatch decision: the task each idle slot runs next (nothing is committed).
 
         *only* limits the choice to these jobs (the short ones, for prefetch slots).
