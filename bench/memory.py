@@ -1,0 +1,329 @@
+"""Memory: the master's RSS with 1,000,000 stored tasks, and the controller's growth per task.
+
+    python bench/memory.py [--jobs 10] [--job-tasks 100000] [--dispatch 16000] [--chunk 2000]
+                           [--no-store] [--no-controller] [--src DIR]
+
+(a) Master RSS with a big store.  A real ``drqueue master`` with no slaves (nothing is
+    dispatched) gets ``--jobs`` shell jobs of ``--job-tasks`` one-frame tasks each through
+    drqueue.Client (10 x 100,000 = 1,000,000 tasks), then the list and query routes:
+    ``GET /jobs``, ``GET /jobs/ID`` of every job, ``GET /jobs/ID/tasks`` (every task) of the
+    first and the last job, one task of each, ``GET /events``, ``/farm`` and ``/computers``;
+    then it idles through two of the dispatcher's chores rounds.  The RSS of the master's
+    Python process (psutil, not its controller child) is sampled with an empty store (the
+    baseline, after a first few API calls), after the submits and after the queries; its
+    high-water mark (VmHWM) is reported too.
+(b) Controller growth per task.  ipyparallel alone, started as the master starts it:
+    its own controller with ``--nodb --hwm=1`` and 2 engines (``ipyparallel.Cluster``).
+    Tiny tasks are sent the way DrQueue's dispatcher sends them: one ``DirectView`` per
+    engine, one task in flight per engine, the next sent when its result is back; the task
+    is ``dict(spec)`` with a spec shaped like the dispatcher's task spec (so the function
+    is pickled by reference, like ``run_task``, and the reply is about as big as the
+    runner's).  Then the same number through a ``LoadBalancedView``, fed in batches of 200.
+    After each ``--chunk`` tasks (all results back, ``gc.collect()`` in this process) the
+    RSS of the controller's process tree, of its hub process, and of this process (the
+    ipyparallel client: what the master's dispatcher holds) is sampled; the growth per task
+    is the least-squares slope over the samples from the first chunk on (the first chunk
+    also pays one-time allocations), **extrapolated** to 100,000 tasks from the
+    ``--dispatch`` tasks actually run per path (16,000 by default, to keep this under about
+    3 minutes).
+
+Target: (a) <= 300 MB after the queries.  (b) has no target; it is reported (a growth that
+does not level off means the controller must be recycled on a long-lived farm).
+Everything started here is stopped before it returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    MB,
+    drqueue_farm,
+    peak_rss_mb,
+    print_load,
+    raw_cluster,
+    report,
+    row,
+    rss_mb,
+)
+
+TARGET_MB = 300
+
+
+# -- (a) the master with a big store ---------------------------------------------------------
+
+
+def master_rss(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from drqueue.client import Client
+
+    total = args.jobs * args.job_tasks
+    with drqueue_farm(args.src) as farm:
+        farm.start_master()
+        config = farm.config
+        client = Client(config=config, token=config.api_token(), timeout=900)
+        try:
+            pid = farm.master_proc.pid
+            client.jobs()
+            client.farm()
+            client.events()
+            time.sleep(2.5)  # one chores round on the empty store
+            empty = rss_mb(pid)
+            print(f"  master RSS, empty store: {empty:.0f} MB", flush=True)
+            ids, submits = [], []
+            for i in range(args.jobs):
+                t0 = time.perf_counter()
+                job = client.submit(
+                    "shell",
+                    None,
+                    start=1,
+                    end=args.job_tasks,
+                    block_size=1,
+                    name=f"memory-{i}",
+                    params={"cmd": "true"},
+                )
+                submits.append(time.perf_counter() - t0)
+                assert job["tasks"] == args.job_tasks, job
+                ids.append(job["id"])
+                print(
+                    f"  job {i + 1}/{args.jobs}: {args.job_tasks:,} tasks in {submits[-1]:.2f} s, "
+                    f"master RSS {rss_mb(pid):.0f} MB",
+                    flush=True,
+                )
+            submitted = rss_mb(pid)
+            t0 = time.perf_counter()
+            assert len(client.jobs()) == args.jobs
+            for job_id in ids:
+                assert client.job(job_id)["counts"]["total"] == args.job_tasks
+            for job_id in dict.fromkeys((ids[0], ids[-1])):
+                assert len(client.tasks(job_id)) == args.job_tasks
+                client._request("GET", f"/jobs/{job_id}/tasks/{args.job_tasks // 2}")
+            client.events()
+            client.farm()
+            client.computers()
+            queried_s = time.perf_counter() - t0
+            queried = rss_mb(pid)
+            print(
+                f"  master RSS after the queries ({queried_s:.1f} s): {queried:.0f} MB", flush=True
+            )
+            time.sleep(4.5)  # two chores rounds on the big store
+            idle = rss_mb(pid)
+            peak = peak_rss_mb(pid)
+            store_mb = sum(
+                p.stat().st_size for p in Path(config.store_url.split("://", 1)[1]).parent.glob("*")
+            )
+            print(
+                f"  master RSS after idling {idle:.0f} MB, peak {peak:.0f} MB; store files "
+                f"{store_mb / MB:.0f} MB",
+                flush=True,
+            )
+        finally:
+            client.close()
+    worst = max(queried, idle)
+    label = f"{total:,} stored tasks ({args.jobs} x {args.job_tasks:,})"
+    return [
+        row("master RSS, empty store (baseline)", round(empty), "MB"),
+        row(f"master RSS with {label}, after the submits", round(submitted), "MB"),
+        row(
+            f"master RSS with {label}, after the list/query routes",
+            round(worst),
+            "MB",
+            f"<= {TARGET_MB}",
+            worst <= TARGET_MB,
+        ),
+        row("master RSS with the big store / empty store", round(worst / empty, 2), "x"),
+        row("master peak RSS (VmHWM) during the run", round(peak), "MB"),
+        row(
+            f"submit {args.job_tasks:,} tasks (median of {len(submits)})",
+            round(statistics.median(submits), 2),
+            "s",
+        ),
+    ]
+
+
+# -- (b) the controller's growth per task ------------------------------------------------------
+
+
+def fake_spec(index: int) -> dict[str, Any]:
+    """Shaped like drqueue.master.dispatcher.task_spec's dict for a shell task."""
+    return {
+        "attempt_id": uuid.uuid4().hex,
+        "task_id": 1_000_000 + index,
+        "task_index": index,
+        "job_id": 17,
+        "job_name": "shot_042 lighting v3",
+        "owner": "artist3",
+        "renderer": "shell",
+        "params": {"cmd": "true"},
+        "scene": None,
+        "start": 1,
+        "end": 100_000,
+        "step": 1,
+        "block_size": 1,
+        "task_start": index,
+        "task_end": index,
+        "padding": 4,
+        "env": {},
+        "timeout": None,
+        "log_path": f"/srv/drqueue/logs/17/{index}.log",
+        "path_map": [],
+    }
+
+
+class Sampler:
+    """RSS of the controller tree, its hub (the parent process) and this process."""
+
+    def __init__(self, controller_pid: int):
+        self.hub = psutil.Process(controller_pid)
+        self.me = psutil.Process()
+        self.samples: list[tuple[int, float, float, float]] = []
+
+    def sample(self, done: int) -> None:
+        gc.collect()
+        tree = [self.hub, *self.hub.children(recursive=True)]
+        total = sum(p.memory_info().rss for p in tree) / MB
+        hub = self.hub.memory_info().rss / MB
+        me = self.me.memory_info().rss / MB
+        self.samples.append((done, total, hub, me))
+        print(
+            f"    {done:6d} tasks: controller tree {total:6.1f} MB (hub {hub:5.1f} MB), "
+            f"client {me:6.1f} MB",
+            flush=True,
+        )
+
+    def slopes(self) -> tuple[float, float, float]:
+        """MB per 100,000 tasks: controller tree, hub, client (least squares).
+
+        The sample before the first chunk is left out when there are three after it: the
+        first chunk also pays one-time allocations (a new view, the client's buffers)."""
+        samples = self.samples[1:] if len(self.samples) >= 4 else self.samples
+        xs = [s[0] for s in samples]
+        out = []
+        for col in (1, 2, 3):
+            ys = [s[col] for s in samples]
+            out.append(statistics.linear_regression(xs, ys).slope * 100_000)
+        return out[0], out[1], out[2]
+
+
+def run_direct(rc: Any, tasks: int, chunk: int, sampler: Sampler) -> float:
+    """DrQueue's pattern: one task per engine in flight, through that engine's DirectView."""
+    views = {engine_id: rc[engine_id] for engine_id in rc.ids}
+    in_flight: dict[int, Any] = dict.fromkeys(views)
+    done = sent = 0
+    sampler.sample(0)
+    t0 = time.monotonic()
+    while done < tasks:
+        for engine_id, ar in in_flight.items():
+            if ar is not None and ar.done():
+                ar.get()
+                done += 1
+                in_flight[engine_id] = ar = None
+                if done % chunk == 0:
+                    for other in in_flight.values():
+                        if other is not None:
+                            other.wait()
+                    sampler.sample(done)
+            if ar is None and sent < tasks:
+                in_flight[engine_id] = views[engine_id].apply_async(dict, fake_spec(sent))
+                sent += 1
+        time.sleep(0.0002)
+    return tasks / (time.monotonic() - t0)
+
+
+def run_balanced(rc: Any, tasks: int, chunk: int, sampler: Sampler, batch: int = 200) -> float:
+    view = rc.load_balanced_view()
+    done = 0
+    sampler.sample(0)
+    t0 = time.monotonic()
+    while done < tasks:
+        n = min(batch, tasks - done)
+        results = [view.apply_async(dict, fake_spec(done + i)) for i in range(n)]
+        view.wait(results)
+        for ar in results:
+            ar.get()
+        del results
+        done += n
+        if done % chunk == 0:
+            sampler.sample(done)
+    return tasks / (time.monotonic() - t0)
+
+
+def controller_growth(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    with raw_cluster(2, controller_args=("--nodb", "--hwm=1")) as (cluster, rc):
+        controller_pid = cluster.controller.pid
+        warm = rc.load_balanced_view()
+        warm.wait([warm.apply_async(dict, fake_spec(i)) for i in range(100)])
+        for name, run in (
+            ("DirectView, one task per engine (DrQueue's way)", run_direct),
+            ("LoadBalancedView", run_balanced),
+        ):
+            print(f"  {name}:", flush=True)
+            sampler = Sampler(controller_pid)
+            rate = run(rc, args.dispatch, args.chunk, sampler)
+            tree, hub, client = sampler.slopes()
+            first, last = sampler.samples[0], sampler.samples[-1]
+            print(
+                f"  {name}: {rate:.0f} tasks/s; per 100,000 tasks: controller tree "
+                f"{tree:+.0f} MB (hub {hub:+.0f} MB), client {client:+.0f} MB "
+                f"(measured over {args.dispatch:,}: tree {first[1]:.0f} -> {last[1]:.0f} MB)",
+                flush=True,
+            )
+            extrapolated = f"extrapolated from {args.dispatch // 1000}k"
+            rows.append(
+                row(
+                    f"controller RSS growth per 100k tasks, {name} ({extrapolated})",
+                    round(tree, 1),
+                    "MB",
+                )
+            )
+            rows.append(row(f"  of which its hub process, {name}", round(hub, 1), "MB"))
+            rows.append(
+                row(
+                    f"client (master) RSS growth per 100k tasks, {name} ({extrapolated})",
+                    round(client, 1),
+                    "MB",
+                )
+            )
+        print(
+            f"  the client's history: {len(rc.history):,} msg_ids; results cached "
+            f"{len(rc.results):,}; metadata {len(rc.metadata):,}",
+            flush=True,
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=10, help="jobs submitted in (a)")
+    parser.add_argument("--job-tasks", type=int, default=100_000, help="one-frame tasks per job")
+    parser.add_argument("--dispatch", type=int, default=16_000, help="tasks per path in (b)")
+    parser.add_argument("--chunk", type=int, default=2000, help="tasks between samples in (b)")
+    parser.add_argument("--no-store", action="store_true", help="skip (a)")
+    parser.add_argument("--no-controller", action="store_true", help="skip (b)")
+    parser.add_argument(
+        "--src", type=Path, help="run the master from this source tree (PYTHONPATH)"
+    )
+    args = parser.parse_args(argv)
+    args.dispatch = max(args.chunk, args.dispatch // args.chunk * args.chunk)
+    print_load("memory")
+    rows = []
+    if not args.no_store:
+        rows += master_rss(args)
+    if not args.no_controller:
+        rows += controller_growth(args)
+    return report("memory", rows)
+
+
+if __name__ == "__main__":
+    main()
