@@ -231,6 +231,8 @@ def test_an_attempt_that_never_started_is_not_counted(store):
     assert (task.state, task.attempts, task.lost) == (TaskState.QUEUED, 0, 0)
     assert store.record_result(waiting, FINISHED) is None  # if it ran after all: stale
     assert counts_of(store, job_id) == Counts(total=4, queued=4)
+    kinds = [e.kind for e in store.events(job_id=job_id)]
+    assert "task.returned" in kinds and "task.requeued" not in kinds
 
 
 def test_a_frame_is_never_counted_finished_twice(store):

@@ -44,6 +44,11 @@ def host_os() -> str:
     return {"linux": "linux", "windows": "windows", "darwin": "darwin"}.get(system, system)
 
 
+def slave_name() -> str:
+    """The slave's name (``drqueue slave --name``), else this machine's host name."""
+    return os.environ.get("DRQUEUE_SLAVE_NAME") or socket.gethostname()
+
+
 def render_environment(spec: dict[str, Any], frame: int, scene: str | None) -> dict[str, str]:
     """The environment of a render process: the engine's, the DRQUEUE_* variables, the job's own."""
     padding = int(spec.get("padding", 4))
@@ -64,7 +69,7 @@ def render_environment(spec: dict[str, Any], frame: int, scene: str | None) -> d
             "DRQUEUE_RENDERDIR": os.path.dirname(scene) if scene else "",
             "DRQUEUE_LOGFILE": spec["log_path"],
             "DRQUEUE_OS": host_os(),
-            "DRQUEUE_COMPID": os.environ.get("DRQUEUE_SLAVE_NAME", socket.gethostname()),
+            "DRQUEUE_COMPID": slave_name(),
         }
     )
     gpu = os.environ.get("DRQUEUE_GPU_DEVICE")
@@ -90,35 +95,51 @@ def _publish(data: dict[str, Any]) -> None:
         pass
 
 
-class _OutputPump(threading.Thread):
-    """Copies a render's output to the log file, splits lines on \\n and \\r, parses progress."""
+class _Output:
+    """Copies a render's output to the log file, splits lines on \\n and \\r, parses progress.
 
-    def __init__(self, stream, log, renderer: Renderer, progress: _Progress):
-        super().__init__(daemon=True)
-        self.stream = stream
+    It reads the pipe without blocking whenever the wait loop's poll says there is output, so a
+    task needs no thread of its own.
+    """
+
+    def __init__(self, fd: int, log, renderer: Renderer, progress: _Progress):
+        self.fd = fd
         self.log = log
         self.renderer = renderer
         self.progress = progress
+        self.pending = b""
         self.write_error: str | None = None
+        os.set_blocking(fd, False)
 
-    def run(self) -> None:
-        pending = b""
+    def read(self) -> bool:
+        """Take what the pipe holds now; False once the render closed its end."""
         while True:
-            chunk = self.stream.read1(65536) if hasattr(self.stream, "read1") else self.stream.read(65536)
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return True
+            except OSError:
+                chunk = b""
             if not chunk:
-                break
-            if self.write_error is None:
-                try:
-                    self.log.write(chunk)
-                    self.log.flush()
-                except OSError as exc:
-                    self.write_error = f"cannot write the task log: {exc.strerror or exc}"
-            pending += chunk
-            *lines, pending = pending.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-            for raw in lines:
-                self.progress.feed(raw.decode("utf-8", "replace"), self.renderer)
-        if pending:
-            self.progress.feed(pending.decode("utf-8", "replace"), self.renderer)
+                self.finish()
+                return False
+            self._take(chunk)
+
+    def _take(self, chunk: bytes) -> None:
+        if self.write_error is None:
+            try:
+                self.log.write(chunk)
+            except OSError as exc:
+                self.write_error = f"cannot write the task log: {exc.strerror or exc}"
+        pending = self.pending + chunk
+        *lines, self.pending = pending.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        for raw in lines:
+            self.progress.feed(raw.decode("utf-8", "replace"), self.renderer)
+
+    def finish(self) -> None:
+        if self.pending:
+            self.progress.feed(self.pending.decode("utf-8", "replace"), self.renderer)
+            self.pending = b""
 
 
 class _Progress:
@@ -221,7 +242,7 @@ def run_task(spec: dict[str, Any]) -> dict[str, Any]:
         "reason": None,
         "outputs": [],
         "log_path": spec["log_path"],
-        "computer": os.environ.get("DRQUEUE_SLAVE_NAME", socket.gethostname()),
+        "computer": slave_name(),
     }
     try:
         return _run(spec, result)
@@ -297,10 +318,11 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             except OSError as exc:
                 result["reason"] = f"cannot start {argv[0]!r} on {result['computer']}: {exc.strerror or exc}"
                 return result
-            pump = _OutputPump(proc.stdout, log, renderer, progress)
-            pump.start()
-            status = _wait(proc, progress, deadline, result)
-            pump.join(timeout=10)
+            output = _Output(proc.stdout.fileno(), log, renderer, progress)
+            try:
+                status = _wait(proc, output, deadline, result)
+            finally:
+                proc.stdout.close()
             result["tail"] = progress.tail_text()
             if status == "killed":
                 result["status"] = "killed"
@@ -309,8 +331,8 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             if status == "timeout":
                 result["reason"] = f"timed out after {spec['timeout']:g} s"
                 return result
-            if pump.write_error:
-                result["reason"] = pump.write_error
+            if output.write_error:
+                result["reason"] = output.write_error
                 return result
             result["exit_code"] = proc.returncode
             if proc.returncode != 0:
@@ -329,31 +351,24 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         return result
 
 
-def _exit_waiter(pid: int):
-    """A function that sleeps up to *timeout* seconds, waking as soon as process *pid* exits.
+def _wait(proc: subprocess.Popen, output: _Output, deadline: float | None, result: dict[str, Any]) -> str:
+    """Wait for the render, logging its output and publishing progress.
 
-    On Linux it polls a pidfd, so a task's end is seen at once however long the sleep; elsewhere
-    it sleeps in short steps that grow with the task's age.  Returns (wait, close).
+    Returns "exited", "timeout" or "killed".  On Linux it polls a pidfd beside the output pipe,
+    so the render's end is seen at once; elsewhere it polls the pipe in short steps that grow
+    with the task's age.  Output still arriving after the render exited (from a child it left
+    behind) is taken as far as the pipe holds it, without waiting for that child.
     """
-    try:
-        fd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        started = time.monotonic()
-
-        def sleep(timeout: float) -> None:
-            age = time.monotonic() - started
-            time.sleep(min(timeout, 0.002 if age < 0.1 else 0.01 if age < 1.0 else 0.05))
-
-        return sleep, lambda: None
+    progress = output.progress
+    started = last_publish = time.monotonic()  # short tasks finish before their first publish
     poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return (lambda timeout: poller.poll(max(1, int(timeout * 1000)))), (lambda: os.close(fd))
-
-
-def _wait(proc: subprocess.Popen, progress: _Progress, deadline: float | None, result: dict[str, Any]) -> str:
-    """Wait for the render, publishing progress; returns "exited", "timeout" or "killed"."""
-    last_publish = time.monotonic()  # short tasks finish before their first publish
-    sleep, close = _exit_waiter(proc.pid)
+    poller.register(output.fd, select.POLLIN)
+    reading = True
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+        poller.register(pidfd, select.POLLIN)
+    except (AttributeError, OSError):
+        pidfd = None
     try:
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -361,6 +376,9 @@ def _wait(proc: subprocess.Popen, progress: _Progress, deadline: float | None, r
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 result["peak_rss_kb"] = max(result["peak_rss_kb"], usage.ru_maxrss)
                 result["cpu_seconds"] += usage.ru_utime + usage.ru_stime
+                if reading:
+                    output.read()
+                output.finish()
                 return "exited"
             now = time.monotonic()
             if deadline is not None and now > deadline:
@@ -373,10 +391,17 @@ def _wait(proc: subprocess.Popen, progress: _Progress, deadline: float | None, r
             timeout = last_publish + PUBLISH_INTERVAL - now
             if deadline is not None:
                 timeout = min(timeout, deadline - now)
-            sleep(max(0.001, timeout))
+            if pidfd is None:
+                age = now - started  # nothing tells the exit: look for it often at first
+                timeout = min(timeout, 0.002 if age < 0.1 else 0.01 if age < 1.0 else 0.05)
+            for fd, _event in poller.poll(max(1, int(max(0.001, timeout) * 1000))):
+                if fd == output.fd and reading and not output.read():
+                    reading = False
+                    poller.unregister(output.fd)
     except KeyboardInterrupt:
         # The master's kill: Client.send_signal(SIGINT) to this engine.
         _kill_group(proc)
         return "killed"
     finally:
-        close()
+        if pidfd is not None:
+            os.close(pidfd)

@@ -839,7 +839,7 @@ class SQLiteStore(Store):
                     reason=full_reason, progress=0.0, ended_at=time.time(), attempts=attempts,
                 )
                 self._event(
-                    conn, "task.requeued", f"task {row['idx']}: {full_reason}",
+                    conn, "task.requeued" if started else "task.returned", f"task {row['idx']}: {full_reason}",
                     job_id=row["job_id"], task_index=row["idx"], computer=row["computer"],
                 )
         return count
