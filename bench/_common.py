@@ -60,7 +60,18 @@ def drqueue_farm(src: Path | None = None, **settings: Any) -> Iterator[Any]:
             dump_logs(farm)
             raise
         finally:
-            farm.stop()
+            stop_farm(farm)
+
+
+def stop_farm(farm: Any) -> None:
+    """Farm.stop, but every slave gets its SIGTERM at once: a slave stops its engines one after
+    the other (about 2 s each here), so stopping 4 slaves of 8 one by one takes over a minute."""
+    started = time.monotonic()
+    for proc in farm.slaves.values():
+        with contextlib.suppress(OSError):
+            proc.terminate()
+    farm.stop()
+    print(f"  (farm stopped in {time.monotonic() - started:.1f} s)", flush=True)
 
 
 @contextlib.contextmanager
@@ -86,11 +97,13 @@ def raw_cluster(
                 rc.wait_for_engines(engines, timeout=timeout)
             yield cluster, rc
         finally:
+            started = time.monotonic()
             if rc is not None:
                 with contextlib.suppress(Exception):
                     rc.close()
             with contextlib.suppress(Exception):
                 cluster.stop_cluster_sync()
+            print(f"  (raw cluster stopped in {time.monotonic() - started:.1f} s)", flush=True)
 
 
 def wait_job(client: Any, job_id: int, timeout: float, interval: float = 0.1) -> dict[str, Any]:

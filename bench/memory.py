@@ -18,7 +18,10 @@
     engine, one task in flight per engine, the next sent when its result is back; the task
     is ``dict(spec)`` with a spec shaped like the dispatcher's task spec (so the function
     is pickled by reference, like ``run_task``, and the reply is about as big as the
-    runner's).  Then the same number through a ``LoadBalancedView``, fed in batches of 200.
+    runner's); each result is then forgotten as the dispatcher forgets it (the Client's
+    cached result purged, its msg_id histories trimmed to 10,000).  Then the same number
+    through a ``LoadBalancedView``, fed in batches of 200, as plain ipyparallel use would
+    (nothing purged).
     After each ``--chunk`` tasks (all results back, ``gc.collect()`` in this process) the
     RSS of the controller's process tree, of its hub process, and of this process (the
     ipyparallel client: what the master's dispatcher holds) is sampled; the growth per task
@@ -35,6 +38,7 @@ Everything started here is stopped before it returns.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import statistics
 import sys
@@ -59,6 +63,8 @@ from _common import (  # noqa: E402
 )
 
 TARGET_MB = 300
+#: msg_ids the master's dispatcher lets its ipyparallel Client remember (its HISTORY_KEPT).
+HISTORY_KEPT = 10_000
 
 
 # -- (a) the master with a big store ---------------------------------------------------------
@@ -215,6 +221,17 @@ class Sampler:
         return out[0], out[1], out[2]
 
 
+def forget(rc: Any, views: Any, ar: Any, kept: int = HISTORY_KEPT) -> None:
+    """What the master's dispatcher does with a recorded result (Dispatcher._forget): purge
+    the Client's cached result and metadata, trim its and each view's msg_id history."""
+    with contextlib.suppress(Exception):
+        rc.purge_local_results(jobs=ar)
+    if len(rc.history) > kept:
+        del rc.history[: -kept // 2]
+        for view in views:
+            del view.history[: -kept // 2]
+
+
 def run_direct(rc: Any, tasks: int, chunk: int, sampler: Sampler) -> float:
     """DrQueue's pattern: one task per engine in flight, through that engine's DirectView."""
     views = {engine_id: rc[engine_id] for engine_id in rc.ids}
@@ -226,6 +243,7 @@ def run_direct(rc: Any, tasks: int, chunk: int, sampler: Sampler) -> float:
         for engine_id, ar in in_flight.items():
             if ar is not None and ar.done():
                 ar.get()
+                forget(rc, views.values(), ar)
                 done += 1
                 in_flight[engine_id] = ar = None
                 if done % chunk == 0:
@@ -264,10 +282,10 @@ def controller_growth(args: argparse.Namespace) -> list[dict[str, Any]]:
         controller_pid = cluster.controller.pid
         warm = rc.load_balanced_view()
         warm.wait([warm.apply_async(dict, fake_spec(i)) for i in range(100)])
-        for name, run in (
-            ("DirectView, one task per engine (DrQueue's way)", run_direct),
-            ("LoadBalancedView", run_balanced),
-        ):
+        paths = [("DirectView, one task per engine, results purged (DrQueue's way)", run_direct)]
+        if not args.no_balanced:
+            paths.append(("LoadBalancedView", run_balanced))
+        for name, run in paths:
             print(f"  {name}:", flush=True)
             sampler = Sampler(controller_pid)
             rate = run(rc, args.dispatch, args.chunk, sampler)
@@ -310,6 +328,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--dispatch", type=int, default=16_000, help="tasks per path in (b)")
     parser.add_argument("--chunk", type=int, default=2000, help="tasks between samples in (b)")
     parser.add_argument("--no-store", action="store_true", help="skip (a)")
+    parser.add_argument(
+        "--no-balanced", action="store_true", help="skip the LoadBalancedView path of (b)"
+    )
     parser.add_argument("--no-controller", action="store_true", help="skip (b)")
     parser.add_argument(
         "--src", type=Path, help="run the master from this source tree (PYTHONPATH)"

@@ -17,16 +17,16 @@ Target: the jobs list and the job show each <= 0.1 s.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import drqueue_farm, print_load, report, row  # noqa: E402
 
 TARGET_SECONDS = 0.1
 
@@ -39,11 +39,23 @@ def fill_store(store_url: str, jobs: int, tasks: int) -> int:
     store = open_store(store_url)
     try:
         for i in range(jobs):
-            spec = JobSpec(renderer="shell", start=1, end=10, name=f"query-{i}", owner=f"artist{i % 7}",
-                           params={"cmd": "true"})
+            spec = JobSpec(
+                renderer="shell",
+                start=1,
+                end=10,
+                name=f"query-{i}",
+                owner=f"artist{i % 7}",
+                params={"cmd": "true"},
+            )
             store.create_job(spec, split_frames(1, 10))
-        big = JobSpec(renderer="shell", start=1, end=tasks, name="big", owner="artist0",
-                      params={"cmd": "true"})
+        big = JobSpec(
+            renderer="shell",
+            start=1,
+            end=tasks,
+            name="big",
+            owner="artist0",
+            params={"cmd": "true"},
+        )
         return store.create_job(big, split_frames(1, tasks))
     finally:
         store.close()
@@ -60,55 +72,62 @@ def timed(call: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    from farm import Farm
-
     from drqueue.client import Client
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--src", type=Path, help="run the master from this source tree (PYTHONPATH)")
+    parser.add_argument(
+        "--src", type=Path, help="run the master from this source tree (PYTHONPATH)"
+    )
     args = parser.parse_args(argv)
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs before the run", flush=True)
+    print_load("query")
 
     rows = []
-    with tempfile.TemporaryDirectory(prefix="drqueue-bench-") as tmp:
-        farm = Farm(Path(tmp) / "farm")
-        if args.src is not None:
-            farm.env["PYTHONPATH"] = str(args.src.resolve())
+    with drqueue_farm(args.src) as farm:
+        config = farm.config
+        config.ensure_dirs()
+        t0 = time.perf_counter()
+        big = fill_store(config.store_url, args.jobs, args.tasks)
+        print(f"  store filled in {time.perf_counter() - t0:.1f} s", flush=True)
+        farm.start_master()
+        client = Client(config=config, token=config.api_token(), timeout=300)
         try:
-            config = farm.config
-            config.ensure_dirs()
-            t0 = time.perf_counter()
-            big = fill_store(config.store_url, args.jobs, args.tasks)
-            print(f"  store filled in {time.perf_counter() - t0:.1f} s", flush=True)
-            farm.start_master()
-            client = Client(config=config, token=config.api_token(), timeout=300)
             cases = [
-                (f"list {args.jobs + 1:,} jobs (GET /jobs)", client.jobs, TARGET_SECONDS,
-                 lambda answer: len(answer) == args.jobs + 1),
-                (f"show a {args.tasks:,}-task job (GET /jobs/ID)", lambda: client.job(big), TARGET_SECONDS,
-                 lambda answer: answer["counts"]["total"] == args.tasks),
-                (f"list the {args.tasks:,} tasks of that job (GET /jobs/ID/tasks)", lambda: client.tasks(big),
-                 None, lambda answer: len(answer) == args.tasks),
+                (
+                    f"list {args.jobs + 1:,} jobs (GET /jobs)",
+                    client.jobs,
+                    TARGET_SECONDS,
+                    lambda answer: len(answer) == args.jobs + 1,
+                ),
+                (
+                    f"show a {args.tasks:,}-task job (GET /jobs/ID)",
+                    lambda: client.job(big),
+                    TARGET_SECONDS,
+                    lambda answer: answer["counts"]["total"] == args.tasks,
+                ),
+                (
+                    f"list the {args.tasks:,} tasks of that job (GET /jobs/ID/tasks)",
+                    lambda: client.tasks(big),
+                    None,
+                    lambda answer: len(answer) == args.tasks,
+                ),
             ]
             for figure, call, target, check in cases:
                 median, first, answer = timed(call, args.repeat)
                 assert check(answer), figure
                 print(f"  {figure}: median {median:.3f} s, first {first:.3f} s", flush=True)
-                row = {"figure": f"{figure} (median of {args.repeat})", "value": round(median, 3), "unit": "s"}
-                if target is not None:
-                    row.update(target=f"<= {target:g}", ok=median <= target)
-                rows.append(row)
-            client.close()
+                figure = f"{figure} (median of {args.repeat})"
+                if target is None:
+                    rows.append(row(figure, round(median, 3), "s"))
+                else:
+                    rows.append(
+                        row(figure, round(median, 3), "s", f"<= {target:g}", median <= target)
+                    )
         finally:
-            farm.stop()
-    for row in rows:
-        row["benchmark"] = "query"
-        print(f"{row['figure']}: {row['value']} {row['unit']}"
-              + (f" (target {row['target']}: {'met' if row['ok'] else 'MISSED'})" if "target" in row else ""))
-    return rows
+            client.close()
+    return report("query", rows)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,36 @@
 """Run every benchmark in bench/ and print one table of figures.
 
-    python bench/run_all.py [--only dispatch,query] [--timeout 900] [--json results.json]
+    python bench/run_all.py [--only dispatch,query] [--skip soak] [--args 'utilisation=--tasks 500']
+                            [--commit HEAD] [--timeout 600] [--budget 900] [--json results.json] [-v]
 
-Each bench/NAME.py (not this file, not files starting with "_") runs in its own subprocess.
-A benchmark that exposes ``main()`` returning rows (dicts with benchmark, figure, value, unit,
-target, ok) is called with its default arguments and its rows go into the table; any other
-benchmark (or a main() that returns nothing) is run as a script and the last lines it printed
-go into the table instead.  A benchmark that fails or times out gets a row saying so; the
-others still run, and the exit status is 1.  A missed target is a figure, not a failure.
+Each bench/NAME.py (not this file, not files starting with "_") runs in its own subprocess, one
+after the other (they all start real processes on the same cores; running two at once would
+measure each other).  A benchmark that exposes ``main(argv)`` returning rows (dicts with
+benchmark, figure, value, unit, target, ok) is called with the arguments :data:`BENCH_ARGS`
+gives it (sized so that the whole run takes under 15 minutes on 2 cores), or those given with
+``--args NAME=ARGS``, and its rows go into the table; any other benchmark (or a main() that
+returns nothing) is run as a script with those arguments and the last lines it printed go into
+the table instead.  Ratios against each benchmark's same-run baseline are rows of their own
+(unit "x").  A benchmark that fails or times out gets a row saying so; the others still run,
+and the exit status is 1.  A missed target is a figure, not a failure.
+
+``--commit REV`` runs the benchmarks, tests/farm.py and the master and slaves they start from
+``git archive REV`` (a temporary copy, on PYTHONPATH) instead of the working tree, so that the
+figures belong to one commit even while others edit the checkout.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
+import shlex
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,17 +38,24 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 MARK = "@@BENCH_ROWS@@ "
 
-# Runs in the child: a file that defines main() is imported and main() called with no arguments
-# (its rows printed as JSON after a marker); any other file runs as a script.
+#: Arguments each benchmark gets from run_all (its own defaults otherwise).  Every benchmark's own
+#: defaults are the full-size run; only these are cut to keep the whole run under 15 minutes.
+BENCH_ARGS: dict[str, list[str]] = {}
+
+#: What the whole run should stay under, in seconds (issue 6: 15 minutes on 2 cores).
+BUDGET_SECONDS = 900
+
+# Runs in the child: a file that defines main() is imported and main(argv) called (its rows
+# printed as JSON after a marker); any other file runs as a script with argv.
 DRIVER = r"""
 import importlib.util, json, runpy, sys
-path = sys.argv[1]
-sys.argv = [path]
+path, argv = sys.argv[1], json.loads(sys.argv[2])
+sys.argv = [path, *argv]
 if "def main(" in open(path).read():
     spec = importlib.util.spec_from_file_location("bench_" + path.rsplit("/", 1)[-1][:-3], path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    rows = module.main()
+    rows = module.main(argv)
     if rows:
         print(MARK + json.dumps(rows, default=str), flush=True)
 else:
@@ -43,12 +65,12 @@ else:
 COLUMNS = ("benchmark", "figure", "value", "unit", "target", "ok")
 
 
-def benchmarks(only: set[str] | None) -> list[Path]:
+def benchmarks(folder: Path, only: set[str] | None, skip: set[str]) -> list[Path]:
     found = []
-    for path in sorted(HERE.glob("*.py")):
+    for path in sorted(folder.glob("*.py")):
         if path.name in ("run_all.py", "__main__.py") or path.name.startswith("_"):
             continue
-        if only and path.stem not in only:
+        if (only and path.stem not in only) or path.stem in skip:
             continue
         found.append(path)
     return found
@@ -66,29 +88,44 @@ def as_rows(name: str, rows: Any) -> list[dict[str, Any]]:
     return out
 
 
-def run_one(path: Path, timeout: float) -> tuple[list[dict[str, Any]], str, float]:
+def run_one(
+    path: Path, argv: list[str], timeout: float, env: dict[str, str] | None = None
+) -> tuple[list[dict[str, Any]], str, float]:
     started = time.monotonic()
     try:
-        proc = subprocess.run([sys.executable, "-c", DRIVER, str(path)], capture_output=True,
-                              text=True, timeout=timeout, cwd=HERE.parent)
+        proc = subprocess.run(
+            [sys.executable, "-c", DRIVER, str(path), json.dumps(argv)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=path.parent.parent,
+            env=env,
+        )
     except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        return [{"benchmark": path.stem, "figure": f"TIMED OUT after {timeout:.0f} s", "ok": False}], out, timeout
+        out = exc.stdout or ""
+        if isinstance(out, bytes):
+            out = out.decode(errors="replace")
+        row = {"benchmark": path.stem, "figure": f"TIMED OUT after {timeout:.0f} s", "ok": False}
+        return [row], out, timeout
     seconds = time.monotonic() - started
     output = proc.stdout + proc.stderr
     rows: list[dict[str, Any]] = []
     printed = []
     for line in proc.stdout.splitlines():
         if line.startswith(MARK):
-            rows += as_rows(path.stem, json.loads(line[len(MARK):]))
+            rows += as_rows(path.stem, json.loads(line[len(MARK) :]))
         else:
             printed.append(line)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        rows.append({"benchmark": path.stem, "figure": f"FAILED (exit {proc.returncode}): {last[:120]}",
-                     "ok": False})
+        figure = f"FAILED (exit {proc.returncode}): {last[:120]}"
+        rows.append({"benchmark": path.stem, "figure": figure, "ok": False})
     elif not rows:  # a script that only prints: keep its last lines as the figures
-        rows = [{"benchmark": path.stem, "figure": line.strip()} for line in printed[-12:] if line.strip()]
+        rows = [
+            {"benchmark": path.stem, "figure": line.strip()}
+            for line in printed[-12:]
+            if line.strip()
+        ]
     return rows, output, seconds
 
 
@@ -106,32 +143,114 @@ def table(rows: list[dict[str, Any]]) -> str:
         return f"{value:g}" if isinstance(value, float) else str(value)
 
     widths = {k: max(len(k), *(len(cell(r, k)) for r in rows)) for k in COLUMNS}
-    lines = ["  ".join(k.ljust(widths[k]) for k in COLUMNS).rstrip(), "  ".join("-" * widths[k] for k in COLUMNS)]
+    lines = [
+        "  ".join(k.ljust(widths[k]) for k in COLUMNS).rstrip(),
+        "  ".join("-" * widths[k] for k in COLUMNS),
+    ]
     for row in rows:
         lines.append("  ".join(cell(row, k).ljust(widths[k]) for k in COLUMNS).rstrip())
     return "\n".join(lines)
 
 
+def bench_args(given: list[str]) -> dict[str, list[str]]:
+    """BENCH_ARGS, overridden by --args NAME=ARGS (ARGS split as a shell would)."""
+    out = {name: list(argv) for name, argv in BENCH_ARGS.items()}
+    for item in given:
+        name, sep, argv = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--args wants NAME=ARGS, not {item!r}")
+        out[name.strip()] = shlex.split(argv)
+    return out
+
+
+@contextlib.contextmanager
+def checkout(rev: str | None):
+    """(bench folder, environment, commit) for the working tree (environment and commit None),
+    or for a `git archive` of *rev*."""
+    if rev is None:
+        yield HERE, None, None
+        return
+    repo = HERE.parent
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "archive", commit, "src", "bench", "tests"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tempfile.TemporaryDirectory(prefix="drqueue-bench-src-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(Path(tmp) / "src"), env.get("PYTHONPATH", "")) if p
+        )
+        print(f"benchmarks and code of commit {commit[:12]} ({tmp})", file=sys.stderr, flush=True)
+        yield Path(tmp) / "bench", env, commit
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description="run every bench/*.py and print one table")
     parser.add_argument("--only", help="comma-separated benchmark names (file stems)")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds per benchmark")
+    parser.add_argument("--skip", default="", help="comma-separated benchmark names to leave out")
+    parser.add_argument(
+        "--args",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help="arguments for one benchmark instead of BENCH_ARGS (repeatable)",
+    )
+    parser.add_argument("--commit", help="run the benchmarks and the code of this commit")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per benchmark")
+    parser.add_argument(
+        "--budget", type=float, default=BUDGET_SECONDS, help="seconds the whole run should take"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows here")
-    parser.add_argument("-v", "--verbose", action="store_true", help="print each benchmark's output")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print each benchmark's output"
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
+    skip = {name for name in args.skip.split(",") if name}
+    per_bench = bench_args(args.args)
     all_rows: list[dict[str, Any]] = []
-    for path in benchmarks(only):
-        print(f"running {path.name} ...", file=sys.stderr, flush=True)
-        rows, output, seconds = run_one(path, args.timeout)
-        print(f"  {path.name}: {seconds:.0f} s", file=sys.stderr, flush=True)
-        if args.verbose:
-            print(output, file=sys.stderr)
-        all_rows += rows
+    durations: dict[str, float] = {}
+    started = time.monotonic()
+    print(
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs at the start",
+        file=sys.stderr,
+        flush=True,
+    )
+    with checkout(args.commit) as (folder, env, commit):
+        for path in benchmarks(folder, only, skip):
+            bench_argv = per_bench.get(path.stem, [])
+            shown = " ".join(shlex.quote(a) for a in bench_argv)
+            print(f"running {path.name} {shown} ...", file=sys.stderr, flush=True)
+            rows, output, seconds = run_one(path, bench_argv, args.timeout, env)
+            durations[path.stem] = seconds
+            print(f"  {path.name}: {seconds:.0f} s", file=sys.stderr, flush=True)
+            if args.verbose or failed(rows):
+                print(output, file=sys.stderr, flush=True)
+            all_rows += rows
+    total = time.monotonic() - started
     if all_rows:
         print(table(all_rows))
+    times = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in durations.items())
+    over = f" (OVER the {args.budget:.0f} s budget)" if total > args.budget else ""
+    print(f"\nwall time: {times}; total {total:.0f} s{over}")
     if args.json:
-        args.json.write_text(json.dumps(all_rows, indent=1, default=str))
+        record = {
+            "commit": commit,
+            "seconds": {**durations, "total": total},
+            "rows": all_rows,
+        }
+        args.json.write_text(json.dumps(record, indent=1, default=str))
     return all_rows
 
 
