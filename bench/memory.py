@@ -28,7 +28,10 @@
     is the least-squares slope over the samples from the first chunk on (the first chunk
     also pays one-time allocations), **extrapolated** to 100,000 tasks from the
     ``--dispatch`` tasks actually run per path (16,000 by default, to keep this under about
-    3 minutes).
+    3 minutes).  The first ~20,000 tasks also fill ipyparallel's bounded caches (each
+    Session's ``digest_history`` of 65,536 message signatures, in the hub and in the
+    client), so a short run overstates the long-run slope; ``--no-store --no-balanced
+    --dispatch 80000 --chunk 5000`` shows the slope once they are full (docs/performance.md).
 
 Target: (a) <= 300 MB after the queries.  (b) has no target; it is reported (a growth that
 does not level off means the controller must be recycled on a long-lived farm).
