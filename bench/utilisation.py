@@ -164,6 +164,7 @@ def run_drqueue(args: argparse.Namespace) -> dict[str, Any]:
             (task["started_at"], task["ended_at"])
         )
     result = {"makespan": done["finished_at"] - t0, **timeline(t0, spans, args.engines)}
+    result["t0"], result["spans"] = t0, spans
     result["cpu_ms_per_task"] = {k: 1000 * v / args.tasks for k, v in cpu.items()}
     return result
 
