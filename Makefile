@@ -22,9 +22,10 @@ venv: $(BIN)/drqueue
 demo: venv
 	$(BIN)/drqueue up --slaves 2
 
-## Installs the renderers the end-to-end tests use (Debian/Ubuntu), if missing.
+## Installs the renderers the end-to-end tests use, and iproute2 for the network-namespace
+## test (Debian/Ubuntu), if missing.
 renderers:
-	@missing=""; for p in $(RENDERERS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(RENDERERS) ip; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(RENDERERS) iproute2 >/dev/null; \
