@@ -99,8 +99,16 @@ class Client:
     def unblock(self, job_id: int, host: str) -> dict[str, Any]:
         return self._request("POST", f"/jobs/{int(job_id)}/unblock", json={"host": host})
 
-    def tasks(self, job_id: int) -> list[dict[str, Any]]:
-        return self._request("GET", f"/jobs/{int(job_id)}/tasks")
+    def tasks(
+        self, job_id: int, *, state: str | None = None, offset: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The job's tasks by index; *state* keeps one state, *offset*/*limit* take a page."""
+        params: dict[str, Any] = {"offset": offset}
+        if state is not None:
+            params["state"] = state
+        if limit is not None:
+            params["limit"] = limit
+        return self._request("GET", f"/jobs/{int(job_id)}/tasks", params=params)
 
     def task_action(self, job_id: int, index: int, action: str) -> dict[str, Any]:
         """requeue or kill one task."""

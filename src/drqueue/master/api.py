@@ -256,6 +256,7 @@ Auth = Annotated[Identity, Depends(authorised)]
 Admin = Annotated[Identity, Depends(admin_only)]
 #: Event ids in ``since``/``before``, bounded to what SQLite's INTEGER holds.
 EventId = Annotated[int, Query(ge=0, le=2**63 - 1)]
+TaskStateName = Literal["queued", "dispatched", "running", "finished", "error", "cancelled"]
 OptionalEventId = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
 #: How many events one request returns.
 EventsLimit = Annotated[int, Query(ge=1, le=10_000)]
@@ -382,8 +383,18 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         return job_out(store.get_job(job_id))
 
     @app.get(f"{v1}/jobs/{{job_id}}/tasks")
-    def tasks(job_id: int, _: Auth) -> list[dict[str, Any]]:
-        return [task_dict(task) for task in store.list_tasks(job_id)]
+    def tasks(
+        job_id: int,
+        _: Auth,
+        state: TaskStateName | None = None,
+        offset: int = Query(0, ge=0, le=2**63 - 1),
+        limit: int | None = Query(None, ge=1, le=1_000_000),
+    ) -> list[dict[str, Any]]:
+        """The job's tasks by index: all of them, or one *state*, or a page (offset, limit)."""
+        return [
+            task_dict(task)
+            for task in store.list_tasks(job_id, state=state, offset=offset, limit=limit)
+        ]
 
     @app.get(f"{v1}/jobs/{{job_id}}/tasks/{{index}}")
     def task(job_id: int, index: int, _: Auth) -> dict[str, Any]:

@@ -119,7 +119,10 @@ class Store(abc.ABC):
     # -- tasks -------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def list_tasks(self, job_id: int) -> list[Task]: ...
+    def list_tasks(
+        self, job_id: int, *, state: str | None = None, offset: int = 0, limit: int | None = None
+    ) -> list[Task]:
+        """The job's tasks by index; *state* keeps one state, *offset*/*limit* take a page."""
 
     @abc.abstractmethod
     def get_task(self, job_id: int, index: int) -> Task: ...

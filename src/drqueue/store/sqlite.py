@@ -656,15 +656,19 @@ class SQLiteStore(Store):
 
     # -- tasks ----------------------------------------------------------------------------------
 
-    def list_tasks(self, job_id: int) -> list[Task]:
+    def list_tasks(
+        self, job_id: int, *, state: str | None = None, offset: int = 0, limit: int | None = None
+    ) -> list[Task]:
         conn = self._conn()
         self._job_row(conn, job_id)
-        return [
-            _task_from_row(row)
-            for row in conn.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE job_id = ? ORDER BY idx", (job_id,)
-            )
-        ]
+        sql = f"SELECT {_TASK_COLUMNS} FROM tasks WHERE job_id = ?"
+        args: list[Any] = [job_id]
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        sql += " ORDER BY idx LIMIT ? OFFSET ?"
+        args += [-1 if limit is None else limit, offset]
+        return [_task_from_row(row) for row in conn.execute(sql, args)]
 
     def get_task(self, job_id: int, index: int) -> Task:
         conn = self._conn()
