@@ -46,14 +46,19 @@ BENCH_ARGS: dict[str, list[str]] = {}
 BUDGET_SECONDS = 900
 
 # Runs in the child: a file that defines main() is imported and main(argv) called (its rows
-# printed as JSON after a marker); any other file runs as a script with argv.
+# printed as JSON after a marker); any other file runs as a script with argv.  The module's name
+# starts with "__" like "__main__": ipyparallel sends a function defined in it (a task of a raw
+# baseline) by its code, as it does for a script's, instead of importing its module on the engine
+# (where "bench_dispatch" would not exist).
 DRIVER = r"""
 import importlib.util, json, runpy, sys
 path, argv = sys.argv[1], json.loads(sys.argv[2])
 sys.argv = [path, *argv]
 if "def main(" in open(path).read():
-    spec = importlib.util.spec_from_file_location("bench_" + path.rsplit("/", 1)[-1][:-3], path)
+    name = "__bench_" + path.rsplit("/", 1)[-1][:-3] + "__"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     rows = module.main(argv)
     if rows:
