@@ -151,7 +151,7 @@ class DrQueueSide:
         self.client = self.farm.client
         self._finished(self._submit(self.engines)[1]["id"], 60)  # warm-up: engines import the runner
         master = psutil.Process(self.farm.master_proc.pid)
-        controller = [p for p in master.children(recursive=True) if _is(p, "ipyparallel.controller")]
+        controller = [p for p in master.children(recursive=True) if _is(p, "drqueue.master.ipcontroller")]
         slave_tree = _tree(self.farm.slaves["bench"].pid)
         self.engine_procs = [p for p in slave_tree if _is(p, "ipyparallel.engine")]
         self.master = master

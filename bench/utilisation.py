@@ -134,7 +134,7 @@ def run_drqueue(args: argparse.Namespace) -> dict[str, Any]:
             controller = [
                 p
                 for p in master.children(recursive=True)
-                if "ipyparallel.controller" in p.cmdline()
+                if "drqueue.master.ipcontroller" in p.cmdline()
             ]
             controller = [p for c in controller for p in _tree(c.pid)]
             slaves = [p for proc in farm.slaves.values() for p in _tree(proc.pid)]

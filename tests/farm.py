@@ -150,7 +150,7 @@ class Farm:
         marker = f"--profile-dir={self.root / 'ipython'}"
         return [
             p.pid for p in psutil.process_iter(["cmdline"])
-            if "ipyparallel.controller" in (p.info.get("cmdline") or []) and marker in p.info["cmdline"]
+            if "drqueue.master.ipcontroller" in (p.info.get("cmdline") or []) and marker in p.info["cmdline"]
         ]
 
     def add_slave(self, name: str, slots: int = 1, pools: list[str] | None = None, gpus: int = 0,

@@ -55,6 +55,8 @@ class Config:
     engine_register_timeout: float = 30.0
     #: Times a task may be lost with its engine before it is an error.
     max_lost: int = 5
+    #: Completed task ids the controller's Hub remembers (ipyparallel keeps all of them, forever).
+    hub_completed_kept: int = 10_000
     #: Path mapping rules: [{"linux": "/mnt/p", "windows": "P:\\", "darwin": "/Volumes/p"}, ...]
     path_map: list[dict[str, str]] = field(default_factory=list)
     #: Optional TLS for the API.

@@ -1,6 +1,7 @@
 """The ipyparallel controller's life: started, watched and stopped by the master.
 
-The controller runs as a child process (``python -m ipyparallel.controller``)
+The controller runs as a child process (``python -m drqueue.master.ipcontroller``:
+ipyparallel's own controller with the Hub's memory of completed tasks bounded)
 on fixed ports with ``--nodb`` and ``--reuse``: its connection files keep the
 same ports and key across restarts, so slaves need them only once.  It dies
 with the master (PR_SET_PDEATHSIG on Linux), and a controller left behind by a
@@ -26,6 +27,9 @@ from drqueue.config import Config
 from drqueue.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+#: The module the controller runs as (it also names the controller's processes).
+CONTROLLER_MODULE = "drqueue.master.ipcontroller"
 
 
 def _die_with_parent() -> None:
@@ -73,7 +77,7 @@ class Controller:
         taken = self._connection_ports()
         ports = ",".join(str(port) for port in cfg.port_list() if port not in taken)
         argv = [
-            sys.executable, "-m", "ipyparallel.controller",
+            sys.executable, "-m", CONTROLLER_MODULE,
             f"--profile-dir={cfg.profile_dir}",
             f"--ip={cfg.controller_ip}",
             "--nodb",
@@ -83,6 +87,7 @@ class Controller:
             f"--HeartMonitor.period={cfg.heartbeat_ms}",
             f"--HeartMonitor.max_heartmonitor_misses={cfg.heartbeat_misses}",
             "--log-level=WARN",
+            f"--completed-kept={cfg.hub_completed_kept}",
         ]
         if cfg.curve:
             argv.append("--IPController.enable_curve=True")
@@ -108,7 +113,7 @@ class Controller:
         stale = []
         for proc in psutil.process_iter(["cmdline"]):
             cmdline = proc.info.get("cmdline") or []
-            if "ipyparallel.controller" in cmdline and marker in cmdline and proc.pid != os.getpid():
+            if CONTROLLER_MODULE in cmdline and marker in cmdline and proc.pid != os.getpid():
                 stale.append(proc)
         for proc in stale:
             log.warning("stopping controller process %d left by an earlier master", proc.pid)

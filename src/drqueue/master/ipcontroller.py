@@ -1,0 +1,99 @@
+"""The ipyparallel controller as the master runs it: ipyparallel's own, with bounded memory.
+
+ipyparallel's Hub remembers the msg_id of every task that ever completed (``all_completed``,
+and a list per engine in ``completed``) and never forgets one, even with ``--nodb``: the
+controller grows with every task dispatched, for as long as it runs (measured in
+docs/performance.md, "Memory").  DrQueue never asks the Hub about an old msg_id (its store is
+the record of every task), so this controller keeps only the newest :data:`COMPLETED_KEPT`.
+
+Run it as ``python -m drqueue.master.ipcontroller`` with ``ipyparallel.controller``'s arguments
+(:class:`drqueue.master.controller.Controller` does).
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+#: Completed msg_ids the Hub remembers (overall, and per engine).
+COMPLETED_KEPT = 10_000
+
+
+class RecentSet(set):
+    """A set that keeps only the newest *size* members added (the oldest go first)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+        self.order: collections.deque = collections.deque()
+
+    def add(self, item: Any) -> None:
+        if item in self:
+            return
+        super().add(item)
+        self.order.append(item)
+        if len(self.order) > self.size:
+            self.discard(self.order.popleft())
+
+
+class RecentList(list):
+    """A list that keeps about the newest *size* items appended (trimmed to *size* at 2 x size)."""
+
+    def __init__(self, size: int, items: Any = ()):
+        super().__init__(items)
+        self.size = size
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        if len(self) > 2 * self.size:
+            del self[: -self.size]
+
+
+class RecentLists(dict):
+    """engine id -> a RecentList, however the Hub stores a new engine's list."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(value, list) and not isinstance(value, RecentList):
+            value = RecentList(self.size, value)
+        super().__setitem__(key, value)
+
+
+def bound_hub_memory(size: int = COMPLETED_KEPT) -> None:
+    """Make every Hub made from now on keep only the newest *size* completed msg_ids."""
+    from ipyparallel.controller import hub
+
+    if getattr(hub.Hub, "_drqueue_bounded", False):
+        return
+    original = hub.Hub.__init__
+
+    def __init__(self, **kwargs: Any) -> None:
+        original(self, **kwargs)
+        # Both are empty here, so the traits take these objects as they are.
+        self.all_completed = RecentSet(size)
+        self.completed = RecentLists(size)
+
+    hub.Hub.__init__ = __init__
+    hub.Hub._drqueue_bounded = True
+
+
+def main() -> None:
+    """ipyparallel's controller; ``--completed-kept=N`` (ours, taken out of argv) sets the bound."""
+    import sys
+
+    size = COMPLETED_KEPT
+    for arg in list(sys.argv[1:]):
+        if arg.startswith("--completed-kept="):
+            size = max(1, int(arg.split("=", 1)[1]))
+            sys.argv.remove(arg)
+    bound_hub_memory(size)
+    from ipyparallel.controller.app import main as controller_main
+
+    controller_main()
+
+
+if __name__ == "__main__":
+    main()
