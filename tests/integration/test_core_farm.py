@@ -192,6 +192,9 @@ def test_queries_in_tables_and_json(farm, tmp_path):
         (2, 3, "finished", 0),
     ]
     assert all(t["tail"] == f"{token} frame {t['start']}" for t in tasks)
+    page = run_cli(farm, "tasks", str(job_id), "--offset", "1", "--limit", "1", "--json")
+    assert [t["index"] for t in json.loads(page.stdout)] == [1]
+    assert json.loads(run_cli(farm, "tasks", str(job_id), "--state", "queued", "--json").stdout) == []
 
     log = run_cli(farm, "log", str(job_id), "2")
     assert log.returncode == 0, log.stderr

@@ -403,10 +403,14 @@ def job_unblock(job_id: int, host: str) -> None:
 
 @cli.command()
 @click.argument("job_id", type=int)
+@click.option("--state", type=click.Choice(["queued", "dispatched", "running", "finished", "error",
+                                            "cancelled"]), help="only the tasks in this state")
+@click.option("--offset", type=click.IntRange(0), default=0, help="skip this many tasks first")
+@click.option("--limit", type=click.IntRange(1), help="list at most this many tasks")
 @click.option("--json", "as_json", is_flag=True)
-def tasks(job_id: int, as_json: bool) -> None:
-    """List a job's tasks."""
-    data = _client().tasks(job_id)
+def tasks(job_id: int, state: str | None, offset: int, limit: int | None, as_json: bool) -> None:
+    """List a job's tasks (all, or one state, or a page)."""
+    data = _client().tasks(job_id, state=state, offset=offset, limit=limit)
     if as_json:
         return _print_json(data)
     table = Table(box=None, header_style="bold")
