@@ -76,11 +76,19 @@ def stop_farm(farm: Any) -> None:
 
 @contextlib.contextmanager
 def raw_cluster(
-    engines: int, timeout: float = 300, controller_args: tuple[str, ...] = ("--nodb",)
+    engines: int,
+    timeout: float = 300,
+    controller_args: tuple[str, ...] = ("--nodb",),
+    controller_cmd: list[str] | None = None,
 ) -> Iterator[tuple[Any, Any]]:
-    """(cluster, client) of raw ipyparallel with *engines* engines registered."""
+    """(cluster, client) of raw ipyparallel with *engines* engines registered; *controller_cmd*
+    replaces ``python -m ipyparallel.controller`` (e.g. the master's own controller module)."""
     import ipyparallel as ipp
+    from traitlets.config import Config as TraitletsConfig
 
+    config = TraitletsConfig()
+    if controller_cmd is not None:
+        config.LocalControllerLauncher.controller_cmd = list(controller_cmd)
     with tempfile.TemporaryDirectory(prefix="ipp-bench-") as tmp:
         cluster = ipp.Cluster(
             n=engines,
@@ -89,6 +97,7 @@ def raw_cluster(
             controller_args=list(controller_args),
             controller_ip="127.0.0.1",
             shutdown_atexit=True,
+            config=config,
         )
         rc = None
         try:

@@ -12,8 +12,10 @@
     Python process (psutil, not its controller child) is sampled with an empty store (the
     baseline, after a first few API calls), after the submits and after the queries; its
     high-water mark (VmHWM) is reported too.
-(b) Controller growth per task.  ipyparallel alone, started as the master starts it:
-    its own controller with ``--nodb --hwm=1`` and 2 engines (``ipyparallel.Cluster``).
+(b) Controller growth per task.  An ``ipyparallel.Cluster`` with 2 engines whose controller
+    is started as the master starts its own: ``python -m drqueue.master.ipcontroller --nodb
+    --hwm=1 --completed-kept=N`` (ipyparallel's controller with the Hub's memory of completed
+    msg_ids bounded; ``--controller ipyparallel`` runs ipyparallel's unbounded one instead).
     Tiny tasks are sent the way DrQueue's dispatcher sends them: one ``DirectView`` per
     engine, one task in flight per engine, the next sent when its result is back; the task
     is ``dict(spec)`` with a spec shaped like the dispatcher's task spec (so the function
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import statistics
 import sys
@@ -279,9 +282,31 @@ def run_balanced(rc: Any, tasks: int, chunk: int, sampler: Sampler, batch: int =
     return tasks / (time.monotonic() - t0)
 
 
+def controller_command(which: str) -> tuple[list[str], list[str], str]:
+    """(command, arguments, label) of the controller: the master's own (its module and its
+    bound on the Hub's completed msg_ids, when this commit has them) or ipyparallel's."""
+    args = ["--nodb", "--hwm=1"]
+    if which == "drqueue":
+        from drqueue.config import Config
+        from drqueue.master import controller
+
+        module = getattr(controller, "CONTROLLER_MODULE", None)
+        if module is not None:
+            kept = {f.name: f.default for f in dataclasses.fields(Config)}.get("hub_completed_kept")
+            if kept is not None:
+                args.append(f"--completed-kept={kept}")
+            return [sys.executable, "-m", module], args, f"the master's controller ({module})"
+    return [sys.executable, "-m", "ipyparallel.controller"], args, "ipyparallel's controller"
+
+
 def controller_growth(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
-    with raw_cluster(2, controller_args=("--nodb", "--hwm=1")) as (cluster, rc):
+    cmd, controller_args, label = controller_command(args.controller)
+    print(f"  {label}: {' '.join(cmd[1:] + controller_args)}", flush=True)
+    with raw_cluster(2, controller_args=tuple(controller_args), controller_cmd=cmd) as (
+        cluster,
+        rc,
+    ):
         controller_pid = cluster.controller.pid
         warm = rc.load_balanced_view()
         warm.wait([warm.apply_async(dict, fake_spec(i)) for i in range(100)])
@@ -303,7 +328,7 @@ def controller_growth(args: argparse.Namespace) -> list[dict[str, Any]]:
             extrapolated = f"extrapolated from {args.dispatch // 1000}k"
             rows.append(
                 row(
-                    f"controller RSS growth per 100k tasks, {name} ({extrapolated})",
+                    f"controller ({cmd[-1]}) RSS growth per 100k tasks, {name} ({extrapolated})",
                     round(tree, 1),
                     "MB",
                 )
@@ -333,6 +358,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--no-store", action="store_true", help="skip (a)")
     parser.add_argument(
         "--no-balanced", action="store_true", help="skip the LoadBalancedView path of (b)"
+    )
+    parser.add_argument(
+        "--controller",
+        choices=("drqueue", "ipyparallel"),
+        default="drqueue",
+        help="(b): the controller as the master runs it (default), or ipyparallel's own",
     )
     parser.add_argument("--no-controller", action="store_true", help="skip (b)")
     parser.add_argument(
