@@ -9,8 +9,11 @@ store, the dispatcher, the API and the CLI all share one definition.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import gc
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +93,25 @@ class FrameBlock:
         return (self.end - self.start) // self.step + 1
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while a large list of new objects is built at once.
+
+    Every 700 new objects start a collection that re-scans the young ones (and, every few
+    rounds, the whole heap): with it on, a million FrameBlocks took 1.7 times as long, and
+    GET /jobs of 10,000 jobs 1.6 times (docs/performance.md).  Only for objects that make no
+    reference cycles.  The GC is switched back on at the end only if it was on: another
+    thread may be inside one too.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def split_frames(start: int, end: int, step: int = 1, frames_per_task: int = 1) -> list[FrameBlock]:
     """Split the frames start..end (inclusive, by step) into blocks of frames_per_task frames.
 
@@ -108,10 +130,14 @@ def split_frames(start: int, end: int, step: int = 1, frames_per_task: int = 1) 
     if count > MAX_FRAMES:
         raise InvalidJob(f"{count} frames is more than the {MAX_FRAMES} one job may hold")
     stride = step * frames_per_task
-    blocks = []
-    for first in range(start, end + 1, stride):
-        last = min(first + stride - step, start + (count - 1) * step)
-        blocks.append(FrameBlock(first, last, step))
+    whole = count // frames_per_task  # blocks of exactly frames_per_task frames
+    with gc_paused():  # a million FrameBlocks hold only ints: no cycle to miss
+        blocks = [
+            FrameBlock(first, first + stride - step, step)
+            for first in range(start, start + whole * stride, stride)
+        ]
+        if count % frames_per_task:
+            blocks.append(FrameBlock(start + whole * stride, start + (count - 1) * step, step))
     return blocks
 
 

@@ -12,6 +12,7 @@ function that changes a task's state, and it keeps those counts in step.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -141,6 +142,18 @@ def _task_from_row(row: sqlite3.Row) -> Task:
     )
 
 
+#: The columns of a job that change after submit, and its id: all that a read of a job whose
+#: spec is already decoded needs (see SQLiteStore._specs_of).
+_JOB_STATE_COLUMNS = (
+    "id, priority, control, submitted_at, finished_at, n_total, n_queued, n_running, "
+    "n_finished, n_error, n_cancelled, task_seconds, timed_tasks, waiting_reason"
+)
+
+
+#: JobControl by its stored value.
+_CONTROLS = {str(control): control for control in JobControl}
+
+
 def _spec_from_row(row: sqlite3.Row) -> JobSpec:
     return JobSpec(
         renderer=row["renderer"],
@@ -193,6 +206,8 @@ class SQLiteStore(Store):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        #: Each job's spec, decoded once, by job id (see _specs_of).
+        self._specs: dict[int, JobSpec] = {}
         self._init_schema()
 
     # -- connections and transactions -----------------------------------------------------------
@@ -437,8 +452,33 @@ class SQLiteStore(Store):
             raise NotFound(f"no job {job_id}")
         return row
 
+    def _specs_of(self, conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[JobSpec | None]:
+        """The spec of each row's job; None for a job deleted since its row was read.
+
+        A job's spec never changes after create_job but for its priority, a plain column, so
+        each is read and decoded once (its five JSON columns were most of the time of listing
+        10,000 jobs) and kept by job id.  Jobs read again share their spec: treat it as
+        read-only.  *rows* need only the _JOB_STATE_COLUMNS.
+        """
+        specs = self._specs
+        unknown = [row["id"] for row in rows if row["id"] not in specs]
+        for first in range(0, len(unknown), 900):  # SQLite's limit on bound parameters
+            chunk = unknown[first : first + 900]
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(f"SELECT * FROM jobs WHERE id IN ({marks})", chunk):
+                specs[row["id"]] = _spec_from_row(row)
+        found: list[JobSpec | None] = []
+        for row in rows:
+            spec = specs.get(row["id"])
+            if spec is not None and spec.priority != row["priority"]:
+                spec = specs[row["id"]] = dataclasses.replace(spec, priority=row["priority"])
+            found.append(spec)
+        return found
+
     def _jobs_from_rows(self, conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[Job]:
-        deps_needed = {dep for row in rows for dep in json.loads(row["after"])}
+        """Jobs from their rows (of _JOB_STATE_COLUMNS at least), in the same order."""
+        specs = self._specs_of(conn, rows)
+        deps_needed = {dep for spec in specs if spec for dep in spec.after}
         finished: set[int] = set()
         if deps_needed:
             marks = ",".join("?" * len(deps_needed))
@@ -463,22 +503,30 @@ class SQLiteStore(Store):
                 "SELECT job_id, computer FROM host_failures WHERE blocked"
             ):
                 blocked.setdefault(job_id, []).append(computer)
+        for hosts in blocked.values():
+            hosts.sort()
+        # Cheap per row, as this runs for every job the list and the dispatcher read: the
+        # control by dict lookup (calling JobControl is slow), and no comprehension for the
+        # many jobs that depend on none.
         jobs = []
-        for row in rows:
-            spec = _spec_from_row(row)
+        for row, spec in zip(rows, specs, strict=True):
+            if spec is None:
+                continue
             jobs.append(
                 Job(
                     id=row["id"],
                     spec=spec,
-                    control=JobControl(row["control"]),
+                    control=_CONTROLS[row["control"]],
                     counts=_counts_from_row(row),
                     submitted_at=row["submitted_at"],
                     finished_at=row["finished_at"],
                     task_seconds=row["task_seconds"],
                     timed_tasks=row["timed_tasks"],
-                    waiting_for=[dep for dep in spec.after if dep not in finished],
+                    waiting_for=[dep for dep in spec.after if dep not in finished]
+                    if spec.after
+                    else [],
                     waiting_reason=row["waiting_reason"],
-                    blocked_hosts=sorted(blocked.get(row["id"], [])),
+                    blocked_hosts=blocked.get(row["id"]) or [],
                 )
             )
         return jobs
@@ -489,7 +537,7 @@ class SQLiteStore(Store):
 
     def list_jobs(self, *, owner: str | None = None, limit: int | None = None) -> list[Job]:
         conn = self._conn()
-        sql = "SELECT * FROM jobs"
+        sql = f"SELECT {_JOB_STATE_COLUMNS} FROM jobs"
         args: list[Any] = []
         if owner:
             sql += " WHERE owner = ?"
@@ -501,6 +549,9 @@ class SQLiteStore(Store):
         rows = conn.execute(sql, args).fetchall()
         if limit:
             rows.reverse()
+        elif not owner:  # every job: forget the specs of deleted ones
+            for gone in self._specs.keys() - {row["id"] for row in rows}:
+                self._specs.pop(gone, None)
         return self._jobs_from_rows(conn, rows)
 
     def job_ids(self) -> set[int]:
