@@ -221,20 +221,6 @@ def test_stale_result_of_a_requeued_attempt_is_ignored(store):
     assert counts_of(store, job_id) == Counts(total=4, queued=4)
 
 
-def test_an_attempt_that_never_started_is_not_counted(store):
-    """A task taken back from its engine's queue (prefetched, never run) keeps its counts."""
-    job_id = submit(store)
-    waiting = dispatch(store, job_id, 0)
-    assert store.get_task(job_id, 0).attempts == 1
-    store.requeue_attempts([waiting], "engine lost before the task started", lost=False, started=False)
-    task = store.get_task(job_id, 0)
-    assert (task.state, task.attempts, task.lost) == (TaskState.QUEUED, 0, 0)
-    assert store.record_result(waiting, FINISHED) is None  # if it ran after all: stale
-    assert counts_of(store, job_id) == Counts(total=4, queued=4)
-    kinds = [e.kind for e in store.events(job_id=job_id)]
-    assert "task.returned" in kinds and "task.requeued" not in kinds
-
-
 def test_a_frame_is_never_counted_finished_twice(store):
     job_id = submit(store)
     lost = dispatch(store, job_id, 0)

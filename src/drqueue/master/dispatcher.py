@@ -64,13 +64,16 @@ CHORES_INTERVAL = 2.0
 #: Seconds after which idle engines are matched again even if nothing said the store changed.
 REPLAN_SECONDS = 2.0
 #: A job whose tasks take less than this (mean of its last results) gets one more task queued
-#: on each engine behind the one running, so the engine never waits for the master's round trip.
-PREFETCH_BELOW_SECONDS = 0.25
+#: on each engine behind the one running, so the engine never waits for the master's round trip
+#: (10-20 ms, a few percent of a task this short; nothing next to a real render's minutes).
+PREFETCH_BELOW_SECONDS = 2.0
 #: msg_ids the Client and each view remember (trimmed to half when over): they only grow.
 HISTORY_KEPT = 10_000
 #: A prefetched task is taken back (requeued for any engine) when the task it waits behind has
-#: run this long: the job's tasks are not that short after all.
+#: run TAKE_BACK_FACTOR times its job's mean, and at least TAKE_BACK_SECONDS: the job's tasks
+#: are not that short after all, and another engine may be free.
 TAKE_BACK_SECONDS = 1.0
+TAKE_BACK_FACTOR = 4.0
 #: Weight of the newest result in a job's mean task duration.
 DURATION_WEIGHT = 0.2
 #: Environment variables that name a task's GPUs, one per vendor (the runner sets the same).
@@ -389,12 +392,15 @@ class Dispatcher:
             if attempt_id == state.busy:
                 reason, started = f"engine {engine_id} on {name} was lost ({why})", True
                 self.stats.lost += 1
-            else:  # it waited behind the running task: it never started, so it is not counted
+            else:
+                # It was queued behind the running task: most likely it never started, so the
+                # loss is not held against it (max_lost); the attempt still counts, as it may
+                # have begun in the moment before the engine died.
                 reason, started = (
-                    f"engine {engine_id} on {name} was lost before the task started",
+                    f"engine {engine_id} on {name} was lost (task queued there)",
                     False,
                 )
-            self.store.requeue_attempts([out.attempt_id], reason, lost=started, started=started)
+            self.store.requeue_attempts([out.attempt_id], reason, lost=started)
         log.info("engine %d on %s lost (%s)", engine_id, name, why)
 
     def _release(self, out: Outstanding) -> None:
@@ -423,7 +429,7 @@ class Dispatcher:
             return
         self._release(out)
         if reason:
-            self.store.requeue_attempts([out.attempt_id], reason, lost=False, started=False)
+            self.store.requeue_attempts([out.attempt_id], reason, lost=False)
         try:
             self.client.abort(out.result, targets=[engine.engine_id], block=False)
         except Exception as exc:
@@ -458,18 +464,26 @@ class Dispatcher:
                 self._record(out, ar)
                 self._forget(ar)
                 continue
-            if not out.queued and now - out.sent_at > TAKE_BACK_SECONDS:
-                engine = self.engines.get(out.engine_id)
-                if engine is not None and engine.prefetched and engine.busy == out.attempt_id:
-                    # Its job's tasks were short, this one is not: free the one behind it for
-                    # another engine.
-                    self._take_back_prefetched(
-                        engine,
-                        f"requeued: task {out.task_index} before it on {out.computer} runs long",
-                    )
-                    count, mean = self._durations.get(out.job_id, (0, 0.0))
-                    self._durations[out.job_id] = (count, max(mean, now - out.sent_at))
-                    did = True
+            engine = self.engines.get(out.engine_id)
+            if (
+                engine is not None
+                and engine.prefetched
+                and engine.busy == out.attempt_id
+                and now - out.sent_at > self._take_back_after(out.job_id)
+            ):
+                # Its job's tasks were short, this one is not: free the one behind it for
+                # another engine.
+                self._take_back_prefetched(
+                    engine,
+                    f"requeued: task {out.task_index} before it on {out.computer} runs long",
+                )
+                # Not short after all: no more prefetching until short results bring it back.
+                count, mean = self._durations.get(out.job_id, (0, 0.0))
+                self._durations[out.job_id] = (
+                    count,
+                    max(mean, now - out.sent_at, PREFETCH_BELOW_SECONDS),
+                )
+                did = True
             if out.timeout and not out.interrupted and now - out.sent_at > out.timeout + 60:
                 # The runner enforces the time-out itself; this catches a runner that cannot.
                 self._interrupt_attempt(out)
@@ -494,15 +508,11 @@ class Dispatcher:
                 if following is not None:
                     following.queued = True  # it waited behind this one on a dead engine
                 if out.queued:
-                    reason = (
-                        f"engine {out.engine_id} on {out.computer} died before the task started"
-                    )
+                    reason = f"engine {out.engine_id} on {out.computer} died (task queued there)"
                 else:
                     reason = f"engine {out.engine_id} on {out.computer} died"
                     self.stats.lost += 1
-                self.store.requeue_attempts(
-                    [out.attempt_id], reason, lost=not out.queued, started=not out.queued
-                )
+                self.store.requeue_attempts([out.attempt_id], reason, lost=not out.queued)
                 return
             result = {"status": "failed", "reason": f"runner error: {name}: {exc}"[:1000]}
         if not isinstance(result, dict):
@@ -536,6 +546,11 @@ class Dispatcher:
             return
         count, mean = self._durations.get(job_id, (0, seconds))
         self._durations[job_id] = (count + 1, mean + DURATION_WEIGHT * (seconds - mean))
+
+    def _take_back_after(self, job_id: int) -> float:
+        """Seconds a task of *job_id* may run before the task queued behind it is taken back."""
+        _count, mean = self._durations.get(job_id, (0, 0.0))
+        return max(TAKE_BACK_SECONDS, TAKE_BACK_FACTOR * mean)
 
     def _short_jobs(self) -> set[int]:
         """Jobs whose tasks take under PREFETCH_BELOW_SECONDS, from at least two results."""
@@ -633,7 +648,7 @@ class Dispatcher:
                 and out.job_id in short
                 and out.engine_id == engine.engine_id
                 and not out.reserved
-                and now - out.sent_at < TAKE_BACK_SECONDS
+                and now - out.sent_at < self._take_back_after(out.job_id)
             ):
                 slots.append(engine.slot)
         return slots

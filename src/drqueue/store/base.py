@@ -160,13 +160,10 @@ class Store(abc.ABC):
         """Turn every queued task of the job into an error, in one transaction; return how many."""
 
     @abc.abstractmethod
-    def requeue_attempts(
-        self, attempt_ids: list[str], reason: str, *, lost: bool, started: bool = True
-    ) -> int:
+    def requeue_attempts(self, attempt_ids: list[str], reason: str, *, lost: bool) -> int:
         """Put the tasks of these attempts back in the queue (engine lost); return how many.
 
-        *lost* counts a loss against the task (see max_lost); ``started=False`` says the attempt
-        never began (it waited in its engine's queue), so it does not count as an attempt.
+        *lost* counts the loss against the task (see max_lost).
         """
 
     @abc.abstractmethod

@@ -868,9 +868,7 @@ class SQLiteStore(Store):
                 self._event(conn, "job.error", f"{len(rows)} tasks in error: {reason}", job_id=job_id)
         return len(rows)
 
-    def requeue_attempts(
-        self, attempt_ids: list[str], reason: str, *, lost: bool, started: bool = True
-    ) -> int:
+    def requeue_attempts(self, attempt_ids: list[str], reason: str, *, lost: bool) -> int:
         count = 0
         with self._write() as conn:
             for attempt_id in attempt_ids:
@@ -888,13 +886,12 @@ class SQLiteStore(Store):
                 if lost and times_lost >= self.max_lost:
                     new = TaskState.ERROR
                     full_reason = f"{reason} ({times_lost} times: the task may crash its engine)"
-                attempts = row["attempts"] if started else max(0, row["attempts"] - 1)
                 self._move(
                     conn, row, new, attempt_id=None, engine_id=None, lost=times_lost,
-                    reason=full_reason, progress=0.0, ended_at=time.time(), attempts=attempts,
+                    reason=full_reason, progress=0.0, ended_at=time.time(),
                 )
                 self._event(
-                    conn, "task.requeued" if started else "task.returned", f"task {row['idx']}: {full_reason}",
+                    conn, "task.requeued", f"task {row['idx']}: {full_reason}",
                     job_id=row["job_id"], task_index=row["idx"], computer=row["computer"],
                 )
         return count
