@@ -487,7 +487,8 @@ class Dispatcher:
             if out.timeout and not out.interrupted and now - out.sent_at > out.timeout + 60:
                 # The runner enforces the time-out itself; this catches a runner that cannot.
                 self._interrupt_attempt(out)
-            if now - out.last_write >= PROGRESS_WRITE_INTERVAL:
+            if now - max(out.last_write, out.sent_at) >= PROGRESS_WRITE_INTERVAL:
+                # (not in a task's first second: most tasks of a short job end before that)
                 data = ar.data if isinstance(ar.data, dict) else {}
                 progress = float(data.get("progress", 0.0) or 0.0)
                 if data and (progress != out.last_progress or out.last_progress < 0):

@@ -215,6 +215,17 @@ def _alive(process) -> bool:
         return False
 
 
+_DEVNULL: int | None = None
+
+
+def _devnull() -> int:
+    """/dev/null, opened once per engine for every render's stdin (an open per task is not free)."""
+    global _DEVNULL
+    if _DEVNULL is None:
+        _DEVNULL = os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    return _DEVNULL
+
+
 def _missing_outputs(expected: list[str]) -> str | None:
     for path in expected:
         try:
@@ -312,7 +323,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 return result
             try:
                 proc = subprocess.Popen(
-                    argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=_devnull(),
                     env=env, cwd=cwd, start_new_session=True,
                 )
             except OSError as exc:
