@@ -41,13 +41,16 @@ def _die_with_parent() -> None:
         pass
 
 
-def stop_process_tree(pid: int, timeout: float = 5.0) -> None:
-    """SIGTERM a process and its children, SIGKILL what is left after *timeout*."""
-    try:
-        parent = psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return
-    procs = [parent, *parent.children(recursive=True)]
+def stop_process_tree(*pids: int, timeout: float = 5.0) -> None:
+    """SIGTERM processes and their children, SIGKILL what is left after *timeout* (all at once,
+    so stopping many takes as long as stopping the slowest)."""
+    procs = []
+    for pid in pids:
+        try:
+            parent = psutil.Process(pid)
+            procs += [parent, *parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
