@@ -5,8 +5,11 @@
   error the last lines of every process log are printed.
 - :func:`raw_cluster`: ipyparallel alone (its own controller with ``--nodb``, as DrQueue's,
   and N engines started by ``ipyparallel.Cluster``), stopped on the way out.
-- :func:`wait_job`, :func:`rss_mb`, :func:`tree_rss_mb`, :func:`peak_rss_mb`,
-  :func:`row`, :func:`report`, :func:`print_load`.
+- :func:`api_client`: a drqueue.Client on a farm's API with its admin token.
+- :func:`submit_shell`: a shell job of one-frame tasks, the benchmarks' load;
+  :func:`warm_up`: one untimed task per engine, so engines have imported the runner.
+- :func:`wait_job`, :func:`process_tree`, :func:`rss_mb`, :func:`tree_rss_mb`,
+  :func:`peak_rss_mb`, :func:`row`, :func:`report`, :func:`print_load`.
 """
 
 from __future__ import annotations
@@ -115,6 +118,37 @@ def raw_cluster(
             print(f"  (raw cluster stopped in {time.monotonic() - started:.1f} s)", flush=True)
 
 
+def api_client(farm: Any, timeout: float) -> Any:
+    """A drqueue.Client on *farm*'s API with the admin token; use it as a context manager."""
+    from drqueue.client import Client
+
+    config = farm.config
+    return Client(config=config, token=config.api_token(), timeout=timeout)
+
+
+def submit_shell(client: Any, name: str, *, tasks: int, cmd: str = "true") -> dict[str, Any]:
+    """Submit a shell job of *tasks* one-frame tasks (block size 1) running *cmd*; its JSON.
+
+    No retries: a task that fails shows in the counts instead of running again unseen.
+    """
+    return client.submit(
+        "shell",
+        None,
+        start=1,
+        end=tasks,
+        block_size=1,
+        retries=0,
+        name=name,
+        params={"cmd": cmd},
+    )
+
+
+def warm_up(client: Any, engines: int, timeout: float) -> None:
+    """One untimed ``true`` task per engine, waited for: engines import the runner before the
+    timed part."""
+    wait_job(client, submit_shell(client, "warm-up", tasks=engines)["id"], timeout)
+
+
 def wait_job(client: Any, job_id: int, timeout: float, interval: float = 0.1) -> dict[str, Any]:
     """Poll the API until the job has ended; its JSON."""
     deadline = time.monotonic() + timeout
@@ -125,6 +159,15 @@ def wait_job(client: Any, job_id: int, timeout: float, interval: float = 0.1) ->
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} not ended after {timeout:.0f} s: {job['counts']}")
         time.sleep(interval)
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process and all its descendants; empty if it has gone."""
+    try:
+        parent = psutil.Process(pid)
+        return [parent, *parent.children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def rss_mb(pid: int) -> float:

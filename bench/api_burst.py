@@ -33,9 +33,7 @@ Everything started here is stopped before it returns.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -44,7 +42,9 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import api_client, drqueue_farm, print_load, report, submit_shell  # noqa: E402
 
 ROUTES = (
     ("jobs", "/jobs"),
@@ -154,9 +154,7 @@ def summary(label: str, result: Burst) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    from farm import Farm, wait_for
-
-    from drqueue.client import Client
+    from farm import wait_for
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per burst")
@@ -168,35 +166,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--rounds", type=int, default=1, help="busy and idle bursts, alternating")
     parser.add_argument("--src", type=Path, help="run the master and slaves from this source tree")
     args = parser.parse_args(argv)
-    print(
-        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs before the run", flush=True
-    )
+    print_load()
 
     busy, idle = Burst(), Burst()
     still_running: list[bool] = []
     finished_during: list[int] = []
-    with tempfile.TemporaryDirectory(prefix="drqueue-burst-") as tmp:
-        farm = Farm(Path(tmp) / "farm")
-        if args.src is not None:
-            farm.env["PYTHONPATH"] = str(args.src.resolve())
-        client = None
-        try:
-            farm.start_master()
-            farm.add_slave("burst0", slots=2)
-            farm.add_slave("burst1", slots=2)
-            farm.wait_engines(4, timeout=240)
-            config = farm.config
-            token = config.api_token()
-            client = Client(config=config, token=token, timeout=120)
-            job_id = client.submit(
-                "shell",
-                None,
-                start=1,
-                end=args.tasks,
-                block_size=1,
-                name="burst",
-                params={"cmd": f"sleep {args.task_seconds:g}"},
-                retries=0,
+    with drqueue_farm(args.src) as farm:
+        farm.start_master()
+        farm.add_slave("burst0", slots=2)
+        farm.add_slave("burst1", slots=2)
+        farm.wait_engines(4, timeout=240)
+        token = farm.config.api_token()
+        with api_client(farm, timeout=120) as client:
+            job_id = submit_shell(
+                client, "burst", tasks=args.tasks, cmd=f"sleep {args.task_seconds:g}"
             )["id"]
 
             def running() -> bool:
@@ -229,10 +212,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 idle.merge(result)
                 client.job_action(job_id, "continue")
             client.job_action(job_id, "kill")
-        finally:
-            if client is not None:
-                client.close()
-            farm.stop()
 
     rows: list[dict[str, Any]] = []
     size = f"{args.requests:,} GETs x{args.rounds}, {args.clients} clients"
@@ -301,17 +280,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             "unit": "tasks",
         }
     )
-    for row in rows:
-        row["benchmark"] = "api_burst"
-        print(
-            f"{row['figure']}: {row['value']} {row['unit']}"
-            + (
-                f" (target {row['target']}: {'met' if row['ok'] else 'MISSED'})"
-                if "target" in row
-                else ""
-            )
-        )
-    return rows
+    return report("api_burst", rows)
 
 
 if __name__ == "__main__":

@@ -43,21 +43,14 @@ from typing import Any
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import process_tree, submit_shell  # noqa: E402
 
 TARGET_RATIO = 0.8
 
 
 # -- process accounting ---------------------------------------------------------------------------
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        parent = psutil.Process(pid)
-        return [parent, *parent.children(recursive=True)]
-    except psutil.Error:
-        return []
 
 
 def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
@@ -152,7 +145,7 @@ class DrQueueSide:
         self._finished(self._submit(self.engines)[1]["id"], 60)  # warm-up: engines import the runner
         master = psutil.Process(self.farm.master_proc.pid)
         controller = [p for p in master.children(recursive=True) if _is(p, "drqueue.master.ipcontroller")]
-        slave_tree = _tree(self.farm.slaves["bench"].pid)
+        slave_tree = process_tree(self.farm.slaves["bench"].pid)
         self.engine_procs = [p for p in slave_tree if _is(p, "ipyparallel.engine")]
         self.master = master
         self.groups = {"master": [master], "controller": controller, "engines": self.engine_procs,
@@ -160,8 +153,7 @@ class DrQueueSide:
 
     def _submit(self, n: int) -> tuple[float, dict]:
         t0 = time.time()
-        job = self.client.submit("shell", None, start=1, end=n, block_size=1, retries=0,
-                                 name=f"bench-{n}", params={"cmd": "true"})
+        job = submit_shell(self.client, f"bench-{n}", tasks=n)
         return t0, job
 
     def _finished(self, job_id: int, timeout: float) -> dict:
@@ -238,11 +230,11 @@ class RawSide:
         self.startup = time.monotonic() - t
         self.view = self.rc.load_balanced_view()
         self.view.wait([self.view.apply_async(noop_task) for _ in range(self.engines)])  # warm-up
-        controller = _tree(self.cluster.controller.pid)
+        controller = process_tree(self.cluster.controller.pid)
         # The cluster's engines are this process's own children (a DrQueue engine is the
         # slave's child); each with its nanny, as on the DrQueue side.
         engine_procs = [p for child in psutil.Process().children() if _is(child, "ipyparallel.engine")
-                        for p in _tree(child.pid)]
+                        for p in process_tree(child.pid)]
         self.groups = {"controller": controller, "engines": engine_procs, "client": [psutil.Process()]}
 
     def round(self, tasks: int) -> dict[str, Any]:

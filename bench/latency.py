@@ -40,17 +40,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import drqueue_farm, print_load, raw_cluster, report, row, wait_job  # noqa: E402
+from _common import (  # noqa: E402
+    api_client,
+    drqueue_farm,
+    print_load,
+    raw_cluster,
+    report,
+    row,
+    submit_shell,
+    wait_job,
+    warm_up,
+)
 
 TARGET_SUBMIT = 0.1
 TARGET_JOIN = 1.0
 READY = re.compile(r"engine (\d+) \(slot \S+ of (\S+)\) ready ([\d.]+) s after it registered")
-
-
-def _one_frame(client: Any, name: str) -> dict[str, Any]:
-    return client.submit(
-        "shell", None, start=1, end=1, block_size=1, retries=0, name=name, params={"cmd": "true"}
-    )
 
 
 def _wait_ids(rc: Any, condition: Any, timeout: float, interval: float = 0.002) -> float:
@@ -66,31 +70,17 @@ def _wait_ids(rc: Any, condition: Any, timeout: float, interval: float = 0.002) 
 
 def drqueue_submit_latency(args: argparse.Namespace) -> tuple[list[float], list[float]]:
     """(start latencies, submit round trips) on an idle farm."""
-    from drqueue.client import Client
-
     with drqueue_farm(args.src) as farm:
         farm.start_master()
         farm.add_slave("lat", slots=args.engines)
         farm.wait_engines(args.engines, timeout=180)
-        config = farm.config
-        client = Client(config=config, token=config.api_token(), timeout=60)
-        try:
-            warm = client.submit(
-                "shell",
-                None,
-                start=1,
-                end=args.engines,
-                block_size=1,
-                retries=0,
-                name="warm-up",
-                params={"cmd": "true"},
-            )
-            wait_job(client, warm["id"], 60)
+        with api_client(farm, timeout=60) as client:
+            warm_up(client, args.engines, 60)
             latencies, trips = [], []
             for i in range(args.repeat):
                 time.sleep(0.5)  # idle: the dispatcher is back in its wait
                 t0 = time.time()
-                job = _one_frame(client, f"latency-{i}")
+                job = submit_shell(client, f"latency-{i}", tasks=1)
                 trips.append(time.time() - t0)
                 wait_job(client, job["id"], 60, interval=0.05)
                 (task,) = client.tasks(job["id"])
@@ -100,8 +90,6 @@ def drqueue_submit_latency(args: argparse.Namespace) -> tuple[list[float], list[
                     f"(submit request {trips[-1] * 1000:.1f} ms)",
                     flush=True,
                 )
-        finally:
-            client.close()
     return latencies, trips
 
 
@@ -109,18 +97,15 @@ def drqueue_join_latency(args: argparse.Namespace) -> tuple[list[float], list[fl
     """(registration -> first task start, registration -> 'ready' per the master's log)."""
     import ipyparallel
 
-    from drqueue.client import Client
-
     with drqueue_farm(args.src) as farm:
         farm.start_master()
-        config = farm.config
-        client = Client(config=config, token=config.api_token(), timeout=60)
-        rc = ipyparallel.Client(str(config.client_file), timeout=60)
+        client = api_client(farm, timeout=60)
+        rc = ipyparallel.Client(str(farm.config.client_file), timeout=60)
         try:
             latencies, probes = [], []
             for i in range(args.joins):
                 name = f"join{i}"
-                job = _one_frame(client, f"join-{i}")
+                job = submit_shell(client, f"join-{i}", tasks=1)
                 time.sleep(0.3)  # the job is queued and the dispatcher idle
                 t_slave = time.time()
                 farm.add_slave(name, slots=1)
@@ -180,6 +165,18 @@ def raw_latencies(args: argparse.Namespace) -> tuple[list[float], list[float]]:
     return submit, join
 
 
+def median_row(
+    figure: str, seconds: list[float], digits: int, target: float | None = None
+) -> dict[str, Any]:
+    """The row of the median of *seconds*, with "(median of N)" after *figure*; the target,
+    if any, is met at or below *target*."""
+    median = statistics.median(seconds)
+    figure = f"{figure} (median of {len(seconds)})"
+    if target is None:
+        return row(figure, round(median, digits), "s")
+    return row(figure, round(median, digits), "s", f"<= {target:g}", median <= target)
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10, help="submit -> start rounds")
@@ -192,65 +189,30 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parser.parse_args(argv)
     print_load(f"latency: {args.repeat} submits, {args.joins} joins")
 
-    rows = []
     submit, trips = drqueue_submit_latency(args)
     join, probes = drqueue_join_latency(args)
-    med_submit, med_join = statistics.median(submit), statistics.median(join)
-    rows.append(
-        row(
-            f"DrQueue submit -> first task start, idle farm (median of {len(submit)})",
-            round(med_submit, 3),
-            "s",
-            f"<= {TARGET_SUBMIT:g}",
-            med_submit <= TARGET_SUBMIT,
-        )
-    )
-    rows.append(row("DrQueue submit -> first task start, max", round(max(submit), 3), "s"))
-    rows.append(
-        row("  of which the submit request (median)", round(statistics.median(trips), 3), "s")
-    )
-    rows.append(
-        row(
-            f"DrQueue engine registered -> its first task start (median of {len(join)})",
-            round(med_join, 3),
-            "s",
-            f"<= {TARGET_JOIN:g}",
-            med_join <= TARGET_JOIN,
-        )
-    )
-    rows.append(
-        row("DrQueue engine registered -> its first task start, max", round(max(join), 3), "s")
-    )
-    rows.append(
+    rows = [
+        median_row("DrQueue submit -> first task start, idle farm", submit, 3, TARGET_SUBMIT),
+        row("DrQueue submit -> first task start, max", round(max(submit), 3), "s"),
+        row("  of which the submit request (median)", round(statistics.median(trips), 3), "s"),
+        median_row("DrQueue engine registered -> its first task start", join, 3, TARGET_JOIN),
+        row("DrQueue engine registered -> its first task start, max", round(max(join), 3), "s"),
         row(
             "  of which the master's info probe (median, master log 'ready')",
             round(statistics.median(probes), 3),
             "s",
-        )
-    )
+        ),
+    ]
     if not args.no_raw:
         raw_submit, raw_join = raw_latencies(args)
-        med_raw_submit, med_raw_join = statistics.median(raw_submit), statistics.median(raw_join)
-        rows.append(
-            row(
-                f"raw LoadBalancedView submit -> start, idle cluster (median of {len(raw_submit)})",
-                round(med_raw_submit, 4),
-                "s",
-            )
-        )
-        rows.append(
-            row("DrQueue / raw, submit -> start", round(med_submit / med_raw_submit, 1), "x")
-        )
-        rows.append(
-            row(
-                f"raw engine registered -> waiting task start (median of {len(raw_join)})",
-                round(med_raw_join, 4),
-                "s",
-            )
-        )
-        rows.append(
-            row("DrQueue / raw, registered -> start", round(med_join / med_raw_join, 1), "x")
-        )
+        submit_ratio = statistics.median(submit) / statistics.median(raw_submit)
+        join_ratio = statistics.median(join) / statistics.median(raw_join)
+        rows += [
+            median_row("raw LoadBalancedView submit -> start, idle cluster", raw_submit, 4),
+            row("DrQueue / raw, submit -> start", round(submit_ratio, 1), "x"),
+            median_row("raw engine registered -> waiting task start", raw_join, 4),
+            row("DrQueue / raw, registered -> start", round(join_ratio, 1), "x"),
+        ]
     return report("latency", rows)
 
 

@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     MB,
+    api_client,
     drqueue_farm,
     peak_rss_mb,
     print_load,
@@ -66,6 +67,7 @@ from _common import (  # noqa: E402
     report,
     row,
     rss_mb,
+    submit_shell,
 )
 
 TARGET_MB = 300
@@ -77,14 +79,11 @@ HISTORY_KEPT = 10_000
 
 
 def master_rss(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from drqueue.client import Client
-
     total = args.jobs * args.job_tasks
     with drqueue_farm(args.src) as farm:
         farm.start_master()
         config = farm.config
-        client = Client(config=config, token=config.api_token(), timeout=900)
-        try:
+        with api_client(farm, timeout=900) as client:
             pid = farm.master_proc.pid
             client.jobs()
             client.farm()
@@ -95,15 +94,7 @@ def master_rss(args: argparse.Namespace) -> list[dict[str, Any]]:
             ids, submits = [], []
             for i in range(args.jobs):
                 t0 = time.perf_counter()
-                job = client.submit(
-                    "shell",
-                    None,
-                    start=1,
-                    end=args.job_tasks,
-                    block_size=1,
-                    name=f"memory-{i}",
-                    params={"cmd": "true"},
-                )
+                job = submit_shell(client, f"memory-{i}", tasks=args.job_tasks)
                 submits.append(time.perf_counter() - t0)
                 assert job["tasks"] == args.job_tasks, job
                 ids.append(job["id"])
@@ -139,8 +130,6 @@ def master_rss(args: argparse.Namespace) -> list[dict[str, Any]]:
                 f"{store_mb / MB:.0f} MB",
                 flush=True,
             )
-        finally:
-            client.close()
     worst = max(queried, idle)
     label = f"{total:,} stored tasks ({args.jobs} x {args.job_tasks:,})"
     return [

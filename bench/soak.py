@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -47,9 +45,9 @@ from typing import Any
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-MB = 2**20
+from _common import MB, api_client, drqueue_farm, print_load, report, submit_shell  # noqa: E402
 
 
 def rss(pids: list[int]) -> int:
@@ -119,10 +117,6 @@ def wait_job_end(client, job_id: int, timeout: float) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    from farm import Farm
-
-    from drqueue.client import Client
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument(
@@ -138,26 +132,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--src", type=Path, help="run the master and slaves from this source tree")
     args = parser.parse_args(argv)
     engines = args.slaves * args.slots
-    print(
-        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs before the run", flush=True
-    )
+    print_load()
 
     rows: list[dict[str, Any]] = []
     rounds: list[dict[str, Any]] = []  # per job: elapsed, after, exactly-once count and check
-    with tempfile.TemporaryDirectory(prefix="drqueue-soak-") as tmp:
-        farm = Farm(Path(tmp) / "farm")
-        if args.src is not None:
-            farm.env["PYTHONPATH"] = str(args.src.resolve())
-        client = None
-        try:
-            farm.start_master()
-            for n in range(args.slaves):
-                farm.add_slave(f"soak{n}", slots=args.slots)
-            farm.wait_engines(engines, timeout=240)
-            config = farm.config
-            client = Client(config=config, token=config.api_token(), timeout=120)
-            shell = {"block_size": 1, "params": {"cmd": "true"}, "retries": 0}
-            warm = client.submit("shell", None, start=1, end=engines, name="soak-warm-up", **shell)
+    with drqueue_farm(args.src) as farm:
+        farm.start_master()
+        for n in range(args.slaves):
+            farm.add_slave(f"soak{n}", slots=args.slots)
+        farm.wait_engines(engines, timeout=240)
+        with api_client(farm, timeout=120) as client:
+            warm = submit_shell(client, "soak-warm-up", tasks=engines)
             assert wait_job_end(client, warm["id"], 300)["status"] == "finished"
             time.sleep(args.settle)
 
@@ -171,11 +156,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             )
             with sampler:
                 for number in range(1, args.rounds + 1):
-                    rounds.append(run_round(client, args, shell, sampler, number))
-        finally:
-            if client is not None:
-                client.close()
-            farm.stop()
+                    rounds.append(run_round(client, args, sampler, number))
 
     size = f"{args.tasks:,} tasks, {engines} engines"
     for r in rounds:
@@ -246,26 +227,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     "unit": "KB",
                 }
             )
-    for row in rows:
-        row["benchmark"] = "soak"
-        print(
-            f"{row['figure']}: {row['value']} {row['unit']}"
-            + (
-                f" (target {row['target']}: {'met' if row['ok'] else 'MISSED'})"
-                if "target" in row
-                else ""
-            )
-        )
-    return rows
+    return report("soak", rows)
 
 
-def run_round(
-    client, args: argparse.Namespace, shell: dict[str, Any], sampler: Sampler, number: int
-) -> dict[str, Any]:
+def run_round(client, args: argparse.Namespace, sampler: Sampler, number: int) -> dict[str, Any]:
     """One job of args.tasks tasks: its wall time, the RSS after it, and the exactly-once check."""
     stats0 = client.farm()
     t0 = time.perf_counter()
-    job = client.submit("shell", None, start=1, end=args.tasks, name=f"soak-{number}", **shell)
+    job = submit_shell(client, f"soak-{number}", tasks=args.tasks)
     job = wait_job_end(client, job["id"], args.timeout)
     elapsed = time.perf_counter() - t0
     time.sleep(args.settle)

@@ -44,7 +44,18 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import drqueue_farm, print_load, raw_cluster, report, row, wait_job  # noqa: E402
+from _common import (  # noqa: E402
+    api_client,
+    drqueue_farm,
+    print_load,
+    process_tree,
+    raw_cluster,
+    report,
+    row,
+    submit_shell,
+    wait_job,
+    warm_up,
+)
 
 TARGET_RATIO = 1.03
 
@@ -56,14 +67,6 @@ def _cpu_seconds(procs: list[psutil.Process]) -> float:
             t = proc.cpu_times()
             total += t.user + t.system + t.children_user + t.children_system
     return total
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        parent = psutil.Process(pid)
-        return [parent, *parent.children(recursive=True)]
-    except psutil.Error:
-        return []
 
 
 def timeline(
@@ -101,8 +104,6 @@ def print_timeline(name: str, t: dict[str, float]) -> None:
 
 
 def run_drqueue(args: argparse.Namespace) -> dict[str, Any]:
-    from drqueue.client import Client
-
     with drqueue_farm(args.src) as farm:
         started = time.monotonic()
         farm.start_master()
@@ -115,20 +116,8 @@ def run_drqueue(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"drqueue: {args.engines} engines up in {time.monotonic() - started:.1f} s", flush=True
         )
-        config = farm.config
-        client = Client(config=config, token=config.api_token(), timeout=120)
-        try:
-            warm = client.submit(
-                "shell",
-                None,
-                start=1,
-                end=args.engines,
-                block_size=1,
-                retries=0,
-                name="warm-up",
-                params={"cmd": "true"},
-            )
-            wait_job(client, warm["id"], 120)
+        with api_client(farm, timeout=120) as client:
+            warm_up(client, args.engines, 120)
             time.sleep(1.0)
             master = psutil.Process(farm.master_proc.pid)
             controller = [
@@ -136,28 +125,19 @@ def run_drqueue(args: argparse.Namespace) -> dict[str, Any]:
                 for p in master.children(recursive=True)
                 if "drqueue.master.ipcontroller" in p.cmdline()
             ]
-            controller = [p for c in controller for p in _tree(c.pid)]
-            slaves = [p for proc in farm.slaves.values() for p in _tree(proc.pid)]
+            controller = [p for c in controller for p in process_tree(c.pid)]
+            slaves = [p for proc in farm.slaves.values() for p in process_tree(proc.pid)]
             groups = {"master": [master], "controller": controller, "slaves+engines": slaves}
             cpu0 = {k: _cpu_seconds(v) for k, v in groups.items()}
             t0 = time.time()
-            job = client.submit(
-                "shell",
-                None,
-                start=1,
-                end=args.tasks,
-                block_size=1,
-                retries=0,
-                name="utilisation",
-                params={"cmd": f"sleep {args.seconds:g}"},
+            job = submit_shell(
+                client, "utilisation", tasks=args.tasks, cmd=f"sleep {args.seconds:g}"
             )
             ideal = args.tasks * args.seconds / args.engines
             done = wait_job(client, job["id"], max(300, 20 * ideal), interval=0.25)
             cpu = {k: _cpu_seconds(v) - cpu0[k] for k, v in groups.items()}
             assert done["counts"]["finished"] == args.tasks, done["counts"]
             tasks = client.tasks(job["id"])
-        finally:
-            client.close()
     spans: dict[Any, list[tuple[float, float]]] = {}
     for task in tasks:
         spans.setdefault((task["computer"], task["engine_id"]), []).append(
