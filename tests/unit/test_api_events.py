@@ -6,34 +6,22 @@ in-process transport, so its paging is tested against the real routes.
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
+from _api import AUTH, TOKEN, TestClient, in_process_api
 
 from drqueue.client import Client
 from drqueue.config import Config
-from drqueue.master.api import create_app
 from drqueue.models import JobSpec, split_frames
-from drqueue.store.sqlite import SQLiteStore
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
-
-TOKEN = "events-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture()
 def api(tmp_path):
-    store = SQLiteStore(tmp_path / "db.sqlite")
-    job_id = store.create_job(JobSpec("shell", 1, 4, params={"cmd": "true"}), split_frames(1, 4))
-    for n in range(500):  # more than one default page (200), for the job and for the farm
-        store.add_event("test.note", f"note {n}", job_id=job_id if n % 2 else None)
-    http = TestClient(create_app(store, None, Config(root=tmp_path), TOKEN))
-    yield http, store, job_id
-    http.close()
-    store.close()
+    with in_process_api(tmp_path) as (http, store):
+        spec = JobSpec("shell", 1, 4, params={"cmd": "true"})
+        job_id = store.create_job(spec, split_frames(1, 4))
+        for n in range(500):  # more than one default page (200), for the job and for the farm
+            store.add_event("test.note", f"note {n}", job_id=job_id if n % 2 else None)
+        yield http, store, job_id
 
 
 def ids(events) -> list[int]:

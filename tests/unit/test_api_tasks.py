@@ -1,38 +1,24 @@
 """GET /jobs/ID/tasks takes a state and a page, so a page can show part of a 100,000-task job.
 
-The API runs in-process over a real SQLite store (as in test_api_events.py).
+The API runs in-process over a real SQLite store (tests/unit/_api.py).
 """
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
+from _api import AUTH, in_process_api
 
-from drqueue.config import Config
-from drqueue.master.api import create_app
 from drqueue.models import JobSpec, split_frames
-from drqueue.store.sqlite import SQLiteStore
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
-
-TOKEN = "tasks-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture()
 def api(tmp_path):
-    store = SQLiteStore(tmp_path / "db.sqlite")
-    job_id = store.create_job(JobSpec("shell", 1, 50, params={"cmd": "true"}), split_frames(1, 50))
-    first = store.next_queued(job_id, 3)
-    for n, task in enumerate(first):
-        store.mark_dispatched(task.id, f"attempt-{n}", 0, "alpha")
-    http = TestClient(create_app(store, None, Config(root=tmp_path), TOKEN))
-    yield http, job_id
-    http.close()
-    store.close()
+    with in_process_api(tmp_path) as (http, store):
+        spec = JobSpec("shell", 1, 50, params={"cmd": "true"})
+        job_id = store.create_job(spec, split_frames(1, 50))
+        for n, task in enumerate(store.next_queued(job_id, 3)):
+            store.mark_dispatched(task.id, f"attempt-{n}", 0, "alpha")
+        yield http, job_id
 
 
 def indexes(response) -> list[int]:
