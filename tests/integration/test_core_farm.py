@@ -517,6 +517,45 @@ def test_job_kill_takes_back_prefetched_tasks_and_signals_only_the_running_ones(
     assert not marker_processes(marker)
 
 
+def test_job_stop_takes_back_the_tasks_queued_behind_the_running_ones(farm, tmp_path):
+    """Frames 1-8 are quick, so frames 11 and 12 get queued on the engines behind 9 and 10,
+    which wait for a gate.  A stop lets 9 and 10 finish; 11 and 12 must not start."""
+    gate = tmp_path / "gate"
+    out = tmp_path / "frames.txt"
+    before = farm.client.farm()["prefetched"]
+    job_id = submit_shell(
+        farm,
+        f"sh -c 'if [ $DRQUEUE_FRAME -gt 8 ]; then while ! test -e {gate}; do sleep 0.02; done; fi; "
+        f"echo $DRQUEUE_FRAME >> {out}'",
+        1,
+        12,
+    )
+    wait_for(
+        lambda: farm.client.job(job_id)["counts"]["running"] == 4,
+        60,
+        0.02,
+        "two gated tasks running and two queued behind them",
+    )
+    assert run_cli(farm, "job", "stop", str(job_id)).returncode == 0
+    assert farm.client.farm()["prefetched"] >= before + 2
+    wait_for(
+        lambda: farm.client.job(job_id)["counts"]["running"] == 2, 10, what="the queued taken back"
+    )
+    gate.touch()
+    wait_for(lambda: farm.client.job(job_id)["counts"]["running"] == 0, 30, what="9, 10 to end")
+    time.sleep(1.0)  # long enough for a task queued on an engine to have run, had it stayed
+    job = farm.client.job(job_id)
+    assert (job["status"], job["counts"]["finished"], job["counts"]["queued"]) == ("stopped", 10, 2)
+    assert frames_in(out) == list(range(1, 11))
+    assert assert_counts_agree(farm, job_id)["finished"] == 10
+    queued = [t for t in tasks_of(farm, job_id) if t["state"] == "queued"]
+    assert [t["index"] for t in queued] == [10, 11]
+    assert all("its job was stopped" in t["reason"] for t in queued), queued
+    assert run_cli(farm, "job", "continue", str(job_id)).returncode == 0
+    assert farm.wait_job(job_id)["status"] == "finished"
+    assert frames_in(out) == list(range(1, 13))
+
+
 def test_job_stop_lets_running_tasks_finish_and_takes_no_new_ones(farm, tmp_path):
     out = tmp_path / "frames.txt"
     flag = tmp_path / "go"

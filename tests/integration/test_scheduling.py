@@ -355,9 +355,10 @@ def test_a_host_that_keeps_failing_a_job_is_blocked_for_it_and_can_be_unblocked(
     tasks = finished(farm, job_id)
     assert {t["computer"] for t in tasks} == {"cpu1"}
     failures = sum(t["failures"] for t in tasks)
-    assert (
-        2 <= failures <= 3
-    )  # block_after_failures = 2; render2's second slot may have one in flight
+    # block_after_failures = 2. These tasks are short, so each of render2's two slots also has
+    # the next one queued behind (prefetch); it starts the moment the one before fails, before
+    # the master hears of it, so up to two more may fail after the block (nothing more starts).
+    assert 2 <= failures <= 4
     job = farm.client.job(job_id)
     assert job["blocked_hosts"] == ["render2"]
     shown = farm.cli("job", "show", str(job_id), check=True).stdout

@@ -50,7 +50,7 @@ from drqueue.master.matching import (
     usable_slots,
     waiting_reason,
 )
-from drqueue.models import Computer, Job, Task
+from drqueue.models import Computer, Job, JobControl, Task
 from drqueue.slave.info import collect_info
 from drqueue.slave.runner import run_task
 from drqueue.store.base import Dispatch, Store
@@ -226,6 +226,8 @@ class Dispatcher:
         self._usable: dict[tuple, int] = {}
         #: Job id -> (results seen, mean task seconds): which jobs' tasks are short enough to prefetch.
         self._durations: dict[int, tuple[int, float]] = {}
+        #: Set when the store changed: queued-behind tasks may belong to a job that was stopped.
+        self._recheck_prefetched = False
         self.ready = threading.Event()
         self.error: BaseException | None = None
 
@@ -245,6 +247,7 @@ class Dispatcher:
         """Something changed in the store (a submit, a priority, a computer): dispatch now."""
         self._dirty = True
         self._computers = None
+        self._recheck_prefetched = True
         self._wake.set()
 
     def kill(self, dispatches: list[Dispatch]) -> None:
@@ -315,6 +318,9 @@ class Dispatcher:
         did = self._sync_engines()
         did |= self._collect()
         did |= self._run_commands()
+        if self._recheck_prefetched:
+            self._recheck_prefetched = False
+            did |= self._check_prefetched()
         if did:
             self._dirty = True
         did |= self._dispatch()
@@ -434,6 +440,31 @@ class Dispatcher:
             self.client.abort(out.result, targets=[engine.engine_id], block=False)
         except Exception as exc:
             log.warning("cannot abort a queued task on engine %d: %s", engine.engine_id, exc)
+
+    def _check_prefetched(self) -> bool:
+        """Take back each task queued behind another whose job may not start tasks now: the job
+        was stopped or deleted, or the engine's host was blocked for it.  True if any."""
+        jobs: dict[int, Job | None] = {}
+        taken = False
+        for engine in list(self.engines.values()):
+            out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
+            if out is None:
+                continue
+            if out.job_id not in jobs:
+                try:
+                    jobs[out.job_id] = self.store.get_job(out.job_id)
+                except NotFound:
+                    jobs[out.job_id] = None
+            job = jobs[out.job_id]
+            if job is None or job.control != JobControl.ACTIVE:
+                why = "its job was stopped"
+            elif out.computer in job.blocked_hosts:
+                why = f"{out.computer} is blocked for its job"
+            else:
+                continue
+            self._take_back_prefetched(engine, f"requeued before it started: {why}")
+            taken = True
+        return taken
 
     def _interrupt_attempt(self, out: Outstanding) -> None:
         """Stop one attempt: abort it if it waits in its engine's queue, else SIGINT the engine
@@ -584,6 +615,7 @@ class Dispatcher:
                 computer=out.computer,
             )
             job.blocked_hosts = sorted({*job.blocked_hosts, out.computer})
+            self._check_prefetched()  # tasks of this job queued on that host must not start
             log.info("blocked %s for job %d after %d failures", out.computer, out.job_id, failures)
         self._fail_if_blocked_everywhere(job, list(self._online_computers().values()))
 
