@@ -57,7 +57,7 @@ def subtree(stacks: list[tuple[list[str], int]], root: str, depth: int = 1) -> N
             continue
         i = hits[0]
         total += n
-        below[";".join(short(f) for f in frames[i + 1:i + 1 + depth]) or "<self>"] += n
+        below[";".join(short(f) for f in frames[i + 1 : i + 1 + depth]) or "<self>"] += n
     print(f"{root}: {total} samples")
     for frame, n in below.most_common(30):
         print(f"  {100 * n / max(1, total):5.1f}%  {frame}")

@@ -80,7 +80,9 @@ class CpuMeter:
         self.before = {name: _cpu(procs) for name, procs in self.groups.items()}
 
     def stop(self) -> dict[str, float]:
-        self.spent = {name: _delta(self.before[name], _cpu(procs)) for name, procs in self.groups.items()}
+        self.spent = {
+            name: _delta(self.before[name], _cpu(procs)) for name, procs in self.groups.items()
+        }
         return self.spent
 
 
@@ -96,11 +98,28 @@ def _is(proc: psutil.Process, marker: str) -> bool:
 
 def _spy(pid: int, out: Path, seconds: float) -> list[subprocess.Popen]:
     """py-spy record of *pid* (collapsed stacks, 100 Hz); bench/_pyspy_top.py summarises them."""
-    return [subprocess.Popen(
-        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--rate", "100", "--threads", "--nonblocking",
-         "--duration", str(int(seconds)), "--format", "raw", "-o", str(out.with_suffix(".txt"))],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )]
+    return [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("py-spy")),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "100",
+                "--threads",
+                "--nonblocking",
+                "--duration",
+                str(int(seconds)),
+                "--format",
+                "raw",
+                "-o",
+                str(out.with_suffix(".txt")),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
 
 
 def _stop_spies(spies: list[subprocess.Popen]) -> None:
@@ -142,14 +161,22 @@ class DrQueueSide:
             raise
         self.startup = time.monotonic() - t
         self.client = self.farm.client
-        self._finished(self._submit(self.engines)[1]["id"], 60)  # warm-up: engines import the runner
+        self._finished(
+            self._submit(self.engines)[1]["id"], 60
+        )  # warm-up: engines import the runner
         master = psutil.Process(self.farm.master_proc.pid)
-        controller = [p for p in master.children(recursive=True) if _is(p, "drqueue.master.ipcontroller")]
+        controller = [
+            p for p in master.children(recursive=True) if _is(p, "drqueue.master.ipcontroller")
+        ]
         slave_tree = process_tree(self.farm.slaves["bench"].pid)
         self.engine_procs = [p for p in slave_tree if _is(p, "ipyparallel.engine")]
         self.master = master
-        self.groups = {"master": [master], "controller": controller, "engines": self.engine_procs,
-                       "slave": slave_tree[:1]}
+        self.groups = {
+            "master": [master],
+            "controller": controller,
+            "engines": self.engine_procs,
+            "slave": slave_tree[:1],
+        }
 
     def _submit(self, n: int) -> tuple[float, dict]:
         t0 = time.time()
@@ -160,8 +187,12 @@ class DrQueueSide:
         from farm import wait_for
 
         return wait_for(
-            lambda: (j := self.client.job(job_id))["status"] in ("finished", "error", "cancelled") and j,
-            timeout, 0.1, f"job {job_id}",
+            lambda: (
+                (j := self.client.job(job_id))["status"] in ("finished", "error", "cancelled") and j
+            ),
+            timeout,
+            0.1,
+            f"job {job_id}",
         )
 
     def round(self, tasks: int) -> dict[str, Any]:
@@ -185,8 +216,13 @@ class DrQueueSide:
         cpu = meter.stop()
         _stop_spies(spies)
         seconds = (done["finished_at"] or time.time()) - t0
-        return {"finished": done["counts"]["finished"], "seconds": seconds, "polled_seconds": wall,
-                "rate": tasks / seconds, "cpu_ms_per_task": {k: 1000 * v / tasks for k, v in cpu.items()}}
+        return {
+            "finished": done["counts"]["finished"],
+            "seconds": seconds,
+            "polled_seconds": wall,
+            "rate": tasks / seconds,
+            "cpu_ms_per_task": {k: 1000 * v / tasks for k, v in cpu.items()},
+        }
 
     def dump_logs(self) -> None:
         for log in sorted(self.farm.root.glob("*.out")):
@@ -222,8 +258,12 @@ class RawSide:
 
         t = time.monotonic()
         self.cluster = ipp.Cluster(
-            n=self.engines, profile_dir=self._tmp.name, log_level=30, controller_args=["--nodb"],
-            controller_ip="127.0.0.1", shutdown_atexit=True,
+            n=self.engines,
+            profile_dir=self._tmp.name,
+            log_level=30,
+            controller_args=["--nodb"],
+            controller_ip="127.0.0.1",
+            shutdown_atexit=True,
         )
         self.rc = self.cluster.start_and_connect_sync()
         self.rc.wait_for_engines(self.engines, timeout=120)
@@ -233,9 +273,17 @@ class RawSide:
         controller = process_tree(self.cluster.controller.pid)
         # The cluster's engines are this process's own children (a DrQueue engine is the
         # slave's child); each with its nanny, as on the DrQueue side.
-        engine_procs = [p for child in psutil.Process().children() if _is(child, "ipyparallel.engine")
-                        for p in process_tree(child.pid)]
-        self.groups = {"controller": controller, "engines": engine_procs, "client": [psutil.Process()]}
+        engine_procs = [
+            p
+            for child in psutil.Process().children()
+            if _is(child, "ipyparallel.engine")
+            for p in process_tree(child.pid)
+        ]
+        self.groups = {
+            "controller": controller,
+            "engines": engine_procs,
+            "client": [psutil.Process()],
+        }
 
     def round(self, tasks: int) -> dict[str, Any]:
         meter = CpuMeter(self.groups)
@@ -245,8 +293,12 @@ class RawSide:
         self.view.wait(results)
         seconds = time.monotonic() - t0
         cpu = meter.stop()
-        return {"finished": sum(1 for ar in results if ar.get() == 0), "seconds": seconds,
-                "rate": tasks / seconds, "cpu_ms_per_task": {k: 1000 * v / tasks for k, v in cpu.items()}}
+        return {
+            "finished": sum(1 for ar in results if ar.get() == 0),
+            "seconds": seconds,
+            "rate": tasks / seconds,
+            "cpu_ms_per_task": {k: 1000 * v / tasks for k, v in cpu.items()},
+        }
 
     def round_direct(self, tasks: int) -> dict[str, Any]:
         """DrQueue's pattern without DrQueue: the client picks an idle engine for each task
@@ -271,8 +323,12 @@ class RawSide:
                 results.append(ar.get())
         seconds = time.monotonic() - t0
         cpu = meter.stop()
-        return {"finished": results.count(0), "seconds": seconds, "rate": tasks / seconds,
-                "cpu_ms_per_task": {k: 1000 * v / tasks for k, v in cpu.items()}}
+        return {
+            "finished": results.count(0),
+            "seconds": seconds,
+            "rate": tasks / seconds,
+            "cpu_ms_per_task": {k: 1000 * v / tasks for k, v in cpu.items()},
+        }
 
     def stop(self) -> None:
         try:
@@ -312,15 +368,25 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--engines", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3, help="timed rounds per side, alternating")
-    parser.add_argument("--profile", type=Path, help="py-spy the master and one engine into this folder")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the master and one engine into this folder"
+    )
     parser.add_argument("--only", choices=("drqueue", "raw"), help="run one side only")
-    parser.add_argument("--no-direct", action="store_true",
-                        help="skip the raw cluster driven one task per engine by the client")
-    parser.add_argument("--src", type=Path, help="run master and slave from this source tree (PYTHONPATH)")
+    parser.add_argument(
+        "--no-direct",
+        action="store_true",
+        help="skip the raw cluster driven one task per engine by the client",
+    )
+    parser.add_argument(
+        "--src", type=Path, help="run master and slave from this source tree (PYTHONPATH)"
+    )
     args = parser.parse_args(argv)
     n, k = args.tasks, args.engines
-    print(f"{n} tasks on {k} engines, {args.repeat} rounds per side; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs before the run", flush=True)
+    print(
+        f"{n} tasks on {k} engines, {args.repeat} rounds per side; "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs before the run",
+        flush=True,
+    )
 
     sides: list[Any] = []
     if args.only != "raw":
@@ -341,8 +407,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 r = side.round(n)
                 runs[side.name].append(r)
                 cpu = ", ".join(f"{g} {v:.2f}" for g, v in r["cpu_ms_per_task"].items())
-                print(f"  round {i + 1} {side.name:7}: {r['finished']}/{n} in {r['seconds']:.2f} s = "
-                      f"{r['rate']:6.1f} tasks/s   CPU ms/task: {cpu}", flush=True)
+                print(
+                    f"  round {i + 1} {side.name:7}: {r['finished']}/{n} in {r['seconds']:.2f} s = "
+                    f"{r['rate']:6.1f} tasks/s   CPU ms/task: {cpu}",
+                    flush=True,
+                )
 
     def median_rate(name: str) -> float:
         return statistics.median(r["rate"] for r in runs[name])
@@ -358,19 +427,41 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         rate = median_rate(name)
         spread = ", ".join(f"{r['rate']:.0f}" for r in runs[name])
         print(f"{name}: median {rate:.1f} tasks/s (rounds: {spread})")
-        rows.append({"benchmark": "dispatch", "figure": figures[name] + f" (median of {len(runs[name])})",
-                     "value": round(rate, 1), "unit": "tasks/s"})
+        rows.append(
+            {
+                "benchmark": "dispatch",
+                "figure": figures[name] + f" (median of {len(runs[name])})",
+                "value": round(rate, 1),
+                "unit": "tasks/s",
+            }
+        )
     if "direct" in runs:
         ratio = median_rate("direct") / median_rate("raw")
-        rows.append({"benchmark": "dispatch", "figure": "raw one-per-engine / raw LoadBalancedView",
-                     "value": round(ratio, 2), "unit": "x"})
+        rows.append(
+            {
+                "benchmark": "dispatch",
+                "figure": "raw one-per-engine / raw LoadBalancedView",
+                "value": round(ratio, 2),
+                "unit": "x",
+            }
+        )
         print(f"ratio raw one-per-engine / raw LoadBalancedView: {ratio:.2f}")
     if "drqueue" in runs and "raw" in runs:
         ratio = median_rate("drqueue") / median_rate("raw")
-        rows.append({"benchmark": "dispatch", "figure": "DrQueue / raw", "value": round(ratio, 2),
-                     "unit": "x", "target": f">= {TARGET_RATIO}", "ok": ratio >= TARGET_RATIO})
-        print(f"ratio DrQueue/raw: {ratio:.2f} (target >= {TARGET_RATIO}: "
-              f"{'met' if ratio >= TARGET_RATIO else 'MISSED'})")
+        rows.append(
+            {
+                "benchmark": "dispatch",
+                "figure": "DrQueue / raw",
+                "value": round(ratio, 2),
+                "unit": "x",
+                "target": f">= {TARGET_RATIO}",
+                "ok": ratio >= TARGET_RATIO,
+            }
+        )
+        print(
+            f"ratio DrQueue/raw: {ratio:.2f} (target >= {TARGET_RATIO}: "
+            f"{'met' if ratio >= TARGET_RATIO else 'MISSED'})"
+        )
     return rows
 
 

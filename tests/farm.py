@@ -44,7 +44,9 @@ def free_port_block(size: int = 21) -> int:
     raise RuntimeError("no free port block")
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 60, interval: float = 0.1, what: str = "") -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 60, interval: float = 0.1, what: str = ""
+) -> Any:
     """Poll *condition* until it returns something truthy; fail the test after *timeout*."""
     deadline = time.monotonic() + timeout
     while True:
@@ -95,12 +97,17 @@ class Farm:
                 else:
                     os.environ[key] = value
 
-    def _spawn(self, args: list[str], log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def _spawn(
+        self, args: list[str], log_name: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         self.root.mkdir(parents=True, exist_ok=True)
         out = open(self.root / log_name, "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "drqueue.cli.main", *args], stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=env or self.env,
+            [sys.executable, "-m", "drqueue.cli.main", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env or self.env,
         )
         out.close()
         return proc
@@ -112,11 +119,16 @@ class Farm:
             self._client = Client(config=config, token=config.api_token())
         return self._client
 
-    def cli(self, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
+    def cli(
+        self, *args: str, check: bool = False, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
         """Run `drqueue ARGS` against this farm, as a user would."""
         result = subprocess.run(
-            [sys.executable, "-m", "drqueue.cli.main", *args], capture_output=True, text=True,
-            env=self.env, timeout=timeout,
+            [sys.executable, "-m", "drqueue.cli.main", *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"drqueue {' '.join(args)} failed: {result.stderr}")
@@ -128,7 +140,9 @@ class Farm:
 
         def up() -> bool:
             if self.master_proc.poll() is not None:
-                raise AssertionError(f"master exited: {(self.root / 'master.out').read_text()[-2000:]}")
+                raise AssertionError(
+                    f"master exited: {(self.root / 'master.out').read_text()[-2000:]}"
+                )
             if not self.client.token:
                 self._client = None  # the master writes its token file as it starts
             try:
@@ -144,17 +158,27 @@ class Farm:
         assert self.master_proc is not None
         self.master_proc.send_signal(signal.SIGKILL)
         self.master_proc.wait(10)
-        wait_for(lambda: not self.controller_pids(), 20, what="the controller to die with the master")
+        wait_for(
+            lambda: not self.controller_pids(), 20, what="the controller to die with the master"
+        )
 
     def controller_pids(self) -> list[int]:
         marker = f"--profile-dir={self.root / 'ipython'}"
         return [
-            p.pid for p in psutil.process_iter(["cmdline"])
-            if "drqueue.master.ipcontroller" in (p.info.get("cmdline") or []) and marker in p.info["cmdline"]
+            p.pid
+            for p in psutil.process_iter(["cmdline"])
+            if "drqueue.master.ipcontroller" in (p.info.get("cmdline") or [])
+            and marker in p.info["cmdline"]
         ]
 
-    def add_slave(self, name: str, slots: int = 1, pools: list[str] | None = None, gpus: int = 0,
-                  env: dict[str, str] | None = None) -> subprocess.Popen:
+    def add_slave(
+        self,
+        name: str,
+        slots: int = 1,
+        pools: list[str] | None = None,
+        gpus: int = 0,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen:
         args = ["slave", "--name", name, "--slots", str(slots), "--gpus", str(gpus)]
         for pool in pools or []:
             args += ["--pool", pool]
@@ -180,16 +204,21 @@ class Farm:
             cmdline = proc.info.get("cmdline") or []
             if "ipyparallel.engine" in cmdline:
                 try:
-                    if proc.environ().get("DRQUEUE_SLAVE_NAME") == slave and \
-                            proc.environ().get("DRQUEUE_ROOT") == str(self.root):
+                    if proc.environ().get("DRQUEUE_SLAVE_NAME") == slave and proc.environ().get(
+                        "DRQUEUE_ROOT"
+                    ) == str(self.root):
                         pids.append(proc.pid)
                 except psutil.Error:
                     pass
         return pids
 
-    def wait_job(self, job_id: int, timeout: float = 120, states=("finished", "error", "cancelled")) -> dict:
+    def wait_job(
+        self, job_id: int, timeout: float = 120, states=("finished", "error", "cancelled")
+    ) -> dict:
         return wait_for(
-            lambda: (job := self.client.job(job_id))["status"] in states and job, timeout, 0.2,
+            lambda: (job := self.client.job(job_id))["status"] in states and job,
+            timeout,
+            0.2,
             f"job {job_id} to end",
         )
 

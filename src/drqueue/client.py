@@ -22,8 +22,14 @@ from drqueue.config import Config, load_config
 class Client:
     """A connection to one master's HTTP API."""
 
-    def __init__(self, url: str | None = None, token: str | None = None, *,
-                 config: Config | None = None, timeout: float = 30.0):
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        config: Config | None = None,
+        timeout: float = 30.0,
+    ):
         config = config or load_config()
         self.url = (url or config.master_url).rstrip("/")
         self.token = token if token is not None else config.api_token()
@@ -74,8 +80,9 @@ class Client:
 
     # -- jobs ----------------------------------------------------------------------------------
 
-    def submit(self, renderer: str, scene: str | None = None, *, start: int, end: int,
-               **options: Any) -> dict[str, Any]:
+    def submit(
+        self, renderer: str, scene: str | None = None, *, start: int, end: int, **options: Any
+    ) -> dict[str, Any]:
         """Submit a job; options are the fields of the API's JobIn (step, block_size, ...)."""
         body = {"renderer": renderer, "scene": scene, "start": start, "end": end, **options}
         return self._request("POST", "/jobs", json=body)

@@ -125,7 +125,9 @@ class Config:
                 low, _, high = part.strip().partition("-")
                 ports.extend(range(int(low), int(high or low) + 1))
         except ValueError:
-            raise ConfigError(f"controller_ports {self.controller_ports!r} is not like 7681-7700") from None
+            raise ConfigError(
+                f"controller_ports {self.controller_ports!r} is not like 7681-7700"
+            ) from None
         if len(ports) < 16:
             raise ConfigError(f"controller_ports needs at least 16 ports, got {len(ports)}")
         return ports
@@ -188,7 +190,9 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
 
 def load_config(**overrides: Any) -> Config:
     """Defaults, then drqueue.toml, then DRQUEUE_* variables, then *overrides* (CLI options)."""
-    root = Path(overrides.get("root") or os.environ.get("DRQUEUE_ROOT") or DEFAULT_ROOT).expanduser()
+    root = Path(
+        overrides.get("root") or os.environ.get("DRQUEUE_ROOT") or DEFAULT_ROOT
+    ).expanduser()
     values: dict[str, Any] = {"root": root}
     toml_path = root / "etc" / "drqueue.toml"
     if toml_path.exists():

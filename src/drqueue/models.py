@@ -50,12 +50,23 @@ TERMINAL_STATES = frozenset({TaskState.FINISHED, TaskState.ERROR, TaskState.CANC
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.QUEUED: frozenset({TaskState.DISPATCHED, TaskState.CANCELLED, TaskState.ERROR}),
     TaskState.DISPATCHED: frozenset(
-        {TaskState.RUNNING, TaskState.FINISHED, TaskState.FAILED, TaskState.QUEUED,
-         TaskState.ERROR, TaskState.CANCELLED}
+        {
+            TaskState.RUNNING,
+            TaskState.FINISHED,
+            TaskState.FAILED,
+            TaskState.QUEUED,
+            TaskState.ERROR,
+            TaskState.CANCELLED,
+        }
     ),
     TaskState.RUNNING: frozenset(
-        {TaskState.FINISHED, TaskState.FAILED, TaskState.QUEUED, TaskState.ERROR,
-         TaskState.CANCELLED}
+        {
+            TaskState.FINISHED,
+            TaskState.FAILED,
+            TaskState.QUEUED,
+            TaskState.ERROR,
+            TaskState.CANCELLED,
+        }
     ),
     TaskState.FAILED: frozenset({TaskState.QUEUED, TaskState.ERROR, TaskState.CANCELLED}),
     TaskState.FINISHED: frozenset({TaskState.QUEUED}),
@@ -147,7 +158,9 @@ def parse_env(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not _ENV_NAME.match(name):
-            raise InvalidJob(f"--env wants NAME=VALUE with NAME a valid variable name, not {pair!r}")
+            raise InvalidJob(
+                f"--env wants NAME=VALUE with NAME a valid variable name, not {pair!r}"
+            )
         env[name] = value
     return env
 
@@ -221,7 +234,9 @@ class JobSpec:
         if not -1_000_000 <= self.priority <= 1_000_000:
             raise InvalidJob(f"priority must be between -1000000 and 1000000, not {self.priority}")
         if self.timeout is not None and not 0 < self.timeout <= 30 * 86400:
-            raise InvalidJob(f"timeout must be between 0 and 30 days in seconds, not {self.timeout}")
+            raise InvalidJob(
+                f"timeout must be between 0 and 30 days in seconds, not {self.timeout}"
+            )
         if self.max_parallel is not None and self.max_parallel < 1:
             raise InvalidJob(f"max-parallel must be at least 1, not {self.max_parallel}")
         for name in self.env:
@@ -250,7 +265,9 @@ class Counts:
     cancelled: int = 0
 
 
-def job_status(control: JobControl | str, counts: Counts, waiting_for: list[int] | None = None) -> str:
+def job_status(
+    control: JobControl | str, counts: Counts, waiting_for: list[int] | None = None
+) -> str:
     """A job's status, derived from its tasks and what the user asked.
 
     finished   every task finished

@@ -18,6 +18,9 @@ def test_farm_runs_a_job_with_curve_encryption(tmp_path):
         farm.wait_engines(1)
         job = farm.client.submit("shell", None, start=1, end=3, params={"cmd": "echo {frame}"})
         assert farm.wait_job(job["id"])["status"] == "finished"
-        assert "Not using CurveZMQ" not in (tmp_path / "farm" / "logs" / "slave-curvy-0.log").read_text()
+        assert (
+            "Not using CurveZMQ"
+            not in (tmp_path / "farm" / "logs" / "slave-curvy-0.log").read_text()
+        )
     finally:
         farm.stop()

@@ -39,12 +39,23 @@ def test_tokens_file_keeps_only_hashes_owner_readable(api):
 
 def test_artist_submits_as_themself_and_controls_only_own_jobs(api):
     client, _, admin, ann, bob = api
-    body = {"renderer": "shell", "start": 1, "end": 2, "params": {"cmd": "true"}, "owner": "mallory"}
+    body = {
+        "renderer": "shell",
+        "start": 1,
+        "end": 2,
+        "params": {"cmd": "true"},
+        "owner": "mallory",
+    }
     job = client.post("/api/v1/jobs", json=body, headers=as_(ann)).json()["id"]
     assert client.get(f"/api/v1/jobs/{job}", headers=as_(bob)).json()["owner"] == "ann"
     refused = client.post(f"/api/v1/jobs/{job}/stop", headers=as_(bob))
     assert refused.status_code == 403 and "belongs to 'ann'" in refused.json()["detail"]
-    assert client.put(f"/api/v1/jobs/{job}/priority", json={"priority": 99}, headers=as_(bob)).status_code == 403
+    assert (
+        client.put(
+            f"/api/v1/jobs/{job}/priority", json={"priority": 99}, headers=as_(bob)
+        ).status_code
+        == 403
+    )
     assert client.delete(f"/api/v1/jobs/{job}", headers=as_(bob)).status_code == 403
     assert client.post(f"/api/v1/jobs/{job}/stop", headers=as_(ann)).json()["status"] == "stopped"
     assert client.post(f"/api/v1/jobs/{job}/continue", headers=as_(admin)).status_code == 200

@@ -27,9 +27,14 @@ console = Console()
 
 def _spawn(args: list[str], log_path, env: dict[str, str]) -> subprocess.Popen:
     out = open(log_path, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "drqueue.cli.main", *args], stdout=out,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drqueue.cli.main", *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
     out.close()
     return proc
 
@@ -47,13 +52,17 @@ def wait_for_master(client: Client, proc: subprocess.Popen, timeout: float = 90)
     raise DrQueueError(f"the master did not answer within {timeout:.0f} s")
 
 
-def run_local_farm(config: Config, slaves: int, frames: int, exit_when_done: bool, demo: bool = True) -> int:
+def run_local_farm(
+    config: Config, slaves: int, frames: int, exit_when_done: bool, demo: bool = True
+) -> int:
     from drqueue.cli.main import wait_for_job
 
     config.ensure_token()  # written before the master starts, so our client has it
     try:
         Client(config=config, timeout=2).health()
-        raise DrQueueError(f"a master already answers at {config.master_url}: stop it, or set DRQUEUE_API_PORT")
+        raise DrQueueError(
+            f"a master already answers at {config.master_url}: stop it, or set DRQUEUE_API_PORT"
+        )
     except MasterUnreachable:
         pass
     env = dict(os.environ, DRQUEUE_ROOT=str(config.root), PYTHONUNBUFFERED="1")
@@ -77,28 +86,41 @@ def run_local_farm(config: Config, slaves: int, frames: int, exit_when_done: boo
         console.print(f"master up at {config.master_url}")
         host = socket.gethostname()
         for i in range(1, slaves + 1):
-            procs.append(_spawn(["slave", "--name", f"{host}-{i}"], logs / f"slave-{host}-{i}.out", env))
+            procs.append(
+                _spawn(["slave", "--name", f"{host}-{i}"], logs / f"slave-{host}-{i}.out", env)
+            )
         with console.status(f"waiting for {slaves} slaves to register…"):
             deadline = time.monotonic() + 120
             while client.farm()["engines"] < slaves and time.monotonic() < deadline:
                 time.sleep(0.2)
-        console.print(f"{client.farm()['engines']} slaves online: {', '.join(c['name'] for c in client.computers() if c['online'])}")
+        console.print(
+            f"{client.farm()['engines']} slaves online: {', '.join(c['name'] for c in client.computers() if c['online'])}"
+        )
         status = 0
         if demo:
             output = config.root / "renders" / f"demo-{int(time.time())}" / "frame_####.png"
             answer = client.submit(
-                "fractal", None, start=1, end=frames, block_size=2, name="sample: animated Julia set",
+                "fractal",
+                None,
+                start=1,
+                end=frames,
+                block_size=2,
+                name="sample: animated Julia set",
                 owner=os.environ.get("USER", "demo"),
                 params={"output": str(output), "width": 480, "height": 360, "iterations": 250},
             )
-            console.print(f"submitted job {answer['id']}: {frames} frames in {answer['tasks']} tasks")
+            console.print(
+                f"submitted job {answer['id']}: {frames} frames in {answer['tasks']} tasks"
+            )
             status = wait_for_job(client, answer["id"], console)
             console.print(f"frames: {output.parent}/")
             console.print(f"a frame's log: [bold]drqueue log {answer['id']} 1[/]")
         if exit_when_done:
             return status
-        console.print("the farm is up: try [bold]drqueue jobs[/] and [bold]drqueue computers[/] in another "
-                      "terminal (with the same DRQUEUE_ROOT). Ctrl-C stops it.")
+        console.print(
+            "the farm is up: try [bold]drqueue jobs[/] and [bold]drqueue computers[/] in another "
+            "terminal (with the same DRQUEUE_ROOT). Ctrl-C stops it."
+        )
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         console.print("[red]a farm process exited; stopping[/]")

@@ -94,12 +94,30 @@ def master(ip: str | None, port: int | None) -> None:
 
 
 @cli.command()
-@click.option("--master", "master_url", help="master URL, e.g. http://render-master:7680 (fetches the engine file)")
+@click.option(
+    "--master",
+    "master_url",
+    help="master URL, e.g. http://render-master:7680 (fetches the engine file)",
+)
 @click.option("--name", help="slave name (default: the hostname)")
-@click.option("--slots", type=click.IntRange(0, 1024), default=1, show_default=True, help="CPU engines")
-@click.option("--pool", "pools", multiple=True, help="pool to join (repeatable, or comma-separated); also DRQUEUE_POOL")
-@click.option("--gpus", default="0", show_default=True, help="GPU slots: a number, or 'auto' to count NVIDIA GPUs")
-def slave(master_url: str | None, name: str | None, slots: int, pools: tuple[str, ...], gpus: str) -> None:
+@click.option(
+    "--slots", type=click.IntRange(0, 1024), default=1, show_default=True, help="CPU engines"
+)
+@click.option(
+    "--pool",
+    "pools",
+    multiple=True,
+    help="pool to join (repeatable, or comma-separated); also DRQUEUE_POOL",
+)
+@click.option(
+    "--gpus",
+    default="0",
+    show_default=True,
+    help="GPU slots: a number, or 'auto' to count NVIDIA GPUs",
+)
+def slave(
+    master_url: str | None, name: str | None, slots: int, pools: tuple[str, ...], gpus: str
+) -> None:
     """Run a slave: N engines that render tasks."""
     import logging
     import os
@@ -108,7 +126,11 @@ def slave(master_url: str | None, name: str | None, slots: int, pools: tuple[str
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = load_config(master=master_url)
-    names = [p.strip() for spec in pools or (os.environ.get("DRQUEUE_POOL", ""),) for p in spec.split(",")]
+    names = [
+        p.strip()
+        for spec in pools or (os.environ.get("DRQUEUE_POOL", ""),)
+        for p in spec.split(",")
+    ]
     if gpus == "auto":
         gpu_count = detect_gpus()
     else:
@@ -121,7 +143,13 @@ def slave(master_url: str | None, name: str | None, slots: int, pools: tuple[str
 
 @cli.command()
 @click.option("--slaves", type=click.IntRange(1, 64), default=2, show_default=True)
-@click.option("--frames", type=click.IntRange(1, 100_000), default=24, show_default=True, help="frames of the sample job")
+@click.option(
+    "--frames",
+    type=click.IntRange(1, 100_000),
+    default=24,
+    show_default=True,
+    help="frames of the sample job",
+)
 @click.option("--exit-when-done", is_flag=True, help="stop the farm once the sample job has ended")
 @click.option("--no-demo", is_flag=True, help="start the farm without the sample job")
 def up(slaves: int, frames: int, exit_when_done: bool, no_demo: bool) -> None:
@@ -147,11 +175,15 @@ class SubmitCommand(click.Command):
                 if flag in known:
                     continue
                 kind: Any = {"int": int, "float": float, "bool": bool}.get(param.type, str)
-                help_text = param.help + (f" [default: {param.default}]" if param.default not in (None, "") else "")
+                help_text = param.help + (
+                    f" [default: {param.default}]" if param.default not in (None, "") else ""
+                )
                 if param.choices:
                     kind = click.Choice([str(c) for c in param.choices])
                 self.params.append(
-                    click.Option([flag, f"renderer_{param.name}"], type=kind, default=None, help=help_text)
+                    click.Option(
+                        [flag, f"renderer_{param.name}"], type=kind, default=None, help=help_text
+                    )
                 )
             self.help = f"Submit a {cls.name} job: {cls.description}"
         return super().parse_args(ctx, args)
@@ -179,26 +211,62 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--owner", default="", help="job owner (default: your user name)")
 @click.option("--retries", type=int, default=3, show_default=True, help="retries of a failed task")
 @click.option("--timeout", type=float, help="seconds a task may run before it fails")
-@click.option("--env", "env_pairs", multiple=True, help="NAME=VALUE for the render's environment (repeatable)")
-@click.option("--param", "param_pairs", multiple=True, help="renderer parameter KEY=VALUE (repeatable)")
-@click.option("--os", "os_name", type=click.Choice(["linux", "windows", "darwin"]), help="slave OS required")
+@click.option(
+    "--env", "env_pairs", multiple=True, help="NAME=VALUE for the render's environment (repeatable)"
+)
+@click.option(
+    "--param", "param_pairs", multiple=True, help="renderer parameter KEY=VALUE (repeatable)"
+)
+@click.option(
+    "--os", "os_name", type=click.Choice(["linux", "windows", "darwin"]), help="slave OS required"
+)
 @click.option("--min-ram", type=float, help="GB of RAM required")
 @click.option("--min-cores", type=int, help="cores required (at least 1)")
 @click.option("--pool", "pools", multiple=True, help="pool the slave must be in (repeatable)")
 @click.option("--gpus", type=int, default=0, help="GPUs per task (runs on GPU slots only)")
-@click.option("--hosts", "hosts", multiple=True, help="run only on slaves matching this glob (repeatable)")
+@click.option(
+    "--hosts", "hosts", multiple=True, help="run only on slaves matching this glob (repeatable)"
+)
 @click.option("--exclude-hosts", multiple=True, help="never run on slaves matching this glob")
-@click.option("--after", "after", type=int, multiple=True, help="wait for this job to finish (repeatable)")
+@click.option(
+    "--after", "after", type=int, multiple=True, help="wait for this job to finish (repeatable)"
+)
 @click.option("--max-parallel", type=int, help="at most this many tasks at once")
-@click.option("--no-scene-check", is_flag=True, help="do not check that the scene exists on the master")
-@click.option("--wait", is_flag=True, help="show a progress bar until the job ends; exit 1 if a task failed")
+@click.option(
+    "--no-scene-check", is_flag=True, help="do not check that the scene exists on the master"
+)
+@click.option(
+    "--wait", is_flag=True, help="show a progress bar until the job ends; exit 1 if a task failed"
+)
 @click.option("--json", "as_json", is_flag=True, help="print the answer as JSON")
-def submit(renderer: str, scene: str | None, start: int, end: int, step: int, block: int, name: str,
-           priority: int, owner: str, retries: int, timeout: float | None, env_pairs: tuple[str, ...],
-           param_pairs: tuple[str, ...], os_name: str | None, min_ram: float | None, min_cores: int | None,
-           pools: tuple[str, ...], gpus: int, hosts: tuple[str, ...], exclude_hosts: tuple[str, ...],
-           after: tuple[int, ...], max_parallel: int | None, no_scene_check: bool, wait: bool,
-           as_json: bool, **renderer_options: Any) -> None:
+def submit(
+    renderer: str,
+    scene: str | None,
+    start: int,
+    end: int,
+    step: int,
+    block: int,
+    name: str,
+    priority: int,
+    owner: str,
+    retries: int,
+    timeout: float | None,
+    env_pairs: tuple[str, ...],
+    param_pairs: tuple[str, ...],
+    os_name: str | None,
+    min_ram: float | None,
+    min_cores: int | None,
+    pools: tuple[str, ...],
+    gpus: int,
+    hosts: tuple[str, ...],
+    exclude_hosts: tuple[str, ...],
+    after: tuple[int, ...],
+    max_parallel: int | None,
+    no_scene_check: bool,
+    wait: bool,
+    as_json: bool,
+    **renderer_options: Any,
+) -> None:
     """Submit a job; prints its id.  `drqueue submit RENDERER --help` lists that renderer's options."""
     import getpass
     import os
@@ -209,7 +277,7 @@ def submit(renderer: str, scene: str | None, start: int, end: int, step: int, bl
     params: dict[str, Any] = _parse_params(param_pairs)
     for key, value in renderer_options.items():
         if key.startswith("renderer_") and value is not None:
-            params[key[len("renderer_"):]] = value
+            params[key[len("renderer_") :]] = value
     if end < start:
         raise InvalidJob(f"end frame {end} is before start frame {start}")
     # Checked here so the message names the options typed, not the API's block_size field.
@@ -241,8 +309,13 @@ def submit(renderer: str, scene: str | None, start: int, end: int, step: int, bl
         "env": parse_env(env_pairs),
         "params": params,
         "requirements": {
-            "os": os_name, "min_ram_gb": min_ram or 0, "min_cores": min_cores or 0, "pools": list(pools),
-            "gpus": gpus, "hosts": list(hosts), "exclude_hosts": list(exclude_hosts),
+            "os": os_name,
+            "min_ram_gb": min_ram or 0,
+            "min_cores": min_cores or 0,
+            "pools": list(pools),
+            "gpus": gpus,
+            "hosts": list(hosts),
+            "exclude_hosts": list(exclude_hosts),
         },
         "after": list(after),
         "max_parallel": max_parallel,
@@ -264,8 +337,12 @@ def wait_for_job(client: Client, job_id: int, console_: Console | None = None) -
 
     out = console_ or err_console
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=out,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=out,
     ) as progress:
         bar = progress.add_task(f"job {job_id}", total=None, detail="")
         while True:
@@ -274,20 +351,27 @@ def wait_for_job(client: Client, job_id: int, console_: Console | None = None) -
             running_progress = 0.0
             if counts["running"]:
                 running_progress = sum(
-                    t["progress"] for t in client.tasks(job_id) if t["state"] in ("dispatched", "running")
+                    t["progress"]
+                    for t in client.tasks(job_id)
+                    if t["state"] in ("dispatched", "running")
                 )
             detail = f"{counts['running']} running, {counts['error']} failed · {job['status']}"
             if job.get("waiting_reason"):
                 detail += f" · {job['waiting_reason']}"
             progress.update(
-                bar, total=counts["total"], completed=counts["finished"] + running_progress, detail=detail
+                bar,
+                total=counts["total"],
+                completed=counts["finished"] + running_progress,
+                detail=detail,
             )
             if job["status"] in ENDED:
                 progress.update(bar, completed=counts["finished"])
                 break
             time.sleep(0.5)
-    out.print(f"job {job_id} {job['status']}: {counts['finished']}/{counts['total']} tasks finished, "
-              f"{counts['error']} in error")
+    out.print(
+        f"job {job_id} {job['status']}: {counts['finished']}/{counts['total']} tasks finished, "
+        f"{counts['error']} in error"
+    )
     return 1 if job["status"] != "finished" else 0
 
 
@@ -303,14 +387,37 @@ def jobs(as_json: bool, owner: str | None) -> None:
     if as_json:
         return _print_json(data)
     table = Table(box=None, header_style="bold")
-    for column in ("ID", "NAME", "OWNER", "RENDERER", "PRI", "STATUS", "DONE", "RUN", "FAIL", "ETA"):
+    for column in (
+        "ID",
+        "NAME",
+        "OWNER",
+        "RENDERER",
+        "PRI",
+        "STATUS",
+        "DONE",
+        "RUN",
+        "FAIL",
+        "ETA",
+    ):
         table.add_column(column)
     for job in data:
         c = job["counts"]
-        status = job["status"] + (f" ({job['waiting_reason']})" if job.get("waiting_reason") else "")
+        status = job["status"] + (
+            f" ({job['waiting_reason']})" if job.get("waiting_reason") else ""
+        )
         eta = _duration(job["eta_seconds"]) if job["status"] not in ENDED else "-"
-        table.add_row(str(job["id"]), job["name"], job["owner"], job["renderer"], str(job["priority"]),
-                      status, f"{c['finished']}/{c['total']}", str(c["running"]), str(c["error"]), eta)
+        table.add_row(
+            str(job["id"]),
+            job["name"],
+            job["owner"],
+            job["renderer"],
+            str(job["priority"]),
+            status,
+            f"{c['finished']}/{c['total']}",
+            str(c["running"]),
+            str(c["error"]),
+            eta,
+        )
     console.print(table) if data else click.echo("no jobs")
 
 
@@ -330,18 +437,30 @@ def job_show(job_id: int, as_json: bool) -> None:
     c = data["counts"]
     lines = [
         ("job", f"{data['id']} {data['name']}"),
-        ("status", data["status"] + (f" — {data['waiting_reason']}" if data.get("waiting_reason") else "")),
+        (
+            "status",
+            data["status"] + (f" — {data['waiting_reason']}" if data.get("waiting_reason") else ""),
+        ),
         ("owner", data["owner"]),
         ("renderer", data["renderer"]),
         ("scene", data["scene"] or "-"),
-        ("frames", f"{data['start']}-{data['end']} step {data['step']}, {data['block_size']} per task"),
-        ("tasks", f"{c['finished']}/{c['total']} finished, {c['running']} running, {c['queued']} queued, "
-                  f"{c['error']} error, {c['cancelled']} cancelled"),
+        (
+            "frames",
+            f"{data['start']}-{data['end']} step {data['step']}, {data['block_size']} per task",
+        ),
+        (
+            "tasks",
+            f"{c['finished']}/{c['total']} finished, {c['running']} running, {c['queued']} queued, "
+            f"{c['error']} error, {c['cancelled']} cancelled",
+        ),
         ("priority", str(data["priority"])),
         ("retries", str(data["retries"])),
         ("timeout", f"{data['timeout']:g} s" if data["timeout"] else "none"),
         ("params", json.dumps(data["params"])),
-        ("requirements", ", ".join(f"{k}={v}" for k, v in data["requirements"].items() if v) or "none"),
+        (
+            "requirements",
+            ", ".join(f"{k}={v}" for k, v in data["requirements"].items() if v) or "none",
+        ),
         ("after", ", ".join(map(str, data["after"])) or "-"),
         ("blocked hosts", ", ".join(data["blocked_hosts"]) or "-"),
         ("submitted", time.ctime(data["submitted_at"])),
@@ -403,8 +522,11 @@ def job_unblock(job_id: int, host: str) -> None:
 
 @cli.command()
 @click.argument("job_id", type=int)
-@click.option("--state", type=click.Choice(["queued", "dispatched", "running", "finished", "error",
-                                            "cancelled"]), help="only the tasks in this state")
+@click.option(
+    "--state",
+    type=click.Choice(["queued", "dispatched", "running", "finished", "error", "cancelled"]),
+    help="only the tasks in this state",
+)
 @click.option("--offset", type=click.IntRange(0), default=0, help="skip this many tasks first")
 @click.option("--limit", type=click.IntRange(1), help="list at most this many tasks")
 @click.option("--json", "as_json", is_flag=True)
@@ -414,17 +536,34 @@ def tasks(job_id: int, state: str | None, offset: int, limit: int | None, as_jso
     if as_json:
         return _print_json(data)
     table = Table(box=None, header_style="bold")
-    for column in ("TASK", "FRAMES", "STATE", "PROGRESS", "HOST", "TRIES", "EXIT", "TIME", "REASON"):
+    for column in (
+        "TASK",
+        "FRAMES",
+        "STATE",
+        "PROGRESS",
+        "HOST",
+        "TRIES",
+        "EXIT",
+        "TIME",
+        "REASON",
+    ):
         table.add_column(column)
     for t in data:
         frames = f"{t['start']}" if t["start"] == t["end"] else f"{t['start']}-{t['end']}"
         if t["step"] != 1:
             frames += f"/{t['step']}"
         took = t["ended_at"] - t["started_at"] if t["ended_at"] and t["started_at"] else None
-        table.add_row(str(t["index"]), frames, t["state"], f"{t['progress'] * 100:.0f}%",
-                      t["computer"] or "-", str(t["attempts"]),
-                      "-" if t["exit_code"] is None else str(t["exit_code"]), _duration(took),
-                      (t["reason"] or "")[:80])
+        table.add_row(
+            str(t["index"]),
+            frames,
+            t["state"],
+            f"{t['progress'] * 100:.0f}%",
+            t["computer"] or "-",
+            str(t["attempts"]),
+            "-" if t["exit_code"] is None else str(t["exit_code"]),
+            _duration(took),
+            (t["reason"] or "")[:80],
+        )
     console.print(table)
 
 
@@ -470,15 +609,40 @@ def computers(as_json: bool) -> None:
     if as_json:
         return _print_json(data)
     table = Table(box=None, header_style="bold")
-    for column in ("NAME", "STATE", "OS", "CORES", "RAM", "LOAD", "SLOTS", "POOLS", "RUNNING", "SEEN"):
+    for column in (
+        "NAME",
+        "STATE",
+        "OS",
+        "CORES",
+        "RAM",
+        "LOAD",
+        "SLOTS",
+        "POOLS",
+        "RUNNING",
+        "SEEN",
+    ):
         table.add_column(column)
     for c in data:
         state = ("online" if c["online"] else "offline") + ("" if c["enabled"] else ", disabled")
-        running = ", ".join(f"job {r['job_id']} task {r.get('task_index', r['task_id'])}"
-                            for r in c["running"]) or "-"
+        running = (
+            ", ".join(
+                f"job {r['job_id']} task {r.get('task_index', r['task_id'])}" for r in c["running"]
+            )
+            or "-"
+        )
         slots = str(c["slots"]) + (f" (max {c['max_tasks']})" if c["max_tasks"] is not None else "")
-        table.add_row(c["name"], state, c["os"], str(c["cores"]), f"{c['ram_mb'] / 1024:.1f}G",
-                      f"{c['load']:.2f}", slots, ",".join(c["pools"]) or "-", running, _ago(c["last_seen"]))
+        table.add_row(
+            c["name"],
+            state,
+            c["os"],
+            str(c["cores"]),
+            f"{c['ram_mb'] / 1024:.1f}G",
+            f"{c['load']:.2f}",
+            slots,
+            ",".join(c["pools"]) or "-",
+            running,
+            _ago(c["last_seen"]),
+        )
     console.print(table) if data else click.echo("no computers")
 
 
@@ -495,8 +659,24 @@ def computer_show(host: str, as_json: bool) -> None:
     data = _client().computer(host)
     if as_json:
         return _print_json(data)
-    for key in ("name", "hostname", "online", "enabled", "os", "arch", "cores", "ram_mb", "free_ram_mb",
-                "load", "gpus", "slots", "max_tasks", "pools", "renderers", "running"):
+    for key in (
+        "name",
+        "hostname",
+        "online",
+        "enabled",
+        "os",
+        "arch",
+        "cores",
+        "ram_mb",
+        "free_ram_mb",
+        "load",
+        "gpus",
+        "slots",
+        "max_tasks",
+        "pools",
+        "renderers",
+        "running",
+    ):
         console.print(f"[bold]{key:>12}[/]  {data[key]}", highlight=False)
     console.print(f"[bold]{'last seen':>12}[/]  {_ago(data['last_seen'])}", highlight=False)
 
@@ -519,7 +699,9 @@ def computer_disable(host: str) -> None:
 
 @computer.command("limit")
 @click.argument("host")
-@click.option("--max-tasks", type=click.IntRange(0, 10_000), help="tasks at once (omit for no limit)")
+@click.option(
+    "--max-tasks", type=click.IntRange(0, 10_000), help="tasks at once (omit for no limit)"
+)
 def computer_limit(host: str, max_tasks: int | None) -> None:
     """Limit how many tasks a slave runs at once."""
     _client().computer_limit(host, max_tasks)
@@ -582,9 +764,16 @@ def pool_remove(name: str, host: str) -> None:
 def renderers(as_json: bool) -> None:
     """List the renderers and their parameters."""
     rows = [
-        {"name": cls.name, "description": cls.description, "executable": cls.executable,
-         "installed_here": cls.available(),
-         "params": [{"name": p.name, "type": p.type, "default": p.default, "help": p.help} for p in cls.params]}
+        {
+            "name": cls.name,
+            "description": cls.description,
+            "executable": cls.executable,
+            "installed_here": cls.available(),
+            "params": [
+                {"name": p.name, "type": p.type, "default": p.default, "help": p.help}
+                for p in cls.params
+            ],
+        }
         for cls in all_renderers().values()
     ]
     if as_json:
@@ -594,7 +783,12 @@ def renderers(as_json: bool) -> None:
         table.add_column(column)
     for row in rows:
         params = ", ".join(f"{p['name']}:{p['type']}" for p in row["params"])
-        table.add_row(row["name"], row["executable"] or "(built in)", "yes" if row["installed_here"] else "no", params)
+        table.add_row(
+            row["name"],
+            row["executable"] or "(built in)",
+            "yes" if row["installed_here"] else "no",
+            params,
+        )
     console.print(table)
 
 

@@ -43,7 +43,9 @@ class RequirementsIn(BaseModel):
     pools: list[Name] = Field(default_factory=list, max_length=100)
     gpus: int = Field(0, ge=0, le=1024)
     hosts: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
-    exclude_hosts: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
+    exclude_hosts: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=100
+    )
 
 
 class JobIn(BaseModel):
@@ -61,8 +63,8 @@ class JobIn(BaseModel):
     priority: int = Field(50, ge=-1_000_000, le=1_000_000)
     retries: int = Field(3, ge=0, le=100)
     timeout: float | None = Field(None, gt=0, le=30 * 86400)
-    env: dict[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=32768)]] = Field(
-        default_factory=dict
+    env: dict[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=32768)]] = (
+        Field(default_factory=dict)
     )
     params: dict[Annotated[str, Field(max_length=100)], Any] = Field(default_factory=dict)
     requirements: RequirementsIn = Field(default_factory=RequirementsIn)
@@ -96,7 +98,9 @@ class HostIn(BaseModel):
 
 
 class HeartbeatIn(BaseModel):
-    engines: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=1024)
+    engines: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=1024
+    )
 
 
 # -- serialisation ------------------------------------------------------------------------------
@@ -185,7 +189,9 @@ def task_dict(task: Task) -> dict[str, Any]:
     }
 
 
-def computer_dict(computer: Computer, online: bool, running: list[tuple[int, int, int]]) -> dict[str, Any]:
+def computer_dict(
+    computer: Computer, online: bool, running: list[tuple[int, int, int]]
+) -> dict[str, Any]:
     return {
         "name": computer.name,
         "hostname": computer.hostname,
@@ -242,8 +248,13 @@ def validate_job(body: JobIn, config: Config) -> JobSpec:
         env=dict(body.env),
         params=params,
         requirements=Requirements(
-            os=req.os, min_ram_gb=req.min_ram_gb, min_cores=req.min_cores, pools=list(req.pools),
-            gpus=req.gpus, hosts=list(req.hosts), exclude_hosts=list(req.exclude_hosts),
+            os=req.os,
+            min_ram_gb=req.min_ram_gb,
+            min_cores=req.min_cores,
+            pools=list(req.pools),
+            gpus=req.gpus,
+            hosts=list(req.hosts),
+            exclude_hosts=list(req.exclude_hosts),
         ),
         after=sorted(set(body.after)),
         max_parallel=body.max_parallel,
@@ -256,7 +267,9 @@ def validate_job(body: JobIn, config: Config) -> JobSpec:
 def authorised(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
     """The caller's identity if its bearer token is known (constant-time compare), else 401."""
     scheme, _, given = (authorization or "").partition(" ")
-    identity = request.app.state.tokens.identify(given.strip()) if scheme.lower() == "bearer" else None
+    identity = (
+        request.app.state.tokens.identify(given.strip()) if scheme.lower() == "bearer" else None
+    )
     if identity is None:
         raise AuthError("missing or wrong API token: set DRQUEUE_TOKEN to a token of this master")
     return identity
@@ -265,7 +278,9 @@ def authorised(request: Request, authorization: Annotated[str | None, Header()] 
 def admin_only(identity: Annotated[Identity, Depends(authorised)]) -> Identity:
     """Admin tokens only: computers, pools and the farm's secrets."""
     if not identity.admin:
-        raise Forbidden(f"{identity.name}'s {identity.role} token may not do this: it needs an admin token")
+        raise Forbidden(
+            f"{identity.name}'s {identity.role} token may not do this: it needs an admin token"
+        )
     return identity
 
 
@@ -289,13 +304,19 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
 
     @app.exception_handler(DrQueueError)
     async def drqueue_error(request: Request, exc: DrQueueError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=exc.status_code)
+        return JSONResponse(
+            {"detail": str(exc), "error": type(exc).__name__}, status_code=exc.status_code
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-        message = f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid request")
+        message = (
+            f"{where}: {first.get('msg', 'invalid')}"
+            if where
+            else first.get("msg", "invalid request")
+        )
         return JSONResponse({"detail": message, "error": "InvalidRequest"}, status_code=422)
 
     def wake() -> None:
@@ -323,7 +344,9 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         """Artists control only their own jobs; admins control all."""
         owner = store.get_job(job_id).spec.owner
         if not who.admin and owner != who.name:
-            raise Forbidden(f"job {job_id} belongs to {owner!r}: {who.name}'s artist token may not change it")
+            raise Forbidden(
+                f"job {job_id} belongs to {owner!r}: {who.name}'s artist token may not change it"
+            )
 
     v1 = "/api/v1"
 
@@ -363,7 +386,9 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
     ) -> JSONBytesResponse:
         """Every job (or *owner*'s, or the newest *limit*), each as GET /jobs/ID gives it."""
         with gc_paused():  # 10,000 jobs are some 100,000 new dicts, lists and objects
-            return JSONBytesResponse([job_out(job) for job in store.list_jobs(owner=owner, limit=limit)])
+            return JSONBytesResponse(
+                [job_out(job) for job in store.list_jobs(owner=owner, limit=limit)]
+            )
 
     @app.get(f"{v1}/jobs/{{job_id}}")
     def job(job_id: int, _: Auth) -> dict[str, Any]:
@@ -378,8 +403,11 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         return job_out(store.get_job(job_id))
 
     @app.post(f"{v1}/jobs/{{job_id}}/{{action}}")
-    def job_action(job_id: int, action: Literal["stop", "continue", "kill", "rerun", "requeue-failed"],
-                   who: Auth) -> dict[str, Any]:
+    def job_action(
+        job_id: int,
+        action: Literal["stop", "continue", "kill", "rerun", "requeue-failed"],
+        who: Auth,
+    ) -> dict[str, Any]:
         own(who, job_id)
         if action == "stop":
             store.set_job_control(job_id, "stopped", actor=who.name)
@@ -428,7 +456,9 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         return task_dict(store.get_task(job_id, index))
 
     @app.post(f"{v1}/jobs/{{job_id}}/tasks/{{index}}/{{action}}")
-    def task_action(job_id: int, index: int, action: Literal["requeue", "kill"], who: Auth) -> dict[str, Any]:
+    def task_action(
+        job_id: int, index: int, action: Literal["requeue", "kill"], who: Auth
+    ) -> dict[str, Any]:
         own(who, job_id)
         if action == "requeue":
             kill(store.requeue_tasks(job_id, which="one", index=index, actor=who.name))
@@ -438,11 +468,17 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         return task_dict(store.get_task(job_id, index))
 
     @app.get(f"{v1}/jobs/{{job_id}}/log", response_class=PlainTextResponse)
-    def task_log(job_id: int, _: Auth, frame: int = Query(ge=-FRAME_LIMIT, le=FRAME_LIMIT),
-                 tail_bytes: int | None = Query(None, ge=1, le=1 << 30)) -> str:
+    def task_log(
+        job_id: int,
+        _: Auth,
+        frame: int = Query(ge=-FRAME_LIMIT, le=FRAME_LIMIT),
+        tail_bytes: int | None = Query(None, ge=1, le=1 << 30),
+    ) -> str:
         found = store.task_for_frame(job_id, frame)
         if not found.log_path:
-            raise NotFound(f"frame {frame} of job {job_id} has not run yet (task {found.index} is {found.state})")
+            raise NotFound(
+                f"frame {frame} of job {job_id} has not run yet (task {found.index} is {found.state})"
+            )
         path = Path(found.log_path)
         try:
             with open(path, "rb") as src:
@@ -455,8 +491,13 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
     # Events: the newest `limit` with since < id < before, oldest first; page back with
     # before = the first id of the previous page.
     @app.get(f"{v1}/jobs/{{job_id}}/events")
-    def job_events(job_id: int, _: Auth, since: EventId = 0, before: OptionalEventId = None,
-                   limit: EventsLimit = 200) -> list[dict[str, Any]]:
+    def job_events(
+        job_id: int,
+        _: Auth,
+        since: EventId = 0,
+        before: OptionalEventId = None,
+        limit: EventsLimit = 200,
+    ) -> list[dict[str, Any]]:
         store.get_job(job_id)
         found = store.events(job_id=job_id, since_id=since, before_id=before, limit=limit)
         return [vars_of(e) for e in found]
@@ -476,7 +517,9 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
 
     def computer_out(computer: Computer) -> dict[str, Any]:
         running = dispatcher.running_by_computer() if dispatcher else {}
-        return computer_dict(computer, computer.name in online_names(), running.get(computer.name, []))
+        return computer_dict(
+            computer, computer.name in online_names(), running.get(computer.name, [])
+        )
 
     @app.get(f"{v1}/computers")
     def computers(_: Auth) -> list[dict[str, Any]]:
@@ -487,7 +530,9 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         return computer_out(store.get_computer(name))
 
     @app.post(f"{v1}/computers/{{name}}/{{action}}")
-    def computer_action(name: str, action: Literal["enable", "disable"], who: Admin) -> dict[str, Any]:
+    def computer_action(
+        name: str, action: Literal["enable", "disable"], who: Admin
+    ) -> dict[str, Any]:
         store.update_computer(name, enabled=action == "enable", actor=who.name)
         wake()
         return computer_out(store.get_computer(name))
@@ -536,8 +581,14 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
                 "executable": cls.executable,
                 "needs_scene": cls.needs_scene,
                 "params": [
-                    {"name": p.name, "type": p.type, "default": p.default, "help": p.help,
-                     "required": p.required, "choices": list(p.choices)}
+                    {
+                        "name": p.name,
+                        "type": p.type,
+                        "default": p.default,
+                        "help": p.help,
+                        "required": p.required,
+                        "choices": list(p.choices),
+                    }
                     for p in cls.params
                 ],
             }
@@ -558,14 +609,21 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         try:
             return json.loads(config.engine_file.read_text())
         except FileNotFoundError:
-            raise NotFound("the controller has not written its engine connection file yet") from None
+            raise NotFound(
+                "the controller has not written its engine connection file yet"
+            ) from None
 
     return app
 
 
 def vars_of(event) -> dict[str, Any]:
     return {
-        "id": event.id, "at": event.at, "kind": event.kind, "message": event.message,
-        "job_id": event.job_id, "task_index": event.task_index, "computer": event.computer,
+        "id": event.id,
+        "at": event.at,
+        "kind": event.kind,
+        "message": event.message,
+        "job_id": event.job_id,
+        "task_index": event.task_index,
+        "computer": event.computer,
         "actor": event.actor,
     }

@@ -67,7 +67,9 @@ class Controller:
     def __init__(self, config: Config):
         self.config = config
         self.proc: subprocess.Popen | None = None
-        self._children: list[psutil.Process] | None = None  # its schedulers, seen at the first failure() check
+        self._children: list[psutil.Process] | None = (
+            None  # its schedulers, seen at the first failure() check
+        )
         self.pid_file = config.tmp_dir / "controller.pid"
         self.log_file = config.logs_dir / "controller.log"
 
@@ -80,7 +82,9 @@ class Controller:
         taken = self._connection_ports()
         ports = ",".join(str(port) for port in cfg.port_list() if port not in taken)
         argv = [
-            sys.executable, "-m", CONTROLLER_MODULE,
+            sys.executable,
+            "-m",
+            CONTROLLER_MODULE,
             f"--profile-dir={cfg.profile_dir}",
             f"--ip={cfg.controller_ip}",
             "--nodb",
@@ -132,7 +136,10 @@ class Controller:
         out = open(self.log_file, "ab")
         self._children = None
         self.proc = subprocess.Popen(
-            self.argv(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.argv(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             start_new_session=True,
         )

@@ -28,8 +28,9 @@ log = logging.getLogger("drqueue.master")
 WATCHDOG_SECONDS = 0.5
 
 
-def _watch_controller(controller: Controller, server: uvicorn.Server, stopping: threading.Event,
-                      died: list[str]) -> None:
+def _watch_controller(
+    controller: Controller, server: uvicorn.Server, stopping: threading.Event, died: list[str]
+) -> None:
     """Stop the master when its controller dies.
 
     The dispatcher's ipyparallel Client cannot follow a new controller, so the master does not
@@ -39,8 +40,11 @@ def _watch_controller(controller: Controller, server: uvicorn.Server, stopping: 
     while not stopping.wait(WATCHDOG_SECONDS):
         why = controller.failure()
         if why and not stopping.is_set():
-            log.error("the ipyparallel controller died (%s): the master exits with status 1 so that "
-                      "its supervisor restarts it", why)
+            log.error(
+                "the ipyparallel controller died (%s): the master exits with status 1 so that "
+                "its supervisor restarts it",
+                why,
+            )
             died.append(f"the ipyparallel controller died ({why})")
             server.should_exit = True
             return
@@ -75,18 +79,30 @@ def run_master(config: Config) -> None:
         if config.tls_cert:
             ssl = {"ssl_certfile": config.tls_cert, "ssl_keyfile": config.tls_key or None}
         server = uvicorn.Server(
-            uvicorn.Config(app, host=config.api_host, port=config.api_port, log_level="warning",
-                           access_log=False, **ssl)
+            uvicorn.Config(
+                app,
+                host=config.api_host,
+                port=config.api_port,
+                log_level="warning",
+                access_log=False,
+                **ssl,
+            )
         )
         log.info("master API on %s, store %s", config.master_url, config.store_url)
-        watchdog = threading.Thread(target=_watch_controller, args=(controller, server, stopping, died),
-                                    name="controller-watchdog", daemon=True)
+        watchdog = threading.Thread(
+            target=_watch_controller,
+            args=(controller, server, stopping, died),
+            name="controller-watchdog",
+            daemon=True,
+        )
         watchdog.start()
         server.run()
         if died:
             raise DrQueueError(f"{died[0]}: the master exits so that its supervisor restarts it")
         if not server.started:
-            raise DrQueueError(f"cannot serve the API on {config.api_host}:{config.api_port} (port in use?)")
+            raise DrQueueError(
+                f"cannot serve the API on {config.api_host}:{config.api_port} (port in use?)"
+            )
     finally:
         stopping.set()
         dispatcher.stop()

@@ -84,6 +84,8 @@ def create_token(config: Config, role: str, owner: str) -> str:
     path = config.etc_dir / "tokens.json"
     data = json.loads(path.read_text()) if path.exists() else {"tokens": []}
     token = secrets.token_urlsafe(32)
-    data["tokens"].append({"sha256": _digest(token), "role": role, "owner": owner, "created": time.time()})
+    data["tokens"].append(
+        {"sha256": _digest(token), "role": role, "owner": owner, "created": time.time()}
+    )
     write_private(path, json.dumps(data, indent=1))
     return token

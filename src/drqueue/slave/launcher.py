@@ -60,8 +60,14 @@ def detect_gpus() -> int:
 class Slave:
     """One slave: N CPU slots and G GPU slots, each an ipengine process."""
 
-    def __init__(self, config: Config, name: str | None = None, slots: int = 1,
-                 pools: list[str] | None = None, gpus: int = 0):
+    def __init__(
+        self,
+        config: Config,
+        name: str | None = None,
+        slots: int = 1,
+        pools: list[str] | None = None,
+        gpus: int = 0,
+    ):
         if slots < 0 or gpus < 0 or slots + gpus < 1:
             raise ConfigError("a slave needs at least one slot (--slots N or --gpus N)")
         self.config = config
@@ -119,7 +125,9 @@ class Slave:
         if engine.gpu_device is not None:
             env["DRQUEUE_GPU_DEVICE"] = engine.gpu_device
         argv = [
-            sys.executable, "-m", "ipyparallel.engine",
+            sys.executable,
+            "-m",
+            "ipyparallel.engine",
             f"--file={self.engine_file()}",
             f"--profile-dir={self.config.profile_dir}",
             "--log-level=WARN",
@@ -127,7 +135,11 @@ class Slave:
         self.config.logs_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.config.logs_dir / f"slave-{self.name}-{engine.slot}.log", "ab")
         engine.proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
@@ -174,7 +186,9 @@ class Slave:
             return
         registered = set(answer.get("registered", []))
         instance = answer.get("instance") or None
-        new_master = self.instance is not None and instance is not None and instance != self.instance
+        new_master = (
+            self.instance is not None and instance is not None and instance != self.instance
+        )
         self.instance = instance or self.instance
         for engine in self.engines:
             if engine.uuid in registered or engine.proc is None or engine.proc.poll() is not None:

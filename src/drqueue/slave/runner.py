@@ -75,8 +75,13 @@ def render_environment(spec: dict[str, Any], frame: int, scene: str | None) -> d
     gpu = os.environ.get("DRQUEUE_GPU_DEVICE")
     if gpu is not None:
         # One GPU slot, one device: every vendor's variable names the same device.
-        for name in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
-                     "GPU_DEVICE_ORDINAL", "ONEAPI_DEVICE_SELECTOR"):
+        for name in (
+            "CUDA_VISIBLE_DEVICES",
+            "HIP_VISIBLE_DEVICES",
+            "ROCR_VISIBLE_DEVICES",
+            "GPU_DEVICE_ORDINAL",
+            "ONEAPI_DEVICE_SELECTOR",
+        ):
             env[name] = gpu if name != "ONEAPI_DEVICE_SELECTOR" else f"*:{gpu}"
     env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
     return env
@@ -299,13 +304,19 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             return result
     try:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        log = open(log_path, "ab", buffering=0)  # unbuffered: a full disk fails a write, never close()
+        log = open(
+            log_path, "ab", buffering=0
+        )  # unbuffered: a full disk fails a write, never close()
     except OSError as exc:
         result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
         return result
     progress = _Progress(ctx.block.frames)
     deadline = time.monotonic() + spec["timeout"] if spec.get("timeout") else None
-    cwd = os.path.dirname(ctx.scene) if ctx.scene and os.path.isdir(os.path.dirname(ctx.scene)) else None
+    cwd = (
+        os.path.dirname(ctx.scene)
+        if ctx.scene and os.path.isdir(os.path.dirname(ctx.scene))
+        else None
+    )
     with log:
         header = f"# drqueue: job {spec['job_id']} task {spec['task_index']} on {result['computer']} at {time.ctime()}\n"
         try:
@@ -323,11 +334,18 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 return result
             try:
                 proc = subprocess.Popen(
-                    argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=_devnull(),
-                    env=env, cwd=cwd, start_new_session=True,
+                    argv,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    stdin=_devnull(),
+                    env=env,
+                    cwd=cwd,
+                    start_new_session=True,
                 )
             except OSError as exc:
-                result["reason"] = f"cannot start {argv[0]!r} on {result['computer']}: {exc.strerror or exc}"
+                result["reason"] = (
+                    f"cannot start {argv[0]!r} on {result['computer']}: {exc.strerror or exc}"
+                )
                 return result
             output = _Output(proc.stdout.fileno(), log, renderer, progress)
             try:
@@ -347,7 +365,11 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 return result
             result["exit_code"] = proc.returncode
             if proc.returncode != 0:
-                why = progress.errors[-1] if progress.errors else progress.tail_text().splitlines()[-1:] or [""]
+                why = (
+                    progress.errors[-1]
+                    if progress.errors
+                    else progress.tail_text().splitlines()[-1:] or [""]
+                )
                 why = why if isinstance(why, str) else why[0]
                 result["reason"] = f"exit code {proc.returncode}" + (f": {why}" if why else "")
                 return result
@@ -362,7 +384,9 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         return result
 
 
-def _wait(proc: subprocess.Popen, output: _Output, deadline: float | None, result: dict[str, Any]) -> str:
+def _wait(
+    proc: subprocess.Popen, output: _Output, deadline: float | None, result: dict[str, Any]
+) -> str:
     """Wait for the render, logging its output and publishing progress.
 
     Returns "exited", "timeout" or "killed".  On Linux it polls a pidfd beside the output pipe,
@@ -397,8 +421,13 @@ def _wait(proc: subprocess.Popen, output: _Output, deadline: float | None, resul
                 return "timeout"
             if now - last_publish >= PUBLISH_INTERVAL:
                 last_publish = now
-                _publish({"attempt_id": result["attempt_id"], "progress": progress.fraction(),
-                          "tail": progress.tail_text()[-2000:]})
+                _publish(
+                    {
+                        "attempt_id": result["attempt_id"],
+                        "progress": progress.fraction(),
+                        "tail": progress.tail_text()[-2000:],
+                    }
+                )
             timeout = last_publish + PUBLISH_INTERVAL - now
             if deadline is not None:
                 timeout = min(timeout, deadline - now)

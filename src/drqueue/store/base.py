@@ -95,7 +95,9 @@ class Store(abc.ABC):
         "one" (the task *index*).  Active ones are cancelled first; returns those."""
 
     @abc.abstractmethod
-    def kill_tasks(self, job_id: int, *, index: int | None = None, actor: str = "") -> list[Dispatch]:
+    def kill_tasks(
+        self, job_id: int, *, index: int | None = None, actor: str = ""
+    ) -> list[Dispatch]:
         """Take the job's running tasks (or task *index*) off their engines, back to queued.
         The store changes first, so the runner's late result is a stale duplicate."""
 
@@ -202,7 +204,9 @@ class Store(abc.ABC):
     def delete_pool(self, name: str, *, actor: str = "") -> None: ...
 
     @abc.abstractmethod
-    def set_pool_member(self, pool: str, computer: str, member: bool, *, actor: str = "") -> None: ...
+    def set_pool_member(
+        self, pool: str, computer: str, member: bool, *, actor: str = ""
+    ) -> None: ...
 
     # -- events -------------------------------------------------------------------------------
 
@@ -210,8 +214,14 @@ class Store(abc.ABC):
     def add_event(self, kind: str, message: str, **about: Any) -> None: ...
 
     @abc.abstractmethod
-    def events(self, *, job_id: int | None = None, since_id: int = 0, before_id: int | None = None,
-               limit: int = 200) -> list[Event]:
+    def events(
+        self,
+        *,
+        job_id: int | None = None,
+        since_id: int = 0,
+        before_id: int | None = None,
+        limit: int = 200,
+    ) -> list[Event]:
         """The newest *limit* events with since_id < id < before_id (of one job if given), oldest
         first.  Page back through the trail with ``before_id=`` the first id of the last page."""
 

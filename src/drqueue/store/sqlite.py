@@ -250,7 +250,9 @@ class SQLiteStore(Store):
                     "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
                 return
-            version = int(conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+            version = int(
+                conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+            )
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has schema version {version}, newer than this DrQueue's "
@@ -349,7 +351,9 @@ class SQLiteStore(Store):
                 check_transition(old, new)
         fields["state"] = str(new)
         assignments = ", ".join(f'"{name}" = :{name}' for name in fields)
-        conn.execute(f"UPDATE tasks SET {assignments} WHERE id = :task_id", {**fields, "task_id": task["id"]})
+        conn.execute(
+            f"UPDATE tasks SET {assignments} WHERE id = :task_id", {**fields, "task_id": task["id"]}
+        )
         old_counter, new_counter = _COUNTER[old], _COUNTER[new]
         if old_counter != new_counter:
             conn.execute(
@@ -570,7 +574,9 @@ class SQLiteStore(Store):
         with self._write() as conn:
             self._job_row(conn, job_id)
             conn.execute("UPDATE jobs SET priority = ? WHERE id = ?", (priority, job_id))
-            self._event(conn, "job.priority", f"priority set to {priority}", job_id=job_id, actor=actor)
+            self._event(
+                conn, "job.priority", f"priority set to {priority}", job_id=job_id, actor=actor
+            )
 
     def delete_job(self, job_id: int, *, force: bool = False, actor: str = "") -> list[Dispatch]:
         with self._write() as conn:
@@ -631,13 +637,24 @@ class SQLiteStore(Store):
                     was_active.append(_dispatch_from_row(row))
                 if row["state"] != "queued":
                     self._move(
-                        conn, row, TaskState.QUEUED, attempt_id=None, failures=0, lost=0,
-                        progress=0.0, reason=None, engine_id=None,
+                        conn,
+                        row,
+                        TaskState.QUEUED,
+                        attempt_id=None,
+                        failures=0,
+                        lost=0,
+                        progress=0.0,
+                        reason=None,
+                        engine_id=None,
                     )
             if which in ("all", "failed"):
                 conn.execute("DELETE FROM host_failures WHERE job_id = ?", (job_id,))
-            what = {"all": "rerun", "failed": "requeue-failed", "one": f"requeue task {index}"}[which]
-            self._event(conn, "job.requeue", f"{what}: {len(rows)} tasks", job_id=job_id, actor=actor)
+            what = {"all": "rerun", "failed": "requeue-failed", "one": f"requeue task {index}"}[
+                which
+            ]
+            self._event(
+                conn, "job.requeue", f"{what}: {len(rows)} tasks", job_id=job_id, actor=actor
+            )
         return was_active
 
     def kill_tasks(
@@ -661,10 +678,18 @@ class SQLiteStore(Store):
             rows = conn.execute(sql, args).fetchall()
             for row in rows:
                 self._move(
-                    conn, row, TaskState.QUEUED, attempt_id=None, engine_id=None, progress=0.0,
-                    reason=f"killed by {actor or 'a user'}", ended_at=time.time(),
+                    conn,
+                    row,
+                    TaskState.QUEUED,
+                    attempt_id=None,
+                    engine_id=None,
+                    progress=0.0,
+                    reason=f"killed by {actor or 'a user'}",
+                    ended_at=time.time(),
                 )
-            self._event(conn, "job.kill", f"killed {len(rows)} running tasks", job_id=job_id, actor=actor)
+            self._event(
+                conn, "job.kill", f"killed {len(rows)} running tasks", job_id=job_id, actor=actor
+            )
         return [_dispatch_from_row(row) for row in rows]
 
     def set_job_waiting_reason(self, reasons: dict[int, str | None]) -> None:
@@ -732,7 +757,11 @@ class SQLiteStore(Store):
         return _task_from_row(row)
 
     def get_task_by_id(self, task_id: int) -> Task:
-        row = self._conn().execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        row = (
+            self._conn()
+            .execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+            .fetchone()
+        )
         if row is None:
             raise NotFound(f"no task {task_id}")
         return _task_from_row(row)
@@ -771,9 +800,19 @@ class SQLiteStore(Store):
             if row is None or row["state"] != "queued":
                 return False
             self._move(
-                conn, row, TaskState.DISPATCHED, attempt_id=attempt_id, engine_id=engine_id,
-                computer=computer, attempts=row["attempts"] + 1, started_at=time.time(),
-                ended_at=None, exit_code=None, progress=0.0, reason=None, tail="",
+                conn,
+                row,
+                TaskState.DISPATCHED,
+                attempt_id=attempt_id,
+                engine_id=engine_id,
+                computer=computer,
+                attempts=row["attempts"] + 1,
+                started_at=time.time(),
+                ended_at=None,
+                exit_code=None,
+                progress=0.0,
+                reason=None,
+                tail="",
                 log_path=log_path or row["log_path"],
             )
         return True
@@ -823,12 +862,22 @@ class SQLiteStore(Store):
             if new == TaskState.ERROR:
                 reason = f"{reason} (failed {failures} time{'s' if failures != 1 else ''})"
             self._move(
-                conn, row, new, failures=failures, reason=reason, attempt_id=None, engine_id=None,
+                conn,
+                row,
+                new,
+                failures=failures,
+                reason=reason,
+                attempt_id=None,
+                engine_id=None,
                 **fields,
             )
             self._event(
-                conn, "task.failed", f"task {row['idx']} failed on {computer}: {reason}",
-                job_id=row["job_id"], task_index=row["idx"], computer=computer,
+                conn,
+                "task.failed",
+                f"task {row['idx']} failed on {computer}: {reason}",
+                job_id=row["job_id"],
+                task_index=row["idx"],
+                computer=computer,
             )
             if computer:
                 conn.execute(
@@ -853,8 +902,13 @@ class SQLiteStore(Store):
             if row is None or row["state"] != "queued":
                 return
             self._move(conn, row, TaskState.ERROR, reason=reason, attempt_id=None)
-            self._event(conn, "task.error", f"task {row['idx']}: {reason}", job_id=row["job_id"],
-                        task_index=row["idx"])
+            self._event(
+                conn,
+                "task.error",
+                f"task {row['idx']}: {reason}",
+                job_id=row["job_id"],
+                task_index=row["idx"],
+            )
 
     def fail_queued_tasks(self, job_id: int, reason: str) -> int:
         """Turn every queued task of a job into an error (it failed on every eligible host)."""
@@ -865,7 +919,9 @@ class SQLiteStore(Store):
             for row in rows:
                 self._move(conn, row, TaskState.ERROR, reason=reason, attempt_id=None)
             if rows:
-                self._event(conn, "job.error", f"{len(rows)} tasks in error: {reason}", job_id=job_id)
+                self._event(
+                    conn, "job.error", f"{len(rows)} tasks in error: {reason}", job_id=job_id
+                )
         return len(rows)
 
     def requeue_attempts(self, attempt_ids: list[str], reason: str, *, lost: bool) -> int:
@@ -887,12 +943,23 @@ class SQLiteStore(Store):
                     new = TaskState.ERROR
                     full_reason = f"{reason} ({times_lost} times: the task may crash its engine)"
                 self._move(
-                    conn, row, new, attempt_id=None, engine_id=None, lost=times_lost,
-                    reason=full_reason, progress=0.0, ended_at=time.time(),
+                    conn,
+                    row,
+                    new,
+                    attempt_id=None,
+                    engine_id=None,
+                    lost=times_lost,
+                    reason=full_reason,
+                    progress=0.0,
+                    ended_at=time.time(),
                 )
                 self._event(
-                    conn, "task.requeued", f"task {row['idx']}: {full_reason}",
-                    job_id=row["job_id"], task_index=row["idx"], computer=row["computer"],
+                    conn,
+                    "task.requeued",
+                    f"task {row['idx']}: {full_reason}",
+                    job_id=row["job_id"],
+                    task_index=row["idx"],
+                    computer=row["computer"],
                 )
         return count
 
@@ -928,7 +995,8 @@ class SQLiteStore(Store):
             for pool in declared_pools:
                 conn.execute("INSERT OR IGNORE INTO pools (name) VALUES (?)", (pool,))
                 conn.execute(
-                    "INSERT OR IGNORE INTO pool_members (pool, computer) VALUES (?, ?)", (pool, name)
+                    "INSERT OR IGNORE INTO pool_members (pool, computer) VALUES (?, ?)",
+                    (pool, name),
                 )
         return self.get_computer(name)
 
@@ -994,10 +1062,16 @@ class SQLiteStore(Store):
     def list_pools(self) -> list[dict[str, Any]]:
         conn = self._conn()
         members: dict[str, list[str]] = {}
-        for pool, computer in conn.execute("SELECT pool, computer FROM pool_members ORDER BY computer"):
+        for pool, computer in conn.execute(
+            "SELECT pool, computer FROM pool_members ORDER BY computer"
+        ):
             members.setdefault(pool, []).append(computer)
         return [
-            {"name": row["name"], "description": row["description"], "members": members.get(row["name"], [])}
+            {
+                "name": row["name"],
+                "description": row["description"],
+                "members": members.get(row["name"], []),
+            }
             for row in conn.execute("SELECT * FROM pools ORDER BY name")
         ]
 
@@ -1023,14 +1097,17 @@ class SQLiteStore(Store):
                 raise NotFound(f"no computer {computer!r}: see `drqueue computers`")
             if member:
                 conn.execute(
-                    "INSERT OR IGNORE INTO pool_members (pool, computer) VALUES (?, ?)", (pool, computer)
+                    "INSERT OR IGNORE INTO pool_members (pool, computer) VALUES (?, ?)",
+                    (pool, computer),
                 )
             elif not conn.execute(
                 "DELETE FROM pool_members WHERE pool = ? AND computer = ?", (pool, computer)
             ).rowcount:
                 raise NotFound(f"{computer} is not in pool {pool!r}")
             verb = "added to" if member else "removed from"
-            self._event(conn, "pool.member", f"{computer} {verb} {pool}", computer=computer, actor=actor)
+            self._event(
+                conn, "pool.member", f"{computer} {verb} {pool}", computer=computer, actor=actor
+            )
 
     # -- events -----------------------------------------------------------------------------
 
@@ -1038,8 +1115,14 @@ class SQLiteStore(Store):
         with self._write() as conn:
             self._event(conn, kind, message, **about)
 
-    def events(self, *, job_id: int | None = None, since_id: int = 0, before_id: int | None = None,
-               limit: int = 200) -> list[Event]:
+    def events(
+        self,
+        *,
+        job_id: int | None = None,
+        since_id: int = 0,
+        before_id: int | None = None,
+        limit: int = 200,
+    ) -> list[Event]:
         sql = "SELECT * FROM events WHERE id > ?"
         args: list[Any] = [since_id]
         if before_id is not None:
@@ -1053,9 +1136,14 @@ class SQLiteStore(Store):
         rows = self._conn().execute(sql, args).fetchall()
         return [
             Event(
-                id=r["id"], at=r["at"], kind=r["kind"], message=r["message"], job_id=r["job_id"],
-                task_index=r["task_index"], computer=r["computer"], actor=r["actor"],
+                id=r["id"],
+                at=r["at"],
+                kind=r["kind"],
+                message=r["message"],
+                job_id=r["job_id"],
+                task_index=r["task_index"],
+                computer=r["computer"],
+                actor=r["actor"],
             )
             for r in reversed(rows)
         ]
-
