@@ -456,7 +456,9 @@ class Dispatcher:
                 except NotFound:
                     jobs[out.job_id] = None
             job = jobs[out.job_id]
-            if job is None or job.control != JobControl.ACTIVE:
+            if job is None:
+                why = "its job was deleted"
+            elif job.control != JobControl.ACTIVE:
                 why = "its job was stopped"
             elif out.computer in job.blocked_hosts:
                 why = f"{out.computer} is blocked for its job"
