@@ -19,7 +19,7 @@ def collect_info() -> dict[str, Any]:
     import psutil
 
     from drqueue.renderers import all_renderers
-    from drqueue.slave.runner import host_os
+    from drqueue.slave.runner import host_os, slave_name
 
     memory = psutil.virtual_memory()
     try:
@@ -29,7 +29,7 @@ def collect_info() -> dict[str, Any]:
     pools = [p.strip() for p in os.environ.get("DRQUEUE_POOL", "").split(",") if p.strip()]
     gpu_device = os.environ.get("DRQUEUE_GPU_DEVICE")
     return {
-        "name": os.environ.get("DRQUEUE_SLAVE_NAME") or socket.gethostname(),
+        "name": slave_name(),
         "hostname": socket.gethostname(),
         "os": host_os(),
         "arch": platform.machine(),

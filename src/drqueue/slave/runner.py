@@ -23,7 +23,6 @@ import select
 import signal
 import socket
 import subprocess
-import threading
 import time
 from typing import Any
 
@@ -148,7 +147,8 @@ class _Output:
 
 
 class _Progress:
-    """Progress of one task over its frames, from the renderer's parsed lines."""
+    """Progress of one task over its frames, from the renderer's parsed lines (one thread: the
+    runner's wait loop both feeds and reads it)."""
 
     def __init__(self, frames: list[int]):
         self.frames = frames
@@ -157,39 +157,34 @@ class _Progress:
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.errors: list[str] = []
         self.saved: list[str] = []
-        self.lock = threading.Lock()
 
     def feed(self, line: str, renderer: Renderer) -> None:
         if not line.strip():
             return
-        with self.lock:
-            self.tail.append(line[:500])
+        self.tail.append(line[:500])
         try:
             info = renderer.parse_line(line)
         except Exception:  # a parser must never kill a render
             info = None
         if info is None:
             return
-        with self.lock:
-            if info.frame_fraction is not None:
-                self.current_fraction = info.frame_fraction
-            if info.frame_done is not None:
-                self.done.add(info.frame_done)
-                self.current_fraction = 0.0
-            if info.saved:
-                self.saved.append(info.saved)
-            if info.error:
-                self.errors.append(info.error[:500])
+        if info.frame_fraction is not None:
+            self.current_fraction = info.frame_fraction
+        if info.frame_done is not None:
+            self.done.add(info.frame_done)
+            self.current_fraction = 0.0
+        if info.saved:
+            self.saved.append(info.saved)
+        if info.error:
+            self.errors.append(info.error[:500])
 
     def fraction(self) -> float:
-        with self.lock:
-            total = max(1, len(self.frames))
-            done = len(self.done & set(self.frames)) or len(self.done)
-            return min(1.0, (min(done, total) + self.current_fraction) / total)
+        total = max(1, len(self.frames))
+        done = len(self.done & set(self.frames)) or len(self.done)
+        return min(1.0, (min(done, total) + self.current_fraction) / total)
 
     def tail_text(self) -> str:
-        with self.lock:
-            return "\n".join(self.tail)
+        return "\n".join(self.tail)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -304,9 +299,8 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             return result
     try:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        log = open(
-            log_path, "ab", buffering=0
-        )  # unbuffered: a full disk fails a write, never close()
+        # Unbuffered: a full disk fails a write, never close().
+        log = open(log_path, "ab", buffering=0)
     except OSError as exc:
         result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
         return result
