@@ -210,6 +210,27 @@ def test_mark_dispatched_only_takes_a_queued_task(store):
     assert counts_of(store, job_id).running == 1
 
 
+def test_mark_dispatched_refuses_a_task_of_a_job_stopped_since_the_decision(store):
+    """The dispatcher decides on a snapshot; a stop committed in between must win, or a task
+    starts after its job was stopped (the race behind issue 10's flaky stop test)."""
+    job_id = submit(store)
+    task = store.get_task(job_id, 0)
+    store.set_job_control(job_id, "stopped")
+    assert not store.mark_dispatched(task.id, "a1", 0, "alpha")
+    assert store.get_task(job_id, 0).state == TaskState.QUEUED
+    store.set_job_control(job_id, "active")
+    assert store.mark_dispatched(task.id, "a1", 0, "alpha")
+    assert counts_of(store, job_id).running == 1
+
+
+def test_mark_dispatched_refuses_a_host_blocked_for_the_job_since_the_decision(store):
+    job_id = submit(store)
+    task = store.get_task(job_id, 0)
+    store.block_host(job_id, "alpha")
+    assert not store.mark_dispatched(task.id, "a1", 0, "alpha")
+    assert store.mark_dispatched(task.id, "a1", 1, "beta")
+
+
 def test_stale_result_of_a_requeued_attempt_is_ignored(store):
     job_id = submit(store)
     lost = dispatch(store, job_id, 0)

@@ -799,6 +799,16 @@ class SQLiteStore(Store):
             row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
             if row is None or row["state"] != "queued":
                 return False
+            # The dispatcher decided on a snapshot: a stop, a delete or a host block committed
+            # since then wins, checked here in the same transaction as the move.
+            job = conn.execute("SELECT control FROM jobs WHERE id = ?", (row["job_id"],)).fetchone()
+            if job is None or job["control"] != JobControl.ACTIVE:
+                return False
+            if conn.execute(
+                "SELECT 1 FROM host_failures WHERE job_id = ? AND computer = ? AND blocked",
+                (row["job_id"], computer),
+            ).fetchone():
+                return False
             self._move(
                 conn,
                 row,
