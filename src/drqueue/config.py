@@ -22,6 +22,16 @@ from drqueue.errors import ConfigError
 #: Where everything lives when DRQUEUE_ROOT is not set.
 DEFAULT_ROOT = Path.home() / ".drqueue"
 
+#: Ports the ipyparallel 9.2 controller names in its connection files (registration, heartbeat,
+#: control, MUX, task, iopub, notification, broadcast), measured by listing its sockets.
+CONTROLLER_PUBLIC_PORTS = 15
+#: Ports it binds for itself (monitor, broadcast tree); a restart needs them fresh, outside the
+#: connection files' ports (``Controller.argv()``), and a range too short for them made
+#: ipyparallel take random ports outside it.
+CONTROLLER_INTERNAL_PORTS = 3
+#: The smallest ``controller_ports`` range with which the controller never listens outside it.
+MIN_CONTROLLER_PORTS = CONTROLLER_PUBLIC_PORTS + CONTROLLER_INTERNAL_PORTS
+
 
 @dataclass(slots=True)
 class Config:
@@ -35,7 +45,7 @@ class Config:
     master: str = ""
     #: Client-side token; defaults to the token file under root (on the master's machine).
     token: str = ""
-    #: Address the ipyparallel controller binds, and its fixed port range (at least 16 ports).
+    #: Address the ipyparallel controller binds, and its fixed port range (at least 18 ports).
     controller_ip: str = "127.0.0.1"
     controller_ports: str = "7681-7700"
     #: Store URL: sqlite:///path/to/file.sqlite (default under root/db).
@@ -118,7 +128,8 @@ class Config:
         return f"{scheme}://{host}:{self.api_port}"
 
     def port_list(self) -> list[int]:
-        """The controller ports as a list, from "a-b" or "a,b,c"."""
+        """The controller ports as a list, from "a-b" or "a,b,c"; refuses a range with fewer
+        than MIN_CONTROLLER_PORTS distinct ports, with which the controller listens outside it."""
         ports: list[int] = []
         try:
             for part in self.controller_ports.split(","):
@@ -128,8 +139,17 @@ class Config:
             raise ConfigError(
                 f"controller_ports {self.controller_ports!r} is not like 7681-7700"
             ) from None
-        if len(ports) < 16:
-            raise ConfigError(f"controller_ports needs at least 16 ports, got {len(ports)}")
+        if not all(0 < port < 65536 for port in ports):
+            raise ConfigError(
+                f"controller_ports {self.controller_ports!r} names ports outside 1-65535"
+            )
+        ports = list(dict.fromkeys(ports))  # a port named twice is still one port
+        if len(ports) < MIN_CONTROLLER_PORTS:
+            raise ConfigError(
+                f"controller_ports {self.controller_ports!r} has {len(ports)} ports: the "
+                f"ipyparallel controller needs at least {MIN_CONTROLLER_PORTS} "
+                f"(e.g. 7681-{7680 + MIN_CONTROLLER_PORTS})"
+            )
         return ports
 
     # -- secrets -----------------------------------------------------------------------------

@@ -53,6 +53,7 @@ def _watch_controller(
 def run_master(config: Config) -> None:
     """Run a master until SIGINT or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config.port_list()  # a bad controller_ports is refused before anything starts
     config.ensure_dirs()
     token = config.ensure_token()
     store = open_store(config.store_url)
