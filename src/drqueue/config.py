@@ -10,10 +10,14 @@ readable only (mode 0600), in directories that are mode 0700.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import json
 import os
 import secrets
+import textwrap
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ MIN_CONTROLLER_PORTS = CONTROLLER_PUBLIC_PORTS + CONTROLLER_INTERNAL_PORTS
 class Config:
     """The settings of a master, a slave or a client; see docs/operations.md for each."""
 
+    #: Where everything lives: set by DRQUEUE_ROOT, not in the drqueue.toml that lives under it.
     root: Path = DEFAULT_ROOT
     #: Address and port of the HTTP API.  127.0.0.1 unless you mean to serve other machines.
     api_host: str = "127.0.0.1"
@@ -67,12 +72,12 @@ class Config:
     max_lost: int = 5
     #: Completed task ids the controller's Hub remembers (ipyparallel keeps all of them, forever).
     hub_completed_kept: int = 10_000
-    #: Path mapping rules: [{"linux": "/mnt/p", "windows": "P:\\", "darwin": "/Volumes/p"}, ...]
+    #: Path mapping rules, as [[path_map]] tables: linux = "/mnt/p", windows = 'P:\', darwin = ...
     path_map: list[dict[str, str]] = field(default_factory=list)
     #: Optional TLS for the API.
     tls_cert: str = ""
     tls_key: str = ""
-    #: SMTP for notifications.
+    #: SMTP server for job notifications: reserved, DrQueue sends no mail yet.
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_from: str = "drqueue@localhost"
@@ -111,6 +116,10 @@ class Config:
     @property
     def token_file(self) -> Path:
         return self.etc_dir / "token"
+
+    @property
+    def config_file(self) -> Path:
+        return self.etc_dir / "drqueue.toml"
 
     @property
     def store_url(self) -> str:
@@ -173,6 +182,18 @@ class Config:
             private.mkdir(parents=True, exist_ok=True)
             os.chmod(private, 0o700)
 
+    def ensure_config_file(self) -> bool:
+        """Write the commented default drqueue.toml (mode 0600) unless a file is already there;
+        True if it was written.  An existing file is never touched."""
+        self.ensure_dirs()
+        try:
+            fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as out:
+            out.write(default_config_text())
+        return True
+
     def ensure_token(self) -> str:
         """Return the admin API token, creating it (mode 0600) on first use."""
         self.ensure_dirs()
@@ -180,6 +201,74 @@ class Config:
             write_private(self.token_file, secrets.token_urlsafe(32) + "\n")
         os.chmod(self.token_file, 0o600)
         return self.token_file.read_text().strip()
+
+
+def setting_groups() -> list[tuple[list[str], str]]:
+    """Config's settings in order, grouped as its ``#:`` comments group them: (names, comment).
+
+    The comment above a run of fields is their one-line meaning; the default drqueue.toml
+    shows it, and tests check docs/operations.md names every setting, so neither drifts from
+    this class.
+    """
+    source = textwrap.dedent(inspect.getsource(Config))
+    (body,) = ast.parse(source).body
+    starts = {}
+    inside = set()
+    for node in body.body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            starts[node.lineno] = node.target.id
+            inside.update(range(node.lineno + 1, (node.end_lineno or node.lineno) + 1))
+    groups: list[tuple[list[str], str]] = []
+    comment: list[str] = []
+    current: list[str] | None = None
+    for number, line in enumerate(source.splitlines(), 1):
+        text = line.strip()
+        if text.startswith("#:"):
+            if current is not None:
+                current, comment = None, []
+            comment.append(text[2:].strip())
+        elif number in starts:
+            if current is None:
+                current = []
+                groups.append((current, " ".join(comment)))
+            current.append(starts[number])
+        elif number not in inside:
+            current, comment = None, []
+    return groups
+
+
+def _toml_value(value: Any) -> str:
+    """*value* as TOML: a string, number, bool, or a list of them (JSON spells these alike)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, (str, int, float)) or (
+        isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value)
+    ):
+        return json.dumps(value, ensure_ascii=False)
+    raise TypeError(f"no TOML for the default {value!r}")
+
+
+def default_config_text() -> str:
+    """The default drqueue.toml: every setting commented out with its default, under its meaning."""
+    defaults = {
+        f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        for f in fields(Config)
+    }
+    lines = [
+        "# DrQueue's settings.  The master wrote this file at its first start and never rewrites it.",
+        "# Every setting is shown commented out with its default: uncomment a line to change it.",
+        "# A DRQUEUE_<KEY> environment variable overrides the file (DRQUEUE_API_PORT=9000).",
+        "# Each setting is explained in docs/operations.md.",
+    ]
+    for names, meaning in setting_groups():
+        names = [name for name in names if name != "root"]  # the file lives under root
+        if not names:
+            continue
+        lines += ["", f"# {meaning}"]
+        lines += [f"# {name} = {_toml_value(defaults[name])}" for name in names]
+    return "\n".join(lines) + "\n"
 
 
 def write_private(path: Path, text: str) -> None:
@@ -214,7 +303,7 @@ def load_config(**overrides: Any) -> Config:
         overrides.get("root") or os.environ.get("DRQUEUE_ROOT") or DEFAULT_ROOT
     ).expanduser()
     values: dict[str, Any] = {"root": root}
-    toml_path = root / "etc" / "drqueue.toml"
+    toml_path = Config(root=root).config_file
     if toml_path.exists():
         try:
             with open(toml_path, "rb") as src:
