@@ -62,15 +62,22 @@ def test_the_minimum_controller_port_range_holds_every_socket_across_restarts(tm
     farm, ports = farm_with_ports(tmp_path, MIN_CONTROLLER_PORTS)
     api_port = int(farm.env["DRQUEUE_API_PORT"])
     expected = CONTROLLER_PUBLIC_PORTS + CONTROLLER_INTERNAL_PORTS
+    seen: set[int] = set()
+
+    def controller_ports() -> set[int] | None:
+        assert farm.master_proc.poll() is None, (tmp_path / "master.out").read_text()
+        seen.clear()
+        seen.update(listening_ports(farm.master_proc.pid) - {api_port})
+        return seen if len(seen) >= expected else None
+
     try:
         for start in ("first start", "restart", "second restart"):
             farm.start_master()
-
-            def controller_ports() -> set[int] | None:
-                found = listening_ports(farm.master_proc.pid) - {api_port}
-                return found if len(found) >= expected else None
-
-            found = wait_for(controller_ports, 60, 0.2, f"{expected} controller sockets")
+            try:
+                found = wait_for(controller_ports, 60, 0.2, f"{expected} controller sockets")
+            except AssertionError:
+                log = (tmp_path / "logs" / "controller.log").read_text()[-3000:]
+                raise AssertionError(f"{start}: listening on {sorted(seen)}; {log}") from None
             outside = sorted(port for port in found if port not in ports)
             assert not outside, f"{start}: listening outside {ports}: {outside}"
             assert len(found) == expected, (start, sorted(found))
