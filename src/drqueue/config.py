@@ -74,6 +74,9 @@ class Config:
     hub_completed_kept: int = 10_000
     #: Path mapping rules, as [[path_map]] tables: linux = "/mnt/p", windows = 'P:\', darwin = ...
     path_map: list[dict[str, str]] = field(default_factory=list)
+    #: Renderers an artist's token may submit, "*" for all; admins submit any.  shell runs any
+    #: command and every renderer takes env and params, so an artist runs code on the slaves.
+    artist_renderers: list[str] = field(default_factory=lambda: ["*"])
     #: Optional TLS for the API.
     tls_cert: str = ""
     tls_key: str = ""
@@ -160,6 +163,23 @@ class Config:
                 f"(e.g. 7681-{7680 + MIN_CONTROLLER_PORTS})"
             )
         return ports
+
+    def artist_may_submit(self, renderer: str) -> bool:
+        """Whether an artist's token may submit a job of *renderer* (``artist_renderers``)."""
+        return "*" in self.artist_renderers or renderer in self.artist_renderers
+
+    def check_artist_renderers(self) -> None:
+        """Refuse an ``artist_renderers`` entry that names no renderer (a typo would lock
+        artists out of it without a word)."""
+        from drqueue.renderers import all_renderers
+
+        known = all_renderers()
+        for name in self.artist_renderers:
+            if name != "*" and name not in known:
+                raise ConfigError(
+                    f'artist_renderers names {name!r}, which is no renderer: use "*" or '
+                    f"some of {', '.join(sorted(known))}"
+                )
 
     # -- secrets -----------------------------------------------------------------------------
 
@@ -266,7 +286,7 @@ def default_config_text() -> str:
         names = [name for name in names if name != "root"]  # the file lives under root
         if not names:
             continue
-        lines += ["", f"# {meaning}"]
+        lines += ["", *textwrap.wrap(meaning, 98, initial_indent="# ", subsequent_indent="# ")]
         lines += [f"# {name} = {_toml_value(defaults[name])}" for name in names]
     return "\n".join(lines) + "\n"
 
@@ -294,6 +314,11 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
             return Path(value).expanduser()
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name} wants a {kind}, not {value!r}") from None
+    if kind == "list[str]":
+        if isinstance(value, str):  # from a DRQUEUE_* variable: "blender,povray"
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"setting {name} wants a list of names, not {value!r}")
     return value
 
 

@@ -130,3 +130,31 @@ def test_api_md_names_every_field_of_a_job_submission():
     named = set(re.findall(r"\w+", body))
     wanted = {f.name for f in fields(JobSpec)} | set(JobIn.model_fields)
     assert wanted <= named, f"docs/api.md's POST /jobs body lacks {sorted(wanted - named)}"
+
+
+# -- artist_renderers ------------------------------------------------------------------------------
+
+
+def test_artist_renderers_come_from_the_file_or_a_comma_list_in_the_environment(
+    tmp_path, monkeypatch
+):
+    config = Config(root=tmp_path)
+    config.ensure_dirs()
+    config.config_file.write_text('artist_renderers = ["blender", "povray"]\n')
+    assert load_config(root=tmp_path).artist_renderers == ["blender", "povray"]
+    monkeypatch.setenv("DRQUEUE_ARTIST_RENDERERS", "blender, nuke")
+    assert load_config(root=tmp_path).artist_renderers == ["blender", "nuke"]
+    assert load_config(root=tmp_path / "fresh").artist_renderers == ["blender", "nuke"]
+    monkeypatch.delenv("DRQUEUE_ARTIST_RENDERERS")
+    assert load_config(root=tmp_path / "fresh").artist_renderers == ["*"]
+
+
+def test_artist_renderers_naming_no_renderer_is_refused(tmp_path):
+    config = Config(root=tmp_path)
+    config.ensure_dirs()
+    config.config_file.write_text("artist_renderers = 5\n")
+    with pytest.raises(ConfigError, match="wants a list of names"):
+        load_config(root=tmp_path)
+    with pytest.raises(ConfigError, match="'blendr', which is no renderer"):
+        Config(artist_renderers=["blendr"]).check_artist_renderers()
+    Config(artist_renderers=["*", "blender", "shell"]).check_artist_renderers()
