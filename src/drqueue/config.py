@@ -10,10 +10,14 @@ readable only (mode 0600), in directories that are mode 0700.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import json
 import os
 import secrets
+import textwrap
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +26,22 @@ from drqueue.errors import ConfigError
 #: Where everything lives when DRQUEUE_ROOT is not set.
 DEFAULT_ROOT = Path.home() / ".drqueue"
 
+#: Ports the ipyparallel 9.2 controller names in its connection files (registration, heartbeat,
+#: control, MUX, task, iopub, notification, broadcast), measured by listing its sockets.
+CONTROLLER_PUBLIC_PORTS = 15
+#: Ports it binds for itself (monitor, broadcast tree); a restart needs them fresh, outside the
+#: connection files' ports (``Controller.argv()``), and a range too short for them made
+#: ipyparallel take random ports outside it.
+CONTROLLER_INTERNAL_PORTS = 3
+#: The smallest ``controller_ports`` range with which the controller never listens outside it.
+MIN_CONTROLLER_PORTS = CONTROLLER_PUBLIC_PORTS + CONTROLLER_INTERNAL_PORTS
+
 
 @dataclass(slots=True)
 class Config:
     """The settings of a master, a slave or a client; see docs/operations.md for each."""
 
+    #: Where everything lives: set by DRQUEUE_ROOT, not in the drqueue.toml that lives under it.
     root: Path = DEFAULT_ROOT
     #: Address and port of the HTTP API.  127.0.0.1 unless you mean to serve other machines.
     api_host: str = "127.0.0.1"
@@ -35,7 +50,7 @@ class Config:
     master: str = ""
     #: Client-side token; defaults to the token file under root (on the master's machine).
     token: str = ""
-    #: Address the ipyparallel controller binds, and its fixed port range (at least 16 ports).
+    #: Address the ipyparallel controller binds, and its fixed port range (at least 18 ports).
     controller_ip: str = "127.0.0.1"
     controller_ports: str = "7681-7700"
     #: Store URL: sqlite:///path/to/file.sqlite (default under root/db).
@@ -57,12 +72,15 @@ class Config:
     max_lost: int = 5
     #: Completed task ids the controller's Hub remembers (ipyparallel keeps all of them, forever).
     hub_completed_kept: int = 10_000
-    #: Path mapping rules: [{"linux": "/mnt/p", "windows": "P:\\", "darwin": "/Volumes/p"}, ...]
+    #: Path mapping rules, as [[path_map]] tables: linux = "/mnt/p", windows = 'P:\', darwin = ...
     path_map: list[dict[str, str]] = field(default_factory=list)
+    #: Renderers an artist's token may submit, "*" for all; admins submit any.  shell runs any
+    #: command and every renderer takes env and params, so an artist runs code on the slaves.
+    artist_renderers: list[str] = field(default_factory=lambda: ["*"])
     #: Optional TLS for the API.
     tls_cert: str = ""
     tls_key: str = ""
-    #: SMTP for notifications.
+    #: SMTP server for job notifications: reserved, DrQueue sends no mail yet.
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_from: str = "drqueue@localhost"
@@ -103,6 +121,10 @@ class Config:
         return self.etc_dir / "token"
 
     @property
+    def config_file(self) -> Path:
+        return self.etc_dir / "drqueue.toml"
+
+    @property
     def store_url(self) -> str:
         return self.store or f"sqlite:///{self.db_dir / 'drqueue.sqlite'}"
 
@@ -118,7 +140,8 @@ class Config:
         return f"{scheme}://{host}:{self.api_port}"
 
     def port_list(self) -> list[int]:
-        """The controller ports as a list, from "a-b" or "a,b,c"."""
+        """The controller ports as a list, from "a-b" or "a,b,c"; refuses a range with fewer
+        than MIN_CONTROLLER_PORTS distinct ports, with which the controller listens outside it."""
         ports: list[int] = []
         try:
             for part in self.controller_ports.split(","):
@@ -128,9 +151,35 @@ class Config:
             raise ConfigError(
                 f"controller_ports {self.controller_ports!r} is not like 7681-7700"
             ) from None
-        if len(ports) < 16:
-            raise ConfigError(f"controller_ports needs at least 16 ports, got {len(ports)}")
+        if not all(0 < port < 65536 for port in ports):
+            raise ConfigError(
+                f"controller_ports {self.controller_ports!r} names ports outside 1-65535"
+            )
+        ports = list(dict.fromkeys(ports))  # a port named twice is still one port
+        if len(ports) < MIN_CONTROLLER_PORTS:
+            raise ConfigError(
+                f"controller_ports {self.controller_ports!r} has {len(ports)} ports: the "
+                f"ipyparallel controller needs at least {MIN_CONTROLLER_PORTS} "
+                f"(e.g. 7681-{7680 + MIN_CONTROLLER_PORTS})"
+            )
         return ports
+
+    def artist_may_submit(self, renderer: str) -> bool:
+        """Whether an artist's token may submit a job of *renderer* (``artist_renderers``)."""
+        return "*" in self.artist_renderers or renderer in self.artist_renderers
+
+    def check_artist_renderers(self) -> None:
+        """Refuse an ``artist_renderers`` entry that names no renderer (a typo would lock
+        artists out of it without a word)."""
+        from drqueue.renderers import all_renderers
+
+        known = all_renderers()
+        for name in self.artist_renderers:
+            if name != "*" and name not in known:
+                raise ConfigError(
+                    f'artist_renderers names {name!r}, which is no renderer: use "*" or '
+                    f"some of {', '.join(sorted(known))}"
+                )
 
     # -- secrets -----------------------------------------------------------------------------
 
@@ -153,6 +202,18 @@ class Config:
             private.mkdir(parents=True, exist_ok=True)
             os.chmod(private, 0o700)
 
+    def ensure_config_file(self) -> bool:
+        """Write the commented default drqueue.toml (mode 0600) unless a file is already there;
+        True if it was written.  An existing file is never touched."""
+        self.ensure_dirs()
+        try:
+            fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as out:
+            out.write(default_config_text())
+        return True
+
     def ensure_token(self) -> str:
         """Return the admin API token, creating it (mode 0600) on first use."""
         self.ensure_dirs()
@@ -160,6 +221,74 @@ class Config:
             write_private(self.token_file, secrets.token_urlsafe(32) + "\n")
         os.chmod(self.token_file, 0o600)
         return self.token_file.read_text().strip()
+
+
+def setting_groups() -> list[tuple[list[str], str]]:
+    """Config's settings in order, grouped as its ``#:`` comments group them: (names, comment).
+
+    The comment above a run of fields is their one-line meaning; the default drqueue.toml
+    shows it, and tests check docs/operations.md names every setting, so neither drifts from
+    this class.
+    """
+    source = textwrap.dedent(inspect.getsource(Config))
+    (body,) = ast.parse(source).body
+    starts = {}
+    inside = set()
+    for node in body.body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            starts[node.lineno] = node.target.id
+            inside.update(range(node.lineno + 1, (node.end_lineno or node.lineno) + 1))
+    groups: list[tuple[list[str], str]] = []
+    comment: list[str] = []
+    current: list[str] | None = None
+    for number, line in enumerate(source.splitlines(), 1):
+        text = line.strip()
+        if text.startswith("#:"):
+            if current is not None:
+                current, comment = None, []
+            comment.append(text[2:].strip())
+        elif number in starts:
+            if current is None:
+                current = []
+                groups.append((current, " ".join(comment)))
+            current.append(starts[number])
+        elif number not in inside:
+            current, comment = None, []
+    return groups
+
+
+def _toml_value(value: Any) -> str:
+    """*value* as TOML: a string, number, bool, or a list of them (JSON spells these alike)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, (str, int, float)) or (
+        isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value)
+    ):
+        return json.dumps(value, ensure_ascii=False)
+    raise TypeError(f"no TOML for the default {value!r}")
+
+
+def default_config_text() -> str:
+    """The default drqueue.toml: every setting commented out with its default, under its meaning."""
+    defaults = {
+        f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        for f in fields(Config)
+    }
+    lines = [
+        "# DrQueue's settings.  The master wrote this file at its first start and never rewrites it.",
+        "# Every setting is shown commented out with its default: uncomment a line to change it.",
+        "# A DRQUEUE_<KEY> environment variable overrides the file (DRQUEUE_API_PORT=9000).",
+        "# Each setting is explained in docs/operations.md.",
+    ]
+    for names, meaning in setting_groups():
+        names = [name for name in names if name != "root"]  # the file lives under root
+        if not names:
+            continue
+        lines += ["", *textwrap.wrap(meaning, 98, initial_indent="# ", subsequent_indent="# ")]
+        lines += [f"# {name} = {_toml_value(defaults[name])}" for name in names]
+    return "\n".join(lines) + "\n"
 
 
 def write_private(path: Path, text: str) -> None:
@@ -185,6 +314,11 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
             return Path(value).expanduser()
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name} wants a {kind}, not {value!r}") from None
+    if kind == "list[str]":
+        if isinstance(value, str):  # from a DRQUEUE_* variable: "blender,povray"
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"setting {name} wants a list of names, not {value!r}")
     return value
 
 
@@ -194,7 +328,7 @@ def load_config(**overrides: Any) -> Config:
         overrides.get("root") or os.environ.get("DRQUEUE_ROOT") or DEFAULT_ROOT
     ).expanduser()
     values: dict[str, Any] = {"root": root}
-    toml_path = root / "etc" / "drqueue.toml"
+    toml_path = Config(root=root).config_file
     if toml_path.exists():
         try:
             with open(toml_path, "rb") as src:

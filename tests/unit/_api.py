@@ -11,6 +11,7 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from drqueue.config import Config
 from drqueue.master.api import create_app
@@ -28,11 +29,11 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @contextlib.contextmanager
-def in_process_api(tmp_path: Path) -> Iterator[tuple[TestClient, SQLiteStore]]:
-    """(http, store): a TestClient on the API over a new SQLite store in *tmp_path*; both are
-    closed on the way out."""
+def in_process_api(tmp_path: Path, **settings: Any) -> Iterator[tuple[TestClient, SQLiteStore]]:
+    """(http, store): a TestClient on the API over a new SQLite store in *tmp_path*, with the
+    Config *settings* (root is *tmp_path*); both are closed on the way out."""
     store = SQLiteStore(tmp_path / "db.sqlite")
-    http = TestClient(create_app(store, None, Config(root=tmp_path), TOKEN))
+    http = TestClient(create_app(store, None, Config(root=tmp_path, **settings), TOKEN))
     try:
         yield http, store
     finally:

@@ -389,12 +389,53 @@ def test_a_job_no_online_slave_can_run_says_why():
     assert reason == "waiting: no slave in pool 'gpu' (3 slaves online)"
 
 
-def test_the_reason_most_slaves_give_is_shown():
+def test_every_requirement_no_slave_meets_is_named():
     farm = Farm().add("a", os="darwin").add("b").add("c")
     reason = waiting_reason(
         make_job(os="windows", pools=["fx"]), list(farm.computers.values()), farm.slots
     )
-    assert reason == "waiting: no slave runs windows (3 slaves online)"
+    assert reason == "waiting: no slave runs windows; no slave in pool 'fx' (3 slaves online)"
+
+
+def test_a_job_needing_two_pools_names_the_pool_no_slave_is_in():
+    # The pool most slaves miss is 'comp', but alpha is in it: only 'fx' is missing.
+    farm = Farm().add("alpha", pools=["comp"]).add("beta").add("gamma")
+    reason = waiting_reason(
+        make_job(pools=["comp", "fx"]), list(farm.computers.values()), farm.slots
+    )
+    assert reason == "waiting: no slave in pool 'fx' (3 slaves online)"
+
+
+def test_a_job_needing_two_pools_no_slave_is_in_names_both():
+    farm = Farm().add("alpha", pools=["comp"]).add("beta")
+    reason = waiting_reason(
+        make_job(pools=["lighting", "fx"]), list(farm.computers.values()), farm.slots
+    )
+    assert reason == "waiting: no slave in pools 'lighting', 'fx' (2 slaves online)"
+
+
+def test_pools_each_served_but_never_together_say_what_each_slave_lacks():
+    farm = Farm().add("alpha", pools=["comp"]).add("beta", pools=["fx"]).add("gamma", pools=["fx"])
+    reason = waiting_reason(
+        make_job(pools=["comp", "fx"]), list(farm.computers.values()), farm.slots
+    )
+    assert reason == (
+        "waiting: no one slave meets every requirement: beta, gamma not in pool 'comp'; "
+        "alpha not in pool 'fx' (3 slaves online)"
+    )
+
+
+def test_requirements_met_apart_are_grouped_per_slave_and_long_lists_cut():
+    farm = Farm().add("w1", os="windows")
+    for index in range(5):
+        farm.add(f"l{index}", pools=["fx"])
+    reason = waiting_reason(
+        make_job(os="windows", pools=["fx"]), list(farm.computers.values()), farm.slots
+    )
+    assert reason == (
+        "waiting: no one slave meets every requirement: l0, l1, l2 and 2 more runs linux; "
+        "w1 not in pool 'fx' (6 slaves online)"
+    )
 
 
 def test_no_reason_when_a_slave_could_run_it():

@@ -372,6 +372,12 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
 
     @app.post(f"{v1}/jobs", status_code=201)
     def submit(body: JobIn, who: Auth) -> dict[str, Any]:
+        renderer = get_renderer(body.renderer).name
+        if not who.admin and not config.artist_may_submit(renderer):
+            raise Forbidden(
+                f"{who.name}'s {who.role} token may not submit {renderer} jobs: this farm's "
+                f"artist_renderers allows {', '.join(config.artist_renderers) or 'none'}"
+            )
         spec = validate_job(body, config)
         if not who.admin:
             spec.owner = who.name  # an artist submits as themself, whatever the body says

@@ -26,7 +26,7 @@ from __future__ import annotations
 import fnmatch
 import heapq
 from collections import Counter, deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from drqueue.models import Computer, Job, JobControl
@@ -73,28 +73,51 @@ def _matches_any(computer: Computer, patterns: Iterable[str]) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Unmet:
+    """One requirement a computer does not meet, said from the job's side (*need*: "no slave in
+    pool 'gpu'", true when no computer meets it) and from the computer's (*lack*: "not in pool
+    'gpu'")."""
+
+    need: str
+    lack: str
+    pool: str | None = None
+
+
+def unmet_requirements(job: Job, computer: Computer) -> Iterator[Unmet]:
+    """Every one of *job*'s requirements *computer* does not meet, in a fixed order (one per
+    missing pool).  Ignores the computer's state (enabled, blocked)."""
+    req = job.spec.requirements
+    if req.os and computer.os != req.os:
+        yield Unmet(f"no slave runs {req.os}", f"runs {computer.os or 'an unknown OS'}")
+    if req.min_cores and computer.cores < req.min_cores:
+        yield Unmet(f"no slave has {req.min_cores} cores", f"has {computer.cores} cores")
+    if req.min_ram_gb and computer.ram_mb < req.min_ram_gb * 1024:
+        yield Unmet(
+            f"no slave has {req.min_ram_gb:g} GB of RAM", f"has {computer.ram_mb / 1024:g} GB"
+        )
+    for pool in req.pools:
+        if pool not in computer.pools:
+            yield Unmet(f"no slave in pool {pool!r}", f"not in pool {pool!r}", pool)
+    if req.gpus and computer.gpus < req.gpus:
+        plural = "s" if req.gpus > 1 else ""
+        yield Unmet(f"no slave has {req.gpus} GPU{plural}", f"has {computer.gpus} GPUs")
+    if req.hosts and not _matches_any(computer, req.hosts):
+        yield Unmet(f"no slave matches --hosts {' '.join(req.hosts)}", "not in --hosts")
+    if req.exclude_hosts and _matches_any(computer, req.exclude_hosts):
+        yield Unmet("every slave is excluded by --exclude-hosts", "excluded by --exclude-hosts")
+    if job.spec.renderer not in computer.renderers:
+        yield Unmet(
+            f"no slave has the renderer {job.spec.renderer!r}",
+            f"lacks the renderer {job.spec.renderer!r}",
+        )
+
+
 def unmet_requirement(job: Job, computer: Computer) -> str | None:
     """The first of *job*'s requirements *computer* does not meet, said from the job's side
     ("no slave in pool 'gpu'"), or None.  Ignores the computer's state (enabled, blocked)."""
-    req = job.spec.requirements
-    if req.os and computer.os != req.os:
-        return f"no slave runs {req.os}"
-    if req.min_cores and computer.cores < req.min_cores:
-        return f"no slave has {req.min_cores} cores"
-    if req.min_ram_gb and computer.ram_mb < req.min_ram_gb * 1024:
-        return f"no slave has {req.min_ram_gb:g} GB of RAM"
-    for pool in req.pools:
-        if pool not in computer.pools:
-            return f"no slave in pool {pool!r}"
-    if req.gpus and computer.gpus < req.gpus:
-        return f"no slave has {req.gpus} GPU{'s' if req.gpus > 1 else ''}"
-    if req.hosts and not _matches_any(computer, req.hosts):
-        return f"no slave matches --hosts {' '.join(req.hosts)}"
-    if req.exclude_hosts and _matches_any(computer, req.exclude_hosts):
-        return "every slave is excluded by --exclude-hosts"
-    if job.spec.renderer not in computer.renderers:
-        return f"no slave has the renderer {job.spec.renderer!r}"
-    return None
+    first = next(unmet_requirements(job, computer), None)
+    return None if first is None else first.need
 
 
 def slot_fits(job: Job, slot: Slot) -> bool:
@@ -293,12 +316,10 @@ def waiting_reason(job: Job, computers: Sequence[Computer], slots: Sequence[Slot
     if not slots or not computers:
         return "waiting: no slave online"
     online = f"({_plural(len(computers), 'slave')} online)"
-    unmet = {c.name: unmet_requirement(job, c) for c in computers}
-    fitting = [c for c in computers if unmet[c.name] is None]
+    unmet = {c.name: list(unmet_requirements(job, c)) for c in computers}
+    fitting = [c for c in computers if not unmet[c.name]]
     if not fitting:
-        # The requirement most computers miss (the first one checked, on a tie).
-        common = Counter(reason for reason in unmet.values()).most_common(1)[0][0]
-        return f"waiting: {common} {online}"
+        return f"waiting: {_unmet_everywhere(unmet)} {online}"
     names = {c.name for c in fitting}
     need = job.spec.requirements.gpus or 1
     by_host = Counter(s.computer for s in slots if s.computer in names and slot_fits(job, s))
@@ -323,6 +344,39 @@ def waiting_reason(job: Job, computers: Sequence[Computer], slots: Sequence[Slot
         return f"waiting: every matching slave is {kinds.pop()} ({', '.join(sorted(states))})"
     detail = ", ".join(f"{name} {state}" for name, state in sorted(states.items()))
     return f"waiting: no matching slave takes tasks ({detail})"
+
+
+#: Computers named per missing requirement in a waiting reason before "and N more".
+NAMES_IN_REASON = 3
+
+
+def _unmet_everywhere(unmet: Mapping[str, list[Unmet]]) -> str:
+    """Why none of the computers in *unmet* (each missing something) can run a job: the
+    requirements no computer meets, or, when each is met somewhere but never all on one
+    computer, what each computer lacks, grouped."""
+    needs_of = [{u.need for u in missing} for missing in unmet.values()]
+    everywhere = [u for u in next(iter(unmet.values())) if all(u.need in n for n in needs_of)]
+    if everywhere:
+        pools = [u.pool for u in everywhere if u.pool is not None]
+        needs: list[str] = []
+        for u in everywhere:
+            if u.pool is None:
+                needs.append(u.need)
+            elif u.pool == pools[0]:  # the missing pools said once, where the first one is
+                needs.append(
+                    f"no slave in pools {', '.join(map(repr, pools))}" if len(pools) > 1 else u.need
+                )
+        return "; ".join(needs)
+    lacking: dict[tuple[str, ...], list[str]] = {}
+    for name, missing in sorted(unmet.items()):
+        lacking.setdefault(tuple(u.lack for u in missing), []).append(name)
+    groups = []
+    for lacks, names in sorted(lacking.items(), key=lambda item: (-len(item[1]), item[1][0])):
+        shown = ", ".join(names[:NAMES_IN_REASON])
+        if len(names) > NAMES_IN_REASON:
+            shown += f" and {len(names) - NAMES_IN_REASON} more"
+        groups.append(f"{shown} {' and '.join(lacks)}")
+    return "no one slave meets every requirement: " + "; ".join(groups)
 
 
 def blocked_everywhere(job: Job, computers: Sequence[Computer]) -> list[str]:

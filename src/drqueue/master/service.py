@@ -53,7 +53,11 @@ def _watch_controller(
 def run_master(config: Config) -> None:
     """Run a master until SIGINT or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config.port_list()  # a bad controller_ports is refused before anything starts
+    config.check_artist_renderers()
     config.ensure_dirs()
+    if config.ensure_config_file():
+        log.info("wrote the default settings, all commented out, to %s", config.config_file)
     token = config.ensure_token()
     store = open_store(config.store_url)
     store.max_lost = config.max_lost
