@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RENDERERS := blender povray ffmpeg
 
-.PHONY: demo test test-slow bench lint renderers venv clean
+.PHONY: demo test test-slow repeat bench lint renderers venv clean
 
 $(BIN)/drqueue: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test: venv renderers
 
 test-slow: venv renderers
 	$(BIN)/python -m pytest -m slow -q
+
+## The rule for a new or changed integration test (docs/testing.md): 20 runs in a row under load.
+## make repeat T=tests/integration/test_core_farm.py::test_name [N=20]
+N ?= 20
+repeat: venv renderers
+	$(BIN)/python tests/tools/repeat.py -n $(N) $(T)
 
 bench: venv
 	$(BIN)/python bench/run_all.py

@@ -35,10 +35,23 @@ def _free(port: int) -> bool:
     return True
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port_block(size: int = 21) -> int:
-    """The first port of *size* consecutive free ports."""
+    """The first port of *size* consecutive free ports, below Linux's ephemeral range
+    (32768-60999), so no process's outgoing connection takes one between this check and the
+    master's bind."""
+    low, high = _ephemeral_ports()
     for _ in range(200):
-        base = random.randrange(20000, 60000 - size)
+        base = random.randrange(10000, low - size) if low > 10000 + size else None
+        if base is None:
+            base = random.randrange(high + 1, 65535 - size)
         if all(_free(port) for port in range(base, base + size)):
             return base
     raise RuntimeError("no free port block")

@@ -1,0 +1,57 @@
+"""Run one test (or a few) N times in a row under extra CPU load; stop at the first failure.
+
+The suite's rule (docs/testing.md): a new or changed integration test passes 20 runs in a row
+on a 2-core machine with other load present before it lands.  `make repeat T=<test id>` runs
+this with N=20 and one busy process per core beside the tests.
+
+    python tests/tools/repeat.py -n 20 --load 2 tests/integration/test_core_farm.py::test_x
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+
+
+def _burn() -> None:
+    os.nice(5)  # load, not starvation: the tests still get their share
+    while True:
+        pass
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--runs", type=int, default=20)
+    parser.add_argument("--load", type=int, default=os.cpu_count() or 2, help="busy processes")
+    parser.add_argument("tests", nargs="+")
+    args = parser.parse_args()
+    burners = [multiprocessing.Process(target=_burn, daemon=True) for _ in range(args.load)]
+    for proc in burners:
+        proc.start()
+    try:
+        for run in range(1, args.runs + 1):
+            started = time.monotonic()
+            result = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *args.tests],
+                capture_output=True,
+                text=True,
+            )
+            took = time.monotonic() - started
+            if result.returncode != 0:
+                print(result.stdout[-6000:], result.stderr[-2000:], sep="\n")
+                print(f"run {run}/{args.runs}: FAILED after {took:.0f} s")
+                return 1
+            print(f"run {run}/{args.runs}: passed in {took:.0f} s", flush=True)
+    finally:
+        for proc in burners:
+            proc.terminate()
+    print(f"{args.runs} runs in a row passed under a load of {args.load} busy processes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
