@@ -178,6 +178,13 @@ def test_a_giant_submit_does_not_lock_out_other_users(tmp_path):
     jobs = http.get("/api/v1/jobs", headers=AUTH).json()
     giant_job = next(j for j in jobs if j["counts"]["total"] == giant_frames)
     assert giant_job["counts"]["queued"] == giant_frames and giant_job["status"] == "queued"
+    # Other submits were stored *while* the giant's tasks were written, not after: jobs with
+    # higher ids (made after the giant's row) were published before it.
+    published = [
+        e["job_id"] for e in http.get(f"/api/v1/events?limit={MAX_PAGE}", headers=AUTH).json()
+    ]
+    before_giant = published[: published.index(giant_job["id"])]
+    assert any(job_id > giant_job["id"] for job_id in before_giant), published
 
 
 def test_a_job_being_created_is_invisible_and_a_killed_creation_is_removed(tmp_path):

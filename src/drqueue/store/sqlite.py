@@ -129,9 +129,11 @@ CREATING = "creating"
 #: Task rows written per transaction by create_job; between two, other writers get the lock.
 TASKS_PER_TRANSACTION = 2000
 
-#: Seconds create_job leaves the write lock free between two of its transactions: SQLite's
-#: busy handler retries at most every 100 ms, so a waiting writer needs a gap to land in.
-CREATE_PAUSE = 0.005
+#: Seconds create_job leaves the write lock free between two of its transactions, and the
+#: most it waits there for this process's other writers (SQLite's busy handler, which they
+#: sleep in, retries at least every 100 ms) to have had their turn.
+CREATE_PAUSE = 0.002
+CREATE_YIELD_MAX = 0.25
 
 #: Seconds a client is told to wait (Retry-After) when the store stayed locked too long.
 RETRY_AFTER = 2
@@ -246,6 +248,9 @@ class SQLiteStore(Store):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        #: Threads of this process waiting for SQLite's write lock (create_job lets them first).
+        self._waiting_writers = 0
+        self._waiting_lock = threading.Lock()
         #: Each job's spec, decoded once, by job id (see _specs_of).
         self._specs: dict[int, JobSpec] = {}
         self._init_schema()
@@ -271,10 +276,15 @@ class SQLiteStore(Store):
         A lock still held by another writer after busy_timeout is StoreBusy (a 503 with
         Retry-After from the API), never a bare "database is locked"."""
         conn = self._conn()
+        with self._waiting_lock:
+            self._waiting_writers += 1
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise _busy_or(exc) from None
+        finally:
+            with self._waiting_lock:
+                self._waiting_writers -= 1
         try:
             yield conn
         except BaseException as exc:
@@ -516,7 +526,7 @@ class SQLiteStore(Store):
         try:
             for first in range(0, max(len(blocks), 1), TASKS_PER_TRANSACTION):
                 if first:
-                    time.sleep(CREATE_PAUSE)
+                    self._let_other_writers_in()
                 chunk = blocks[first : first + TASKS_PER_TRANSACTION]
                 last = first + TASKS_PER_TRANSACTION >= len(blocks)
                 with self._write() as conn:
@@ -535,6 +545,14 @@ class SQLiteStore(Store):
                 conn.execute("DELETE FROM jobs WHERE id = ? AND control = ?", (job_id, CREATING))
             raise
         return job_id
+
+    def _let_other_writers_in(self) -> None:
+        """Between two of create_job's transactions: wait until the writers that queued for
+        the lock meanwhile got it, so a giant submit holds nobody up for long."""
+        deadline = time.monotonic() + CREATE_YIELD_MAX
+        time.sleep(CREATE_PAUSE)
+        while self._waiting_writers and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def _publish(
         self, conn: sqlite3.Connection, job_id: int, spec: JobSpec, tasks: int, actor: str
