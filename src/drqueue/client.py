@@ -11,12 +11,20 @@ documents it; errors raise the DrQueueError the master named.
 
 from __future__ import annotations
 
+import getpass
+import secrets
+import time
 from typing import Any
 
 import httpx
 
 from drqueue import errors
 from drqueue.config import Config, load_config
+
+#: Times Client.submit sends a submit that got no answer (the same Idempotency-Key each time).
+SUBMIT_ATTEMPTS = 4
+#: Tasks one GET asks for: the API's largest page (drqueue.master.api.MAX_PAGE).
+TASKS_PAGE = 10_000
 
 
 class Client:
@@ -81,11 +89,34 @@ class Client:
     # -- jobs ----------------------------------------------------------------------------------
 
     def submit(
-        self, renderer: str, scene: str | None = None, *, start: int, end: int, **options: Any
+        self,
+        renderer: str,
+        scene: str | None = None,
+        *,
+        start: int,
+        end: int,
+        attempts: int = SUBMIT_ATTEMPTS,
+        **options: Any,
     ) -> dict[str, Any]:
-        """Submit a job; options are the fields of the API's JobIn (step, block_size, ...)."""
+        """Submit a job; options are the fields of models.JobIn (step, block_size, ...).
+
+        *owner* defaults to the user running this (as the CLI does).  The submit carries a
+        random Idempotency-Key, and is sent again with the same key, up to *attempts* times,
+        when the master could not be reached, timed out or was busy: the master creates the
+        job once, and answers a repeated key with the job it made.
+        """
+        if not options.get("owner"):
+            options["owner"] = getpass.getuser()
         body = {"renderer": renderer, "scene": scene, "start": start, "end": end, **options}
-        return self._request("POST", "/jobs", json=body)
+        headers = {"Idempotency-Key": secrets.token_urlsafe(24)}
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._request("POST", "/jobs", json=body, headers=headers)
+            except (errors.MasterUnreachable, errors.StoreBusy):
+                if attempt == attempts:
+                    raise
+                time.sleep(min(2.0, 0.25 * 2**attempt))
+        raise AssertionError("unreachable")
 
     def jobs(self, owner: str | None = None) -> list[dict[str, Any]]:
         return self._request("GET", "/jobs", params={"owner": owner} if owner else None)
@@ -109,13 +140,23 @@ class Client:
     def tasks(
         self, job_id: int, *, state: str | None = None, offset: int = 0, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        """The job's tasks by index; *state* keeps one state, *offset*/*limit* take a page."""
+        """The job's tasks by index; *state* keeps one state, *offset*/*limit* take a page.
+
+        With no *limit*, every task from *offset* on, read a page (the API's most) at a time."""
         params: dict[str, Any] = {"offset": offset}
         if state is not None:
             params["state"] = state
         if limit is not None:
             params["limit"] = limit
-        return self._request("GET", f"/jobs/{int(job_id)}/tasks", params=params)
+            return self._request("GET", f"/jobs/{int(job_id)}/tasks", params=params)
+        params["limit"] = TASKS_PAGE
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self._request("GET", f"/jobs/{int(job_id)}/tasks", params=params)
+            found += page
+            if len(page) < TASKS_PAGE:
+                return found
+            params["offset"] += len(page)
 
     def task_action(self, job_id: int, index: int, action: str) -> dict[str, Any]:
         """requeue or kill one task."""

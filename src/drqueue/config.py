@@ -72,6 +72,10 @@ class Config:
     max_lost: int = 5
     #: Completed task ids the controller's Hub remembers (ipyparallel keeps all of them, forever).
     hub_completed_kept: int = 10_000
+    #: The most frames one job may hold; a larger submit is refused (docs/jobs.md).
+    max_frames_per_job: int = 100_000
+    #: The largest HTTP request body the API reads, in bytes; a larger one gets 413.
+    max_request_bytes: int = 1 << 20
     #: Path mapping rules, as [[path_map]] tables: linux = "/mnt/p", windows = 'P:\', darwin = ...
     path_map: list[dict[str, str]] = field(default_factory=list)
     #: Renderers an artist's token may submit, "*" for all; admins submit any.  shell runs any

@@ -58,6 +58,23 @@ class ConfigError(DrQueueError):
     """drqueue.toml or a DRQUEUE_* variable has a value DrQueue cannot use."""
 
 
+class StoreBusy(DrQueueError):
+    """The store stayed locked by another writer too long; the request may simply be retried."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int = 2):
+        super().__init__(message)
+        #: Seconds to wait before asking again (the API's Retry-After header).
+        self.retry_after = retry_after
+
+
+class RequestTooLarge(DrQueueError):
+    """The request body is over the master's max_request_bytes."""
+
+    status_code = 413
+
+
 class StoreError(DrQueueError):
     """The store failed its integrity check or has an unknown schema version."""
 

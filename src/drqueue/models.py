@@ -13,19 +13,51 @@ import contextlib
 import enum
 import gc
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from drqueue.errors import InvalidJob
 
-#: The largest number of frames one job may hold (a guard against typos like -e 1e9).
+#: The most frames split_frames will ever split (a hard ceiling under the farm's own
+#: ``max_frames_per_job``, which the master checks at submit).
 MAX_FRAMES = 10_000_000
+
+#: Frame numbers are bounded so that no arithmetic on them can overflow the store.
+FRAME_LIMIT = 1_000_000_000
+
+#: The largest id or count SQLite's INTEGER holds: every id a request names is at most this.
+MAX_ID = 2**63 - 1
+
+#: A job's priority: higher runs first.  The one definition of its bounds.
+PRIORITY_MIN = -1_000_000
+PRIORITY_MAX = 1_000_000
 
 #: Job names: anything printable, but not absurdly long.
 MAX_NAME_LENGTH = 200
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: Names that go into URL paths (pools, computers): letters, digits, ``.``, ``_`` and ``-``,
+#: starting with a letter or digit.  No ``/ ? # %``, space or control character can need quoting.
+PATH_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+#: C0 and C1 control characters and DEL: meaningless in a path, and ANSI escapes start with one.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class TaskState(enum.StrEnum):
@@ -123,6 +155,17 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def count_frames(start: int, end: int, step: int = 1, frames_per_task: int = 1) -> int:
+    """How many frames start..end by step holds; an InvalidJob if the range cannot be split."""
+    if end < start:
+        raise InvalidJob(f"end frame {end} is before start frame {start}")
+    if step < 1:
+        raise InvalidJob(f"step must be at least 1, not {step}")
+    if frames_per_task < 1:
+        raise InvalidJob(f"block size must be at least 1, not {frames_per_task}")
+    return (end - start) // step + 1
+
+
 def split_frames(start: int, end: int, step: int = 1, frames_per_task: int = 1) -> list[FrameBlock]:
     """Split the frames start..end (inclusive, by step) into blocks of frames_per_task frames.
 
@@ -131,13 +174,7 @@ def split_frames(start: int, end: int, step: int = 1, frames_per_task: int = 1) 
     >>> split_frames(-3, 3, 3, 1)
     [FrameBlock(start=-3, end=-3, step=3), FrameBlock(start=0, end=0, step=3), FrameBlock(start=3, end=3, step=3)]
     """
-    if end < start:
-        raise InvalidJob(f"end frame {end} is before start frame {start}")
-    if step < 1:
-        raise InvalidJob(f"step must be at least 1, not {step}")
-    if frames_per_task < 1:
-        raise InvalidJob(f"block size must be at least 1, not {frames_per_task}")
-    count = (end - start) // step + 1
+    count = count_frames(start, end, step, frames_per_task)
     if count > MAX_FRAMES:
         raise InvalidJob(f"{count} frames is more than the {MAX_FRAMES} one job may hold")
     stride = step * frames_per_task
@@ -202,6 +239,188 @@ class Requirements:
         )
 
 
+# -- what a submitted job may hold: the one rule for the API, the client, the CLI and JobSpec --
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    """A validation error whose message is *message* as is (no "Value error, " before it)."""
+    return PydanticCustomError("invalid", message)
+
+
+def _printable(value: str) -> str:
+    """Names people read in a terminal: no control character, so no ANSI escape code either."""
+    if not value.isprintable():
+        raise _invalid("must hold printable characters only (no control characters or escapes)")
+    return value
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise _invalid("must not hold control characters (NUL, newline, escape ...)")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise _invalid("must not hold a NUL byte (no program can be given one)")
+    return value
+
+
+def _no_nul_inside(value: Any) -> Any:
+    """A renderer parameter: no NUL in any string inside it (it ends up on a command line)."""
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul_inside(key)
+            _no_nul_inside(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _no_nul_inside(item)
+    return value
+
+
+def _path_name(value: str) -> str:
+    if not re.match(PATH_NAME_PATTERN, value):
+        raise _invalid(
+            "must be 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise _invalid("environment variable names are letters, digits and '_', not digit-first")
+    return value
+
+
+#: A name people read (job, owner): printable, at most MAX_NAME_LENGTH characters.
+DisplayName = Annotated[StrictStr, Field(max_length=MAX_NAME_LENGTH), AfterValidator(_printable)]
+#: A name that goes into URL paths (pool, computer): see PATH_NAME_PATTERN.
+PathName = Annotated[StrictStr, AfterValidator(_path_name)]
+#: A host glob of --hosts / --exclude-hosts (``render*``): printable.
+HostGlob = Annotated[StrictStr, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+#: A job's priority.
+Priority = Annotated[StrictInt, Field(ge=PRIORITY_MIN, le=PRIORITY_MAX)]
+#: A frame number.
+Frame = Annotated[StrictInt, Field(ge=-FRAME_LIMIT, le=FRAME_LIMIT)]
+#: A job id another job names (``after``).
+JobRef = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+
+
+class RequirementsIn(BaseModel):
+    """What a host must offer, as submitted."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    os: Literal["linux", "windows", "darwin"] | None = None
+    min_ram_gb: StrictFloat | StrictInt = Field(0, ge=0, le=1_000_000)
+    min_cores: StrictInt = Field(0, ge=0, le=100_000)
+    pools: list[PathName] = Field(default_factory=list, max_length=100)
+    gpus: StrictInt = Field(0, ge=0, le=1024)
+    hosts: list[HostGlob] = Field(default_factory=list, max_length=100)
+    exclude_hosts: list[HostGlob] = Field(default_factory=list, max_length=100)
+
+
+class JobIn(BaseModel):
+    """A job submission (the body of POST /jobs): every field rule of a job, in one place.
+
+    Numbers are strict: ``"1"`` or ``true`` is not a frame.  Use :func:`parse_job` to check a
+    body and get a one-line :class:`InvalidJob`; the frame cap is the master's
+    (``max_frames_per_job``), checked by :meth:`JobSpec.validate`.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    renderer: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    start: Frame
+    end: Frame
+    step: StrictInt = Field(1, ge=1, le=FRAME_LIMIT)
+    block_size: StrictInt = Field(1, ge=1, le=FRAME_LIMIT)
+    scene: Annotated[StrictStr, Field(max_length=4096), AfterValidator(_no_control)] | None = None
+    name: DisplayName = ""
+    owner: Annotated[StrictStr, Field(max_length=100), AfterValidator(_printable)] = ""
+    priority: Priority = 50
+    retries: StrictInt = Field(3, ge=0, le=100)
+    timeout: StrictFloat | StrictInt | None = Field(None, gt=0, le=30 * 86400)
+    env: dict[
+        Annotated[StrictStr, Field(max_length=200), AfterValidator(_env_name)],
+        Annotated[StrictStr, Field(max_length=32768), AfterValidator(_no_nul)],
+    ] = Field(default_factory=dict, max_length=1000)
+    params: Annotated[
+        dict[
+            Annotated[StrictStr, Field(max_length=100), AfterValidator(_no_control)],
+            Any,
+        ],
+        AfterValidator(_no_nul_inside),
+    ] = Field(default_factory=dict)
+    requirements: RequirementsIn = Field(default_factory=RequirementsIn)
+    after: list[JobRef] = Field(default_factory=list, max_length=1000)
+    max_parallel: StrictInt | None = Field(None, ge=1, le=100_000)
+    notify: dict[StrictStr, Any] = Field(default_factory=dict)
+    #: Check that the scene file exists on the master's view of the shared storage.
+    check_scene: StrictBool = True
+
+    @model_validator(mode="after")
+    def _frames_in_order(self) -> JobIn:
+        if self.end < self.start:
+            raise _invalid(f"end frame {self.end} is before start frame {self.start}")
+        return self
+
+    def to_spec(self) -> JobSpec:
+        """The JobSpec this submission asks for (params as given: the renderer converts them)."""
+        req = self.requirements
+        return JobSpec(
+            renderer=self.renderer,
+            start=self.start,
+            end=self.end,
+            name=self.name,
+            owner=self.owner,
+            scene=self.scene or None,
+            step=self.step,
+            block_size=self.block_size,
+            priority=self.priority,
+            retries=self.retries,
+            timeout=None if self.timeout is None else float(self.timeout),
+            env=dict(self.env),
+            params=dict(self.params),
+            requirements=Requirements(
+                os=req.os,
+                min_ram_gb=float(req.min_ram_gb),
+                min_cores=req.min_cores,
+                pools=list(req.pools),
+                gpus=req.gpus,
+                hosts=list(req.hosts),
+                exclude_hosts=list(req.exclude_hosts),
+            ),
+            after=sorted(set(self.after)),
+            max_parallel=self.max_parallel,
+            notify=dict(self.notify),
+        )
+
+
+def validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
+    """The first of pydantic's *errors* (``exc.errors()``) on one line: ``field.sub: what``."""
+    first = errors[0] if errors else {}
+    where = ".".join(
+        part if isinstance(part, str) and part.isprintable() else repr(part)
+        for part in first.get("loc", ())
+        if part != "body"
+    )
+    message = str(first.get("msg", "invalid"))
+    line = f"{where}: {message}" if where else message
+    return " ".join(line.split("\n"))
+
+
+def parse_job(body: dict[str, Any]) -> JobIn:
+    """Check a job submission's fields; an InvalidJob with a one-line reason if one is wrong.
+
+    The CLI and the API share this rule.  The renderer's own checks (its params, its frames)
+    and the farm's frame cap are the master's, at submit."""
+    try:
+        return JobIn.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidJob(validation_message(exc.errors())) from None
+
+
 @dataclass(slots=True)
 class JobSpec:
     """A job as submitted, before it has an id.  Validated by :meth:`validate`."""
@@ -224,33 +443,40 @@ class JobSpec:
     max_parallel: int | None = None
     notify: dict[str, Any] = field(default_factory=dict)
 
-    def validate(self) -> None:
-        """Raise InvalidJob with a one-line reason if the spec is not runnable."""
-        if len(self.name) > MAX_NAME_LENGTH:
-            raise InvalidJob(f"job name is longer than {MAX_NAME_LENGTH} characters")
-        split_frames(self.start, self.end, self.step, self.block_size)
-        if not 0 <= self.retries <= 100:
-            raise InvalidJob(f"retries must be between 0 and 100, not {self.retries}")
-        if not -1_000_000 <= self.priority <= 1_000_000:
-            raise InvalidJob(f"priority must be between -1000000 and 1000000, not {self.priority}")
-        if self.timeout is not None and not 0 < self.timeout <= 30 * 86400:
+    def validate(self, *, max_frames: int = MAX_FRAMES) -> None:
+        """Raise InvalidJob with a one-line reason if the spec is not runnable.
+
+        The rules are :class:`JobIn`'s (one definition for API, client and CLI), plus the
+        frame cap *max_frames* (the master's ``max_frames_per_job``)."""
+        count = count_frames(self.start, self.end, self.step, self.block_size)
+        if count > min(max_frames, MAX_FRAMES):
             raise InvalidJob(
-                f"timeout must be between 0 and 30 days in seconds, not {self.timeout}"
+                f"{count} frames is more than the {min(max_frames, MAX_FRAMES)} one job may hold "
+                "(the master's max_frames_per_job)"
             )
-        if self.max_parallel is not None and self.max_parallel < 1:
-            raise InvalidJob(f"max-parallel must be at least 1, not {self.max_parallel}")
-        for name in self.env:
-            if not _ENV_NAME.match(name):
-                raise InvalidJob(f"environment variable name {name!r} is not valid")
-        req = self.requirements
-        if req.os is not None and req.os not in ("linux", "windows", "darwin"):
-            raise InvalidJob(f"--os must be linux, windows or darwin, not {req.os!r}")
-        if req.min_ram_gb < 0:
-            raise InvalidJob(f"--min-ram must not be negative, not {req.min_ram_gb}")
-        if req.min_cores < 0:
-            raise InvalidJob(f"--min-cores must not be negative, not {req.min_cores}")
-        if req.gpus < 0:
-            raise InvalidJob(f"--gpus must not be negative, not {req.gpus}")
+        parse_job(self.to_body())
+
+    def to_body(self) -> dict[str, Any]:
+        """The spec as the body of POST /jobs."""
+        return {
+            "renderer": self.renderer,
+            "start": self.start,
+            "end": self.end,
+            "name": self.name,
+            "owner": self.owner,
+            "scene": self.scene,
+            "step": self.step,
+            "block_size": self.block_size,
+            "priority": self.priority,
+            "retries": self.retries,
+            "timeout": self.timeout,
+            "env": dict(self.env),
+            "params": dict(self.params),
+            "requirements": self.requirements.to_dict(),
+            "after": list(self.after),
+            "max_parallel": self.max_parallel,
+            "notify": dict(self.notify),
+        }
 
 
 @dataclass(slots=True)

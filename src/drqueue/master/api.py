@@ -15,86 +15,82 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Path as FastPath
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 import drqueue
 from drqueue.config import Config
-from drqueue.errors import AuthError, DrQueueError, Forbidden, InvalidJob, NotFound, SceneNotFound
+from drqueue.errors import (
+    AuthError,
+    Conflict,
+    DrQueueError,
+    Forbidden,
+    InvalidJob,
+    NotFound,
+    SceneNotFound,
+)
+from drqueue.master.body_limit import BodyLimit
 from drqueue.master.dispatcher import Dispatcher
 from drqueue.master.tokens import Identity, TokenBook
-from drqueue.models import Computer, Job, JobSpec, Requirements, Task, gc_paused, split_frames
+from drqueue.models import (
+    FRAME_LIMIT,
+    MAX_ID,
+    Computer,
+    Job,
+    JobIn,
+    JobSpec,
+    PathName,
+    Priority,
+    Task,
+    gc_paused,
+    split_frames,
+    validation_message,
+)
 from drqueue.renderers import all_renderers, get_renderer
 from drqueue.slave.runner import host_os
 from drqueue.store.base import Store
 
-#: Frame numbers are bounded so that no arithmetic on them can overflow the store.
-FRAME_LIMIT = 1_000_000_000
+#: The most items one answer of a list route holds (jobs, tasks, events, computers, pools):
+#: a larger ``limit`` is a 422, and no ``limit`` means this many (docs/api.md, "Pages").
+MAX_PAGE = 10_000
 
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f/\\]+$")]
-
-
-class RequirementsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    os: Literal["linux", "windows", "darwin"] | None = None
-    min_ram_gb: float = Field(0, ge=0, le=1_000_000)
-    min_cores: int = Field(0, ge=0, le=100_000)
-    pools: list[Name] = Field(default_factory=list, max_length=100)
-    gpus: int = Field(0, ge=0, le=1024)
-    hosts: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
-    exclude_hosts: list[Annotated[str, Field(max_length=200)]] = Field(
-        default_factory=list, max_length=100
-    )
-
-
-class JobIn(BaseModel):
-    """A job submission."""
-
-    model_config = ConfigDict(extra="forbid")
-    renderer: Annotated[str, Field(min_length=1, max_length=100)]
-    start: int = Field(ge=-FRAME_LIMIT, le=FRAME_LIMIT)
-    end: int = Field(ge=-FRAME_LIMIT, le=FRAME_LIMIT)
-    step: int = Field(1, ge=1, le=FRAME_LIMIT)
-    block_size: int = Field(1, ge=1, le=FRAME_LIMIT)
-    scene: Annotated[str, Field(max_length=4096)] | None = None
-    name: Annotated[str, Field(max_length=200)] = ""
-    owner: Annotated[str, Field(max_length=100)] = ""
-    priority: int = Field(50, ge=-1_000_000, le=1_000_000)
-    retries: int = Field(3, ge=0, le=100)
-    timeout: float | None = Field(None, gt=0, le=30 * 86400)
-    env: dict[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=32768)]] = (
-        Field(default_factory=dict)
-    )
-    params: dict[Annotated[str, Field(max_length=100)], Any] = Field(default_factory=dict)
-    requirements: RequirementsIn = Field(default_factory=RequirementsIn)
-    after: list[int] = Field(default_factory=list, max_length=1000)
-    max_parallel: int | None = Field(None, ge=1, le=100_000)
-    notify: dict[str, Any] = Field(default_factory=dict)
-    #: Check that the scene file exists on the master's view of the shared storage.
-    check_scene: bool = True
+#: Ids and indexes in URL paths: what SQLite's INTEGER holds, so no id is a 500.
+JobIdPath = Annotated[int, FastPath(ge=0, le=MAX_ID)]
+IndexPath = Annotated[int, FastPath(ge=0, le=MAX_ID)]
+#: A page size.
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+#: The Idempotency-Key header of POST /jobs: any printable token a client makes up.
+IdempotencyKey = Annotated[
+    str | None, Header(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+]
 
 
 class PriorityIn(BaseModel):
-    priority: int = Field(ge=-1_000_000, le=1_000_000)
+    model_config = ConfigDict(strict=True)
+    priority: Priority
 
 
 class LimitIn(BaseModel):
+    model_config = ConfigDict(strict=True)
     max_tasks: int | None = Field(None, ge=0, le=10_000)
 
 
 class PoolIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: Name
-    description: Annotated[str, Field(max_length=1000)] = ""
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: PathName
+    description: Annotated[str, Field(max_length=1000), AfterValidator(_printable_text)] = ""
 
 
 class MemberIn(BaseModel):
-    computer: Name
+    model_config = ConfigDict(strict=True)
+    computer: PathName
 
 
 class HostIn(BaseModel):
-    host: Name
+    model_config = ConfigDict(strict=True)
+    host: PathName
 
 
 class HeartbeatIn(BaseModel):
@@ -217,50 +213,34 @@ def computer_dict(
     }
 
 
+def _printable_text(value: str) -> str:
+    """Free text shown in a terminal (a pool's description): no control characters."""
+    if any(not line.isprintable() for line in value.split("\n")):
+        raise ValueError("must not hold control characters or escape codes")
+    return value
+
+
 def validate_job(body: JobIn, config: Config) -> JobSpec:
-    """Turn a submission into a valid JobSpec, or raise a DrQueueError with a one-line reason."""
+    """Turn a submission into a valid JobSpec, or raise a DrQueueError with a one-line reason.
+
+    The field rules are JobIn's (models.py); here come the renderer's own (its params, and
+    :meth:`Renderer.validate_job`, e.g. POV-Ray's frames), the farm's frame cap and the scene."""
     renderer = get_renderer(body.renderer)
-    params = renderer.validate_params(body.params)
-    scene = body.scene or None
-    if renderer.needs_scene and not scene:
+    spec = body.to_spec()
+    spec.renderer = renderer.name
+    spec.params = renderer.validate_params(body.params)
+    if renderer.needs_scene and not spec.scene:
         raise InvalidJob(f"renderer {renderer.name!r} needs a scene file")
-    if scene and body.check_scene:
-        local = scene
+    spec.validate(max_frames=config.max_frames_per_job)
+    renderer.validate_job(spec)
+    if spec.scene and body.check_scene:
+        local = spec.scene
         if config.path_map:
             from drqueue.pathmap import map_path
 
-            local = map_path(scene, config.path_map, host_os())
+            local = map_path(spec.scene, config.path_map, host_os())
         if not os.path.isfile(local):
-            raise SceneNotFound(f"scene file {scene} does not exist (as seen from the master)")
-    req = body.requirements
-    spec = JobSpec(
-        renderer=renderer.name,
-        start=body.start,
-        end=body.end,
-        name=body.name,
-        owner=body.owner,
-        scene=scene,
-        step=body.step,
-        block_size=body.block_size,
-        priority=body.priority,
-        retries=body.retries,
-        timeout=body.timeout,
-        env=dict(body.env),
-        params=params,
-        requirements=Requirements(
-            os=req.os,
-            min_ram_gb=req.min_ram_gb,
-            min_cores=req.min_cores,
-            pools=list(req.pools),
-            gpus=req.gpus,
-            hosts=list(req.hosts),
-            exclude_hosts=list(req.exclude_hosts),
-        ),
-        after=sorted(set(body.after)),
-        max_parallel=body.max_parallel,
-        notify=body.notify,
-    )
-    spec.validate()
+            raise SceneNotFound(f"scene file {spec.scene} does not exist (as seen from the master)")
     return spec
 
 
@@ -291,7 +271,7 @@ EventId = Annotated[int, Query(ge=0, le=2**63 - 1)]
 TaskStateName = Literal["queued", "dispatched", "running", "finished", "error", "cancelled"]
 OptionalEventId = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
 #: How many events one request returns.
-EventsLimit = Annotated[int, Query(ge=1, le=10_000)]
+EventsLimit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
 # -- the application -------------------------------------------------------------------------------
@@ -304,20 +284,31 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
 
     @app.exception_handler(DrQueueError)
     async def drqueue_error(request: Request, exc: DrQueueError) -> JSONResponse:
+        retry_after = getattr(exc, "retry_after", None)
         return JSONResponse(
-            {"detail": str(exc), "error": type(exc).__name__}, status_code=exc.status_code
+            {"detail": str(exc), "error": type(exc).__name__},
+            status_code=exc.status_code,
+            headers={"Retry-After": str(retry_after)} if retry_after else None,
         )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-        message = (
-            f"{where}: {first.get('msg', 'invalid')}"
-            if where
-            else first.get("msg", "invalid request")
-        )
+        message = validation_message(exc.errors())
         return JSONResponse({"detail": message, "error": "InvalidRequest"}, status_code=422)
+
+    @app.exception_handler(OverflowError)
+    async def number_too_large(request: Request, exc: OverflowError) -> JSONResponse:
+        # The last guard of a class of defects: an int beyond SQLite's 64 bits that no
+        # parameter bound caught is the caller's mistake, not the master's.
+        return JSONResponse(
+            {
+                "detail": f"a number in the request is out of range (at most {MAX_ID})",
+                "error": "InvalidRequest",
+            },
+            status_code=422,
+        )
+
+    app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes)
 
     def wake() -> None:
         if dispatcher is not None:
@@ -371,7 +362,17 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
     # jobs
 
     @app.post(f"{v1}/jobs", status_code=201)
-    def submit(body: JobIn, who: Auth) -> dict[str, Any]:
+    def submit(
+        body: JobIn, who: Auth, response: Response, idempotency_key: IdempotencyKey = None
+    ) -> dict[str, Any]:
+        """Create a job (201); with an Idempotency-Key the owner used before, answer that
+        job as the first submit did (200), so a client may resend a submit it lost."""
+        owner = body.owner if who.admin else who.name  # an artist submits as themself
+        if idempotency_key is not None:
+            existing = store.job_by_key(owner, idempotency_key)
+            if existing is not None:
+                response.status_code = 200
+                return {"id": existing, "tasks": store.get_job(existing).counts.total}
         renderer = get_renderer(body.renderer).name
         if not who.admin and not config.artist_may_submit(renderer):
             raise Forbidden(
@@ -379,30 +380,35 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
                 f"artist_renderers allows {', '.join(config.artist_renderers) or 'none'}"
             )
         spec = validate_job(body, config)
-        if not who.admin:
-            spec.owner = who.name  # an artist submits as themself, whatever the body says
+        spec.owner = owner
         blocks = split_frames(spec.start, spec.end, spec.step, spec.block_size)
-        job_id = store.create_job(spec, blocks)
+        try:
+            job_id = store.create_job(spec, blocks, idempotency_key=idempotency_key)
+        except Conflict:  # the same key, sent twice at once: the other request created it
+            assert idempotency_key is not None
+            existing = store.job_by_key(owner, idempotency_key)
+            if existing is None:
+                raise
+            response.status_code = 200
+            return {"id": existing, "tasks": store.get_job(existing).counts.total}
         wake()
         return {"id": job_id, "tasks": len(blocks)}
 
     @app.get(f"{v1}/jobs", response_class=JSONBytesResponse)
-    def jobs(
-        _: Auth, owner: str | None = None, limit: int | None = Query(None, ge=1, le=100_000)
-    ) -> JSONBytesResponse:
-        """Every job (or *owner*'s, or the newest *limit*), each as GET /jobs/ID gives it."""
+    def jobs(_: Auth, owner: str | None = None, limit: PageLimit = MAX_PAGE) -> JSONBytesResponse:
+        """The newest *limit* jobs (of *owner* if given), oldest first, each as GET /jobs/ID."""
         with gc_paused():  # 10,000 jobs are some 100,000 new dicts, lists and objects
             return JSONBytesResponse(
                 [job_out(job) for job in store.list_jobs(owner=owner, limit=limit)]
             )
 
     @app.get(f"{v1}/jobs/{{job_id}}")
-    def job(job_id: int, _: Auth) -> dict[str, Any]:
+    def job(job_id: JobIdPath, _: Auth) -> dict[str, Any]:
         return job_out(store.get_job(job_id))
 
     # Before /jobs/{job_id}/{action}, which would otherwise take "unblock" for its action.
     @app.post(f"{v1}/jobs/{{job_id}}/unblock")
-    def unblock(job_id: int, body: HostIn, who: Auth) -> dict[str, Any]:
+    def unblock(job_id: JobIdPath, body: HostIn, who: Auth) -> dict[str, Any]:
         own(who, job_id)
         store.unblock_host(job_id, body.host, actor=who.name)
         wake()
@@ -410,7 +416,7 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
 
     @app.post(f"{v1}/jobs/{{job_id}}/{{action}}")
     def job_action(
-        job_id: int,
+        job_id: JobIdPath,
         action: Literal["stop", "continue", "kill", "rerun", "requeue-failed"],
         who: Auth,
     ) -> dict[str, Any]:
@@ -431,13 +437,13 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         return job_out(store.get_job(job_id))
 
     @app.delete(f"{v1}/jobs/{{job_id}}")
-    def delete(job_id: int, who: Auth, force: bool = False) -> dict[str, Any]:
+    def delete(job_id: JobIdPath, who: Auth, force: bool = False) -> dict[str, Any]:
         own(who, job_id)
         kill(store.delete_job(job_id, force=force, actor=who.name))
         return {"deleted": job_id}
 
     @app.put(f"{v1}/jobs/{{job_id}}/priority")
-    def priority(job_id: int, body: PriorityIn, who: Auth) -> dict[str, Any]:
+    def priority(job_id: JobIdPath, body: PriorityIn, who: Auth) -> dict[str, Any]:
         own(who, job_id)
         store.set_job_priority(job_id, body.priority, actor=who.name)
         wake()
@@ -445,25 +451,25 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
 
     @app.get(f"{v1}/jobs/{{job_id}}/tasks")
     def tasks(
-        job_id: int,
+        job_id: JobIdPath,
         _: Auth,
         state: TaskStateName | None = None,
-        offset: int = Query(0, ge=0, le=2**63 - 1),
-        limit: int | None = Query(None, ge=1, le=1_000_000),
+        offset: int = Query(0, ge=0, le=MAX_ID),
+        limit: PageLimit = MAX_PAGE,
     ) -> list[dict[str, Any]]:
-        """The job's tasks by index: all of them, or one *state*, or a page (offset, limit)."""
+        """A page of the job's tasks by index (of one *state* if given): *limit* from *offset*."""
         return [
             task_dict(task)
             for task in store.list_tasks(job_id, state=state, offset=offset, limit=limit)
         ]
 
     @app.get(f"{v1}/jobs/{{job_id}}/tasks/{{index}}")
-    def task(job_id: int, index: int, _: Auth) -> dict[str, Any]:
+    def task(job_id: JobIdPath, index: IndexPath, _: Auth) -> dict[str, Any]:
         return task_dict(store.get_task(job_id, index))
 
     @app.post(f"{v1}/jobs/{{job_id}}/tasks/{{index}}/{{action}}")
     def task_action(
-        job_id: int, index: int, action: Literal["requeue", "kill"], who: Auth
+        job_id: JobIdPath, index: IndexPath, action: Literal["requeue", "kill"], who: Auth
     ) -> dict[str, Any]:
         own(who, job_id)
         if action == "requeue":
@@ -498,7 +504,7 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
     # before = the first id of the previous page.
     @app.get(f"{v1}/jobs/{{job_id}}/events")
     def job_events(
-        job_id: int,
+        job_id: JobIdPath,
         _: Auth,
         since: EventId = 0,
         before: OptionalEventId = None,
@@ -528,8 +534,9 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         )
 
     @app.get(f"{v1}/computers")
-    def computers(_: Auth) -> list[dict[str, Any]]:
-        return [computer_out(c) for c in store.list_computers()]
+    def computers(_: Auth, limit: PageLimit = MAX_PAGE) -> list[dict[str, Any]]:
+        """The first *limit* computers by name."""
+        return [computer_out(c) for c in store.list_computers()[:limit]]
 
     @app.get(f"{v1}/computers/{{name}}")
     def computer(name: str, _: Auth) -> dict[str, Any]:
@@ -550,8 +557,9 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         return computer_out(store.get_computer(name))
 
     @app.get(f"{v1}/pools")
-    def pools(_: Auth) -> list[dict[str, Any]]:
-        return store.list_pools()
+    def pools(_: Auth, limit: PageLimit = MAX_PAGE) -> list[dict[str, Any]]:
+        """The first *limit* pools by name."""
+        return store.list_pools()[:limit]
 
     @app.post(f"{v1}/pools", status_code=201)
     def create_pool(body: PoolIn, who: Admin) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from drqueue.errors import InvalidJob
-from drqueue.models import FrameBlock, pad_frame
+from drqueue.models import FrameBlock, JobSpec, pad_frame
 
 #: Parameter types a renderer may declare, and the Python type each converts to.
 PARAM_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "path": str}
@@ -178,6 +178,13 @@ class Renderer:
                 raise InvalidJob(f"renderer {cls.name!r} needs the parameter {param.name!r}")
             result[param.name] = param.convert(value)
         return result
+
+    @classmethod
+    def validate_job(cls, spec: JobSpec) -> None:
+        """Refuse (InvalidJob) or adjust a whole job at submit, once its params are typed.
+
+        For rules on the job as a whole that would otherwise fail every task at run time
+        (POV-Ray's negative frames), or that fix how it is split (FFmpeg's one movie)."""
 
     @classmethod
     def path_params(cls) -> list[str]:

@@ -1,7 +1,8 @@
 """FFmpeg: assemble a rendered frame sequence into one movie.
 
-The job's frames are the *input* frames; give it one block holding them all
-(block size at least the frame count) since each block makes a whole movie.
+The job's frames are the *input* frames, and the job is always one task over all of
+them: a movie is one file, so several blocks would each write it whole.  At submit the
+block size is set to the frame count (:meth:`FFmpeg.validate_job`), whatever ``-b`` said.
 With step 1 the image2 demuxer reads the numbered files::
 
     ffmpeg -hide_banner -nostdin -y -framerate FPS -start_number START
@@ -19,7 +20,7 @@ sequence's end at the first gap and stops there with exit code 0 and no
 message, and without ``-start_number_range 1`` a missing *first* frame makes it
 silently start at one of the next four.  So unless ``check_frames`` is off, a
 second command decodes the movie and exits 1 (printing ``Empty output``) when
-it holds fewer than COUNT frames::
+it holds fewer than COUNT frames, COUNT being the whole job's frame count::
 
     ffmpeg -hide_banner -nostdin -v error -i OUTPUT -map 0:v:0
            -vf select=gte(n\\,COUNT-1) -frames:v 1 -abort_on empty_output -f null -
@@ -30,6 +31,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
+from drqueue.models import JobSpec, count_frames
 from drqueue.renderers.base import (
     LineInfo,
     Param,
@@ -92,10 +94,18 @@ class FFmpeg(Renderer):
             raise InvalidJob("parameter 'crf' must be between 0 and 63")
         return params
 
+    @classmethod
+    def validate_job(cls, spec: JobSpec) -> None:
+        """One task encodes the whole movie: the block is every frame of the job."""
+        spec.block_size = count_frames(spec.start, spec.end, spec.step)
+
     def commands(self, ctx: RenderContext) -> list[list[str]]:
         p = ctx.params
         block = ctx.block
         count = len(block)
+        # The check wants the whole job's frames in the movie, not the block's: a job stored
+        # with several blocks (before validate_job) fails instead of "finishing" each block.
+        expected = len(ctx.job_frames) if ctx.job_frames else count
         fps = _number(p["fps"])
         argv = [self.executable, "-hide_banner", "-nostdin", "-y"]
         if block.step == 1:
@@ -142,7 +152,7 @@ class FFmpeg(Renderer):
                     "-map",
                     "0:v:0",
                     "-vf",
-                    f"select=gte(n\\,{count - 1})",
+                    f"select=gte(n\\,{expected - 1})",
                     "-frames:v",
                     "1",
                     "-abort_on",

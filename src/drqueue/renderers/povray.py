@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
+from drqueue.models import FrameBlock, JobSpec
 from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer
 
 #: Output formats: the +F switch letter and the extension POV-Ray gives the file.
@@ -114,6 +115,16 @@ class Povray(Renderer):
         if first is not None and last is not None and last < first:
             raise InvalidJob(f"last_frame {last} is before first_frame {first}")
         return params
+
+    @classmethod
+    def validate_job(cls, spec: JobSpec) -> None:
+        """The animation's frames are checked at submit, not when every task fails on them."""
+        _check_quotable("scene", spec.scene or "")
+        job = FrameBlock(spec.start, spec.end, spec.step)
+        for block in (job.start, job.start + (len(job) - 1) * job.step):
+            animation_range(
+                RenderContext(FrameBlock(block, block), params=spec.params, job_frames=job)
+            )
 
     def commands(self, ctx: RenderContext) -> list[list[str]]:
         if not ctx.scene:
@@ -199,7 +210,10 @@ def animation_range(ctx: RenderContext) -> tuple[int, int]:
             )
         last = job.end
     if first < 0 or ctx.block.start < 0:
-        raise InvalidJob("POV-Ray cannot number negative frames")
+        raise InvalidJob(
+            f"POV-Ray cannot number negative frames (frame {min(first, ctx.block.start)}): "
+            "render frames from 0 up"
+        )
     if ctx.block.start < first or ctx.block.end > last:
         raise InvalidJob(
             f"frames {ctx.block.start}-{ctx.block.end} lie outside the animation {first}-{last}"

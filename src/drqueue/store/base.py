@@ -18,7 +18,7 @@ from typing import Any
 from drqueue.models import Computer, FrameBlock, Job, JobSpec, Task
 
 #: The schema version this code writes; a store with a newer one is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(slots=True)
@@ -64,8 +64,25 @@ class Store(abc.ABC):
     # -- jobs --------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def create_job(self, spec: JobSpec, blocks: list[FrameBlock], *, actor: str = "") -> int:
-        """Store a job and all its tasks in one transaction; return the job id."""
+    def create_job(
+        self,
+        spec: JobSpec,
+        blocks: list[FrameBlock],
+        *,
+        actor: str = "",
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Store a job and all its tasks; return the job id.
+
+        Other writers are not held up for long (a backend writes the tasks in short
+        transactions), and no read sees the job before all its tasks are stored; a master
+        killed meanwhile leaves nothing visible, and check_integrity removes the rest.
+        *idempotency_key*, if given, must be new for the owner: see job_by_key."""
+
+    @abc.abstractmethod
+    def job_by_key(self, owner: str, key: str) -> int | None:
+        """The id of *owner*'s job submitted with Idempotency-Key *key*, or None;
+        StoreBusy while that job is still being created."""
 
     @abc.abstractmethod
     def get_job(self, job_id: int) -> Job:

@@ -21,9 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from drqueue.errors import Conflict, InvalidJob, NotFound, StoreError
+from drqueue.errors import Conflict, InvalidJob, NotFound, StoreBusy, StoreError
 from drqueue.models import (
     ACTIVE_STATES,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
     Computer,
     Counts,
     FrameBlock,
@@ -52,9 +54,11 @@ CREATE TABLE jobs (
     n_running INTEGER NOT NULL DEFAULT 0, n_finished INTEGER NOT NULL DEFAULT 0,
     n_error INTEGER NOT NULL DEFAULT 0, n_cancelled INTEGER NOT NULL DEFAULT 0,
     task_seconds REAL NOT NULL DEFAULT 0, timed_tasks INTEGER NOT NULL DEFAULT 0,
-    waiting_reason TEXT
+    waiting_reason TEXT, idempotency_key TEXT
 );
 CREATE INDEX jobs_runnable ON jobs(n_queued) WHERE n_queued > 0;
+CREATE UNIQUE INDEX jobs_idempotency_key ON jobs(owner, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 CREATE TABLE tasks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
@@ -106,8 +110,33 @@ _COUNTER = {
     TaskState.CANCELLED: "n_cancelled",
 }
 
+#: What each schema version adds to the one before it (ALTER statements, in order).
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE jobs ADD COLUMN idempotency_key TEXT",
+        "CREATE UNIQUE INDEX jobs_idempotency_key ON jobs(owner, idempotency_key) "
+        "WHERE idempotency_key IS NOT NULL",
+    ),
+}
+
 #: The longest log tail kept per task, in characters.
 TAIL_CHARS = 4000
+
+#: A job's control while create_job writes its tasks: invisible to every read, never run.
+#: A master killed meanwhile leaves it so, and check_integrity deletes it at the next start.
+CREATING = "creating"
+
+#: Task rows written per transaction by create_job; between two, other writers get the lock.
+TASKS_PER_TRANSACTION = 2000
+
+#: Seconds create_job leaves the write lock free between two of its transactions, and the
+#: most it waits there for this process's other writers (SQLite's busy handler, which they
+#: sleep in, retries at least every 100 ms) to have had their turn.
+CREATE_PAUSE = 0.002
+CREATE_YIELD_MAX = 0.25
+
+#: Seconds a client is told to wait (Retry-After) when the store stayed locked too long.
+RETRY_AFTER = 2
 
 _TASK_COLUMNS = (
     'id, job_id, idx, start, "end", step, state, attempts, failures, lost, computer, engine_id, '
@@ -187,6 +216,17 @@ def _counts_from_row(row: sqlite3.Row) -> Counts:
     )
 
 
+def _busy_or(exc: sqlite3.OperationalError) -> Exception:
+    """StoreBusy for SQLite's "database is locked" (or busy), else *exc* itself."""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return StoreBusy(
+            "the store is busy with another writer: ask again in a moment",
+            retry_after=RETRY_AFTER,
+        )
+    return exc
+
+
 def _dispatch_from_row(row: sqlite3.Row) -> Dispatch:
     return Dispatch(
         task_id=row["id"],
@@ -201,11 +241,16 @@ def _dispatch_from_row(row: sqlite3.Row) -> Dispatch:
 class SQLiteStore(Store):
     """The Store on one SQLite file."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0):
+        """*busy_timeout*: seconds a write waits for SQLite's lock before it is StoreBusy."""
         self.path = str(path)
+        self.busy_timeout = busy_timeout
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        #: Threads of this process waiting for SQLite's write lock (create_job lets them first).
+        self._waiting_writers = 0
+        self._waiting_lock = threading.Lock()
         #: Each job's spec, decoded once, by job id (see _specs_of).
         self._specs: dict[int, JobSpec] = {}
         self._init_schema()
@@ -215,27 +260,46 @@ class SQLiteStore(Store):
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             self._local.conn = conn
         return conn
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."""
+        """One write transaction: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error.
+
+        A lock still held by another writer after busy_timeout is StoreBusy (a 503 with
+        Retry-After from the API), never a bare "database is locked"."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        with self._waiting_lock:
+            self._waiting_writers += 1
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _busy_or(exc) from None
+        finally:
+            with self._waiting_lock:
+                self._waiting_writers -= 1
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise _busy_or(exc) from None
             raise
         else:
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _busy_or(exc) from None
 
     def _init_schema(self) -> None:
         with self._write() as conn:
@@ -253,6 +317,10 @@ class SQLiteStore(Store):
             version = int(
                 conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
             )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[step]:
+                    conn.execute(statement)
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(step),))
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has schema version {version}, newer than this DrQueue's "
@@ -279,6 +347,11 @@ class SQLiteStore(Store):
         if result != "ok":
             raise StoreError(f"{self.path} failed SQLite's integrity check: {result}")
         with self._write() as conn:
+            # A job whose create_job never ended (the master died mid-way) was never visible:
+            # it goes, tasks and all, and a client's retry with its Idempotency-Key makes it anew.
+            unfinished = conn.execute("DELETE FROM jobs WHERE control = ?", (CREATING,)).rowcount
+            if unfinished:
+                found.append(f"removed {unfinished} jobs whose creation was cut short")
             orphans = conn.execute(
                 "DELETE FROM tasks WHERE job_id NOT IN (SELECT id FROM jobs)"
             ).rowcount
@@ -387,11 +460,27 @@ class SQLiteStore(Store):
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    def create_job(self, spec: JobSpec, blocks: list[FrameBlock], *, actor: str = "") -> int:
+    def create_job(
+        self,
+        spec: JobSpec,
+        blocks: list[FrameBlock],
+        *,
+        actor: str = "",
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Store a job and its tasks; return its id.
+
+        The job row is written first, hidden (control CREATING), then its tasks
+        TASKS_PER_TRANSACTION at a time in short transactions that let other writers in, and
+        the job is published (control active, its tasks counted queued) in the last one.
+        Until then no read sees it; if creation fails it is deleted, and a master killed
+        mid-way deletes it at its next start (check_integrity)."""
         now = time.time()
         with self._write() as conn:
             for dep in spec.after:
-                if not conn.execute("SELECT 1 FROM jobs WHERE id = ?", (dep,)).fetchone():
+                if not conn.execute(
+                    "SELECT 1 FROM jobs WHERE id = ? AND control != ?", (dep, CREATING)
+                ).fetchone():
                     raise InvalidJob(f"--after names job {dep}, which does not exist")
             for pool in spec.requirements.pools:
                 if not conn.execute("SELECT 1 FROM pools WHERE name = ?", (pool,)).fetchone():
@@ -399,12 +488,14 @@ class SQLiteStore(Store):
                         f"--pool names pool {pool!r}, which does not exist: see `drqueue pools`, "
                         f"or `drqueue pool create {pool}`"
                     )
+            if idempotency_key is not None:
+                self._check_key_free(conn, spec.owner, idempotency_key)
             cur = conn.execute(
                 """
                 INSERT INTO jobs (name, owner, renderer, scene, start, "end", step, block_size,
                     priority, retries, timeout, max_parallel, env, params, requirements, after,
-                    notify, control, submitted_at, n_total, n_queued)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    notify, control, submitted_at, n_total, n_queued, idempotency_key)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
                 """,
                 (
                     spec.name,
@@ -424,34 +515,95 @@ class SQLiteStore(Store):
                     json.dumps(spec.requirements.to_dict()),
                     json.dumps(spec.after),
                     json.dumps(spec.notify),
-                    str(JobControl.ACTIVE),
+                    CREATING,
                     now,
                     len(blocks),
-                    len(blocks),
+                    idempotency_key,
                 ),
             )
             job_id = cur.lastrowid
             assert job_id is not None
-            if not spec.name:
-                conn.execute("UPDATE jobs SET name = ? WHERE id = ?", (f"job-{job_id}", job_id))
-            conn.executemany(
-                'INSERT INTO tasks (job_id, idx, start, "end", step, state) VALUES (?, ?, ?, ?, ?, ?)',
-                (
-                    (job_id, index, block.start, block.end, block.step, "queued")
-                    for index, block in enumerate(blocks)
-                ),
-            )
-            self._event(
-                conn,
-                "job.submitted",
-                f"{len(blocks)} tasks, frames {spec.start}-{spec.end} by {spec.step}",
-                job_id=job_id,
-                actor=actor or spec.owner,
-            )
+        try:
+            for first in range(0, max(len(blocks), 1), TASKS_PER_TRANSACTION):
+                if first:
+                    self._let_other_writers_in()
+                chunk = blocks[first : first + TASKS_PER_TRANSACTION]
+                last = first + TASKS_PER_TRANSACTION >= len(blocks)
+                with self._write() as conn:
+                    conn.executemany(
+                        'INSERT INTO tasks (job_id, idx, start, "end", step, state) '
+                        "VALUES (?, ?, ?, ?, ?, 'queued')",
+                        (
+                            (job_id, index, block.start, block.end, block.step)
+                            for index, block in enumerate(chunk, start=first)
+                        ),
+                    )
+                    if last:
+                        self._publish(conn, job_id, spec, len(blocks), actor)
+        except BaseException:
+            with contextlib.suppress(Exception), self._write() as conn:
+                conn.execute("DELETE FROM jobs WHERE id = ? AND control = ?", (job_id, CREATING))
+            raise
         return job_id
 
+    def _let_other_writers_in(self) -> None:
+        """Between two of create_job's transactions: wait until the writers that queued for
+        the lock meanwhile got it, so a giant submit holds nobody up for long."""
+        deadline = time.monotonic() + CREATE_YIELD_MAX
+        time.sleep(CREATE_PAUSE)
+        while self._waiting_writers and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def _publish(
+        self, conn: sqlite3.Connection, job_id: int, spec: JobSpec, tasks: int, actor: str
+    ) -> None:
+        """Make a created job visible and runnable: the last step of create_job."""
+        conn.execute(
+            "UPDATE jobs SET control = ?, n_queued = ?, name = CASE WHEN name = '' THEN ? "
+            "ELSE name END WHERE id = ?",
+            (str(JobControl.ACTIVE), tasks, f"job-{job_id}", job_id),
+        )
+        self._event(
+            conn,
+            "job.submitted",
+            f"{tasks} tasks, frames {spec.start}-{spec.end} by {spec.step}",
+            job_id=job_id,
+            actor=actor or spec.owner,
+        )
+
+    def _check_key_free(self, conn: sqlite3.Connection, owner: str, key: str) -> None:
+        row = conn.execute(
+            "SELECT id, control FROM jobs WHERE owner = ? AND idempotency_key = ?", (owner, key)
+        ).fetchone()
+        if row is not None and row["control"] == CREATING:
+            raise StoreBusy(
+                f"job {row['id']} of this Idempotency-Key is still being created: ask again",
+                retry_after=RETRY_AFTER,
+            )
+        if row is not None:
+            raise Conflict(f"job {row['id']} already has this Idempotency-Key")
+
+    def job_by_key(self, owner: str, key: str) -> int | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT id, control FROM jobs WHERE owner = ? AND idempotency_key = ?", (owner, key)
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        if row["control"] == CREATING:
+            raise StoreBusy(
+                f"job {row['id']} of this Idempotency-Key is still being created: ask again",
+                retry_after=RETRY_AFTER,
+            )
+        return row["id"]
+
     def _job_row(self, conn: sqlite3.Connection, job_id: int) -> sqlite3.Row:
-        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = conn.execute(
+            "SELECT * FROM jobs WHERE id = ? AND control != ?", (job_id, CREATING)
+        ).fetchone()
         if row is None:
             raise NotFound(f"no job {job_id}")
         return row
@@ -541,10 +693,10 @@ class SQLiteStore(Store):
 
     def list_jobs(self, *, owner: str | None = None, limit: int | None = None) -> list[Job]:
         conn = self._conn()
-        sql = f"SELECT {_JOB_STATE_COLUMNS} FROM jobs"
-        args: list[Any] = []
+        sql = f"SELECT {_JOB_STATE_COLUMNS} FROM jobs WHERE control != ?"
+        args: list[Any] = [CREATING]
         if owner:
-            sql += " WHERE owner = ?"
+            sql += " AND owner = ?"
             args.append(owner)
         sql += " ORDER BY id"
         if limit:
@@ -559,7 +711,10 @@ class SQLiteStore(Store):
         return self._jobs_from_rows(conn, rows)
 
     def job_ids(self) -> set[int]:
-        return {row[0] for row in self._conn().execute("SELECT id FROM jobs")}
+        return {
+            row[0]
+            for row in self._conn().execute("SELECT id FROM jobs WHERE control != ?", (CREATING,))
+        }
 
     def set_job_control(self, job_id: int, control: str, *, actor: str = "") -> None:
         control = JobControl(control)
@@ -569,8 +724,10 @@ class SQLiteStore(Store):
             self._event(conn, f"job.{control}", f"job {control}", job_id=job_id, actor=actor)
 
     def set_job_priority(self, job_id: int, priority: int, *, actor: str = "") -> None:
-        if not -1_000_000 <= priority <= 1_000_000:
-            raise InvalidJob(f"priority must be between -1000000 and 1000000, not {priority}")
+        if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+            raise InvalidJob(
+                f"priority must be between {PRIORITY_MIN} and {PRIORITY_MAX}, not {priority}"
+            )
         with self._write() as conn:
             self._job_row(conn, job_id)
             conn.execute("UPDATE jobs SET priority = ? WHERE id = ?", (priority, job_id))
