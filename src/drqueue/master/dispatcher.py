@@ -137,6 +137,9 @@ class Outstanding:
     interrupted: bool = False
     #: Queued on its engine behind another task (prefetched), so not started yet.
     queued: bool = False
+    #: Set when an abort was sent for this queued task and its engine's answer is awaited:
+    #: the reason it is requeued with if the engine aborts it (if it started, it ran).
+    settling: str | None = None
 
 
 @dataclass
@@ -148,9 +151,24 @@ class DispatcherStats:
     failed: int = 0
     stale: int = 0
     lost: int = 0
+    #: Aborts of queued tasks their engine has confirmed (it will not start them).
+    aborts_confirmed: int = 0
     rounds: int = 0
     decisions: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def aborted(ar: Any) -> bool:
+    """Whether a finished AsyncResult is an abort (the engine never started the task)."""
+    from ipyparallel import error
+
+    try:
+        ar.get(0)
+    except error.TaskAborted:
+        return True
+    except Exception:
+        return False
+    return False
 
 
 def engine_died(exc: BaseException) -> bool:
@@ -470,20 +488,45 @@ class Dispatcher:
                     following.queued = False
 
     def _take_back_prefetched(self, engine: EngineState, reason: str | None) -> None:
-        """Abort the task queued on *engine* behind its running one (requeued with *reason*,
-        unless the store already requeued it).  If it started meanwhile, the store no longer
-        expects its attempt, so whatever it returns is ignored as stale."""
+        """Abort the task queued on *engine* behind its running one and requeue it now (with
+        *reason*, unless the store already requeued it), so another engine may take it.
+
+        Used where speed matters (a running task turned out long) or where the abort is sure to
+        arrive first (a kill: the abort goes out before the SIGINT, on the same control
+        channel).  If the engine started it anyway, the store no longer expects its attempt,
+        and whatever it returns is ignored as stale."""
         out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
         engine.prefetched = None
         if out is None:
             return
         self._release(out)
-        if reason:
-            self.store.requeue_attempts([out.attempt_id], reason, lost=False)
+        if reason or out.settling:
+            self.store.requeue_attempts([out.attempt_id], reason or out.settling, lost=False)
+        self._abort(out)
+
+    def _settle_prefetched(self, engine: EngineState, reason: str) -> None:
+        """Abort the task queued on *engine*, but leave it dispatched until the engine answers:
+        aborted, it is requeued with *reason*; started (the task before it ended in the moment
+        before the abort arrived), it runs and its result counts.  A stop or a host block is in
+        no hurry, and this way the store never says queued of a task that is running."""
+        out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
+        if out is None or out.settling:
+            return
+        out.settling = reason
+        self._abort(out)
+
+    def _abort(self, out: Outstanding) -> None:
         try:
-            self.client.abort(out.result, targets=[engine.engine_id], block=False)
+            answer = self.client.abort(out.result, targets=[out.engine_id], block=False)
         except Exception as exc:
-            log.warning("cannot abort a queued task on engine %d: %s", engine.engine_id, exc)
+            log.warning("cannot abort a queued task on engine %d: %s", out.engine_id, exc)
+            return
+        answer.add_done_callback(self._abort_answered)
+
+    def _abort_answered(self, answer: Any) -> None:
+        # On the Client's I/O thread.  Once the engine answers, it will not start the task.
+        if answer.exception() is None:
+            self.stats.aborts_confirmed += 1
 
     def _check_prefetched(self) -> bool:
         """Take back each task queued behind another whose job may not start tasks now: the job
@@ -492,7 +535,7 @@ class Dispatcher:
         taken = False
         for engine in list(self.engines.values()):
             out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
-            if out is None:
+            if out is None or out.settling:
                 continue
             if out.job_id not in jobs:
                 try:
@@ -508,7 +551,7 @@ class Dispatcher:
                 why = f"{out.computer} is blocked for its job"
             else:
                 continue
-            self._take_back_prefetched(engine, f"requeued before it started: {why}")
+            self._settle_prefetched(engine, f"requeued before it started: {why}")
             taken = True
         return taken
 
@@ -538,13 +581,17 @@ class Dispatcher:
             if ar.done():
                 did = True
                 self._release(out)
-                self._record(out, ar)
+                if out.settling and aborted(ar):
+                    self.store.requeue_attempts([out.attempt_id], out.settling, lost=False)
+                else:
+                    self._record(out, ar)
                 self._forget(ar)
                 continue
             engine = self.engines.get(out.engine_id)
             if (
                 engine is not None
                 and engine.prefetched
+                and not getattr(self.outstanding.get(engine.prefetched), "settling", None)
                 and engine.busy == out.attempt_id
                 and now - out.sent_at > self._take_back_after(out.job_id)
             ):
@@ -858,6 +905,13 @@ class Dispatcher:
             )
             return False
         reserved = tuple(s.engine_id for s in assignment.reserved)
+        log.warning(
+            task.id,
+            task.index,
+            result.msg_ids,
+            slot.engine_id,
+            prefetch,
+        )
         if prefetch:
             self.engines[slot.engine_id].prefetched = attempt_id
         for engine_id in () if prefetch else (slot.engine_id, *reserved):
