@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import gc
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -609,3 +610,19 @@ class Computer:
     slots: int = 0
     last_seen: float | None = None
     info_at: float | None = None
+
+
+def task_seconds(result: dict[str, Any], elapsed: float) -> float:
+    """How long an attempt ran, never negative: the runner's own monotonic measure (``seconds``)
+    if it sent one; else its wall-clock ``ended_at - started_at``, which a slave's clock can skew
+    by any amount, so clamped to *elapsed* (the master's own time since it dispatched the
+    attempt); else *elapsed*."""
+    elapsed = max(0.0, elapsed)
+    try:
+        seconds = float(result["seconds"])
+    except (KeyError, TypeError, ValueError):
+        try:
+            seconds = min(float(result["ended_at"]) - float(result["started_at"]), elapsed)
+        except (KeyError, TypeError, ValueError):
+            return elapsed
+    return max(0.0, seconds) if math.isfinite(seconds) else elapsed

@@ -102,9 +102,7 @@ def farm(tmp_path):
     for n, task in enumerate(tasks):
         store.mark_dispatched(task.id, f"attempt-{n}", n, "alpha")
     store.mark_running("attempt-1", 0.5, "half way")
-    store.record_result(
-        "attempt-0", {"status": "finished", "exit_code": 0, "started_at": 10.0, "ended_at": 22.0}
-    )
+    store.record_result("attempt-0", {"status": "finished", "exit_code": 0, "seconds": 12.0})
     store.record_result("attempt-2", {"status": "failed", "exit_code": 3})
     store.block_host(first, "alpha")
     store.set_job_waiting_reason({plain: "no slave offers renderer 'shell'"})
@@ -181,9 +179,7 @@ def test_a_priority_change_shows_in_the_list(farm):
 def test_task_state_changes_show_in_the_list(farm):
     http, store, path, _, (first, plain, waiting) = farm
     listed(http)
-    store.record_result(
-        "attempt-1", {"status": "finished", "exit_code": 0, "started_at": 30.0, "ended_at": 36.0}
-    )
+    store.record_result("attempt-1", {"status": "finished", "exit_code": 0, "seconds": 6.0})
     for n, task in enumerate(store.next_queued(first, 1)):
         store.mark_dispatched(task.id, f"last-{n}", 0, "beta")
         store.record_result(f"last-{n}", {"status": "finished", "exit_code": 0})

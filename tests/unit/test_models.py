@@ -290,3 +290,17 @@ def test_job_status_is_derived_from_control_and_counts(control, counts, waiting_
 )
 def test_pad_frame(frame, padding, padded):
     assert pad_frame(frame, padding) == padded
+
+
+def test_task_seconds_trusts_the_runners_monotonic_measure_and_clamps_a_wall_clock():
+    from drqueue.models import task_seconds
+
+    assert task_seconds({"seconds": 12.5, "started_at": 0, "ended_at": 1e9}, 3.0) == 12.5
+    assert task_seconds({"seconds": -1.0}, 3.0) == 0.0
+    assert task_seconds({"seconds": float("nan")}, 3.0) == 3.0
+    # A slave clock a day ahead or behind cannot make a task longer than the master saw it run,
+    # nor negative.
+    assert task_seconds({"started_at": 100.0, "ended_at": 100.0 + 86400}, 3.0) == 3.0
+    assert task_seconds({"started_at": 100.0 + 86400, "ended_at": 100.0}, 3.0) == 0.0
+    assert task_seconds({"started_at": 100.0, "ended_at": 101.5}, 3.0) == 1.5
+    assert task_seconds({}, 3.0) == 3.0

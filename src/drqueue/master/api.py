@@ -357,6 +357,7 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
             "failed": stats.failed if stats else 0,
             "stale": stats.stale if stats else 0,
             "lost": stats.lost if stats else 0,
+            "aborts_confirmed": stats.aborts_confirmed if stats else 0,
         }
 
     # jobs

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
 import signal
 import threading
@@ -50,7 +51,7 @@ from drqueue.master.matching import (
     usable_slots,
     waiting_reason,
 )
-from drqueue.models import Computer, Job, JobControl, Task
+from drqueue.models import Computer, Job, JobControl, Task, task_seconds
 from drqueue.slave.info import collect_info
 from drqueue.slave.runner import run_task
 from drqueue.store.base import Dispatch, Store
@@ -74,6 +75,15 @@ HISTORY_KEPT = 10_000
 #: are not that short after all, and another engine may be free.
 TAKE_BACK_SECONDS = 1.0
 TAKE_BACK_FACTOR = 4.0
+#: A failed info probe is resent after PROBE_RETRY_SECONDS, doubling after each failure up to
+#: PROBE_RETRY_MAX_SECONDS (a broken slave must not be probed, and logged, every round).
+PROBE_RETRY_SECONDS = 0.5
+PROBE_RETRY_MAX_SECONDS = 60.0
+#: A computer whose task could not start for a reason outside the slave's control (its task log
+#: could not be written on the shared storage) gets no task for HOLD_SECONDS, doubling after each
+#: such failure up to HOLD_MAX_SECONDS; the task goes back to the queue with no failure counted.
+HOLD_SECONDS = 1.0
+HOLD_MAX_SECONDS = 30.0
 #: Weight of the newest result in a job's mean task duration.
 DURATION_WEIGHT = 0.2
 #: Environment variables that name a task's GPUs, one per vendor (the runner sets the same).
@@ -92,6 +102,8 @@ class EngineState:
     engine_id: int
     registered_at: float
     probe: Any = None  # AsyncResult of collect_info while probing
+    probe_failures: int = 0
+    probe_again_at: float = 0.0  # monotonic; when a failed first probe is resent
     slot: Slot | None = None
     uuid: str = ""
     view: Any = None  # its DirectView, made once
@@ -125,6 +137,9 @@ class Outstanding:
     interrupted: bool = False
     #: Queued on its engine behind another task (prefetched), so not started yet.
     queued: bool = False
+    #: Set when an abort was sent for this queued task and its engine's answer is awaited:
+    #: the reason it is requeued with if the engine aborts it (if it started, it ran).
+    settling: str | None = None
 
 
 @dataclass
@@ -136,9 +151,34 @@ class DispatcherStats:
     failed: int = 0
     stale: int = 0
     lost: int = 0
+    #: Aborts of queued tasks their engine has confirmed (it will not start them).
+    aborts_confirmed: int = 0
     rounds: int = 0
     decisions: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def aborted(ar: Any) -> bool:
+    """Whether a finished AsyncResult is an abort (the engine never started the task)."""
+    from ipyparallel import error
+
+    try:
+        ar.get(0)
+    except error.TaskAborted:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def engine_died(exc: BaseException) -> bool:
+    """Whether a task's exception says its engine died under it (ipyparallel reports that as a
+    RemoteError named EngineError, built by the Client for the tasks of an unregistered engine)."""
+    from ipyparallel import error
+
+    return isinstance(exc, error.EngineError) or (
+        isinstance(exc, error.RemoteError) and exc.ename == "EngineError"
+    )
 
 
 def gpu_environment(devices: list[str]) -> dict[str, str]:
@@ -226,6 +266,8 @@ class Dispatcher:
         self._usable: dict[tuple, int] = {}
         #: Job id -> (results seen, mean task seconds): which jobs' tasks are short enough to prefetch.
         self._durations: dict[int, tuple[int, float]] = {}
+        #: Computer -> (held until, hold seconds): no tasks after an infrastructure failure.
+        self._held: dict[str, tuple[float, float]] = {}
         #: Set when the store changed: queued-behind tasks may belong to a job that was stopped.
         self._recheck_prefetched = False
         self.ready = threading.Event()
@@ -343,16 +385,19 @@ class Dispatcher:
         for engine_id in sorted(known - ids):
             self._engine_lost(engine_id, "unregistered")
             changed = True
+        now = time.monotonic()
+        for state in self.engines.values():
+            if state.slot is None and state.probe is None and state.probe_again_at <= now:
+                state.probe = self._view(state.engine_id).apply_async(collect_info)
         for state in list(self.engines.values()):
             if state.probe is not None and state.probe.done():
                 probe, state.probe = state.probe, None
                 try:
                     info = probe.get(0)
                 except Exception as exc:
-                    log.warning("engine %d info probe failed: %s", state.engine_id, exc)
-                    if state.slot is None:
-                        state.probe = self._view(state.engine_id).apply_async(collect_info)
+                    self._probe_failed(state, exc)
                     continue
+                state.probe_failures = 0
                 if state.slot is not None:
                     # A refresh: pools come from the store now, so a member an admin removed
                     # stays removed until the slave itself restarts with that pool.
@@ -376,6 +421,23 @@ class Dispatcher:
         if changed:
             self._engine_uuids = frozenset(e.uuid for e in self.engines.values() if e.uuid)
         return changed
+
+    def _probe_failed(self, state: EngineState, exc: Exception) -> None:
+        """Back off before probing again; say so loudly the first time and on each doubling."""
+        state.probe_failures += 1
+        delay = min(PROBE_RETRY_MAX_SECONDS, PROBE_RETRY_SECONDS * 2 ** (state.probe_failures - 1))
+        state.probe_again_at = time.monotonic() + delay
+        failures = state.probe_failures
+        level = logging.WARNING if failures & (failures - 1) == 0 else logging.DEBUG
+        log.log(
+            level,
+            "engine %d info probe failed (%d time%s, next in %.1f s): %s",
+            state.engine_id,
+            failures,
+            "" if failures == 1 else "s",
+            delay,
+            exc,
+        )
 
     def _view(self, engine_id: int) -> Any:
         """The engine's DirectView (made once: making one costs more than sending a task)."""
@@ -426,20 +488,45 @@ class Dispatcher:
                     following.queued = False
 
     def _take_back_prefetched(self, engine: EngineState, reason: str | None) -> None:
-        """Abort the task queued on *engine* behind its running one (requeued with *reason*,
-        unless the store already requeued it).  If it started meanwhile, the store no longer
-        expects its attempt, so whatever it returns is ignored as stale."""
+        """Abort the task queued on *engine* behind its running one and requeue it now (with
+        *reason*, unless the store already requeued it), so another engine may take it.
+
+        Used where speed matters (a running task turned out long) or where the abort is sure to
+        arrive first (a kill: the abort goes out before the SIGINT, on the same control
+        channel).  If the engine started it anyway, the store no longer expects its attempt,
+        and whatever it returns is ignored as stale."""
         out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
         engine.prefetched = None
         if out is None:
             return
         self._release(out)
-        if reason:
-            self.store.requeue_attempts([out.attempt_id], reason, lost=False)
+        if reason or out.settling:
+            self.store.requeue_attempts([out.attempt_id], reason or out.settling, lost=False)
+        self._abort(out)
+
+    def _settle_prefetched(self, engine: EngineState, reason: str) -> None:
+        """Abort the task queued on *engine*, but leave it dispatched until the engine answers:
+        aborted, it is requeued with *reason*; started (the task before it ended in the moment
+        before the abort arrived), it runs and its result counts.  A stop or a host block is in
+        no hurry, and this way the store never says queued of a task that is running."""
+        out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
+        if out is None or out.settling:
+            return
+        out.settling = reason
+        self._abort(out)
+
+    def _abort(self, out: Outstanding) -> None:
         try:
-            self.client.abort(out.result, targets=[engine.engine_id], block=False)
+            answer = self.client.abort(out.result, targets=[out.engine_id], block=False)
         except Exception as exc:
-            log.warning("cannot abort a queued task on engine %d: %s", engine.engine_id, exc)
+            log.warning("cannot abort a queued task on engine %d: %s", out.engine_id, exc)
+            return
+        answer.add_done_callback(self._abort_answered)
+
+    def _abort_answered(self, answer: Any) -> None:
+        # On the Client's I/O thread.  Once the engine answers, it will not start the task.
+        if answer.exception() is None:
+            self.stats.aborts_confirmed += 1
 
     def _check_prefetched(self) -> bool:
         """Take back each task queued behind another whose job may not start tasks now: the job
@@ -448,7 +535,7 @@ class Dispatcher:
         taken = False
         for engine in list(self.engines.values()):
             out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
-            if out is None:
+            if out is None or out.settling:
                 continue
             if out.job_id not in jobs:
                 try:
@@ -464,7 +551,7 @@ class Dispatcher:
                 why = f"{out.computer} is blocked for its job"
             else:
                 continue
-            self._take_back_prefetched(engine, f"requeued before it started: {why}")
+            self._settle_prefetched(engine, f"requeued before it started: {why}")
             taken = True
         return taken
 
@@ -494,13 +581,17 @@ class Dispatcher:
             if ar.done():
                 did = True
                 self._release(out)
-                self._record(out, ar)
+                if out.settling and aborted(ar):
+                    self.store.requeue_attempts([out.attempt_id], out.settling, lost=False)
+                else:
+                    self._record(out, ar)
                 self._forget(ar)
                 continue
             engine = self.engines.get(out.engine_id)
             if (
                 engine is not None
                 and engine.prefetched
+                and not getattr(self.outstanding.get(engine.prefetched), "settling", None)
                 and engine.busy == out.attempt_id
                 and now - out.sent_at > self._take_back_after(out.job_id)
             ):
@@ -536,7 +627,7 @@ class Dispatcher:
             self._note_duration(out.job_id, result)
         except Exception as exc:
             name = type(exc).__name__
-            if name in ("EngineError", "TimeoutError") or "EngineError" in str(exc):
+            if engine_died(exc):
                 engine = self.engines.get(out.engine_id)
                 following = self.outstanding.get(engine.busy) if engine and engine.busy else None
                 if following is not None:
@@ -551,6 +642,9 @@ class Dispatcher:
             result = {"status": "failed", "reason": f"runner error: {name}: {exc}"[:1000]}
         if not isinstance(result, dict):
             result = {"status": "failed", "reason": f"runner returned {type(result).__name__}"}
+        if result.get("status") != "finished" and result.get("infrastructure"):
+            self._infrastructure_failed(out, str(result.get("reason") or "no reason given"))
+            return
         state = self.store.record_result(out.attempt_id, result)
         if state is None:
             self.stats.stale += 1
@@ -558,9 +652,30 @@ class Dispatcher:
             return
         if state == "finished":
             self.stats.finished += 1
+            self._held.pop(out.computer, None)
         else:
             self.stats.failed += 1
             self._maybe_block_host(out)
+
+    def _infrastructure_failed(self, out: Outstanding, why: str) -> None:
+        """The task could not start for a reason that is not the slave's fault (its log could
+        not be written): requeue it without a failure against the task, the job or the host,
+        and hold the host back a while so a broken share is not hammered every round."""
+        first = out.computer not in self._held
+        _until, seconds = self._held.get(out.computer, (0.0, 0.0))
+        seconds = min(HOLD_MAX_SECONDS, seconds * 2) if seconds else HOLD_SECONDS
+        self._held[out.computer] = (time.monotonic() + seconds, seconds)
+        reason = f"not started on {out.computer}: {why} (not counted as a failure; retried)"
+        self.store.requeue_attempts([out.attempt_id], reason, lost=False)
+        if first:
+            self.store.add_event(
+                "computer.held",
+                f"{out.computer} gets no tasks for {seconds:.0f} s: {why}",
+                job_id=out.job_id,
+                computer=out.computer,
+            )
+        log.warning("%s held for %.0f s: %s", out.computer, seconds, why)
+        self._dirty = True
 
     def _forget(self, ar: Any) -> None:
         """Drop the Client's copy of a recorded result: it keeps every result, its metadata and
@@ -574,9 +689,10 @@ class Dispatcher:
                     del engine.view.history[: -HISTORY_KEPT // 2]
 
     def _note_duration(self, job_id: int, result: Any) -> None:
-        try:
-            seconds = float(result["ended_at"]) - float(result["started_at"])
-        except (TypeError, KeyError, ValueError):
+        if not isinstance(result, dict):
+            return
+        seconds = task_seconds(result, math.inf)
+        if not math.isfinite(seconds):
             return
         count, mean = self._durations.get(job_id, (0, seconds))
         self._durations[job_id] = (count + 1, mean + DURATION_WEIGHT * (seconds - mean))
@@ -659,7 +775,18 @@ class Dispatcher:
     # -- dispatching ------------------------------------------------------------------------------
 
     def _idle_slots(self) -> list[Slot]:
-        return [e.slot for e in self.engines.values() if e.ready and e.busy is None]
+        held = self._held_computers()
+        return [
+            e.slot
+            for e in self.engines.values()
+            if e.ready and e.busy is None and e.slot.computer not in held
+        ]
+
+    def _held_computers(self) -> set[str]:
+        if not self._held:
+            return set()
+        now = time.monotonic()
+        return {name for name, (until, _seconds) in self._held.items() if until > now}
 
     def _online_computers(self) -> dict[str, Computer]:
         """Stored info of the computers with a registered engine (cached until a change)."""
@@ -674,8 +801,11 @@ class Dispatcher:
         """Engines running a short job's task with nothing queued behind it."""
         slots = []
         now = time.monotonic()
+        held = self._held_computers()
         for engine in self.engines.values():
             if not engine.ready or engine.busy is None or engine.prefetched is not None:
+                continue
+            if engine.slot.computer in held:
                 continue
             out = self.outstanding.get(engine.busy)
             if (
@@ -775,6 +905,13 @@ class Dispatcher:
             )
             return False
         reserved = tuple(s.engine_id for s in assignment.reserved)
+        log.warning(
+            task.id,
+            task.index,
+            result.msg_ids,
+            slot.engine_id,
+            prefetch,
+        )
         if prefetch:
             self.engines[slot.engine_id].prefetched = attempt_id
         for engine_id in () if prefetch else (slot.engine_id, *reserved):

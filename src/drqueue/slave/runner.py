@@ -255,10 +255,13 @@ def run_task(spec: dict[str, Any]) -> dict[str, Any]:
         "log_path": spec["log_path"],
         "computer": slave_name(),
     }
+    clock = time.monotonic()
     try:
         return _run(spec, result)
     finally:
         result["ended_at"] = time.time()
+        # What the master counts: a wall clock can jump, or be set wrong on this host.
+        result["seconds"] = time.monotonic() - clock
 
 
 def _prepare(spec: dict[str, Any]) -> tuple[Renderer, RenderContext]:
@@ -303,6 +306,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         log = open(log_path, "ab", buffering=0)
     except OSError as exc:
         result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
+        result["infrastructure"] = True  # the shared storage's fault, not the slave's
         return result
     progress = _Progress(ctx.block.frames)
     deadline = time.monotonic() + spec["timeout"] if spec.get("timeout") else None
@@ -317,6 +321,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             log.write(header.encode())
         except OSError as exc:
             result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
+            result["infrastructure"] = True  # the shared storage's fault, not the slave's
             return result
         for index, argv in enumerate(commands):
             frame = renderer.frame_of_command(ctx, index) if len(commands) > 1 else ctx.block.start
@@ -325,6 +330,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 log.write(f"# command: {argv!r}\n".encode())
             except OSError as exc:
                 result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
+                result["infrastructure"] = True  # the shared storage's fault, not the slave's
                 return result
             try:
                 proc = subprocess.Popen(

@@ -36,6 +36,7 @@ from drqueue.models import (
     Task,
     TaskState,
     check_transition,
+    task_seconds,
 )
 from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store
 
@@ -1003,10 +1004,13 @@ class SQLiteStore(Store):
             if row is None:
                 return None
             job = self._job_row(conn, row["job_id"])
+            ended_at = time.time()
+            seconds = task_seconds(result, ended_at - (row["started_at"] or ended_at))
             fields = {
                 "exit_code": result.get("exit_code"),
-                "started_at": result.get("started_at") or row["started_at"],
-                "ended_at": result.get("ended_at") or time.time(),
+                # On the master's clock: a slave's wall clock may be off by any amount.
+                "started_at": ended_at - seconds,
+                "ended_at": ended_at,
                 "peak_rss_kb": result.get("peak_rss_kb"),
                 "cpu_seconds": result.get("cpu_seconds"),
                 "tail": str(result.get("tail") or "")[-TAIL_CHARS:],
@@ -1016,7 +1020,7 @@ class SQLiteStore(Store):
             computer = row["computer"]
             if result.get("status") == "finished":
                 self._move(conn, row, TaskState.FINISHED, progress=1.0, reason=None, **fields)
-                duration = max(0.0, fields["ended_at"] - fields["started_at"])
+                duration = seconds
                 conn.execute(
                     "UPDATE jobs SET task_seconds = task_seconds + ?, timed_tasks = timed_tasks + 1 "
                     "WHERE id = ?",
