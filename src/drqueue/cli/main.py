@@ -294,10 +294,10 @@ def submit(
     if scene and not os.path.isabs(scene) and "://" not in scene:
         scene = os.path.abspath(scene)
     # Relative paths mean "from here", not from wherever the render happens to run.
-    for name in all_renderers()[renderer].path_params():
-        value = params.get(name)
+    for param_name in all_renderers()[renderer].path_params():
+        value = params.get(param_name)
         if isinstance(value, str) and value and not os.path.isabs(value) and "://" not in value:
-            params[name] = os.path.abspath(value)
+            params[param_name] = os.path.abspath(value)
     body = {
         "step": step,
         "block_size": block,
