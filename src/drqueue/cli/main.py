@@ -8,6 +8,7 @@ line on stderr and exit 1; usage errors exit 2.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -19,7 +20,7 @@ from rich.table import Table
 
 from drqueue.client import Client
 from drqueue.config import load_config
-from drqueue.errors import DrQueueError, InvalidJob
+from drqueue.errors import DrQueueError, InvalidJob, UnknownRenderer
 from drqueue.models import parse_env
 from drqueue.renderers import all_renderers
 
@@ -162,31 +163,93 @@ def up(slaves: int, frames: int, exit_when_done: bool, no_demo: bool) -> None:
 # -- submit ------------------------------------------------------------------------------------------
 
 
-class SubmitCommand(click.Command):
-    """`submit RENDERER ...` grows one option per parameter of that renderer (`--engine`, ...)."""
+def _common_submit_options() -> list[click.Parameter]:
+    """The options every renderer's submit takes; fresh objects for each command that gets them.
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        renderer = next((a for a in args if not a.startswith("-")), None)
-        known = {opt for p in self.params for opt in getattr(p, "opts", [])}
-        if renderer in all_renderers():
-            cls = all_renderers()[renderer]
-            for param in cls.params:
-                flag = "--" + param.name.replace("_", "-")
-                if flag in known:
-                    continue
-                kind: Any = {"int": int, "float": float, "bool": bool}.get(param.type, str)
-                help_text = param.help + (
-                    f" [default: {param.default}]" if param.default not in (None, "") else ""
-                )
-                if param.choices:
-                    kind = click.Choice([str(c) for c in param.choices])
-                self.params.append(
-                    click.Option(
-                        [flag, f"renderer_{param.name}"], type=kind, default=None, help=help_text
-                    )
-                )
-            self.help = f"Submit a {cls.name} job: {cls.description}"
-        return super().parse_args(ctx, args)
+    They are accepted before the renderer name (as options of the `submit` group) and after it
+    (of the renderer's own command), so `submit -s 1 -e 9 blender ...` and
+    `submit blender ... -s 1 -e 9` are the same job."""
+    return [
+        click.Option(["-s", "--start"], type=int, help="first frame  [required]"),
+        click.Option(["-e", "--end"], type=int, help="last frame  [required]"),
+        click.Option(["--step"], type=int, default=1, show_default=True, help="every Nth frame"),
+        click.Option(
+            ["-b", "--block"], type=int, default=1, show_default=True, help="frames per task"
+        ),
+        click.Option(["-n", "--name"], default="", help="job name"),
+        click.Option(["-p", "--priority"], type=int, default=50, show_default=True),
+        click.Option(["--owner"], default="", help="job owner (default: your user name)"),
+        click.Option(
+            ["--retries"], type=int, default=3, show_default=True, help="retries of a failed task"
+        ),
+        click.Option(["--timeout"], type=float, help="seconds a task may run before it fails"),
+        click.Option(
+            ["--env", "env_pairs"],
+            multiple=True,
+            help="NAME=VALUE for the render's environment (repeatable)",
+        ),
+        click.Option(
+            ["--param", "param_pairs"],
+            multiple=True,
+            help="renderer parameter KEY=VALUE (repeatable)",
+        ),
+        click.Option(
+            ["--os", "os_name"],
+            type=click.Choice(["linux", "windows", "darwin"]),
+            help="slave OS required",
+        ),
+        click.Option(["--min-ram"], type=float, help="GB of RAM required"),
+        click.Option(["--min-cores"], type=int, help="cores required (at least 1)"),
+        click.Option(
+            ["--pool", "pools"], multiple=True, help="pool the slave must be in (repeatable)"
+        ),
+        click.Option(
+            ["--gpus"], type=int, default=0, help="GPUs per task (runs on GPU slots only)"
+        ),
+        click.Option(
+            ["--hosts"], multiple=True, help="run only on slaves matching this glob (repeatable)"
+        ),
+        click.Option(
+            ["--exclude-hosts"], multiple=True, help="never run on slaves matching this glob"
+        ),
+        click.Option(
+            ["--after"], type=int, multiple=True, help="wait for this job to finish (repeatable)"
+        ),
+        click.Option(["--max-parallel"], type=int, help="at most this many tasks at once"),
+        click.Option(
+            ["--no-scene-check"],
+            is_flag=True,
+            help="do not check that the scene exists on the master",
+        ),
+        click.Option(
+            ["--wait"],
+            is_flag=True,
+            help="show a progress bar until the job ends; exit 1 unless it finished",
+        ),
+        click.Option(["--json", "as_json"], is_flag=True, help="print the answer as JSON"),
+    ]
+
+
+def _renderer_options(cls: Any, taken: set[str]) -> list[click.Parameter]:
+    """One option per parameter of the renderer (`--engine`), typed from its schema."""
+    options: list[click.Parameter] = []
+    for param in cls.params:
+        flag = "--" + param.name.replace("_", "-")
+        if flag in taken:  # a common option's name: the parameter is still --param NAME=VALUE
+            continue
+        kind: Any = {"int": int, "float": float, "bool": bool}.get(param.type, str)
+        if param.choices:
+            kind = click.Choice([str(c) for c in param.choices])
+        default = f" [default: {param.default}]" if param.default not in (None, "") else ""
+        options.append(
+            click.Option(
+                [flag, f"renderer_{param.name}"],
+                type=kind,
+                default=None,
+                help=param.help + default,
+            )
+        )
+    return options
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -199,85 +262,46 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
-@cli.command(cls=SubmitCommand, context_settings={"ignore_unknown_options": False})
-@click.argument("renderer")
-@click.argument("scene", required=False)
-@click.option("-s", "--start", type=int, required=True, help="first frame")
-@click.option("-e", "--end", type=int, required=True, help="last frame")
-@click.option("--step", type=int, default=1, show_default=True, help="render every Nth frame")
-@click.option("-b", "--block", type=int, default=1, show_default=True, help="frames per task")
-@click.option("-n", "--name", default="", help="job name")
-@click.option("-p", "--priority", type=int, default=50, show_default=True)
-@click.option("--owner", default="", help="job owner (default: your user name)")
-@click.option("--retries", type=int, default=3, show_default=True, help="retries of a failed task")
-@click.option("--timeout", type=float, help="seconds a task may run before it fails")
-@click.option(
-    "--env", "env_pairs", multiple=True, help="NAME=VALUE for the render's environment (repeatable)"
-)
-@click.option(
-    "--param", "param_pairs", multiple=True, help="renderer parameter KEY=VALUE (repeatable)"
-)
-@click.option(
-    "--os", "os_name", type=click.Choice(["linux", "windows", "darwin"]), help="slave OS required"
-)
-@click.option("--min-ram", type=float, help="GB of RAM required")
-@click.option("--min-cores", type=int, help="cores required (at least 1)")
-@click.option("--pool", "pools", multiple=True, help="pool the slave must be in (repeatable)")
-@click.option("--gpus", type=int, default=0, help="GPUs per task (runs on GPU slots only)")
-@click.option(
-    "--hosts", "hosts", multiple=True, help="run only on slaves matching this glob (repeatable)"
-)
-@click.option("--exclude-hosts", multiple=True, help="never run on slaves matching this glob")
-@click.option(
-    "--after", "after", type=int, multiple=True, help="wait for this job to finish (repeatable)"
-)
-@click.option("--max-parallel", type=int, help="at most this many tasks at once")
-@click.option(
-    "--no-scene-check", is_flag=True, help="do not check that the scene exists on the master"
-)
-@click.option(
-    "--wait", is_flag=True, help="show a progress bar until the job ends; exit 1 if a task failed"
-)
-@click.option("--json", "as_json", is_flag=True, help="print the answer as JSON")
-def submit(
-    renderer: str,
-    scene: str | None,
-    start: int,
-    end: int,
-    step: int,
-    block: int,
-    name: str,
-    priority: int,
-    owner: str,
-    retries: int,
-    timeout: float | None,
-    env_pairs: tuple[str, ...],
-    param_pairs: tuple[str, ...],
-    os_name: str | None,
-    min_ram: float | None,
-    min_cores: int | None,
-    pools: tuple[str, ...],
-    gpus: int,
-    hosts: tuple[str, ...],
-    exclude_hosts: tuple[str, ...],
-    after: tuple[int, ...],
-    max_parallel: int | None,
-    no_scene_check: bool,
-    wait: bool,
-    as_json: bool,
-    **renderer_options: Any,
-) -> None:
-    """Submit a job; prints its id.  `drqueue submit RENDERER --help` lists that renderer's options."""
+def _given(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source is not click.core.ParameterSource.DEFAULT
+
+
+def _submit_options(ctx: click.Context) -> dict[str, Any]:
+    """The renderer command's options, with those typed before the renderer name merged in."""
+    values = dict(ctx.params)
+    group = ctx.parent
+    assert group is not None
+    for param in group.command.params:
+        name = param.name
+        if not name or not _given(group, name):
+            continue
+        if not _given(ctx, name):
+            values[name] = group.params[name]
+        elif getattr(param, "multiple", False):
+            values[name] = tuple(group.params[name]) + tuple(values[name])
+        else:
+            flag = max(getattr(param, "opts", [name]), key=len)
+            raise click.UsageError(f"{flag} given both before and after the renderer name")
+    for name, flag in (("start", "-s/--start"), ("end", "-e/--end")):
+        if values[name] is None:
+            raise click.UsageError(f"missing option {flag}")
+    return values
+
+
+def _submit_renderer(renderer: str, scene: str | None, **options: Any) -> None:
+    """Submit one job from the merged options of `drqueue submit [...] RENDERER [...]`."""
     import getpass
     import os
 
-    if renderer not in all_renderers():
-        known = ", ".join(all_renderers())
-        raise InvalidJob(f"unknown renderer {renderer!r} (known: {known})")
-    params: dict[str, Any] = _parse_params(param_pairs)
-    for key, value in renderer_options.items():
+    ctx = click.get_current_context()
+    o = _submit_options(ctx)
+    params: dict[str, Any] = _parse_params(o["param_pairs"])
+    for key, value in o.items():
         if key.startswith("renderer_") and value is not None:
             params[key[len("renderer_") :]] = value
+    start, end, step, block = o["start"], o["end"], o["step"], o["block"]
+    min_ram, min_cores, gpus = o["min_ram"], o["min_cores"], o["gpus"]
     if end < start:
         raise InvalidJob(f"end frame {end} is before start frame {start}")
     # Checked here so the message names the options typed, not the API's block_size field.
@@ -301,34 +325,82 @@ def submit(
     body = {
         "step": step,
         "block_size": block,
-        "name": name,
-        "owner": owner or getpass.getuser(),
-        "priority": priority,
-        "retries": retries,
-        "timeout": timeout,
-        "env": parse_env(env_pairs),
+        "name": o["name"],
+        "owner": o["owner"] or getpass.getuser(),
+        "priority": o["priority"],
+        "retries": o["retries"],
+        "timeout": o["timeout"],
+        "env": parse_env(o["env_pairs"]),
         "params": params,
         "requirements": {
-            "os": os_name,
+            "os": o["os_name"],
             "min_ram_gb": min_ram or 0,
             "min_cores": min_cores or 0,
-            "pools": list(pools),
+            "pools": list(o["pools"]),
             "gpus": gpus,
-            "hosts": list(hosts),
-            "exclude_hosts": list(exclude_hosts),
+            "hosts": list(o["hosts"]),
+            "exclude_hosts": list(o["exclude_hosts"]),
         },
-        "after": list(after),
-        "max_parallel": max_parallel,
-        "check_scene": not no_scene_check,
+        "after": list(o["after"]),
+        "max_parallel": o["max_parallel"],
+        "check_scene": not o["no_scene_check"],
     }
     client = _client()
     answer = client.submit(renderer, scene, start=start, end=end, **body)
-    if as_json:
+    if o["as_json"]:
         _print_json(answer)
     else:
         click.echo(answer["id"])
-    if wait:
+    if o["wait"]:
         sys.exit(wait_for_job(client, answer["id"]))
+
+
+class SubmitGroup(click.Group):
+    """`submit RENDERER`: one command per renderer, built once from its parameter schema."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._renderer_commands: dict[str, click.Command] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(all_renderers())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cls = all_renderers().get(cmd_name)
+        if cls is None:
+            return None
+        if cmd_name not in self._renderer_commands:
+            common = _common_submit_options()
+            taken = {opt for p in common for opt in getattr(p, "opts", [])}
+            self._renderer_commands[cmd_name] = click.Command(
+                cmd_name,
+                params=[
+                    click.Argument(["scene"], required=False),
+                    *common,
+                    *_renderer_options(cls, taken),
+                ],
+                callback=functools.partial(_submit_renderer, cmd_name),
+                help=f"Submit a {cls.name} job: {cls.description}  Prints the job's id.",
+                short_help=cls.description,
+            )
+        return self._renderer_commands[cmd_name]
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in all_renderers() and not args[0].startswith("-"):
+            known = ", ".join(sorted(all_renderers()))
+            raise UnknownRenderer(f"unknown renderer {args[0]!r} (known: {known})")
+        return super().resolve_command(ctx, args)
+
+
+@cli.group(cls=SubmitGroup, params=_common_submit_options())
+def submit(**_options: Any) -> None:
+    """Submit a job: `drqueue submit RENDERER [SCENE] -s START -e END [OPTIONS]`; prints its id.
+
+    The options below may come before or after RENDERER; `drqueue submit RENDERER --help` also
+    lists that renderer's own options (`--engine`, `--output`, ...).
+    """
 
 
 def wait_for_job(client: Client, job_id: int, console_: Console | None = None) -> int:
