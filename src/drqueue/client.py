@@ -189,7 +189,9 @@ class Client:
         return self._request("POST", f"/computers/{_segment(name)}/{_segment(action)}")
 
     def computer_limit(self, name: str, max_tasks: int | None) -> dict[str, Any]:
-        return self._request("PUT", f"/computers/{_segment(name)}/limit", json={"max_tasks": max_tasks})
+        return self._request(
+            "PUT", f"/computers/{_segment(name)}/limit", json={"max_tasks": max_tasks}
+        )
 
     def pools(self) -> list[dict[str, Any]]:
         return self._request("GET", "/pools")
@@ -202,14 +204,18 @@ class Client:
 
     def pool_member(self, pool: str, computer: str, member: bool) -> dict[str, Any]:
         if member:
-            return self._request("POST", f"/pools/{_segment(pool)}/members", json={"computer": computer})
+            return self._request(
+                "POST", f"/pools/{_segment(pool)}/members", json={"computer": computer}
+            )
         return self._request("DELETE", f"/pools/{_segment(pool)}/members/{_segment(computer)}")
 
     def renderers(self) -> list[dict[str, Any]]:
         return self._request("GET", "/renderers")
 
     def heartbeat(self, slave: str, engines: list[str]) -> dict[str, Any]:
-        return self._request("POST", f"/slaves/{_segment(slave)}/heartbeat", json={"engines": engines})
+        return self._request(
+            "POST", f"/slaves/{_segment(slave)}/heartbeat", json={"engines": engines}
+        )
 
     def engine_connection(self) -> dict[str, Any]:
         return self._request("GET", "/farm/engine-connection")
