@@ -8,6 +8,7 @@ the farm up until Ctrl-C, which stops every process it started.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -20,20 +21,33 @@ from rich.console import Console
 from drqueue.client import Client
 from drqueue.config import Config
 from drqueue.errors import DrQueueError, MasterUnreachable
-from drqueue.master.controller import stop_process_tree
+from drqueue.master.controller import _die_with_parent, stop_process_tree
 
 console = Console()
 
 
+def _die_with_up(parent: int) -> None:
+    """In a child, before exec: SIGTERM me when `up` dies however it dies (Linux), so a
+    SIGKILLed `up` leaves no farm behind.  The master and the slaves stop their own controller
+    and engines on that SIGTERM, and those die with them the same way."""
+    _die_with_parent()
+    if os.getppid() != parent:  # up died before the request took effect
+        os._exit(1)
+
+
 def _spawn(args: list[str], log_path, env: dict[str, str]) -> subprocess.Popen:
     out = open(log_path, "ab")
+    linux = sys.platform.startswith("linux")
     proc = subprocess.Popen(
         [sys.executable, "-m", "drqueue.cli.main", *args],
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         env=env,
+        # Its own session: a Ctrl-C in the terminal reaches only `up`, which stops the farm
+        # in order.
         start_new_session=True,
+        preexec_fn=functools.partial(_die_with_up, os.getpid()) if linux else None,
     )
     out.close()
     return proc
@@ -73,10 +87,15 @@ def run_local_farm(
 
     def stop(*_: object) -> None:
         nonlocal stopping
+        if stopping:  # a second signal while the farm stops: let the stop finish
+            return
         stopping = True
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    # SIGINT and SIGTERM alike, set explicitly: a shell starts a background job with SIGINT
+    # ignored, and Python then keeps it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
     try:
         master = _spawn(["master"], logs / "master.log", env)
         procs.append(master)
