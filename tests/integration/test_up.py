@@ -7,6 +7,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -101,3 +102,26 @@ def clean_up(up: subprocess.Popen, tree: list[psutil.Process], farm: Farm) -> No
         with contextlib.suppress(psutil.Error):
             proc.kill()
     farm.stop()
+
+
+def test_a_second_up_prints_the_commands_for_its_own_job(tmp_path):
+    # The second demo in the same root renders job 2: the commands it prints say so.
+    farm = Farm(tmp_path)
+    outputs = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "drqueue.cli.main", "up", "--slaves", "1", "--frames", "2"]
+            + ["--exit-when-done"],
+            capture_output=True,
+            text=True,
+            env={**farm.env, "COLUMNS": "200"},
+            timeout=240,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        outputs.append(done.stdout)
+    drqueue = str(Path(sys.executable).parent / "drqueue")
+    for job_id, output in enumerate(outputs, start=1):
+        assert f"submitted job {job_id}:" in output
+        assert f"log {job_id} 1" in output and f"job show {job_id}" in output
+        command = output.split(f" log {job_id} 1")[0].split()[-1]
+        assert command == "drqueue" or Path(command).resolve() == Path(drqueue).resolve()

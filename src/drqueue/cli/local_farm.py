@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from rich.console import Console
 
@@ -53,6 +55,17 @@ def _spawn(args: list[str], log_path, env: dict[str, str]) -> subprocess.Popen:
     return proc
 
 
+def drqueue_command() -> str:
+    """How to run drqueue from here: `drqueue` if that is this one on PATH, else its path
+    (`make demo` runs .venv/bin/drqueue, which is seldom on PATH)."""
+    beside = Path(sys.executable).parent / "drqueue"
+    on_path = shutil.which("drqueue")
+    if not beside.exists() or (on_path and Path(on_path).resolve() == beside.resolve()):
+        return "drqueue"
+    relative = os.path.relpath(beside)
+    return relative if not relative.startswith("..") else str(beside)
+
+
 def wait_for_master(client: Client, proc: subprocess.Popen, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -71,6 +84,7 @@ def run_local_farm(
 ) -> int:
     from drqueue.cli.main import wait_for_job
 
+    drqueue = drqueue_command()
     config.ensure_token()  # written before the master starts, so our client has it
     try:
         Client(config=config, timeout=2).health()
@@ -128,17 +142,21 @@ def run_local_farm(
                 owner=os.environ.get("USER", "demo"),
                 params={"output": str(output), "width": 480, "height": 360, "iterations": 250},
             )
-            console.print(
-                f"submitted job {answer['id']}: {frames} frames in {answer['tasks']} tasks"
-            )
-            status = wait_for_job(client, answer["id"], console)
+            job_id = answer["id"]
+            console.print(f"submitted job {job_id}: {frames} frames in {answer['tasks']} tasks")
+            status = wait_for_job(client, job_id, console)
             console.print(f"frames: {output.parent}/")
-            console.print(f"a frame's log: [bold]drqueue log {answer['id']} 1[/]")
+            console.print(
+                f"its progress: [bold]{drqueue} job show {job_id}[/]; the log of frame 1: "
+                f"[bold]{drqueue} log {job_id} 1[/]",
+                highlight=False,
+            )
         if exit_when_done:
             return status
         console.print(
-            "the farm is up: try [bold]drqueue jobs[/] and [bold]drqueue computers[/] in another "
-            "terminal (with the same DRQUEUE_ROOT). Ctrl-C stops it."
+            f"the farm is up: try [bold]{drqueue} jobs[/] and [bold]{drqueue} computers[/] in "
+            "another terminal (with the same DRQUEUE_ROOT). Ctrl-C stops it.",
+            highlight=False,
         )
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)

@@ -830,8 +830,9 @@ def pool() -> None:
 
 @pool.command("create")
 @click.argument("name")
-@click.option("--description", default="")
+@click.option("--description", default="", help="what the pool is for (shown by `drqueue pools`)")
 def pool_create(name: str, description: str) -> None:
+    """Create an empty pool; `pool add` puts slaves in it."""
     _client().create_pool(name, description)
     click.echo(f"pool {name} created")
 
@@ -839,6 +840,7 @@ def pool_create(name: str, description: str) -> None:
 @pool.command("delete")
 @click.argument("name")
 def pool_delete(name: str) -> None:
+    """Delete a pool; its slaves stay, out of it."""
     _client().delete_pool(name)
     click.echo(f"pool {name} deleted")
 
@@ -847,6 +849,7 @@ def pool_delete(name: str) -> None:
 @click.argument("name")
 @click.argument("host")
 def pool_add(name: str, host: str) -> None:
+    """Put slave HOST in pool NAME."""
     _client().pool_member(name, host, True)
     click.echo(f"{host} added to {name}")
 
@@ -855,6 +858,7 @@ def pool_add(name: str, host: str) -> None:
 @click.argument("name")
 @click.argument("host")
 def pool_remove(name: str, host: str) -> None:
+    """Take slave HOST out of pool NAME."""
     _client().pool_member(name, host, False)
     click.echo(f"{host} removed from {name}")
 
