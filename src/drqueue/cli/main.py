@@ -920,9 +920,27 @@ def store() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 def store_backup(path: str) -> None:
     """Write an online, consistent copy of the store to PATH."""
+    import os
+    import sqlite3
+
+    from drqueue.errors import ConfigError
     from drqueue.store import open_store
 
-    open_store(load_config().store_url).backup(path)
+    url = load_config().store_url
+    source = url[len("sqlite:///") :] if url.startswith("sqlite:///") else None
+    # Opening a missing SQLite file creates an empty store, which would be backed up.
+    if source is not None and not os.path.isfile(source):
+        raise ConfigError(f"no store at {source}: is DRQUEUE_ROOT the master's?")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise DrQueueError(f"cannot write {path}: there is no folder {folder}")
+    store_ = open_store(url)
+    try:
+        store_.backup(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise DrQueueError(f"cannot write {path}: {exc}") from None
+    finally:
+        store_.close()
     click.echo(f"store backed up to {path}")
 
 
