@@ -29,6 +29,9 @@ err_console = Console(stderr=True)
 
 #: Job states after which nothing more happens without a user's action.
 ENDED = ("finished", "error", "cancelled")
+#: Settings of the commands whose number arguments may be negative (`log ID -4`, `job priority
+#: ID -10`): such an argument is not taken for an unknown option.  Their own options still work.
+NEGATIVE_NUMBERS = {"ignore_unknown_options": True}
 
 
 def _client() -> Client:
@@ -599,7 +602,7 @@ def job_delete(job_id: int, force: bool) -> None:
     click.echo(f"job {job_id} deleted")
 
 
-@job.command("priority")
+@job.command("priority", context_settings=NEGATIVE_NUMBERS)
 @click.argument("job_id", type=int)
 @click.argument("priority", type=int)
 def job_priority(job_id: int, priority: int) -> None:
@@ -690,7 +693,7 @@ def task_kill(job_id: int, task_index: int) -> None:
     click.echo(f"job {job_id} task {task_index}: {data['state']}")
 
 
-@cli.command()
+@cli.command(context_settings=NEGATIVE_NUMBERS)
 @click.argument("job_id", type=int)
 @click.argument("frame", type=int)
 def log(job_id: int, frame: int) -> None:
