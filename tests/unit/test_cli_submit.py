@@ -3,6 +3,8 @@ becomes in the stored job (read back from the store, not from the CLI's own echo
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from _live_api import live_api
 from click.testing import CliRunner
@@ -210,3 +212,13 @@ def test_bad_submit_says_one_line_and_stores_nothing(api, args, code, message):
     assert message in result.output
     assert "Traceback" not in result.output
     assert api.store.list_jobs() == []
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before-name", "after-name"])
+def test_flags_work_on_either_side_of_the_renderer_name(api, before):
+    flags = ["--json", "--no-scene-check"]
+    rest = ["blender", "/not/on/the/master.blend", "-s", "1", "-e", "1"]
+    result = drqueue(api, "submit", *(flags + rest if before else rest + flags))
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert api.store.get_job(answer["id"]).spec.scene == "/not/on/the/master.blend"
