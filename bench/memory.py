@@ -236,17 +236,19 @@ def run_direct(rc: Any, tasks: int, chunk: int, sampler: Sampler) -> float:
     t0 = time.monotonic()
     while done < tasks:
         for engine_id, ar in in_flight.items():
+            free = ar is None
             if ar is not None and ar.done():
                 ar.get()
                 forget(rc, views.values(), ar)
                 done += 1
-                in_flight[engine_id] = ar = None
+                in_flight[engine_id] = None
+                free = True
                 if done % chunk == 0:
                     for other in in_flight.values():
                         if other is not None:
                             other.wait()
                     sampler.sample(done)
-            if ar is None and sent < tasks:
+            if free and sent < tasks:
                 in_flight[engine_id] = views[engine_id].apply_async(dict, fake_spec(sent))
                 sent += 1
         time.sleep(0.0002)

@@ -118,12 +118,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 median, first, answer = timed(call, args.repeat)
                 assert check(answer), figure
                 print(f"  {figure}: median {median:.3f} s, first {first:.3f} s", flush=True)
-                figure = f"{figure} (median of {args.repeat})"
+                label = f"{figure} (median of {args.repeat})"
                 if target is None:
-                    rows.append(row(figure, round(median, 3), "s"))
+                    rows.append(row(label, round(median, 3), "s"))
                 else:
                     rows.append(
-                        row(figure, round(median, 3), "s", f"<= {target:g}", median <= target)
+                        row(label, round(median, 3), "s", f"<= {target:g}", median <= target)
                     )
         finally:
             client.close()

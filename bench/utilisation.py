@@ -77,8 +77,8 @@ def timeline(
     durations = [end - start for start, end in all_spans]
     gaps = []
     for per in spans.values():
-        per = sorted(per)
-        gaps += [b[0] - a[1] for a, b in zip(per, per[1:], strict=False)]
+        ordered = sorted(per)
+        gaps += [b[0] - a[1] for a, b in zip(ordered, ordered[1:], strict=False)]
     last_end = max(end for _, end in all_spans)
     return {
         "first_start": min(start for start, _ in all_spans) - t0,

@@ -15,6 +15,7 @@ import getpass
 import secrets
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -25,6 +26,22 @@ from drqueue.config import Config, load_config
 SUBMIT_ATTEMPTS = 4
 #: Tasks one GET asks for: the API's largest page (drqueue.master.api.MAX_PAGE).
 TASKS_PAGE = 10_000
+
+
+def _segment(name: str) -> str:
+    """*name* as one URL path segment, so that it reaches the API as typed.
+
+    Every character but letters, digits and ``_.-~`` is percent-encoded, so ``?``, ``#``, ``%``
+    and spaces stay in the name ('gpu?old' is not the pool 'gpu' with a query).  '.' and '..'
+    are encoded too, as URL normalization would remove them as segments.  '/' is refused: the
+    server decodes ``%2F`` before routing, so it would split the name, and names never hold it.
+    """
+    text = str(name)
+    if "/" in text:
+        raise errors.NotFound(f"no such name {text!r}: names never hold '/'")
+    if text in (".", ".."):
+        return text.replace(".", "%2E")
+    return quote(text, safe="")
 
 
 class Client:
@@ -126,7 +143,7 @@ class Client:
 
     def job_action(self, job_id: int, action: str) -> dict[str, Any]:
         """stop, continue, kill, rerun or requeue-failed."""
-        return self._request("POST", f"/jobs/{int(job_id)}/{action}")
+        return self._request("POST", f"/jobs/{int(job_id)}/{_segment(action)}")
 
     def delete_job(self, job_id: int, force: bool = False) -> dict[str, Any]:
         return self._request("DELETE", f"/jobs/{int(job_id)}", params={"force": force})
@@ -160,7 +177,7 @@ class Client:
 
     def task_action(self, job_id: int, index: int, action: str) -> dict[str, Any]:
         """requeue or kill one task."""
-        return self._request("POST", f"/jobs/{int(job_id)}/tasks/{int(index)}/{action}")
+        return self._request("POST", f"/jobs/{int(job_id)}/tasks/{int(index)}/{_segment(action)}")
 
     def log(self, job_id: int, frame: int) -> str:
         return self._request("GET", f"/jobs/{int(job_id)}/log", params={"frame": frame})
@@ -207,13 +224,15 @@ class Client:
         return self._request("GET", "/computers")
 
     def computer(self, name: str) -> dict[str, Any]:
-        return self._request("GET", f"/computers/{name}")
+        return self._request("GET", f"/computers/{_segment(name)}")
 
     def computer_action(self, name: str, action: str) -> dict[str, Any]:
-        return self._request("POST", f"/computers/{name}/{action}")
+        return self._request("POST", f"/computers/{_segment(name)}/{_segment(action)}")
 
     def computer_limit(self, name: str, max_tasks: int | None) -> dict[str, Any]:
-        return self._request("PUT", f"/computers/{name}/limit", json={"max_tasks": max_tasks})
+        return self._request(
+            "PUT", f"/computers/{_segment(name)}/limit", json={"max_tasks": max_tasks}
+        )
 
     def pools(self) -> list[dict[str, Any]]:
         return self._request("GET", "/pools")
@@ -222,18 +241,22 @@ class Client:
         return self._request("POST", "/pools", json={"name": name, "description": description})
 
     def delete_pool(self, name: str) -> dict[str, Any]:
-        return self._request("DELETE", f"/pools/{name}")
+        return self._request("DELETE", f"/pools/{_segment(name)}")
 
     def pool_member(self, pool: str, computer: str, member: bool) -> dict[str, Any]:
         if member:
-            return self._request("POST", f"/pools/{pool}/members", json={"computer": computer})
-        return self._request("DELETE", f"/pools/{pool}/members/{computer}")
+            return self._request(
+                "POST", f"/pools/{_segment(pool)}/members", json={"computer": computer}
+            )
+        return self._request("DELETE", f"/pools/{_segment(pool)}/members/{_segment(computer)}")
 
     def renderers(self) -> list[dict[str, Any]]:
         return self._request("GET", "/renderers")
 
     def heartbeat(self, slave: str, engines: list[str]) -> dict[str, Any]:
-        return self._request("POST", f"/slaves/{slave}/heartbeat", json={"engines": engines})
+        return self._request(
+            "POST", f"/slaves/{_segment(slave)}/heartbeat", json={"engines": engines}
+        )
 
     def engine_connection(self) -> dict[str, Any]:
         return self._request("GET", "/farm/engine-connection")

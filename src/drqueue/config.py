@@ -286,8 +286,8 @@ def default_config_text() -> str:
         "# A DRQUEUE_<KEY> environment variable overrides the file (DRQUEUE_API_PORT=9000).",
         "# Each setting is explained in docs/operations.md.",
     ]
-    for names, meaning in setting_groups():
-        names = [name for name in names if name != "root"]  # the file lives under root
+    for group, meaning in setting_groups():
+        names = [name for name in group if name != "root"]  # the file lives under root
         if not names:
             continue
         lines += ["", *textwrap.wrap(meaning, 98, initial_indent="# ", subsequent_indent="# ")]

@@ -522,6 +522,23 @@ def job_status(
     return "queued"
 
 
+def dependency_dead_end(status: str | None) -> str | None:
+    """Why a dependency in *status* (None: deleted) cannot finish without a user's action.
+
+    None while it may still finish.  A job waiting for such a dependency is *stalled*: it keeps
+    waiting (a requeue or continue of the dependency lets it go on), its waiting reason says
+    why, and ``drqueue submit --wait`` reports it and exits 1.  A dependency that is itself
+    stalled is a dead end too; its callers follow that chain.
+    """
+    if status is None:
+        return "deleted: it will never finish"
+    if status in ("error", "cancelled"):
+        return f"ended in {status}: requeue its tasks to go on"
+    if status == "stopped":
+        return "stopped: continue it to go on"
+    return None
+
+
 def pad_frame(frame: int, padding: int) -> str:
     """Frame number zero-padded to *padding* digits; negative frames keep their sign first."""
     if frame < 0:

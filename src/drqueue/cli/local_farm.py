@@ -8,35 +8,62 @@ the farm up until Ctrl-C, which stops every process it started.
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from rich.console import Console
 
 from drqueue.client import Client
 from drqueue.config import Config
 from drqueue.errors import DrQueueError, MasterUnreachable
-from drqueue.master.controller import stop_process_tree
+from drqueue.master.controller import _die_with_parent, stop_process_tree
 
 console = Console()
 
 
+def _die_with_up(parent: int) -> None:
+    """In a child, before exec: SIGTERM me when `up` dies however it dies (Linux), so a
+    SIGKILLed `up` leaves no farm behind.  The master and the slaves stop their own controller
+    and engines on that SIGTERM, and those die with them the same way."""
+    _die_with_parent()
+    if os.getppid() != parent:  # up died before the request took effect
+        os._exit(1)
+
+
 def _spawn(args: list[str], log_path, env: dict[str, str]) -> subprocess.Popen:
     out = open(log_path, "ab")
+    linux = sys.platform.startswith("linux")
     proc = subprocess.Popen(
         [sys.executable, "-m", "drqueue.cli.main", *args],
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         env=env,
+        # Its own session: a Ctrl-C in the terminal reaches only `up`, which stops the farm
+        # in order.
         start_new_session=True,
+        preexec_fn=functools.partial(_die_with_up, os.getpid()) if linux else None,
     )
     out.close()
     return proc
+
+
+def drqueue_command() -> str:
+    """How to run drqueue from here: `drqueue` if that is this one on PATH, else its path
+    (`make demo` runs .venv/bin/drqueue, which is seldom on PATH)."""
+    beside = Path(sys.executable).parent / "drqueue"
+    on_path = shutil.which("drqueue")
+    if not beside.exists() or (on_path and Path(on_path).resolve() == beside.resolve()):
+        return "drqueue"
+    relative = os.path.relpath(beside)
+    return relative if not relative.startswith("..") else str(beside)
 
 
 def wait_for_master(client: Client, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -57,6 +84,7 @@ def run_local_farm(
 ) -> int:
     from drqueue.cli.main import wait_for_job
 
+    drqueue = drqueue_command()
     config.ensure_token()  # written before the master starts, so our client has it
     try:
         Client(config=config, timeout=2).health()
@@ -73,10 +101,15 @@ def run_local_farm(
 
     def stop(*_: object) -> None:
         nonlocal stopping
+        if stopping:  # a second signal while the farm stops: let the stop finish
+            return
         stopping = True
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    # SIGINT and SIGTERM alike, set explicitly: a shell starts a background job with SIGINT
+    # ignored, and Python then keeps it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
     try:
         master = _spawn(["master"], logs / "master.log", env)
         procs.append(master)
@@ -109,17 +142,21 @@ def run_local_farm(
                 owner=os.environ.get("USER", "demo"),
                 params={"output": str(output), "width": 480, "height": 360, "iterations": 250},
             )
-            console.print(
-                f"submitted job {answer['id']}: {frames} frames in {answer['tasks']} tasks"
-            )
-            status = wait_for_job(client, answer["id"], console)
+            job_id = answer["id"]
+            console.print(f"submitted job {job_id}: {frames} frames in {answer['tasks']} tasks")
+            status = wait_for_job(client, job_id, console)
             console.print(f"frames: {output.parent}/")
-            console.print(f"a frame's log: [bold]drqueue log {answer['id']} 1[/]")
+            console.print(
+                f"its progress: [bold]{drqueue} job show {job_id}[/]; the log of frame 1: "
+                f"[bold]{drqueue} log {job_id} 1[/]",
+                highlight=False,
+            )
         if exit_when_done:
             return status
         console.print(
-            "the farm is up: try [bold]drqueue jobs[/] and [bold]drqueue computers[/] in another "
-            "terminal (with the same DRQUEUE_ROOT). Ctrl-C stops it."
+            f"the farm is up: try [bold]{drqueue} jobs[/] and [bold]{drqueue} computers[/] in "
+            "another terminal (with the same DRQUEUE_ROOT). Ctrl-C stops it.",
+            highlight=False,
         )
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)

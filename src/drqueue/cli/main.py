@@ -8,6 +8,7 @@ line on stderr and exit 1; usage errors exit 2.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -19,8 +20,8 @@ from rich.table import Table
 
 from drqueue.client import Client
 from drqueue.config import load_config
-from drqueue.errors import DrQueueError, InvalidJob
-from drqueue.models import parse_env
+from drqueue.errors import DrQueueError, InvalidJob, NotFound, UnknownRenderer
+from drqueue.models import dependency_dead_end, parse_env
 from drqueue.renderers import all_renderers
 
 console = Console()
@@ -28,6 +29,9 @@ err_console = Console(stderr=True)
 
 #: Job states after which nothing more happens without a user's action.
 ENDED = ("finished", "error", "cancelled")
+#: Settings of the commands whose number arguments may be negative (`log ID -4`, `job priority
+#: ID -10`): such an argument is not taken for an unknown option.  Their own options still work.
+NEGATIVE_NUMBERS = {"ignore_unknown_options": True}
 
 
 def _client() -> Client:
@@ -131,6 +135,23 @@ def slave(
         for spec in pools or (os.environ.get("DRQUEUE_POOL", ""),)
         for p in spec.split(",")
     ]
+    import re
+    import socket
+
+    from drqueue.models import PATH_NAME_PATTERN
+
+    for what, value in [("--name", name or socket.gethostname()), *(("--pool", n) for n in names)]:
+        if value and not re.match(PATH_NAME_PATTERN, value):
+            raise click.BadParameter(
+                f"{value!r}: names are 1 to 100 letters, digits, '.', '_' or '-', starting with "
+                "a letter or digit"
+                + (
+                    " (the hostname is the default: pass --name)"
+                    if not name and what == "--name"
+                    else ""
+                ),
+                param_hint=what,
+            )
     if gpus == "auto":
         gpu_count = detect_gpus()
     else:
@@ -162,31 +183,93 @@ def up(slaves: int, frames: int, exit_when_done: bool, no_demo: bool) -> None:
 # -- submit ------------------------------------------------------------------------------------------
 
 
-class SubmitCommand(click.Command):
-    """`submit RENDERER ...` grows one option per parameter of that renderer (`--engine`, ...)."""
+def _common_submit_options() -> list[click.Parameter]:
+    """The options every renderer's submit takes; fresh objects for each command that gets them.
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        renderer = next((a for a in args if not a.startswith("-")), None)
-        known = {opt for p in self.params for opt in getattr(p, "opts", [])}
-        if renderer in all_renderers():
-            cls = all_renderers()[renderer]
-            for param in cls.params:
-                flag = "--" + param.name.replace("_", "-")
-                if flag in known:
-                    continue
-                kind: Any = {"int": int, "float": float, "bool": bool}.get(param.type, str)
-                help_text = param.help + (
-                    f" [default: {param.default}]" if param.default not in (None, "") else ""
-                )
-                if param.choices:
-                    kind = click.Choice([str(c) for c in param.choices])
-                self.params.append(
-                    click.Option(
-                        [flag, f"renderer_{param.name}"], type=kind, default=None, help=help_text
-                    )
-                )
-            self.help = f"Submit a {cls.name} job: {cls.description}"
-        return super().parse_args(ctx, args)
+    They are accepted before the renderer name (as options of the `submit` group) and after it
+    (of the renderer's own command), so `submit -s 1 -e 9 blender ...` and
+    `submit blender ... -s 1 -e 9` are the same job."""
+    return [
+        click.Option(["-s", "--start"], type=int, help="first frame  [required]"),
+        click.Option(["-e", "--end"], type=int, help="last frame  [required]"),
+        click.Option(["--step"], type=int, default=1, show_default=True, help="every Nth frame"),
+        click.Option(
+            ["-b", "--block"], type=int, default=1, show_default=True, help="frames per task"
+        ),
+        click.Option(["-n", "--name"], default="", help="job name"),
+        click.Option(["-p", "--priority"], type=int, default=50, show_default=True),
+        click.Option(["--owner"], default="", help="job owner (default: your user name)"),
+        click.Option(
+            ["--retries"], type=int, default=3, show_default=True, help="retries of a failed task"
+        ),
+        click.Option(["--timeout"], type=float, help="seconds a task may run before it fails"),
+        click.Option(
+            ["--env", "env_pairs"],
+            multiple=True,
+            help="NAME=VALUE for the render's environment (repeatable)",
+        ),
+        click.Option(
+            ["--param", "param_pairs"],
+            multiple=True,
+            help="renderer parameter KEY=VALUE (repeatable)",
+        ),
+        click.Option(
+            ["--os", "os_name"],
+            type=click.Choice(["linux", "windows", "darwin"]),
+            help="slave OS required",
+        ),
+        click.Option(["--min-ram"], type=float, help="GB of RAM required"),
+        click.Option(["--min-cores"], type=int, help="cores required (at least 1)"),
+        click.Option(
+            ["--pool", "pools"], multiple=True, help="pool the slave must be in (repeatable)"
+        ),
+        click.Option(
+            ["--gpus"], type=int, default=0, help="GPUs per task (runs on GPU slots only)"
+        ),
+        click.Option(
+            ["--hosts"], multiple=True, help="run only on slaves matching this glob (repeatable)"
+        ),
+        click.Option(
+            ["--exclude-hosts"], multiple=True, help="never run on slaves matching this glob"
+        ),
+        click.Option(
+            ["--after"], type=int, multiple=True, help="wait for this job to finish (repeatable)"
+        ),
+        click.Option(["--max-parallel"], type=int, help="at most this many tasks at once"),
+        click.Option(
+            ["--no-scene-check"],
+            is_flag=True,
+            help="do not check that the scene exists on the master",
+        ),
+        click.Option(
+            ["--wait"],
+            is_flag=True,
+            help="show a progress bar until the job ends; exit 1 unless it finished",
+        ),
+        click.Option(["--json", "as_json"], is_flag=True, help="print the answer as JSON"),
+    ]
+
+
+def _renderer_options(cls: Any, taken: set[str]) -> list[click.Parameter]:
+    """One option per parameter of the renderer (`--engine`), typed from its schema."""
+    options: list[click.Parameter] = []
+    for param in cls.params:
+        flag = "--" + param.name.replace("_", "-")
+        if flag in taken:  # a common option's name: the parameter is still --param NAME=VALUE
+            continue
+        kind: Any = {"int": int, "float": float, "bool": bool}.get(param.type, str)
+        if param.choices:
+            kind = click.Choice([str(c) for c in param.choices])
+        default = f" [default: {param.default}]" if param.default not in (None, "") else ""
+        options.append(
+            click.Option(
+                [flag, f"renderer_{param.name}"],
+                type=kind,
+                default=None,
+                help=param.help + default,
+            )
+        )
+    return options
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -199,85 +282,46 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
-@cli.command(cls=SubmitCommand, context_settings={"ignore_unknown_options": False})
-@click.argument("renderer")
-@click.argument("scene", required=False)
-@click.option("-s", "--start", type=int, required=True, help="first frame")
-@click.option("-e", "--end", type=int, required=True, help="last frame")
-@click.option("--step", type=int, default=1, show_default=True, help="render every Nth frame")
-@click.option("-b", "--block", type=int, default=1, show_default=True, help="frames per task")
-@click.option("-n", "--name", default="", help="job name")
-@click.option("-p", "--priority", type=int, default=50, show_default=True)
-@click.option("--owner", default="", help="job owner (default: your user name)")
-@click.option("--retries", type=int, default=3, show_default=True, help="retries of a failed task")
-@click.option("--timeout", type=float, help="seconds a task may run before it fails")
-@click.option(
-    "--env", "env_pairs", multiple=True, help="NAME=VALUE for the render's environment (repeatable)"
-)
-@click.option(
-    "--param", "param_pairs", multiple=True, help="renderer parameter KEY=VALUE (repeatable)"
-)
-@click.option(
-    "--os", "os_name", type=click.Choice(["linux", "windows", "darwin"]), help="slave OS required"
-)
-@click.option("--min-ram", type=float, help="GB of RAM required")
-@click.option("--min-cores", type=int, help="cores required (at least 1)")
-@click.option("--pool", "pools", multiple=True, help="pool the slave must be in (repeatable)")
-@click.option("--gpus", type=int, default=0, help="GPUs per task (runs on GPU slots only)")
-@click.option(
-    "--hosts", "hosts", multiple=True, help="run only on slaves matching this glob (repeatable)"
-)
-@click.option("--exclude-hosts", multiple=True, help="never run on slaves matching this glob")
-@click.option(
-    "--after", "after", type=int, multiple=True, help="wait for this job to finish (repeatable)"
-)
-@click.option("--max-parallel", type=int, help="at most this many tasks at once")
-@click.option(
-    "--no-scene-check", is_flag=True, help="do not check that the scene exists on the master"
-)
-@click.option(
-    "--wait", is_flag=True, help="show a progress bar until the job ends; exit 1 if a task failed"
-)
-@click.option("--json", "as_json", is_flag=True, help="print the answer as JSON")
-def submit(
-    renderer: str,
-    scene: str | None,
-    start: int,
-    end: int,
-    step: int,
-    block: int,
-    name: str,
-    priority: int,
-    owner: str,
-    retries: int,
-    timeout: float | None,
-    env_pairs: tuple[str, ...],
-    param_pairs: tuple[str, ...],
-    os_name: str | None,
-    min_ram: float | None,
-    min_cores: int | None,
-    pools: tuple[str, ...],
-    gpus: int,
-    hosts: tuple[str, ...],
-    exclude_hosts: tuple[str, ...],
-    after: tuple[int, ...],
-    max_parallel: int | None,
-    no_scene_check: bool,
-    wait: bool,
-    as_json: bool,
-    **renderer_options: Any,
-) -> None:
-    """Submit a job; prints its id.  `drqueue submit RENDERER --help` lists that renderer's options."""
+def _given(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source is not click.core.ParameterSource.DEFAULT
+
+
+def _submit_options(ctx: click.Context) -> dict[str, Any]:
+    """The renderer command's options, with those typed before the renderer name merged in."""
+    values = dict(ctx.params)
+    group = ctx.parent
+    assert group is not None
+    for param in group.command.params:
+        name = param.name
+        if not name or not _given(group, name):
+            continue
+        if not _given(ctx, name):
+            values[name] = group.params[name]
+        elif getattr(param, "multiple", False):
+            values[name] = tuple(group.params[name]) + tuple(values[name])
+        else:
+            flag = max(getattr(param, "opts", [name]), key=len)
+            raise click.UsageError(f"{flag} given both before and after the renderer name")
+    for name, flag in (("start", "-s/--start"), ("end", "-e/--end")):
+        if values[name] is None:
+            raise click.UsageError(f"missing option {flag}")
+    return values
+
+
+def _submit_renderer(renderer: str, scene: str | None, **options: Any) -> None:
+    """Submit one job from the merged options of `drqueue submit [...] RENDERER [...]`."""
     import getpass
     import os
 
-    if renderer not in all_renderers():
-        known = ", ".join(all_renderers())
-        raise InvalidJob(f"unknown renderer {renderer!r} (known: {known})")
-    params: dict[str, Any] = _parse_params(param_pairs)
-    for key, value in renderer_options.items():
+    ctx = click.get_current_context()
+    o = _submit_options(ctx)
+    params: dict[str, Any] = _parse_params(o["param_pairs"])
+    for key, value in o.items():
         if key.startswith("renderer_") and value is not None:
             params[key[len("renderer_") :]] = value
+    start, end, step, block = o["start"], o["end"], o["step"], o["block"]
+    min_ram, min_cores, gpus = o["min_ram"], o["min_cores"], o["gpus"]
     if end < start:
         raise InvalidJob(f"end frame {end} is before start frame {start}")
     # Checked here so the message names the options typed, not the API's block_size field.
@@ -294,48 +338,130 @@ def submit(
     if scene and not os.path.isabs(scene) and "://" not in scene:
         scene = os.path.abspath(scene)
     # Relative paths mean "from here", not from wherever the render happens to run.
-    for name in all_renderers()[renderer].path_params():
-        value = params.get(name)
+    for param_name in all_renderers()[renderer].path_params():
+        value = params.get(param_name)
         if isinstance(value, str) and value and not os.path.isabs(value) and "://" not in value:
-            params[name] = os.path.abspath(value)
+            params[param_name] = os.path.abspath(value)
     body = {
         "step": step,
         "block_size": block,
-        "name": name,
-        "owner": owner or getpass.getuser(),
-        "priority": priority,
-        "retries": retries,
-        "timeout": timeout,
-        "env": parse_env(env_pairs),
+        "name": o["name"],
+        "owner": o["owner"] or getpass.getuser(),
+        "priority": o["priority"],
+        "retries": o["retries"],
+        "timeout": o["timeout"],
+        "env": parse_env(o["env_pairs"]),
         "params": params,
         "requirements": {
-            "os": os_name,
+            "os": o["os_name"],
             "min_ram_gb": min_ram or 0,
             "min_cores": min_cores or 0,
-            "pools": list(pools),
+            "pools": list(o["pools"]),
             "gpus": gpus,
-            "hosts": list(hosts),
-            "exclude_hosts": list(exclude_hosts),
+            "hosts": list(o["hosts"]),
+            "exclude_hosts": list(o["exclude_hosts"]),
         },
-        "after": list(after),
-        "max_parallel": max_parallel,
-        "check_scene": not no_scene_check,
+        "after": list(o["after"]),
+        "max_parallel": o["max_parallel"],
+        "check_scene": not o["no_scene_check"],
     }
     client = _client()
     answer = client.submit(renderer, scene, start=start, end=end, **body)
-    if as_json:
+    if o["as_json"]:
         _print_json(answer)
     else:
         click.echo(answer["id"])
-    if wait:
+    if o["wait"]:
         sys.exit(wait_for_job(client, answer["id"]))
 
 
+class SubmitGroup(click.Group):
+    """`submit RENDERER`: one command per renderer, built once from its parameter schema."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._renderer_commands: dict[str, click.Command] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(all_renderers())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cls = all_renderers().get(cmd_name)
+        if cls is None:
+            return None
+        if cmd_name not in self._renderer_commands:
+            common = _common_submit_options()
+            taken = {opt for p in common for opt in getattr(p, "opts", [])}
+            self._renderer_commands[cmd_name] = click.Command(
+                cmd_name,
+                params=[
+                    click.Argument(["scene"], required=False),
+                    *common,
+                    *_renderer_options(cls, taken),
+                ],
+                callback=functools.partial(_submit_renderer, cmd_name),
+                help=f"Submit a {cls.name} job: {cls.description}  Prints the job's id.",
+                short_help=cls.description,
+            )
+        return self._renderer_commands[cmd_name]
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in all_renderers() and not args[0].startswith("-"):
+            known = ", ".join(sorted(all_renderers()))
+            raise UnknownRenderer(f"unknown renderer {args[0]!r} (known: {known})")
+        return super().resolve_command(ctx, args)
+
+
+@cli.group(cls=SubmitGroup, params=_common_submit_options())
+def submit(**_options: Any) -> None:
+    """Submit a job: `drqueue submit RENDERER [SCENE] -s START -e END [OPTIONS]`; prints its id.
+
+    The options below may come before or after RENDERER; `drqueue submit RENDERER --help` also
+    lists that renderer's own options (`--engine`, `--output`, ...).
+    """
+
+
+def stalled_by(client: Client, job: dict[str, Any]) -> str | None:
+    """Why a waiting *job* cannot go on by itself: a dependency that is deleted, ended without
+    finishing, stopped, or stalled itself (the rule of models.dependency_dead_end); or None."""
+    seen: set[int] = set()
+
+    def dead_end(dep: int) -> str | None:
+        if dep in seen:
+            return None
+        seen.add(dep)
+        try:
+            data = client.job(dep)
+        except NotFound:
+            return f"job {dep} ({dependency_dead_end(None)})"
+        why = dependency_dead_end(data["status"])
+        if why:
+            return f"job {dep} ({why})"
+        if data["status"] == "waiting":
+            for inner in data["waiting_for"]:
+                if found := dead_end(inner):
+                    return f"job {dep} (waits for {found})"
+        return None
+
+    for dep in job.get("waiting_for") or []:
+        if found := dead_end(dep):
+            return f"waiting for {found}"
+    return None
+
+
 def wait_for_job(client: Client, job_id: int, console_: Console | None = None) -> int:
-    """A live progress bar until the job ends; returns 1 if any task ended in error."""
+    """A live progress bar until the job ends, is stopped, or waits for a dependency that cannot
+    finish (see :func:`stalled_by`); returns 0 if it finished, else 1.
+
+    It reads only the job (GET /jobs/ID: its counters), never its task list, so a long wait on
+    a big job costs the master little; the dependencies are read only while the job waits.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     out = console_ or err_console
+    why_not: str | None = None
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -348,29 +474,23 @@ def wait_for_job(client: Client, job_id: int, console_: Console | None = None) -
         while True:
             job = client.job(job_id)
             counts = job["counts"]
-            running_progress = 0.0
-            if counts["running"]:
-                running_progress = sum(
-                    t["progress"]
-                    for t in client.tasks(job_id)
-                    if t["state"] in ("dispatched", "running")
-                )
             detail = f"{counts['running']} running, {counts['error']} failed · {job['status']}"
             if job.get("waiting_reason"):
                 detail += f" · {job['waiting_reason']}"
-            progress.update(
-                bar,
-                total=counts["total"],
-                completed=counts["finished"] + running_progress,
-                detail=detail,
-            )
+            progress.update(bar, total=counts["total"], completed=counts["finished"], detail=detail)
             if job["status"] in ENDED:
-                progress.update(bar, completed=counts["finished"])
+                break
+            if job["status"] == "stopped":
+                why_not = f"stopped: `drqueue job continue {job_id}` to go on"
+                break
+            if job["status"] == "waiting" and (why_not := stalled_by(client, job)):
                 break
             time.sleep(0.5)
     out.print(
         f"job {job_id} {job['status']}: {counts['finished']}/{counts['total']} tasks finished, "
-        f"{counts['error']} in error"
+        f"{counts['error']} in error" + (f"; {why_not}" if why_not else ""),
+        highlight=False,
+        soft_wrap=True,
     )
     return 1 if job["status"] != "finished" else 0
 
@@ -499,7 +619,7 @@ def job_delete(job_id: int, force: bool) -> None:
     click.echo(f"job {job_id} deleted")
 
 
-@job.command("priority")
+@job.command("priority", context_settings=NEGATIVE_NUMBERS)
 @click.argument("job_id", type=int)
 @click.argument("priority", type=int)
 def job_priority(job_id: int, priority: int) -> None:
@@ -590,7 +710,7 @@ def task_kill(job_id: int, task_index: int) -> None:
     click.echo(f"job {job_id} task {task_index}: {data['state']}")
 
 
-@cli.command()
+@cli.command(context_settings=NEGATIVE_NUMBERS)
 @click.argument("job_id", type=int)
 @click.argument("frame", type=int)
 def log(job_id: int, frame: int) -> None:
@@ -730,8 +850,9 @@ def pool() -> None:
 
 @pool.command("create")
 @click.argument("name")
-@click.option("--description", default="")
+@click.option("--description", default="", help="what the pool is for (shown by `drqueue pools`)")
 def pool_create(name: str, description: str) -> None:
+    """Create an empty pool; `pool add` puts slaves in it."""
     _client().create_pool(name, description)
     click.echo(f"pool {name} created")
 
@@ -739,6 +860,7 @@ def pool_create(name: str, description: str) -> None:
 @pool.command("delete")
 @click.argument("name")
 def pool_delete(name: str) -> None:
+    """Delete a pool; its slaves stay, out of it."""
     _client().delete_pool(name)
     click.echo(f"pool {name} deleted")
 
@@ -747,6 +869,7 @@ def pool_delete(name: str) -> None:
 @click.argument("name")
 @click.argument("host")
 def pool_add(name: str, host: str) -> None:
+    """Put slave HOST in pool NAME."""
     _client().pool_member(name, host, True)
     click.echo(f"{host} added to {name}")
 
@@ -755,6 +878,7 @@ def pool_add(name: str, host: str) -> None:
 @click.argument("name")
 @click.argument("host")
 def pool_remove(name: str, host: str) -> None:
+    """Take slave HOST out of pool NAME."""
     _client().pool_member(name, host, False)
     click.echo(f"{host} removed from {name}")
 
@@ -816,9 +940,27 @@ def store() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 def store_backup(path: str) -> None:
     """Write an online, consistent copy of the store to PATH."""
+    import os
+    import sqlite3
+
+    from drqueue.errors import ConfigError
     from drqueue.store import open_store
 
-    open_store(load_config().store_url).backup(path)
+    url = load_config().store_url
+    source = url[len("sqlite:///") :] if url.startswith("sqlite:///") else None
+    # Opening a missing SQLite file creates an empty store, which would be backed up.
+    if source is not None and not os.path.isfile(source):
+        raise ConfigError(f"no store at {source}: is DRQUEUE_ROOT the master's?")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise DrQueueError(f"cannot write {path}: there is no folder {folder}")
+    store_ = open_store(url)
+    try:
+        store_.backup(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise DrQueueError(f"cannot write {path}: {exc}") from None
+    finally:
+        store_.close()
     click.echo(f"store backed up to {path}")
 
 

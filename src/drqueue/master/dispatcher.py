@@ -51,7 +51,7 @@ from drqueue.master.matching import (
     usable_slots,
     waiting_reason,
 )
-from drqueue.models import Computer, Job, JobControl, Task, task_seconds
+from drqueue.models import Computer, Job, JobControl, Task, dependency_dead_end, task_seconds
 from drqueue.slave.info import collect_info
 from drqueue.slave.runner import run_task
 from drqueue.store.base import Dispatch, Store
@@ -983,12 +983,12 @@ class Dispatcher:
         online = list(computers.values())
         jobs = self.store.runnable_jobs()
         reasons: dict[int, str | None] = {}
-        dependency_state: dict[int, str] = {}
+        dependency_state: dict[int, tuple[str, bool]] = {}
         by_kind: dict[tuple, str | None] = {}
         for job in jobs:
             if job.waiting_for:
                 reason = "waiting for " + ", ".join(
-                    self._dependency(dep, dependency_state) for dep in job.waiting_for
+                    self._dependency(dep, dependency_state)[0] for dep in job.waiting_for
                 )
             elif job.counts.running:
                 reason = None  # it runs, so something can run it
@@ -1012,17 +1012,26 @@ class Dispatcher:
         self.store.set_job_waiting_reason(changed)
         self._reasons = {job_id: r for job_id, r in reasons.items() if r}
 
-    def _dependency(self, dep: int, seen: dict[int, str]) -> str:
-        """How a dependency reads in a waiting reason: "job 3", or "job 3 (ended in error: ...)"."""
+    def _dependency(self, dep: int, seen: dict[int, tuple[str, bool]]) -> tuple[str, bool]:
+        """How a dependency reads in a waiting reason, and whether it can never finish on its
+        own: ("job 3", False), ("job 3 (ended in error: ...)", True), or
+        ("job 3 (waits for job 2 (stopped: ...))", True) when it is stalled itself.
+        models.dependency_dead_end says which dependencies cannot finish without a user."""
         if dep not in seen:
+            seen[dep] = (f"job {dep}", False)  # a guard while its own dependencies are read
             try:
-                status = self.store.get_job(dep).status
+                job: Job | None = self.store.get_job(dep)
             except NotFound:
-                status = "deleted"
-            if status in ("error", "cancelled"):
-                seen[dep] = f"job {dep} (ended in {status}: requeue its tasks to go on)"
-            elif status == "deleted":
-                seen[dep] = f"job {dep} (deleted: it will never finish)"
-            else:
-                seen[dep] = f"job {dep}"
+                job = None
+            why = dependency_dead_end(job.status if job else None)
+            if why:
+                seen[dep] = (f"job {dep} ({why})", True)
+            elif job is not None and job.status == "waiting":
+                stalled = [
+                    text
+                    for text, dead in (self._dependency(d, seen) for d in job.waiting_for)
+                    if dead
+                ]
+                if stalled:
+                    seen[dep] = (f"job {dep} (waits for {', '.join(stalled)})", True)
         return seen[dep]

@@ -66,9 +66,10 @@ class Shell(Renderer):
         }
         argv = []
         for word in words:
+            expanded = word
             for key, value in values.items():
-                word = word.replace(key, value)
-            argv.append(word)
+                expanded = expanded.replace(key, value)
+            argv.append(expanded)
         return argv
 
     def commands(self, ctx: RenderContext) -> list[list[str]]:
