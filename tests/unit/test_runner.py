@@ -210,6 +210,79 @@ def test_cpu_slot_sets_no_gpu_device(tmp_path):
     assert not set(GPU_VARIABLES) & set(env)
 
 
+#: What a slave started as docs/deploy.md says holds in its environment, and its engines inherit.
+SLAVE_SECRETS = {
+    "DRQUEUE_TOKEN": "admin-token-8f3a1c",
+    "DRQUEUE_MASTER": "https://wrangler:master-password-77@render-master:7680",
+    "DRQUEUE_ROOT": "/srv/drqueue-root-secret-path",
+    "IPP_SESSION_KEY": "ipp-hmac-key-5d2e",
+    "IPP_CURVE_SECRETKEY": "curve-secret-91bb",
+    "JPY_API_TOKEN": "jupyter-token-0c4d",
+}
+
+
+def logged_environment(log: Path) -> dict[str, str]:
+    """The variables an `env` render printed into its task log."""
+    return dict(
+        line.split("=", 1) for line in log.read_text().splitlines() if "=" in line and line[0] != "#"
+    )
+
+
+def test_a_render_sees_none_of_the_slaves_secrets(tmp_path, monkeypatch):
+    for name, value in SLAVE_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DRQUEUE_ENGINE_UUID", "engine-uuid-1")
+    monkeypatch.setenv("STUDIO_LICENSE_SERVER", "lic01")
+    result = run_task(make_spec(tmp_path, "env"))
+    assert result["status"] == "finished", result["reason"]
+    log = Path(result["log_path"])
+    text = log.read_text()
+    for name, value in SLAVE_SECRETS.items():
+        assert value not in text, f"{name} leaked into the render's log"
+    seen = logged_environment(log)
+    assert not set(SLAVE_SECRETS) & set(seen)
+    assert {name for name in seen if name.startswith("DRQUEUE_")} == DRQUEUE_VARIABLES | {
+        "DRQUEUE_ENGINE_UUID"
+    }
+    assert seen["DRQUEUE_ENGINE_UUID"] == "engine-uuid-1"  # how leftovers are found
+    assert seen["STUDIO_LICENSE_SERVER"] == "lic01"
+
+
+def test_a_jobs_env_cannot_bring_back_a_slave_secret_or_fake_the_tasks_variables(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DRQUEUE_TOKEN", SLAVE_SECRETS["DRQUEUE_TOKEN"])
+    monkeypatch.setenv("DRQUEUE_ENGINE_UUID", "engine-uuid-1")
+    spec = make_spec(
+        tmp_path,
+        "sh -c 'echo token=[$DRQUEUE_TOKEN] copy=[$COPY]; env'",
+        env={
+            "COPY": "$DRQUEUE_TOKEN",  # values are literal: nothing expands the slave's variables
+            "DRQUEUE_FRAME": "999",
+            "DRQUEUE_LOGFILE": "/tmp/elsewhere.log",
+            "DRQUEUE_ENGINE_UUID": "another-engines-uuid",
+            "SHOT": "010",
+        },
+    )
+    result = run_task(spec)
+    assert result["status"] == "finished", result["reason"]
+    log = Path(result["log_path"])
+    assert SLAVE_SECRETS["DRQUEUE_TOKEN"] not in log.read_text()
+    assert "token=[] copy=[$DRQUEUE_TOKEN]" in log.read_text()
+    seen = logged_environment(log)
+    assert seen["DRQUEUE_FRAME"] == "1"
+    assert seen["DRQUEUE_LOGFILE"] == str(log)
+    assert seen["DRQUEUE_ENGINE_UUID"] == "engine-uuid-1"
+    assert seen["SHOT"] == "010"
+
+
+def test_the_engines_inline_matplotlib_backend_is_not_inherited(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    assert "MPLBACKEND" not in render_environment(make_spec(tmp_path, "true"), 1, None)
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # an admin's own choice stays
+    assert render_environment(make_spec(tmp_path, "true"), 1, None)["MPLBACKEND"] == "Agg"
+
+
 def test_each_frame_of_a_block_gets_its_own_environment(tmp_path):
     out = tmp_path / "env"
     out.mkdir()

@@ -48,10 +48,51 @@ def slave_name() -> str:
     return os.environ.get("DRQUEUE_SLAVE_NAME") or socket.gethostname()
 
 
+#: Prefixes of the slave's own variables that no render inherits: DrQueue's settings and
+#: credentials (DRQUEUE_TOKEN, DRQUEUE_MASTER with any user:password in its URL), ipyparallel's
+#: (IPP_SESSION_KEY signs every message to the engines, IPP_CURVE_* are its keys) and Jupyter's
+#: (JPY_*).  A render runs the artist's code, so it must not see the slave's secrets.
+PRIVATE_PREFIXES = ("DRQUEUE_", "IPP_", "JPY_")
+#: The slave's own DRQUEUE_* variables a render does inherit: the engine's id, by which an engine
+#: restart finds the renders a dead engine left behind (Slave._stop_leftovers).
+INHERITED_DRQUEUE_VARIABLES = ("DRQUEUE_ENGINE_UUID",)
+
+
+def _inherited_environment() -> dict[str, str]:
+    """The slave's environment without anything private to DrQueue, ipyparallel or Jupyter."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.upper().startswith(PRIVATE_PREFIXES)
+    }
+    if env.get("MPLBACKEND", "").startswith("module://matplotlib_inline"):
+        del env["MPLBACKEND"]  # the engine's kernel set it for itself; a render has no kernel
+    return env
+
+
 def render_environment(spec: dict[str, Any], frame: int, scene: str | None) -> dict[str, str]:
-    """The environment of a render process: the engine's, the DRQUEUE_* variables, the job's own."""
+    """The environment of a render process (the rule docs/renderers.md states).
+
+    The slave's environment without its private variables (:data:`PRIVATE_PREFIXES`), then the
+    GPU slot's device, then the job's own ``env``, then the task's DRQUEUE_* variables and
+    :data:`INHERITED_DRQUEUE_VARIABLES`, which a job's ``env`` cannot override.
+    """
     padding = int(spec.get("padding", 4))
-    env = dict(os.environ)
+    env = _inherited_environment()
+    gpu = os.environ.get("DRQUEUE_GPU_DEVICE")
+    if gpu is not None:
+        # One GPU slot, one device: every vendor's variable names the same device.
+        for name in (
+            "CUDA_VISIBLE_DEVICES",
+            "HIP_VISIBLE_DEVICES",
+            "ROCR_VISIBLE_DEVICES",
+            "GPU_DEVICE_ORDINAL",
+            "ONEAPI_DEVICE_SELECTOR",
+        ):
+            env[name] = gpu if name != "ONEAPI_DEVICE_SELECTOR" else f"*:{gpu}"
+    # The job's env comes after the slot's device: a task holding several GPU slots names all
+    # their devices there (drqueue.master.dispatcher.task_spec).
+    env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
     env.update(
         {
             "DRQUEUE_FRAME": str(frame),
@@ -71,18 +112,9 @@ def render_environment(spec: dict[str, Any], frame: int, scene: str | None) -> d
             "DRQUEUE_COMPID": slave_name(),
         }
     )
-    gpu = os.environ.get("DRQUEUE_GPU_DEVICE")
-    if gpu is not None:
-        # One GPU slot, one device: every vendor's variable names the same device.
-        for name in (
-            "CUDA_VISIBLE_DEVICES",
-            "HIP_VISIBLE_DEVICES",
-            "ROCR_VISIBLE_DEVICES",
-            "GPU_DEVICE_ORDINAL",
-            "ONEAPI_DEVICE_SELECTOR",
-        ):
-            env[name] = gpu if name != "ONEAPI_DEVICE_SELECTOR" else f"*:{gpu}"
-    env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
+    for name in INHERITED_DRQUEUE_VARIABLES:
+        if name in os.environ:
+            env[name] = os.environ[name]
     return env
 
 
