@@ -224,7 +224,9 @@ SLAVE_SECRETS = {
 def logged_environment(log: Path) -> dict[str, str]:
     """The variables an `env` render printed into its task log."""
     return dict(
-        line.split("=", 1) for line in log.read_text().splitlines() if "=" in line and line[0] != "#"
+        line.split("=", 1)
+        for line in log.read_text().splitlines()
+        if "=" in line and line[0] != "#"
     )
 
 
