@@ -403,8 +403,71 @@ def test_unwritable_log_folder_fails_with_that_reason_and_runs_nothing(tmp_path)
     ran = tmp_path / "ran"
     result = run_task(make_spec(tmp_path, f"touch {ran}", log_path=log_path))
     assert result["status"] == "failed"
-    assert result["reason"] == f"cannot write the task log {log_path}: Not a directory"
+    assert result["reason"] == (
+        f"cannot write the task log {log_path}: the logs folder {blocker} is a file"
+    )
+    assert result["infrastructure"] is True
     assert not ran.exists()
+
+
+def the_log_folder_of_job_42(tmp_path: Path) -> Path:
+    return tmp_path / "logs" / "42"
+
+
+@pytest.mark.parametrize("planted", ["symlink", "file"])
+def test_a_render_cannot_plant_another_jobs_log_folder(tmp_path, planted):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder = the_log_folder_of_job_42(tmp_path)
+    plant = f"ln -s {elsewhere} {folder}" if planted == "symlink" else f"touch {folder}"
+    # Job 41's render, as its artist wrote it, puts something where job 42's logs go.
+    attacker = run_task(make_spec(tmp_path, plant, log_path=tmp_path / "logs" / "41" / "0.log"))
+    assert attacker["status"] == "finished", attacker["reason"]
+    ran = tmp_path / "ran"
+    result = run_task(make_spec(tmp_path, f"touch {ran}"))
+    assert result["status"] == "failed"
+    kind = "a symbolic link" if planted == "symlink" else "a file"
+    assert result["reason"] == (
+        f"cannot write the task log {folder}/0.log: its folder {folder} is {kind}, not a folder "
+        "(did a render put it there?)"
+    )
+    assert result["infrastructure"] is True  # the logs folder's fault, not the host's
+    assert not ran.exists()
+    assert list(elsewhere.iterdir()) == [], "the runner wrote through the planted link"
+
+
+@pytest.mark.parametrize("planted", ["symlink", "hardlink", "fifo", "folder"])
+def test_a_render_cannot_plant_another_jobs_log_file(tmp_path, planted):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    folder = the_log_folder_of_job_42(tmp_path)
+    log = folder / "0.log"
+    plant = {
+        "symlink": f"ln -s {victim} {log}",
+        "hardlink": f"ln {victim} {log}",
+        "fifo": f"mkfifo {log}",
+        "folder": f"mkdir {log}",
+    }[planted]
+    attacker = run_task(
+        make_spec(
+            tmp_path,
+            f"sh -c 'mkdir {folder} && {plant}'",
+            log_path=tmp_path / "logs" / "41" / "0.log",
+        )
+    )
+    assert attacker["status"] == "finished", attacker["reason"]
+    result = run_task(make_spec(tmp_path, "echo rendered"))
+    assert result["status"] == "finished", result["reason"]
+    assert result["infrastructure"] is False
+    written = Path(result["log_path"])
+    assert written.parent == folder
+    assert written.is_file() and not written.is_symlink() and written.stat().st_nlink == 1
+    assert "\nrendered\n" in written.read_text()
+    assert victim.read_text() == "precious\n"
+    if planted == "folder":
+        assert written.name == "0.attempt-1.log"  # beside what it could not remove
+    else:
+        assert written == log
 
 
 # -- time-outs -----------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ file, publishes progress and a short log tail while it runs
 Failure rules: a non-zero exit, a time-out, or an expected output file that is
 missing or empty makes the task *failed*.  A SIGINT from the master (a kill)
 stops the whole process group (SIGTERM, then SIGKILL) and the task returns
-*killed*; no render process outlives its task.
+*killed*; no render process outlives its task.  A task whose log cannot be created
+or written fails with ``infrastructure`` set in its result: the logs folder is at fault, not the
+host (see :func:`open_task_log` for how the log is made safe from other renders).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import platform
 import select
 import signal
 import socket
+import stat
 import subprocess
 import time
 from typing import Any
@@ -258,6 +261,124 @@ def _devnull() -> int:
     return _DEVNULL
 
 
+class LogUnavailable(Exception):
+    """The task's log cannot be created safely or written: the logs folder's fault, not the
+    host's (the result says ``infrastructure``)."""
+
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+def _describe(path: str) -> str:
+    """What sits at *path*, in words, for a reason a wrangler reads."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "missing"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "a file" if stat.S_ISREG(mode) else "a special file"
+
+
+def open_task_log(log_path: str, attempt_id: str) -> tuple[Any, str]:
+    """Open the task's log for appending, in the job's log folder, never through a link.
+
+    Renders share the slave's user, so a render could put a symbolic link, a file or a hard
+    link where another job's log folder or log goes.  The job's folder is made here and opened
+    without following a link (O_DIRECTORY|O_NOFOLLOW); the log is created in it with
+    O_CREAT|O_EXCL|O_NOFOLLOW.  An earlier attempt's log (a regular file of ours with one link)
+    is appended to; anything else in its place is unlinked (the name, never what it points to)
+    and the log made anew, or, if that fails, made under a fresh name.  Returns the open file
+    and the path really written; raises :class:`LogUnavailable` with the reason.
+    """
+    folder, name = os.path.split(log_path)
+
+    def unavailable(why: str) -> LogUnavailable:
+        return LogUnavailable(f"cannot write the task log {log_path}: {why}")
+
+    logs = os.path.dirname(folder) or "."
+    try:
+        os.makedirs(logs, exist_ok=True)
+    except OSError as exc:
+        if os.path.lexists(logs) and not os.path.isdir(logs):
+            raise unavailable(f"the logs folder {logs} is {_describe(logs)}") from None
+        raise unavailable(exc.strerror or str(exc)) from None
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        pass  # an earlier task's, or not a folder at all: checked below
+    except OSError as exc:
+        raise unavailable(exc.strerror or str(exc)) from None
+    use_dir_fd = os.open in os.supports_dir_fd and bool(_O_NOFOLLOW and _O_DIRECTORY)
+    try:
+        if use_dir_fd:
+            dir_fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC)
+            info = os.fstat(dir_fd)
+        else:  # Windows: no dir_fd; a check of the path is the best there is
+            dir_fd = None
+            info = os.lstat(folder)
+    except OSError:
+        info = None
+    if info is None or not stat.S_ISDIR(info.st_mode):
+        raise unavailable(
+            f"its folder {folder} is {_describe(folder)}, not a folder (did a render put it there?)"
+        )
+    try:
+        if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+            raise unavailable(f"its folder {folder} belongs to another user (uid {info.st_uid})")
+        fd, written = _create_log(folder, name, dir_fd, attempt_id)
+    except OSError as exc:
+        raise unavailable(exc.strerror or str(exc)) from None
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+    # Unbuffered: a full disk fails a write, never close().
+    return os.fdopen(fd, "ab", buffering=0), written
+
+
+def _create_log(folder: str, name: str, dir_fd: int | None, attempt_id: str) -> tuple[int, str]:
+    """The log's fd (see open_task_log) and its path: *name* in *folder*, or a fresh name."""
+    at = {"dir_fd": dir_fd} if dir_fd is not None else {}
+
+    def where(entry: str) -> str:
+        return entry if dir_fd is not None else os.path.join(folder, entry)
+
+    create = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
+    try:
+        return os.open(where(name), create, 0o666, **at), os.path.join(folder, name)
+    except FileExistsError:
+        pass
+    # An earlier attempt's log: append to it if it is a plain file of ours with one name.
+    nonblock = getattr(os, "O_NONBLOCK", 0)  # a FIFO must not hang the open
+    try:
+        fd = os.open(
+            where(name), os.O_WRONLY | os.O_APPEND | _O_NOFOLLOW | _O_CLOEXEC | nonblock, **at
+        )
+    except OSError:
+        fd = None
+    if fd is not None:
+        info = os.fstat(fd)
+        ours = not hasattr(os, "geteuid") or info.st_uid == os.geteuid()
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and ours:
+            if nonblock:
+                os.set_blocking(fd, True)
+            return fd, os.path.join(folder, name)
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(where(name), **at)  # a link, a FIFO...: the name goes, not what it names
+    try:
+        return os.open(where(name), create, 0o666, **at), os.path.join(folder, name)
+    except FileExistsError:
+        pass  # a folder, or put back at once: write beside it
+    stem, ext = os.path.splitext(name)
+    fresh = f"{stem}.{attempt_id[:12]}{ext}"
+    return os.open(where(fresh), create, 0o666, **at), os.path.join(folder, fresh)
+
+
 def _missing_outputs(expected: list[str]) -> str | None:
     for path in expected:
         try:
@@ -286,6 +407,9 @@ def run_task(spec: dict[str, Any]) -> dict[str, Any]:
         "outputs": [],
         "log_path": spec["log_path"],
         "computer": slave_name(),
+        #: True when the task failed for want of its log (the logs folder's fault, not the
+        #: host's or the job's): the dispatcher must not count it against the host.
+        "infrastructure": False,
     }
     try:
         return _run(spec, result)
@@ -322,7 +446,6 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:
         result["reason"] = f"cannot build the command: {exc}"
         return result
-    log_path = spec["log_path"]
     for folder in {os.path.dirname(path) for path in expected if os.path.dirname(path)}:
         try:
             os.makedirs(folder, exist_ok=True)  # POV-Ray and ffmpeg do not create them
@@ -330,12 +453,12 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             result["reason"] = f"cannot create the output folder {folder}: {exc.strerror or exc}"
             return result
     try:
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        # Unbuffered: a full disk fails a write, never close().
-        log = open(log_path, "ab", buffering=0)
-    except OSError as exc:
-        result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
+        log, log_path = open_task_log(spec["log_path"], spec["attempt_id"])
+    except LogUnavailable as exc:
+        result["reason"] = str(exc)
+        result["infrastructure"] = True
         return result
+    result["log_path"] = log_path
     progress = _Progress(ctx.block.frames)
     deadline = time.monotonic() + spec["timeout"] if spec.get("timeout") else None
     cwd = (
@@ -349,6 +472,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             log.write(header.encode())
         except OSError as exc:
             result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
+            result["infrastructure"] = True
             return result
         for index, argv in enumerate(commands):
             frame = renderer.frame_of_command(ctx, index) if len(commands) > 1 else ctx.block.start
@@ -357,6 +481,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 log.write(f"# command: {argv!r}\n".encode())
             except OSError as exc:
                 result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
+                result["infrastructure"] = True
                 return result
             try:
                 proc = subprocess.Popen(
@@ -388,6 +513,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 return result
             if output.write_error:
                 result["reason"] = output.write_error
+                result["infrastructure"] = True
                 return result
             result["exit_code"] = proc.returncode
             if proc.returncode != 0:
