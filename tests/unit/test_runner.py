@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -30,8 +32,9 @@ from drqueue.models import (
     TaskState,
     split_frames,
 )
+from drqueue.renderers.blender import Blender
 from drqueue.renderers.shell import Shell
-from drqueue.slave.runner import render_environment, run_task
+from drqueue.slave.runner import _Progress, render_environment, run_task
 
 DRQUEUE_VARIABLES = {
     "DRQUEUE_FRAME",
@@ -66,6 +69,9 @@ def slave_environment(monkeypatch):
     monkeypatch.delenv("DRQUEUE_GPU_DEVICE", raising=False)
     for name in GPU_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+SCENES = Path(__file__).resolve().parents[1] / "e2e" / "scenes"
 
 
 def make_spec(
@@ -107,6 +113,39 @@ def make_spec(
     )
     log = log_path or tmp_path / "logs" / "42" / f"{task_index}.log"
     return task_spec(job, task, "attempt-1", str(log), Config(root=tmp_path))
+
+
+def blender_spec(tmp_path: Path, scene: Path, **params: Any) -> dict[str, Any]:
+    """The task spec of a one-frame Blender job."""
+    spec = JobSpec(
+        "blender", 1, 1, name="shot-020", owner="ann", scene=str(scene),
+        params=Blender.validate_params(params),
+    )  # fmt: skip
+    job = Job(
+        id=43, spec=spec, control=JobControl.ACTIVE, counts=Counts(), submitted_at=time.time()
+    )
+    task = Task(id=430, job_id=43, index=0, block=FrameBlock(1, 1), state=TaskState.DISPATCHED)
+    log = tmp_path / "logs" / "43" / "0.log"
+    return task_spec(job, task, "attempt-1", str(log), Config(root=tmp_path))
+
+
+@pytest.fixture(scope="module")
+def blend_scene(tmp_path_factory) -> Path:
+    """The end-to-end tests' Blender scene (4 samples: well under a second a frame)."""
+    if shutil.which("blender") is None:
+        if os.environ.get("DRQUEUE_ALLOW_SKIP") == "1":
+            pytest.skip("blender not on PATH")
+        pytest.fail(
+            "blender not on PATH (`make renderers` installs it; DRQUEUE_ALLOW_SKIP=1 skips)"
+        )
+    path = tmp_path_factory.mktemp("blend") / "main.blend"
+    made = subprocess.run(
+        ["blender", "-b", "--factory-startup", "--python-exit-code", "1",
+         "--python", str(SCENES / "make_scene.py"), "--", str(path), "4"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert made.returncode == 0 and path.is_file(), made.stdout[-3000:]
+    return path
 
 
 def marker_processes(marker: str) -> list[psutil.Process]:
@@ -468,6 +507,41 @@ def test_a_render_cannot_plant_another_jobs_log_file(tmp_path, planted):
         assert written.name == "0.attempt-1.log"  # beside what it could not remove
     else:
         assert written == log
+
+
+@pytest.mark.renderer
+def test_blender_with_an_unknown_scene_name_fails_with_blenders_own_line(tmp_path, blend_scene):
+    # Blender prints "Can't find scene", renders the active scene instead and exits 0.
+    output = tmp_path / "out" / "f_####"
+    spec = blender_spec(tmp_path, blend_scene, scene_name="NoSuchScene", output=str(output))
+    result = run_task(spec)
+    assert result["exit_code"] == 0
+    assert result["status"] == "failed"
+    assert result["reason"] == (
+        f"exit code 0, but blender reported: Can't find scene: 'NoSuchScene' in file: "
+        f"'{blend_scene}'"
+    )
+
+
+@pytest.mark.renderer
+def test_blender_with_its_scene_renders_and_finishes(tmp_path, blend_scene):
+    output = tmp_path / "out" / "f_####"
+    result = run_task(blender_spec(tmp_path, blend_scene, output=str(output)))
+    assert result["status"] == "finished", result["reason"]
+    assert result["outputs"] == [str(tmp_path / "out" / "f_0001.png")]
+
+
+def test_a_failures_reason_carries_the_renderers_own_error_line():
+    progress = _Progress([1])
+    blender = Blender()
+    for line in ("Fra:1 Mem:12.00M | Rendering", "Error: Build without OpenImageDenoiser"):
+        progress.feed(line, blender)
+    assert progress.explained("output /r/f_0001.png was not written", blender) == (
+        "output /r/f_0001.png was not written; "
+        "blender reported: Error: Build without OpenImageDenoiser"
+    )
+    assert progress.fatal == []  # Blender's "Error:" lines explain a failure, they are not one
+    assert _Progress([1]).explained("timed out after 2 s", blender) == "timed out after 2 s"
 
 
 # -- time-outs -----------------------------------------------------------------------------------------

@@ -7,12 +7,13 @@ with the ``DRQUEUE_*`` environment, writes the full output to the task's log
 file, publishes progress and a short log tail while it runs
 (``ipyparallel.datapub``), and returns a plain-dict result.
 
-Failure rules: a non-zero exit, a time-out, or an expected output file that is
-missing or empty makes the task *failed*.  A SIGINT from the master (a kill)
-stops the whole process group (SIGTERM, then SIGKILL) and the task returns
-*killed*; no render process outlives its task.  A task whose log cannot be created
-or written fails with ``infrastructure`` set in its result: the logs folder is at fault, not the
-host (see :func:`open_task_log` for how the log is made safe from other renders).
+Failure rules: a non-zero exit, a time-out, an error line the renderer calls fatal
+(``LineInfo.fatal``, even on exit code 0), or an expected output file that is missing or empty
+makes the task *failed*; its reason carries the renderer's own last error line.  A SIGINT from
+the master (a kill) stops the whole process group (SIGTERM, then SIGKILL) and the task returns
+*killed*; no render process outlives its task.  A task whose log cannot be created or written
+fails with ``infrastructure`` set in its result: the logs folder is at fault, not the host (see
+:func:`open_task_log` for how the log is made safe from other renders).
 """
 
 from __future__ import annotations
@@ -191,6 +192,8 @@ class _Progress:
         self.current_fraction = 0.0
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.errors: list[str] = []
+        #: Error lines that fail the task even on exit code 0 (LineInfo.fatal).
+        self.fatal: list[str] = []
         self.saved: list[str] = []
 
     def feed(self, line: str, renderer: Renderer) -> None:
@@ -212,6 +215,8 @@ class _Progress:
             self.saved.append(info.saved)
         if info.error:
             self.errors.append(info.error[:500])
+            if info.fatal:
+                self.fatal.append(info.error[:500])
 
     def fraction(self) -> float:
         total = max(1, len(self.frames))
@@ -220,6 +225,12 @@ class _Progress:
 
     def tail_text(self) -> str:
         return "\n".join(self.tail)
+
+    def explained(self, reason: str, renderer: Renderer) -> str:
+        """*reason*, with the renderer's own last error line when it printed one."""
+        if not self.errors or self.errors[-1] in reason:
+            return reason
+        return f"{reason}; {renderer.name} reported: {self.errors[-1]}"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -509,7 +520,9 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 result["reason"] = "killed"
                 return result
             if status == "timeout":
-                result["reason"] = f"timed out after {spec['timeout']:g} s"
+                result["reason"] = progress.explained(
+                    f"timed out after {spec['timeout']:g} s", renderer
+                )
                 return result
             if output.write_error:
                 result["reason"] = output.write_error
@@ -525,12 +538,14 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 why = why if isinstance(why, str) else why[0]
                 result["reason"] = f"exit code {proc.returncode}" + (f": {why}" if why else "")
                 return result
+            if progress.fatal:
+                # The program exited 0 but said it did not render what was asked.
+                result["reason"] = f"exit code 0, but {renderer.name} reported: {progress.fatal[0]}"
+                return result
         missing = _missing_outputs(expected)
         if missing:
-            result["reason"] = missing
+            result["reason"] = progress.explained(missing, renderer)
             return result
-        if progress.errors and not expected:
-            pass  # renderers print recoverable errors; the exit code and outputs decide
         result["status"] = "finished"
         result["outputs"] = expected or progress.saved
         return result
