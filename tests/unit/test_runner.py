@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -34,6 +35,7 @@ from drqueue.models import (
 )
 from drqueue.renderers.blender import Blender
 from drqueue.renderers.shell import Shell
+from drqueue.slave import runner
 from drqueue.slave.runner import _Progress, render_environment, run_task
 
 DRQUEUE_VARIABLES = {
@@ -60,6 +62,15 @@ GPU_VARIABLES = (
     "GPU_DEVICE_ORDINAL",
     "ONEAPI_DEVICE_SELECTOR",
 )
+
+
+@pytest.fixture(autouse=True, params=["linux-path", "portable-path"])
+def runner_path(request, monkeypatch):
+    """Every test runs through both of the runner's paths: Linux's (pidfd, poll, wait4) and the
+    portable one (subprocess, a reader thread, psutil) that every other OS uses."""
+    monkeypatch.setenv("DRQUEUE_PORTABLE_RUNNER", "1" if request.param == "portable-path" else "0")
+    assert runner.portable_runner() is (request.param == "portable-path")
+    return request.param
 
 
 @pytest.fixture(autouse=True)
@@ -566,6 +577,24 @@ def test_timeout_kills_the_whole_process_tree(tmp_path, escape):
     assert result["exit_code"] is None
     assert 2 <= took < 15
     assert marker_processes(marker) == [], "a render process outlived its timed-out task"
+
+
+def test_the_masters_kill_stops_the_whole_process_tree_and_reports_killed(tmp_path):
+    # The master kills a task with SIGINT to its engine: KeyboardInterrupt in the runner.
+    marker = unique_sleep()
+    spec = make_spec(tmp_path, f"sh -c 'setsid sleep {marker} & sleep {marker}'")
+
+    def interrupt() -> None:
+        wait_for(lambda: len([p for p in marker_processes(marker) if p.name() == "sleep"]) == 2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    killer = threading.Thread(target=interrupt)
+    killer.start()
+    result = run_task(spec)
+    killer.join(30)
+    assert result["status"] == "killed"
+    assert result["reason"] == "killed"
+    assert marker_processes(marker) == [], "a render process outlived its killed task"
 
 
 # -- logs and usage -------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from rich.console import Console
 from drqueue.client import Client
 from drqueue.config import Config
 from drqueue.errors import DrQueueError, MasterUnreachable
-from drqueue.master.controller import stop_process_tree
+from drqueue.procs import stop_process_tree
 
 console = Console()
 

@@ -51,6 +51,7 @@ from drqueue.master.matching import (
     waiting_reason,
 )
 from drqueue.models import Computer, Job, JobControl, Task
+from drqueue.procs import GPU_VARIABLES, gpu_environment  # noqa: F401  (importable from here)
 from drqueue.slave.info import collect_info
 from drqueue.slave.runner import run_task
 from drqueue.store.base import Dispatch, Store
@@ -76,13 +77,6 @@ TAKE_BACK_SECONDS = 1.0
 TAKE_BACK_FACTOR = 4.0
 #: Weight of the newest result in a job's mean task duration.
 DURATION_WEIGHT = 0.2
-#: Environment variables that name a task's GPUs, one per vendor (the runner sets the same).
-GPU_VARIABLES = (
-    "CUDA_VISIBLE_DEVICES",
-    "HIP_VISIBLE_DEVICES",
-    "ROCR_VISIBLE_DEVICES",
-    "GPU_DEVICE_ORDINAL",
-)
 
 
 @dataclass
@@ -139,14 +133,6 @@ class DispatcherStats:
     rounds: int = 0
     decisions: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def gpu_environment(devices: list[str]) -> dict[str, str]:
-    """The variables that give a task exactly *devices* (each vendor's spelling)."""
-    listed = ",".join(devices)
-    env = {name: listed for name in GPU_VARIABLES}
-    env["ONEAPI_DEVICE_SELECTOR"] = "*:" + listed
-    return env
 
 
 def task_spec(

@@ -22,15 +22,20 @@ import collections
 import contextlib
 import os
 import platform
+import queue
 import select
-import signal
 import socket
 import stat
 import subprocess
+import sys
+import threading
 import time
 from typing import Any
 
+import psutil
+
 from drqueue.models import FrameBlock, pad_frame
+from drqueue.procs import gpu_environment, new_process_group, stop_process_tree
 from drqueue.renderers import RenderContext, Renderer, get_renderer
 
 #: Seconds between SIGTERM and SIGKILL when a render is stopped.
@@ -39,6 +44,12 @@ KILL_GRACE_SECONDS = 5.0
 PUBLISH_INTERVAL = 0.5
 #: Lines of output kept for the tail sent back to the master.
 TAIL_LINES = 30
+#: Set to 1 to run renders through the portable path on Linux too (CI tests both paths); on
+#: every other OS it is the only path.
+PORTABLE_RUNNER_VARIABLE = "DRQUEUE_PORTABLE_RUNNER"
+#: Seconds the portable path waits for a render's last output once it has exited (a child it
+#: left behind may hold the pipe open: its output is not waited for).
+LAST_OUTPUT_SECONDS = 1.0
 
 
 def host_os() -> str:
@@ -85,15 +96,7 @@ def render_environment(spec: dict[str, Any], frame: int, scene: str | None) -> d
     env = _inherited_environment()
     gpu = os.environ.get("DRQUEUE_GPU_DEVICE")
     if gpu is not None:
-        # One GPU slot, one device: every vendor's variable names the same device.
-        for name in (
-            "CUDA_VISIBLE_DEVICES",
-            "HIP_VISIBLE_DEVICES",
-            "ROCR_VISIBLE_DEVICES",
-            "GPU_DEVICE_ORDINAL",
-            "ONEAPI_DEVICE_SELECTOR",
-        ):
-            env[name] = gpu if name != "ONEAPI_DEVICE_SELECTOR" else f"*:{gpu}"
+        env.update(gpu_environment([gpu]))  # one GPU slot, one device
     # The job's env comes after the slot's device: a task holding several GPU slots names all
     # their devices there (drqueue.master.dispatcher.task_spec).
     env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
@@ -138,18 +141,20 @@ def _publish(data: dict[str, Any]) -> None:
 class _Output:
     """Copies a render's output to the log file, splits lines on \\n and \\r, parses progress.
 
-    It reads the pipe without blocking whenever the wait loop's poll says there is output, so a
-    task needs no thread of its own.
+    On Linux it reads the pipe without blocking whenever the wait loop's poll says there is
+    output, so a task needs no thread of its own; the portable path's reader thread hands it the
+    chunks instead (:meth:`take`), and the wait loop's thread alone feeds it.
     """
 
-    def __init__(self, fd: int, log, renderer: Renderer, progress: _Progress):
-        self.fd = fd
+    def __init__(self, fd: int | None, log, renderer: Renderer, progress: _Progress):
+        self.fd = fd  # None on the portable path: a reader thread hands over the chunks (take)
         self.log = log
         self.renderer = renderer
         self.progress = progress
         self.pending = b""
         self.write_error: str | None = None
-        os.set_blocking(fd, False)
+        if fd is not None:
+            os.set_blocking(fd, False)
 
     def read(self) -> bool:
         """Take what the pipe holds now; False once the render closed its end."""
@@ -163,9 +168,10 @@ class _Output:
             if not chunk:
                 self.finish()
                 return False
-            self._take(chunk)
+            self.take(chunk)
 
-    def _take(self, chunk: bytes) -> None:
+    def take(self, chunk: bytes) -> None:
+        """Log a chunk of output and parse the lines it completes."""
         if self.write_error is None:
             try:
                 self.log.write(chunk)
@@ -233,32 +239,26 @@ class _Progress:
         return f"{reason}; {renderer.name} reported: {self.errors[-1]}"
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the render's process group, then SIGKILL whatever is left after the grace time."""
-    try:
-        import psutil
-
-        descendants = psutil.Process(proc.pid).children(recursive=True)
-    except Exception:
-        descendants = []
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        for child in descendants:  # children that left the group (setsid) still go
-            with contextlib.suppress(Exception):
-                child.send_signal(sig)
-        deadline = time.monotonic() + (KILL_GRACE_SECONDS if sig == signal.SIGTERM else 2.0)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None and not any(_alive(c) for c in descendants):
-                return
-            time.sleep(0.05)
+def _stop_render(proc: subprocess.Popen) -> None:
+    """Stop the render's whole tree: SIGTERM, then SIGKILL whatever is left after the grace."""
+    stop_process_tree(proc.pid, timeout=KILL_GRACE_SECONDS)
+    proc.poll()  # reaped by the above: let the Popen know
 
 
-def _alive(process) -> bool:
-    try:
-        return process.is_running() and process.status() != "zombie"
-    except Exception:
-        return False
+def portable_runner() -> bool:
+    """Whether renders run through the portable path (subprocess, a reader thread, psutil)
+    rather than Linux's (pidfd, poll, wait4): everywhere but Linux, or when
+    DRQUEUE_PORTABLE_RUNNER=1."""
+    if os.environ.get(PORTABLE_RUNNER_VARIABLE, "").strip().lower() in ("1", "true", "yes"):
+        return True
+    return not (
+        sys.platform.startswith("linux") and hasattr(os, "wait4") and hasattr(select, "poll")
+    )
+
+
+def _maxrss_kb(ru_maxrss: int) -> int:
+    """getrusage's peak memory in KiB: macOS counts bytes, Linux and the BSDs KiB."""
+    return ru_maxrss // 1024 if sys.platform == "darwin" else ru_maxrss
 
 
 _DEVNULL: int | None = None
@@ -502,18 +502,22 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                     stdin=_devnull(),
                     env=env,
                     cwd=cwd,
-                    start_new_session=True,
+                    **new_process_group(),
                 )
             except OSError as exc:
                 result["reason"] = (
                     f"cannot start {argv[0]!r} on {result['computer']}: {exc.strerror or exc}"
                 )
                 return result
-            output = _Output(proc.stdout.fileno(), log, renderer, progress)
-            try:
-                status = _wait(proc, output, deadline, result)
-            finally:
-                proc.stdout.close()
+            if portable_runner():
+                output = _Output(None, log, renderer, progress)
+                status = _wait_portable(proc, output, deadline, result)
+            else:
+                output = _Output(proc.stdout.fileno(), log, renderer, progress)
+                try:
+                    status = _wait(proc, output, deadline, result)
+                finally:
+                    proc.stdout.close()
             result["tail"] = progress.tail_text()
             if status == "killed":
                 result["status"] = "killed"
@@ -576,7 +580,7 @@ def _wait(
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 proc.returncode = os.waitstatus_to_exitcode(status)
-                result["peak_rss_kb"] = max(result["peak_rss_kb"], usage.ru_maxrss)
+                result["peak_rss_kb"] = max(result["peak_rss_kb"], _maxrss_kb(usage.ru_maxrss))
                 result["cpu_seconds"] += usage.ru_utime + usage.ru_stime
                 if reading:
                     output.read()
@@ -584,7 +588,7 @@ def _wait(
                 return "exited"
             now = time.monotonic()
             if deadline is not None and now > deadline:
-                _kill_group(proc)
+                _stop_render(proc)
                 return "timeout"
             if now - last_publish >= PUBLISH_INTERVAL:
                 last_publish = now
@@ -607,8 +611,158 @@ def _wait(
                     poller.unregister(output.fd)
     except KeyboardInterrupt:
         # The master's kill: Client.send_signal(SIGINT) to this engine.
-        _kill_group(proc)
+        _stop_render(proc)
         return "killed"
     finally:
         if pidfd is not None:
             os.close(pidfd)
+
+
+class _TreeUsage:
+    """Peak memory and CPU time of a render's process tree, for the portable path.
+
+    Memory: the tree's summed RSS, sampled with psutil (often at first, every second later on),
+    raised to getrusage's peak of the reaped children where that grew during the render (POSIX,
+    so a process shorter than a sample still counts).  CPU: getrusage's children time on POSIX,
+    else the tree's last sampled times.
+    """
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.peak_rss_kb = 0
+        self._cpu: dict[int, float] = {}
+        self._before = _children_usage()
+
+    def sample(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        rss = 0
+        for proc in procs:
+            try:
+                with proc.oneshot():
+                    rss += proc.memory_info().rss
+                    times = proc.cpu_times()
+                    self._cpu[proc.pid] = times.user + times.system
+            except psutil.Error:
+                pass
+        self.peak_rss_kb = max(self.peak_rss_kb, rss // 1024)
+
+    def finish(self) -> tuple[int, float]:
+        """(peak RSS in KiB, CPU seconds) of the render, once it has been reaped."""
+        after = _children_usage()
+        if self._before is None or after is None:
+            return self.peak_rss_kb, sum(self._cpu.values())
+        peak = self.peak_rss_kb
+        if after.ru_maxrss > self._before.ru_maxrss:
+            peak = max(peak, _maxrss_kb(after.ru_maxrss))
+        cpu = after.ru_utime + after.ru_stime - self._before.ru_utime - self._before.ru_stime
+        return peak, max(0.0, cpu)
+
+
+def _children_usage():
+    """getrusage(RUSAGE_CHILDREN) on POSIX (one render at a time per engine, so a difference
+    is one render's), None elsewhere."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_CHILDREN)
+
+
+def _sample_interval(age: float) -> float:
+    """Seconds between two samples of a render's tree, by the render's age."""
+    return 0.05 if age < 1.0 else 0.25 if age < 10.0 else 1.0
+
+
+def _wait_portable(
+    proc: subprocess.Popen, output: _Output, deadline: float | None, result: dict[str, Any]
+) -> str:
+    """:func:`_wait` for every OS: a reader thread takes the output, the Popen tells the exit,
+    psutil measures the tree.  Returns "exited", "timeout" or "killed"."""
+    chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    listening = threading.Event()
+    listening.set()
+    stream = proc.stdout
+
+    def read() -> None:
+        # This thread alone reads and closes the pipe: closing it under a blocked read would let
+        # the read go on with a reused descriptor.
+        try:
+            while chunk := stream.read1(65536):
+                if listening.is_set():
+                    chunks.put(chunk)
+        except (OSError, ValueError):
+            pass
+        finally:
+            chunks.put(None)
+            stream.close()
+
+    threading.Thread(target=read, name=f"drqueue-render-{proc.pid}-output", daemon=True).start()
+    progress = output.progress
+    usage = _TreeUsage(proc.pid)
+    started = last_publish = last_sample = time.monotonic()
+    usage.sample()
+    reading = True
+    try:
+        while True:
+            now = time.monotonic()
+            if now - last_sample >= _sample_interval(now - started):
+                last_sample = now
+                usage.sample()
+            if proc.poll() is not None:
+                end = time.monotonic() + LAST_OUTPUT_SECONDS
+                while reading and (left := end - time.monotonic()) > 0:
+                    try:
+                        chunk = chunks.get(timeout=min(left, 0.1))
+                    except queue.Empty:
+                        break  # a child it left behind holds the pipe: do not wait for it
+                    if chunk is None:
+                        reading = False
+                    else:
+                        output.take(chunk)
+                output.finish()
+                peak_rss_kb, cpu_seconds = usage.finish()
+                result["peak_rss_kb"] = max(result["peak_rss_kb"], peak_rss_kb)
+                result["cpu_seconds"] += cpu_seconds
+                return "exited"
+            if deadline is not None and now > deadline:
+                _stop_render(proc)
+                return "timeout"
+            if now - last_publish >= PUBLISH_INTERVAL:
+                last_publish = now
+                _publish(
+                    {
+                        "attempt_id": result["attempt_id"],
+                        "progress": progress.fraction(),
+                        "tail": progress.tail_text()[-2000:],
+                    }
+                )
+            timeout = min(
+                last_publish + PUBLISH_INTERVAL - now,
+                last_sample + _sample_interval(now - started) - now,
+            )
+            if deadline is not None:
+                timeout = min(timeout, deadline - now)
+            timeout = max(0.001, timeout)
+            if reading:
+                try:
+                    chunk = chunks.get(timeout=timeout)
+                except queue.Empty:
+                    continue
+                if chunk is None:
+                    reading = False
+                    output.finish()
+                else:
+                    output.take(chunk)
+            else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout)
+    except KeyboardInterrupt:
+        # The master's kill: Client.send_signal(SIGINT) to this engine.
+        _stop_render(proc)
+        return "killed"
+    finally:
+        listening.clear()
