@@ -380,6 +380,16 @@ def test_success_reports_finished_with_exit_code_zero(tmp_path):
     assert result["started_at"] <= result["ended_at"]
 
 
+def test_the_duration_is_measured_on_the_monotonic_clock(tmp_path):
+    before = time.monotonic()
+    result = run_task(make_spec(tmp_path, "sleep 0.3"))
+    took = time.monotonic() - before
+    assert result["status"] == "finished", result["reason"]
+    # started_at/ended_at are wall times (a slave's clock may jump); seconds is not.
+    assert 0.3 <= result["seconds"] <= took
+    assert abs(result["seconds"] - (result["ended_at"] - result["started_at"])) < 0.5
+
+
 def test_non_zero_exit_fails_with_the_exit_code_and_last_line_as_reason(tmp_path):
     result = run_task(
         make_spec(tmp_path, "sh -c 'echo rendering; echo out of licenses >&2; exit 3'")

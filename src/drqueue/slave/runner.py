@@ -404,6 +404,7 @@ def _missing_outputs(expected: list[str]) -> str | None:
 def run_task(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one task; always returns a result dict (never raises for a render's failure)."""
     started = time.time()
+    clock = time.monotonic()
     result: dict[str, Any] = {
         "attempt_id": spec["attempt_id"],
         "task_id": spec["task_id"],
@@ -421,11 +422,15 @@ def run_task(spec: dict[str, Any]) -> dict[str, Any]:
         #: True when the task failed for want of its log (the logs folder's fault, not the
         #: host's or the job's): the dispatcher must not count it against the host.
         "infrastructure": False,
+        #: How long the task ran, by the slave's monotonic clock: never negative, whatever its
+        #: wall clock does (started_at and ended_at are wall times, for display).
+        "seconds": 0.0,
     }
     try:
         return _run(spec, result)
     finally:
         result["ended_at"] = time.time()
+        result["seconds"] = time.monotonic() - clock
 
 
 def _prepare(spec: dict[str, Any]) -> tuple[Renderer, RenderContext]:
