@@ -514,15 +514,21 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                     f"cannot start {argv[0]!r} on {result['computer']}: {exc.strerror or exc}"
                 )
                 return result
-            if portable_runner():
-                output = _Output(None, log, renderer, progress)
-                status = _wait_portable(proc, output, deadline, result)
-            else:
-                output = _Output(proc.stdout.fileno(), log, renderer, progress)
-                try:
+            portable = portable_runner()
+            output = _Output(None if portable else proc.stdout.fileno(), log, renderer, progress)
+            try:
+                if portable:
+                    status = _wait_portable(proc, output, deadline, result)
+                else:
                     status = _wait(proc, output, deadline, result)
-                finally:
-                    proc.stdout.close()
+            except KeyboardInterrupt:
+                # The master's kill: Client.send_signal(SIGINT) to this engine.  Caught here, around
+                # the whole wait, so that no point of it lets the kill past the render's stop.
+                _stop_render(proc)
+                status = "killed"
+            finally:
+                if not portable:
+                    proc.stdout.close()  # the portable path's reader thread closes its own
             result["tail"] = progress.tail_text()
             if status == "killed":
                 result["status"] = "killed"
@@ -565,7 +571,8 @@ def _wait(
 ) -> str:
     """Wait for the render, logging its output and publishing progress.
 
-    Returns "exited", "timeout" or "killed".  On Linux it polls a pidfd beside the output pipe,
+    Returns "exited" or "timeout"; the master's kill (KeyboardInterrupt) is the caller's to
+    handle.  On Linux it polls a pidfd beside the output pipe,
     so the render's end is seen at once; elsewhere it polls the pipe in short steps that grow
     with the task's age.  Output still arriving after the render exited (from a child it left
     behind) is taken as far as the pipe holds it, without waiting for that child.
@@ -614,10 +621,6 @@ def _wait(
                 if fd == output.fd and reading and not output.read():
                     reading = False
                     poller.unregister(output.fd)
-    except KeyboardInterrupt:
-        # The master's kill: Client.send_signal(SIGINT) to this engine.
-        _stop_render(proc)
-        return "killed"
     finally:
         if pidfd is not None:
             os.close(pidfd)
@@ -686,7 +689,7 @@ def _wait_portable(
     proc: subprocess.Popen, output: _Output, deadline: float | None, result: dict[str, Any]
 ) -> str:
     """:func:`_wait` for every OS: a reader thread takes the output, the Popen tells the exit,
-    psutil measures the tree.  Returns "exited", "timeout" or "killed"."""
+    psutil measures the tree.  Returns "exited" or "timeout", as :func:`_wait` does."""
     chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
     listening = threading.Event()
     listening.set()
@@ -765,9 +768,5 @@ def _wait_portable(
             else:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout)
-    except KeyboardInterrupt:
-        # The master's kill: Client.send_signal(SIGINT) to this engine.
-        _stop_render(proc)
-        return "killed"
     finally:
         listening.clear()
