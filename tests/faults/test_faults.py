@@ -489,10 +489,14 @@ def test_unwritable_log_fails_the_task_and_the_slave_serves_on(worker_farm, tmp_
     with contextlib.ExitStack() as undo:
         if fault == "log-parent-is-a-file":
             log_dir.write_text("a file where the job's log directory should be\n")
-            expected = "File exists"
+            expected = f"its folder {log_dir} is a file, not a folder"
         elif fault == "log-on-a-full-device":
-            log_dir.mkdir()
-            (log_dir / "0.log").symlink_to("/dev/full")  # every write: ENOSPC
+            # (A link to /dev/full would not do: the runner never writes through a link.)
+            undo.enter_context(full_tmpfs(log_dir))
+            filler = log_dir / "filler"
+            with open(filler, "wb", buffering=0) as out, contextlib.suppress(OSError):
+                while True:  # every write to the log then fails: ENOSPC
+                    out.write(b"x" * 4096)
             expected = "No space left on device"
         else:
             undo.enter_context(full_tmpfs(log_dir))
