@@ -23,7 +23,7 @@ import psutil
 from drqueue.client import Client
 from drqueue.config import load_config
 from drqueue.errors import MasterUnreachable
-from drqueue.master.controller import stop_process_tree
+from drqueue.procs import stop_process_tree
 
 
 def _free(port: int) -> bool:

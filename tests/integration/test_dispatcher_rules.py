@@ -105,7 +105,7 @@ def test_a_task_log_that_cannot_be_written_blames_no_slave(farm, tmp_path):
             assert "cannot write the task log" in task["reason"], task
             assert "not counted as a failure" in task["reason"], task
     events = farm.client.events(job_id=job_id)
-    assert any(e["kind"] == "computer.held" for e in events), events
+    assert any(e["kind"] == "job.held" for e in events), events
     blocked_for = {e["computer"]: 1 for e in events if e["kind"] == "host.blocked"}
     assert not blocked_for, events
 

@@ -334,7 +334,9 @@ def test_blender_progress_lines_of_other_versions(line, fraction):
     ],
 )
 def test_blender_error_lines_are_reported(line):
-    assert Blender().parse_line(line) == LineInfo(error=line)
+    # Only "Can't find scene" fails a task by itself: Blender renders another scene, exit 0.
+    fatal = line.startswith("Can't find scene:")
+    assert Blender().parse_line(line) == LineInfo(error=line, fatal=fatal)
 
 
 def test_blender_memory_leak_report_and_plain_lines_are_not_errors():

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -30,8 +33,10 @@ from drqueue.models import (
     TaskState,
     split_frames,
 )
+from drqueue.renderers.blender import Blender
 from drqueue.renderers.shell import Shell
-from drqueue.slave.runner import render_environment, run_task
+from drqueue.slave import runner
+from drqueue.slave.runner import _Progress, render_environment, run_task
 
 DRQUEUE_VARIABLES = {
     "DRQUEUE_FRAME",
@@ -59,6 +64,15 @@ GPU_VARIABLES = (
 )
 
 
+@pytest.fixture(autouse=True, params=["linux-path", "portable-path"])
+def runner_path(request, monkeypatch):
+    """Every test runs through both of the runner's paths: Linux's (pidfd, poll, wait4) and the
+    portable one (subprocess, a reader thread, psutil) that every other OS uses."""
+    monkeypatch.setenv("DRQUEUE_PORTABLE_RUNNER", "1" if request.param == "portable-path" else "0")
+    assert runner.portable_runner() is (request.param == "portable-path")
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def slave_environment(monkeypatch):
     """The engine environment `drqueue slave` sets: a slave name and no GPU device."""
@@ -66,6 +80,9 @@ def slave_environment(monkeypatch):
     monkeypatch.delenv("DRQUEUE_GPU_DEVICE", raising=False)
     for name in GPU_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+SCENES = Path(__file__).resolve().parents[1] / "e2e" / "scenes"
 
 
 def make_spec(
@@ -107,6 +124,39 @@ def make_spec(
     )
     log = log_path or tmp_path / "logs" / "42" / f"{task_index}.log"
     return task_spec(job, task, "attempt-1", str(log), Config(root=tmp_path))
+
+
+def blender_spec(tmp_path: Path, scene: Path, **params: Any) -> dict[str, Any]:
+    """The task spec of a one-frame Blender job."""
+    spec = JobSpec(
+        "blender", 1, 1, name="shot-020", owner="ann", scene=str(scene),
+        params=Blender.validate_params(params),
+    )  # fmt: skip
+    job = Job(
+        id=43, spec=spec, control=JobControl.ACTIVE, counts=Counts(), submitted_at=time.time()
+    )
+    task = Task(id=430, job_id=43, index=0, block=FrameBlock(1, 1), state=TaskState.DISPATCHED)
+    log = tmp_path / "logs" / "43" / "0.log"
+    return task_spec(job, task, "attempt-1", str(log), Config(root=tmp_path))
+
+
+@pytest.fixture(scope="module")
+def blend_scene(tmp_path_factory) -> Path:
+    """The end-to-end tests' Blender scene (4 samples: well under a second a frame)."""
+    if shutil.which("blender") is None:
+        if os.environ.get("DRQUEUE_ALLOW_SKIP") == "1":
+            pytest.skip("blender not on PATH")
+        pytest.fail(
+            "blender not on PATH (`make renderers` installs it; DRQUEUE_ALLOW_SKIP=1 skips)"
+        )
+    path = tmp_path_factory.mktemp("blend") / "main.blend"
+    made = subprocess.run(
+        ["blender", "-b", "--factory-startup", "--python-exit-code", "1",
+         "--python", str(SCENES / "make_scene.py"), "--", str(path), "4"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert made.returncode == 0 and path.is_file(), made.stdout[-3000:]
+    return path
 
 
 def marker_processes(marker: str) -> list[psutil.Process]:
@@ -210,6 +260,81 @@ def test_cpu_slot_sets_no_gpu_device(tmp_path):
     assert not set(GPU_VARIABLES) & set(env)
 
 
+#: What a slave started as docs/deploy.md says holds in its environment, and its engines inherit.
+SLAVE_SECRETS = {
+    "DRQUEUE_TOKEN": "admin-token-8f3a1c",
+    "DRQUEUE_MASTER": "https://wrangler:master-password-77@render-master:7680",
+    "DRQUEUE_ROOT": "/srv/drqueue-root-secret-path",
+    "IPP_SESSION_KEY": "ipp-hmac-key-5d2e",
+    "IPP_CURVE_SECRETKEY": "curve-secret-91bb",
+    "JPY_API_TOKEN": "jupyter-token-0c4d",
+}
+
+
+def logged_environment(log: Path) -> dict[str, str]:
+    """The variables an `env` render printed into its task log."""
+    return dict(
+        line.split("=", 1)
+        for line in log.read_text().splitlines()
+        if "=" in line and line[0] != "#"
+    )
+
+
+def test_a_render_sees_none_of_the_slaves_secrets(tmp_path, monkeypatch):
+    for name, value in SLAVE_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DRQUEUE_ENGINE_UUID", "engine-uuid-1")
+    monkeypatch.setenv("STUDIO_LICENSE_SERVER", "lic01")
+    result = run_task(make_spec(tmp_path, "env"))
+    assert result["status"] == "finished", result["reason"]
+    log = Path(result["log_path"])
+    text = log.read_text()
+    for name, value in SLAVE_SECRETS.items():
+        assert value not in text, f"{name} leaked into the render's log"
+    seen = logged_environment(log)
+    assert not set(SLAVE_SECRETS) & set(seen)
+    assert {name for name in seen if name.startswith("DRQUEUE_")} == DRQUEUE_VARIABLES | {
+        "DRQUEUE_ENGINE_UUID"
+    }
+    assert seen["DRQUEUE_ENGINE_UUID"] == "engine-uuid-1"  # how leftovers are found
+    assert seen["STUDIO_LICENSE_SERVER"] == "lic01"
+
+
+def test_a_jobs_env_cannot_bring_back_a_slave_secret_or_fake_the_tasks_variables(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DRQUEUE_TOKEN", SLAVE_SECRETS["DRQUEUE_TOKEN"])
+    monkeypatch.setenv("DRQUEUE_ENGINE_UUID", "engine-uuid-1")
+    spec = make_spec(
+        tmp_path,
+        "sh -c 'echo token=[$DRQUEUE_TOKEN] copy=[$COPY]; env'",
+        env={
+            "COPY": "$DRQUEUE_TOKEN",  # values are literal: nothing expands the slave's variables
+            "DRQUEUE_FRAME": "999",
+            "DRQUEUE_LOGFILE": "/tmp/elsewhere.log",
+            "DRQUEUE_ENGINE_UUID": "another-engines-uuid",
+            "SHOT": "010",
+        },
+    )
+    result = run_task(spec)
+    assert result["status"] == "finished", result["reason"]
+    log = Path(result["log_path"])
+    assert SLAVE_SECRETS["DRQUEUE_TOKEN"] not in log.read_text()
+    assert "token=[] copy=[$DRQUEUE_TOKEN]" in log.read_text()
+    seen = logged_environment(log)
+    assert seen["DRQUEUE_FRAME"] == "1"
+    assert seen["DRQUEUE_LOGFILE"] == str(log)
+    assert seen["DRQUEUE_ENGINE_UUID"] == "engine-uuid-1"
+    assert seen["SHOT"] == "010"
+
+
+def test_the_engines_inline_matplotlib_backend_is_not_inherited(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    assert "MPLBACKEND" not in render_environment(make_spec(tmp_path, "true"), 1, None)
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # an admin's own choice stays
+    assert render_environment(make_spec(tmp_path, "true"), 1, None)["MPLBACKEND"] == "Agg"
+
+
 def test_each_frame_of_a_block_gets_its_own_environment(tmp_path):
     out = tmp_path / "env"
     out.mkdir()
@@ -253,6 +378,16 @@ def test_success_reports_finished_with_exit_code_zero(tmp_path):
     assert result["task_id"] == 420
     assert result["computer"] == "render07"
     assert result["started_at"] <= result["ended_at"]
+
+
+def test_the_duration_is_measured_on_the_monotonic_clock(tmp_path):
+    before = time.monotonic()
+    result = run_task(make_spec(tmp_path, "sleep 0.3"))
+    took = time.monotonic() - before
+    assert result["status"] == "finished", result["reason"]
+    # started_at/ended_at are wall times (a slave's clock may jump); seconds is not.
+    assert 0.3 <= result["seconds"] <= took
+    assert abs(result["seconds"] - (result["ended_at"] - result["started_at"])) < 0.5
 
 
 def test_non_zero_exit_fails_with_the_exit_code_and_last_line_as_reason(tmp_path):
@@ -328,8 +463,106 @@ def test_unwritable_log_folder_fails_with_that_reason_and_runs_nothing(tmp_path)
     ran = tmp_path / "ran"
     result = run_task(make_spec(tmp_path, f"touch {ran}", log_path=log_path))
     assert result["status"] == "failed"
-    assert result["reason"] == f"cannot write the task log {log_path}: Not a directory"
+    assert result["reason"] == (
+        f"cannot write the task log {log_path}: the logs folder {blocker} is a file"
+    )
+    assert result["infrastructure"] is True
     assert not ran.exists()
+
+
+def the_log_folder_of_job_42(tmp_path: Path) -> Path:
+    return tmp_path / "logs" / "42"
+
+
+@pytest.mark.parametrize("planted", ["symlink", "file"])
+def test_a_render_cannot_plant_another_jobs_log_folder(tmp_path, planted):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder = the_log_folder_of_job_42(tmp_path)
+    plant = f"ln -s {elsewhere} {folder}" if planted == "symlink" else f"touch {folder}"
+    # Job 41's render, as its artist wrote it, puts something where job 42's logs go.
+    attacker = run_task(make_spec(tmp_path, plant, log_path=tmp_path / "logs" / "41" / "0.log"))
+    assert attacker["status"] == "finished", attacker["reason"]
+    ran = tmp_path / "ran"
+    result = run_task(make_spec(tmp_path, f"touch {ran}"))
+    assert result["status"] == "failed"
+    kind = "a symbolic link" if planted == "symlink" else "a file"
+    assert result["reason"] == (
+        f"cannot write the task log {folder}/0.log: its folder {folder} is {kind}, not a folder "
+        "(did a render put it there?)"
+    )
+    assert result["infrastructure"] is True  # the logs folder's fault, not the host's
+    assert not ran.exists()
+    assert list(elsewhere.iterdir()) == [], "the runner wrote through the planted link"
+
+
+@pytest.mark.parametrize("planted", ["symlink", "hardlink", "fifo", "folder"])
+def test_a_render_cannot_plant_another_jobs_log_file(tmp_path, planted):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    folder = the_log_folder_of_job_42(tmp_path)
+    log = folder / "0.log"
+    plant = {
+        "symlink": f"ln -s {victim} {log}",
+        "hardlink": f"ln {victim} {log}",
+        "fifo": f"mkfifo {log}",
+        "folder": f"mkdir {log}",
+    }[planted]
+    attacker = run_task(
+        make_spec(
+            tmp_path,
+            f"sh -c 'mkdir {folder} && {plant}'",
+            log_path=tmp_path / "logs" / "41" / "0.log",
+        )
+    )
+    assert attacker["status"] == "finished", attacker["reason"]
+    result = run_task(make_spec(tmp_path, "echo rendered"))
+    assert result["status"] == "finished", result["reason"]
+    assert result["infrastructure"] is False
+    written = Path(result["log_path"])
+    assert written.parent == folder
+    assert written.is_file() and not written.is_symlink() and written.stat().st_nlink == 1
+    assert "\nrendered\n" in written.read_text()
+    assert victim.read_text() == "precious\n"
+    if planted == "folder":
+        assert written.name == "0.attempt-1.log"  # beside what it could not remove
+    else:
+        assert written == log
+
+
+@pytest.mark.renderer
+def test_blender_with_an_unknown_scene_name_fails_with_blenders_own_line(tmp_path, blend_scene):
+    # Blender prints "Can't find scene", renders the active scene instead and exits 0.
+    output = tmp_path / "out" / "f_####"
+    spec = blender_spec(tmp_path, blend_scene, scene_name="NoSuchScene", output=str(output))
+    result = run_task(spec)
+    assert result["exit_code"] == 0
+    assert result["status"] == "failed"
+    assert result["reason"] == (
+        f"exit code 0, but blender reported: Can't find scene: 'NoSuchScene' in file: "
+        f"'{blend_scene}'"
+    )
+
+
+@pytest.mark.renderer
+def test_blender_with_its_scene_renders_and_finishes(tmp_path, blend_scene):
+    output = tmp_path / "out" / "f_####"
+    result = run_task(blender_spec(tmp_path, blend_scene, output=str(output)))
+    assert result["status"] == "finished", result["reason"]
+    assert result["outputs"] == [str(tmp_path / "out" / "f_0001.png")]
+
+
+def test_a_failures_reason_carries_the_renderers_own_error_line():
+    progress = _Progress([1])
+    blender = Blender()
+    for line in ("Fra:1 Mem:12.00M | Rendering", "Error: Build without OpenImageDenoiser"):
+        progress.feed(line, blender)
+    assert progress.explained("output /r/f_0001.png was not written", blender) == (
+        "output /r/f_0001.png was not written; "
+        "blender reported: Error: Build without OpenImageDenoiser"
+    )
+    assert progress.fatal == []  # Blender's "Error:" lines explain a failure, they are not one
+    assert _Progress([1]).explained("timed out after 2 s", blender) == "timed out after 2 s"
 
 
 # -- time-outs -----------------------------------------------------------------------------------------
@@ -354,6 +587,24 @@ def test_timeout_kills_the_whole_process_tree(tmp_path, escape):
     assert result["exit_code"] is None
     assert 2 <= took < 15
     assert marker_processes(marker) == [], "a render process outlived its timed-out task"
+
+
+def test_the_masters_kill_stops_the_whole_process_tree_and_reports_killed(tmp_path):
+    # The master kills a task with SIGINT to its engine: KeyboardInterrupt in the runner.
+    marker = unique_sleep()
+    spec = make_spec(tmp_path, f"sh -c 'setsid sleep {marker} & sleep {marker}'")
+
+    def interrupt() -> None:
+        wait_for(lambda: len([p for p in marker_processes(marker) if p.name() == "sleep"]) == 2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    killer = threading.Thread(target=interrupt)
+    killer.start()
+    result = run_task(spec)
+    killer.join(30)
+    assert result["status"] == "killed"
+    assert result["reason"] == "killed"
+    assert marker_processes(marker) == [], "a render process outlived its killed task"
 
 
 # -- logs and usage -------------------------------------------------------------------------------------

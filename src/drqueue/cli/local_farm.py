@@ -23,7 +23,7 @@ from rich.console import Console
 from drqueue.client import Client
 from drqueue.config import Config
 from drqueue.errors import DrQueueError, MasterUnreachable
-from drqueue.master.controller import _die_with_parent, stop_process_tree
+from drqueue.procs import die_with_parent, stop_process_tree
 
 console = Console()
 
@@ -32,7 +32,7 @@ def _die_with_up(parent: int) -> None:
     """In a child, before exec: SIGTERM me when `up` dies however it dies (Linux), so a
     SIGKILLed `up` leaves no farm behind.  The master and the slaves stop their own controller
     and engines on that SIGTERM, and those die with them the same way."""
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() != parent:  # up died before the request took effect
         os._exit(1)
 

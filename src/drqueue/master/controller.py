@@ -11,11 +11,9 @@ master that was killed is stopped before a new one starts.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,40 +23,13 @@ import psutil
 
 from drqueue.config import Config
 from drqueue.errors import ConfigError
+from drqueue.procs import die_with_parent as _die_with_parent
+from drqueue.procs import stop_process_tree  # noqa: F401  (importable from here, as before)
 
 log = logging.getLogger(__name__)
 
 #: The module the controller runs as (it also names the controller's processes).
 CONTROLLER_MODULE = "drqueue.master.ipcontroller"
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this child when the master dies, however it dies."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def stop_process_tree(*pids: int, timeout: float = 5.0) -> None:
-    """SIGTERM processes and their children, SIGKILL what is left after *timeout* (all at once,
-    so stopping many takes as long as stopping the slowest)."""
-    procs = []
-    for pid in pids:
-        try:
-            parent = psutil.Process(pid)
-            procs += [parent, *parent.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
-    for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    for proc in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=2)
 
 
 class Controller:

@@ -52,6 +52,7 @@ from drqueue.master.matching import (
     waiting_reason,
 )
 from drqueue.models import Computer, Job, JobControl, Task, dependency_dead_end, task_seconds
+from drqueue.procs import GPU_VARIABLES, gpu_environment  # noqa: F401  (importable from here)
 from drqueue.slave.info import collect_info
 from drqueue.slave.runner import run_task
 from drqueue.store.base import Dispatch, Store
@@ -79,20 +80,14 @@ TAKE_BACK_FACTOR = 4.0
 #: PROBE_RETRY_MAX_SECONDS (a broken slave must not be probed, and logged, every round).
 PROBE_RETRY_SECONDS = 0.5
 PROBE_RETRY_MAX_SECONDS = 60.0
-#: A computer whose task could not start for a reason outside the slave's control (its task log
-#: could not be written on the shared storage) gets no task for HOLD_SECONDS, doubling after each
-#: such failure up to HOLD_MAX_SECONDS; the task goes back to the queue with no failure counted.
+#: A job whose task could not run for a reason outside the slave's and the render's control (its
+#: task log could not be written on the shared storage) gets no new task for HOLD_SECONDS,
+#: doubling after each such failure up to HOLD_MAX_SECONDS; the task goes back to the queue with
+#: no failure counted against it, its job or the host, and other jobs run meanwhile.
 HOLD_SECONDS = 1.0
 HOLD_MAX_SECONDS = 30.0
 #: Weight of the newest result in a job's mean task duration.
 DURATION_WEIGHT = 0.2
-#: Environment variables that name a task's GPUs, one per vendor (the runner sets the same).
-GPU_VARIABLES = (
-    "CUDA_VISIBLE_DEVICES",
-    "HIP_VISIBLE_DEVICES",
-    "ROCR_VISIBLE_DEVICES",
-    "GPU_DEVICE_ORDINAL",
-)
 
 
 @dataclass
@@ -181,14 +176,6 @@ def engine_died(exc: BaseException) -> bool:
     )
 
 
-def gpu_environment(devices: list[str]) -> dict[str, str]:
-    """The variables that give a task exactly *devices* (each vendor's spelling)."""
-    listed = ",".join(devices)
-    env = {name: listed for name in GPU_VARIABLES}
-    env["ONEAPI_DEVICE_SELECTOR"] = "*:" + listed
-    return env
-
-
 def task_spec(
     job: Job,
     task: Task,
@@ -266,8 +253,8 @@ class Dispatcher:
         self._usable: dict[tuple, int] = {}
         #: Job id -> (results seen, mean task seconds): which jobs' tasks are short enough to prefetch.
         self._durations: dict[int, tuple[int, float]] = {}
-        #: Computer -> (held until, hold seconds): no tasks after an infrastructure failure.
-        self._held: dict[str, tuple[float, float]] = {}
+        #: Job id -> (held until, hold seconds): no tasks after an infrastructure failure.
+        self._held: dict[int, tuple[float, float]] = {}
         #: Set when the store changed: queued-behind tasks may belong to a job that was stopped.
         self._recheck_prefetched = False
         self.ready = threading.Event()
@@ -652,30 +639,38 @@ class Dispatcher:
             return
         if state == "finished":
             self.stats.finished += 1
-            self._held.pop(out.computer, None)
+            self._held.pop(out.job_id, None)
         else:
             self.stats.failed += 1
             self._maybe_block_host(out)
 
     def _infrastructure_failed(self, out: Outstanding, why: str) -> None:
-        """The task could not start for a reason that is not the slave's fault (its log could
-        not be written): requeue it without a failure against the task, the job or the host,
-        and hold the host back a while so a broken share is not hammered every round."""
-        first = out.computer not in self._held
-        _until, seconds = self._held.get(out.computer, (0.0, 0.0))
+        """The task could not run for a reason that is neither the slave's nor the render's
+        (its log could not be written): requeue it without a failure against the task, the job
+        or the host, and hold the job back a while so a broken share is not hammered every
+        round.  Other jobs keep the host busy meanwhile."""
+        first = out.job_id not in self._held
+        _until, seconds = self._held.get(out.job_id, (0.0, 0.0))
         seconds = min(HOLD_MAX_SECONDS, seconds * 2) if seconds else HOLD_SECONDS
-        self._held[out.computer] = (time.monotonic() + seconds, seconds)
+        self._held[out.job_id] = (time.monotonic() + seconds, seconds)
         reason = f"not started on {out.computer}: {why} (not counted as a failure; retried)"
         self.store.requeue_attempts([out.attempt_id], reason, lost=False)
         if first:
             self.store.add_event(
-                "computer.held",
-                f"{out.computer} gets no tasks for {seconds:.0f} s: {why}",
+                "job.held",
+                f"no new tasks for a while, doubling to {HOLD_MAX_SECONDS:.0f} s while it "
+                f"lasts: {why}",
                 job_id=out.job_id,
                 computer=out.computer,
             )
-        log.warning("%s held for %.0f s: %s", out.computer, seconds, why)
+        log.warning("job %d held for %.0f s: %s", out.job_id, seconds, why)
         self._dirty = True
+
+    def _held_jobs(self) -> set[int]:
+        if not self._held:
+            return set()
+        now = time.monotonic()
+        return {job_id for job_id, (until, _seconds) in self._held.items() if until > now}
 
     def _forget(self, ar: Any) -> None:
         """Drop the Client's copy of a recorded result: it keeps every result, its metadata and
@@ -775,18 +770,7 @@ class Dispatcher:
     # -- dispatching ------------------------------------------------------------------------------
 
     def _idle_slots(self) -> list[Slot]:
-        held = self._held_computers()
-        return [
-            e.slot
-            for e in self.engines.values()
-            if e.ready and e.busy is None and e.slot.computer not in held
-        ]
-
-    def _held_computers(self) -> set[str]:
-        if not self._held:
-            return set()
-        now = time.monotonic()
-        return {name for name, (until, _seconds) in self._held.items() if until > now}
+        return [e.slot for e in self.engines.values() if e.ready and e.busy is None]
 
     def _online_computers(self) -> dict[str, Computer]:
         """Stored info of the computers with a registered engine (cached until a change)."""
@@ -801,11 +785,8 @@ class Dispatcher:
         """Engines running a short job's task with nothing queued behind it."""
         slots = []
         now = time.monotonic()
-        held = self._held_computers()
         for engine in self.engines.values():
             if not engine.ready or engine.busy is None or engine.prefetched is not None:
-                continue
-            if engine.slot.computer in held:
                 continue
             out = self.outstanding.get(engine.busy)
             if (
@@ -855,6 +836,9 @@ class Dispatcher:
         jobs = self.store.runnable_jobs()
         if only is not None:
             jobs = [job for job in jobs if job.id in only]
+        held = self._held_jobs()
+        if held:
+            jobs = [job for job in jobs if job.id not in held]
         if not jobs:
             return []
         running_by_owner: Counter[str] = Counter()

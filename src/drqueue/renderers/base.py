@@ -112,8 +112,12 @@ class LineInfo:
     frame_done: int | None = None
     #: A file the renderer says it wrote.
     saved: str | None = None
-    #: The line reports an error; this is the reason to show.
+    #: The line reports an error; this is the reason to show when the task fails.
     error: str | None = None
+    #: The error means the render failed even if the program exits 0 (Blender renders the
+    #: active scene when ``-S`` names none): the task fails with it.  Other error lines only
+    #: explain a failure (renderers print recoverable errors too).
+    fatal: bool = False
 
 
 def expand_hashes(pattern: str, frame: int, default_padding: int = 4) -> str:

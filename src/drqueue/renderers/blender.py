@@ -20,7 +20,7 @@ What Blender 3.4 really does, which this module follows:
   format with exit code 0, so the format is checked here against the list.
 * A missing or unreadable scene exits 1 (``Error: Cannot read file '…'``); an
   unknown ``-S`` scene prints ``Can't find scene: …`` and renders the active
-  scene with exit code 0, so that line is reported as an error.
+  scene with exit code 0, so that line is a fatal error: it fails the task.
 * Cycles and EEVEE print ``Fra:N …`` status lines before each ``Saved: '…'``;
   Workbench prints none, only ``Saved:``.  So a saved file's frame is the one
   whose expected output has that name, else the last ``Fra:``, else the next
@@ -175,7 +175,9 @@ class Blender(Renderer):
             return LineInfo(saved=path, frame_done=frame)
         if line.startswith("Error: ") and not line.startswith("Error: Not freed memory blocks"):
             return LineInfo(error=line.strip())
-        if line.startswith(("Can't find scene:", "Warning: Unable to open")):
+        if line.startswith("Can't find scene:"):
+            return LineInfo(error=line.strip(), fatal=True)  # it renders another scene, exit 0
+        if line.startswith("Warning: Unable to open"):
             return LineInfo(error=line.strip())
         return None
 

@@ -30,7 +30,7 @@ import psutil
 
 from drqueue.config import Config, write_private
 from drqueue.errors import ConfigError, DrQueueError
-from drqueue.master.controller import _die_with_parent, stop_process_tree
+from drqueue.procs import die_with_parent, stop_process_tree
 
 log = logging.getLogger("drqueue.slave")
 
@@ -141,7 +141,7 @@ class Slave:
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
         out.close()
         engine.started = time.monotonic()

@@ -7,10 +7,13 @@ with the ``DRQUEUE_*`` environment, writes the full output to the task's log
 file, publishes progress and a short log tail while it runs
 (``ipyparallel.datapub``), and returns a plain-dict result.
 
-Failure rules: a non-zero exit, a time-out, or an expected output file that is
-missing or empty makes the task *failed*.  A SIGINT from the master (a kill)
-stops the whole process group (SIGTERM, then SIGKILL) and the task returns
-*killed*; no render process outlives its task.
+Failure rules: a non-zero exit, a time-out, an error line the renderer calls fatal
+(``LineInfo.fatal``, even on exit code 0), or an expected output file that is missing or empty
+makes the task *failed*; its reason carries the renderer's own last error line.  A SIGINT from
+the master (a kill) stops the whole process group (SIGTERM, then SIGKILL) and the task returns
+*killed*; no render process outlives its task.  A task whose log cannot be created or written
+fails with ``infrastructure`` set in its result: the logs folder is at fault, not the host (see
+:func:`open_task_log` for how the log is made safe from other renders).
 """
 
 from __future__ import annotations
@@ -19,14 +22,20 @@ import collections
 import contextlib
 import os
 import platform
+import queue
 import select
-import signal
 import socket
+import stat
 import subprocess
+import sys
+import threading
 import time
 from typing import Any
 
+import psutil
+
 from drqueue.models import FrameBlock, pad_frame
+from drqueue.procs import gpu_environment, new_process_group, stop_process_tree
 from drqueue.renderers import RenderContext, Renderer, get_renderer
 
 #: Seconds between SIGTERM and SIGKILL when a render is stopped.
@@ -35,6 +44,12 @@ KILL_GRACE_SECONDS = 5.0
 PUBLISH_INTERVAL = 0.5
 #: Lines of output kept for the tail sent back to the master.
 TAIL_LINES = 30
+#: Set to 1 to run renders through the portable path on Linux too (CI tests both paths); on
+#: every other OS it is the only path.
+PORTABLE_RUNNER_VARIABLE = "DRQUEUE_PORTABLE_RUNNER"
+#: Seconds the portable path waits for a render's last output once it has exited (a child it
+#: left behind may hold the pipe open: its output is not waited for).
+LAST_OUTPUT_SECONDS = 1.0
 
 
 def host_os() -> str:
@@ -48,10 +63,43 @@ def slave_name() -> str:
     return os.environ.get("DRQUEUE_SLAVE_NAME") or socket.gethostname()
 
 
+#: Prefixes of the slave's own variables that no render inherits: DrQueue's settings and
+#: credentials (DRQUEUE_TOKEN, DRQUEUE_MASTER with any user:password in its URL), ipyparallel's
+#: (IPP_SESSION_KEY signs every message to the engines, IPP_CURVE_* are its keys) and Jupyter's
+#: (JPY_*).  A render runs the artist's code, so it must not see the slave's secrets.
+PRIVATE_PREFIXES = ("DRQUEUE_", "IPP_", "JPY_")
+#: The slave's own DRQUEUE_* variables a render does inherit: the engine's id, by which an engine
+#: restart finds the renders a dead engine left behind (Slave._stop_leftovers).
+INHERITED_DRQUEUE_VARIABLES = ("DRQUEUE_ENGINE_UUID",)
+
+
+def _inherited_environment() -> dict[str, str]:
+    """The slave's environment without anything private to DrQueue, ipyparallel or Jupyter."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.upper().startswith(PRIVATE_PREFIXES)
+    }
+    if env.get("MPLBACKEND", "").startswith("module://matplotlib_inline"):
+        del env["MPLBACKEND"]  # the engine's kernel set it for itself; a render has no kernel
+    return env
+
+
 def render_environment(spec: dict[str, Any], frame: int, scene: str | None) -> dict[str, str]:
-    """The environment of a render process: the engine's, the DRQUEUE_* variables, the job's own."""
+    """The environment of a render process (the rule docs/renderers.md states).
+
+    The slave's environment without its private variables (:data:`PRIVATE_PREFIXES`), then the
+    GPU slot's device, then the job's own ``env``, then the task's DRQUEUE_* variables and
+    :data:`INHERITED_DRQUEUE_VARIABLES`, which a job's ``env`` cannot override.
+    """
     padding = int(spec.get("padding", 4))
-    env = dict(os.environ)
+    env = _inherited_environment()
+    gpu = os.environ.get("DRQUEUE_GPU_DEVICE")
+    if gpu is not None:
+        env.update(gpu_environment([gpu]))  # one GPU slot, one device
+    # The job's env comes after the slot's device: a task holding several GPU slots names all
+    # their devices there (drqueue.master.dispatcher.task_spec).
+    env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
     env.update(
         {
             "DRQUEUE_FRAME": str(frame),
@@ -71,18 +119,9 @@ def render_environment(spec: dict[str, Any], frame: int, scene: str | None) -> d
             "DRQUEUE_COMPID": slave_name(),
         }
     )
-    gpu = os.environ.get("DRQUEUE_GPU_DEVICE")
-    if gpu is not None:
-        # One GPU slot, one device: every vendor's variable names the same device.
-        for name in (
-            "CUDA_VISIBLE_DEVICES",
-            "HIP_VISIBLE_DEVICES",
-            "ROCR_VISIBLE_DEVICES",
-            "GPU_DEVICE_ORDINAL",
-            "ONEAPI_DEVICE_SELECTOR",
-        ):
-            env[name] = gpu if name != "ONEAPI_DEVICE_SELECTOR" else f"*:{gpu}"
-    env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
+    for name in INHERITED_DRQUEUE_VARIABLES:
+        if name in os.environ:
+            env[name] = os.environ[name]
     return env
 
 
@@ -102,18 +141,20 @@ def _publish(data: dict[str, Any]) -> None:
 class _Output:
     """Copies a render's output to the log file, splits lines on \\n and \\r, parses progress.
 
-    It reads the pipe without blocking whenever the wait loop's poll says there is output, so a
-    task needs no thread of its own.
+    On Linux it reads the pipe without blocking whenever the wait loop's poll says there is
+    output, so a task needs no thread of its own; the portable path's reader thread hands it the
+    chunks instead (:meth:`take`), and the wait loop's thread alone feeds it.
     """
 
-    def __init__(self, fd: int, log, renderer: Renderer, progress: _Progress):
-        self.fd = fd
+    def __init__(self, fd: int | None, log, renderer: Renderer, progress: _Progress):
+        self.fd = fd  # None on the portable path: a reader thread hands over the chunks (take)
         self.log = log
         self.renderer = renderer
         self.progress = progress
         self.pending = b""
         self.write_error: str | None = None
-        os.set_blocking(fd, False)
+        if fd is not None:
+            os.set_blocking(fd, False)
 
     def read(self) -> bool:
         """Take what the pipe holds now; False once the render closed its end."""
@@ -127,9 +168,10 @@ class _Output:
             if not chunk:
                 self.finish()
                 return False
-            self._take(chunk)
+            self.take(chunk)
 
-    def _take(self, chunk: bytes) -> None:
+    def take(self, chunk: bytes) -> None:
+        """Log a chunk of output and parse the lines it completes."""
         if self.write_error is None:
             try:
                 self.log.write(chunk)
@@ -156,6 +198,8 @@ class _Progress:
         self.current_fraction = 0.0
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.errors: list[str] = []
+        #: Error lines that fail the task even on exit code 0 (LineInfo.fatal).
+        self.fatal: list[str] = []
         self.saved: list[str] = []
 
     def feed(self, line: str, renderer: Renderer) -> None:
@@ -177,6 +221,8 @@ class _Progress:
             self.saved.append(info.saved)
         if info.error:
             self.errors.append(info.error[:500])
+            if info.fatal:
+                self.fatal.append(info.error[:500])
 
     def fraction(self) -> float:
         total = max(1, len(self.frames))
@@ -186,33 +232,33 @@ class _Progress:
     def tail_text(self) -> str:
         return "\n".join(self.tail)
 
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the render's process group, then SIGKILL whatever is left after the grace time."""
-    try:
-        import psutil
-
-        descendants = psutil.Process(proc.pid).children(recursive=True)
-    except Exception:
-        descendants = []
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        for child in descendants:  # children that left the group (setsid) still go
-            with contextlib.suppress(Exception):
-                child.send_signal(sig)
-        deadline = time.monotonic() + (KILL_GRACE_SECONDS if sig == signal.SIGTERM else 2.0)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None and not any(_alive(c) for c in descendants):
-                return
-            time.sleep(0.05)
+    def explained(self, reason: str, renderer: Renderer) -> str:
+        """*reason*, with the renderer's own last error line when it printed one."""
+        if not self.errors or self.errors[-1] in reason:
+            return reason
+        return f"{reason}; {renderer.name} reported: {self.errors[-1]}"
 
 
-def _alive(process) -> bool:
-    try:
-        return process.is_running() and process.status() != "zombie"
-    except Exception:
-        return False
+def _stop_render(proc: subprocess.Popen) -> None:
+    """Stop the render's whole tree: SIGTERM, then SIGKILL whatever is left after the grace."""
+    stop_process_tree(proc.pid, timeout=KILL_GRACE_SECONDS)
+    proc.poll()  # reaped by the above: let the Popen know
+
+
+def portable_runner() -> bool:
+    """Whether renders run through the portable path (subprocess, a reader thread, psutil)
+    rather than Linux's (pidfd, poll, wait4): everywhere but Linux, or when
+    DRQUEUE_PORTABLE_RUNNER=1."""
+    if os.environ.get(PORTABLE_RUNNER_VARIABLE, "").strip().lower() in ("1", "true", "yes"):
+        return True
+    return not (
+        sys.platform.startswith("linux") and hasattr(os, "wait4") and hasattr(select, "poll")
+    )
+
+
+def _maxrss_kb(ru_maxrss: int) -> int:
+    """getrusage's peak memory in KiB: macOS counts bytes, Linux and the BSDs KiB."""
+    return ru_maxrss // 1024 if sys.platform == "darwin" else ru_maxrss
 
 
 _DEVNULL: int | None = None
@@ -224,6 +270,124 @@ def _devnull() -> int:
     if _DEVNULL is None:
         _DEVNULL = os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     return _DEVNULL
+
+
+class LogUnavailable(Exception):
+    """The task's log cannot be created safely or written: the logs folder's fault, not the
+    host's (the result says ``infrastructure``)."""
+
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+def _describe(path: str) -> str:
+    """What sits at *path*, in words, for a reason a wrangler reads."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "missing"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "a file" if stat.S_ISREG(mode) else "a special file"
+
+
+def open_task_log(log_path: str, attempt_id: str) -> tuple[Any, str]:
+    """Open the task's log for appending, in the job's log folder, never through a link.
+
+    Renders share the slave's user, so a render could put a symbolic link, a file or a hard
+    link where another job's log folder or log goes.  The job's folder is made here and opened
+    without following a link (O_DIRECTORY|O_NOFOLLOW); the log is created in it with
+    O_CREAT|O_EXCL|O_NOFOLLOW.  An earlier attempt's log (a regular file of ours with one link)
+    is appended to; anything else in its place is unlinked (the name, never what it points to)
+    and the log made anew, or, if that fails, made under a fresh name.  Returns the open file
+    and the path really written; raises :class:`LogUnavailable` with the reason.
+    """
+    folder, name = os.path.split(log_path)
+
+    def unavailable(why: str) -> LogUnavailable:
+        return LogUnavailable(f"cannot write the task log {log_path}: {why}")
+
+    logs = os.path.dirname(folder) or "."
+    try:
+        os.makedirs(logs, exist_ok=True)
+    except OSError as exc:
+        if os.path.lexists(logs) and not os.path.isdir(logs):
+            raise unavailable(f"the logs folder {logs} is {_describe(logs)}") from None
+        raise unavailable(exc.strerror or str(exc)) from None
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        pass  # an earlier task's, or not a folder at all: checked below
+    except OSError as exc:
+        raise unavailable(exc.strerror or str(exc)) from None
+    use_dir_fd = os.open in os.supports_dir_fd and bool(_O_NOFOLLOW and _O_DIRECTORY)
+    try:
+        if use_dir_fd:
+            dir_fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC)
+            info = os.fstat(dir_fd)
+        else:  # Windows: no dir_fd; a check of the path is the best there is
+            dir_fd = None
+            info = os.lstat(folder)
+    except OSError:
+        info = None
+    if info is None or not stat.S_ISDIR(info.st_mode):
+        raise unavailable(
+            f"its folder {folder} is {_describe(folder)}, not a folder (did a render put it there?)"
+        )
+    try:
+        if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+            raise unavailable(f"its folder {folder} belongs to another user (uid {info.st_uid})")
+        fd, written = _create_log(folder, name, dir_fd, attempt_id)
+    except OSError as exc:
+        raise unavailable(exc.strerror or str(exc)) from None
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+    # Unbuffered: a full disk fails a write, never close().
+    return os.fdopen(fd, "ab", buffering=0), written
+
+
+def _create_log(folder: str, name: str, dir_fd: int | None, attempt_id: str) -> tuple[int, str]:
+    """The log's fd (see open_task_log) and its path: *name* in *folder*, or a fresh name."""
+    at = {"dir_fd": dir_fd} if dir_fd is not None else {}
+
+    def where(entry: str) -> str:
+        return entry if dir_fd is not None else os.path.join(folder, entry)
+
+    create = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
+    try:
+        return os.open(where(name), create, 0o666, **at), os.path.join(folder, name)
+    except FileExistsError:
+        pass
+    # An earlier attempt's log: append to it if it is a plain file of ours with one name.
+    nonblock = getattr(os, "O_NONBLOCK", 0)  # a FIFO must not hang the open
+    try:
+        fd = os.open(
+            where(name), os.O_WRONLY | os.O_APPEND | _O_NOFOLLOW | _O_CLOEXEC | nonblock, **at
+        )
+    except OSError:
+        fd = None
+    if fd is not None:
+        info = os.fstat(fd)
+        ours = not hasattr(os, "geteuid") or info.st_uid == os.geteuid()
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and ours:
+            if nonblock:
+                os.set_blocking(fd, True)
+            return fd, os.path.join(folder, name)
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(where(name), **at)  # a link, a FIFO...: the name goes, not what it names
+    try:
+        return os.open(where(name), create, 0o666, **at), os.path.join(folder, name)
+    except FileExistsError:
+        pass  # a folder, or put back at once: write beside it
+    stem, ext = os.path.splitext(name)
+    fresh = f"{stem}.{attempt_id[:12]}{ext}"
+    return os.open(where(fresh), create, 0o666, **at), os.path.join(folder, fresh)
 
 
 def _missing_outputs(expected: list[str]) -> str | None:
@@ -240,6 +404,7 @@ def _missing_outputs(expected: list[str]) -> str | None:
 def run_task(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one task; always returns a result dict (never raises for a render's failure)."""
     started = time.time()
+    clock = time.monotonic()
     result: dict[str, Any] = {
         "attempt_id": spec["attempt_id"],
         "task_id": spec["task_id"],
@@ -254,13 +419,17 @@ def run_task(spec: dict[str, Any]) -> dict[str, Any]:
         "outputs": [],
         "log_path": spec["log_path"],
         "computer": slave_name(),
+        #: True when the task failed for want of its log (the logs folder's fault, not the
+        #: host's or the job's): the dispatcher must not count it against the host.
+        "infrastructure": False,
+        #: How long the task ran, by the slave's monotonic clock: never negative, whatever its
+        #: wall clock does (started_at and ended_at are wall times, for display).
+        "seconds": 0.0,
     }
-    clock = time.monotonic()
     try:
         return _run(spec, result)
     finally:
         result["ended_at"] = time.time()
-        # What the master counts: a wall clock can jump, or be set wrong on this host.
         result["seconds"] = time.monotonic() - clock
 
 
@@ -293,7 +462,6 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:
         result["reason"] = f"cannot build the command: {exc}"
         return result
-    log_path = spec["log_path"]
     for folder in {os.path.dirname(path) for path in expected if os.path.dirname(path)}:
         try:
             os.makedirs(folder, exist_ok=True)  # POV-Ray and ffmpeg do not create them
@@ -301,13 +469,12 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             result["reason"] = f"cannot create the output folder {folder}: {exc.strerror or exc}"
             return result
     try:
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        # Unbuffered: a full disk fails a write, never close().
-        log = open(log_path, "ab", buffering=0)
-    except OSError as exc:
-        result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
-        result["infrastructure"] = True  # the shared storage's fault, not the slave's
+        log, log_path = open_task_log(spec["log_path"], spec["attempt_id"])
+    except LogUnavailable as exc:
+        result["reason"] = str(exc)
+        result["infrastructure"] = True
         return result
+    result["log_path"] = log_path
     progress = _Progress(ctx.block.frames)
     deadline = time.monotonic() + spec["timeout"] if spec.get("timeout") else None
     cwd = (
@@ -321,7 +488,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             log.write(header.encode())
         except OSError as exc:
             result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
-            result["infrastructure"] = True  # the shared storage's fault, not the slave's
+            result["infrastructure"] = True
             return result
         for index, argv in enumerate(commands):
             frame = renderer.frame_of_command(ctx, index) if len(commands) > 1 else ctx.block.start
@@ -330,7 +497,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 log.write(f"# command: {argv!r}\n".encode())
             except OSError as exc:
                 result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
-                result["infrastructure"] = True  # the shared storage's fault, not the slave's
+                result["infrastructure"] = True
                 return result
             try:
                 proc = subprocess.Popen(
@@ -340,28 +507,41 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                     stdin=_devnull(),
                     env=env,
                     cwd=cwd,
-                    start_new_session=True,
+                    **new_process_group(),
                 )
             except OSError as exc:
                 result["reason"] = (
                     f"cannot start {argv[0]!r} on {result['computer']}: {exc.strerror or exc}"
                 )
                 return result
-            output = _Output(proc.stdout.fileno(), log, renderer, progress)
+            portable = portable_runner()
+            output = _Output(None if portable else proc.stdout.fileno(), log, renderer, progress)
             try:
-                status = _wait(proc, output, deadline, result)
+                if portable:
+                    status = _wait_portable(proc, output, deadline, result)
+                else:
+                    status = _wait(proc, output, deadline, result)
+            except KeyboardInterrupt:
+                # The master's kill: Client.send_signal(SIGINT) to this engine.  Caught here, around
+                # the whole wait, so that no point of it lets the kill past the render's stop.
+                _stop_render(proc)
+                status = "killed"
             finally:
-                proc.stdout.close()
+                if not portable:
+                    proc.stdout.close()  # the portable path's reader thread closes its own
             result["tail"] = progress.tail_text()
             if status == "killed":
                 result["status"] = "killed"
                 result["reason"] = "killed"
                 return result
             if status == "timeout":
-                result["reason"] = f"timed out after {spec['timeout']:g} s"
+                result["reason"] = progress.explained(
+                    f"timed out after {spec['timeout']:g} s", renderer
+                )
                 return result
             if output.write_error:
                 result["reason"] = output.write_error
+                result["infrastructure"] = True
                 return result
             result["exit_code"] = proc.returncode
             if proc.returncode != 0:
@@ -373,12 +553,14 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 why = why if isinstance(why, str) else why[0]
                 result["reason"] = f"exit code {proc.returncode}" + (f": {why}" if why else "")
                 return result
+            if progress.fatal:
+                # The program exited 0 but said it did not render what was asked.
+                result["reason"] = f"exit code 0, but {renderer.name} reported: {progress.fatal[0]}"
+                return result
         missing = _missing_outputs(expected)
         if missing:
-            result["reason"] = missing
+            result["reason"] = progress.explained(missing, renderer)
             return result
-        if progress.errors and not expected:
-            pass  # renderers print recoverable errors; the exit code and outputs decide
         result["status"] = "finished"
         result["outputs"] = expected or progress.saved
         return result
@@ -389,7 +571,8 @@ def _wait(
 ) -> str:
     """Wait for the render, logging its output and publishing progress.
 
-    Returns "exited", "timeout" or "killed".  On Linux it polls a pidfd beside the output pipe,
+    Returns "exited" or "timeout"; the master's kill (KeyboardInterrupt) is the caller's to
+    handle.  On Linux it polls a pidfd beside the output pipe,
     so the render's end is seen at once; elsewhere it polls the pipe in short steps that grow
     with the task's age.  Output still arriving after the render exited (from a child it left
     behind) is taken as far as the pipe holds it, without waiting for that child.
@@ -409,7 +592,7 @@ def _wait(
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 proc.returncode = os.waitstatus_to_exitcode(status)
-                result["peak_rss_kb"] = max(result["peak_rss_kb"], usage.ru_maxrss)
+                result["peak_rss_kb"] = max(result["peak_rss_kb"], _maxrss_kb(usage.ru_maxrss))
                 result["cpu_seconds"] += usage.ru_utime + usage.ru_stime
                 if reading:
                     output.read()
@@ -417,7 +600,7 @@ def _wait(
                 return "exited"
             now = time.monotonic()
             if deadline is not None and now > deadline:
-                _kill_group(proc)
+                _stop_render(proc)
                 return "timeout"
             if now - last_publish >= PUBLISH_INTERVAL:
                 last_publish = now
@@ -438,10 +621,152 @@ def _wait(
                 if fd == output.fd and reading and not output.read():
                     reading = False
                     poller.unregister(output.fd)
-    except KeyboardInterrupt:
-        # The master's kill: Client.send_signal(SIGINT) to this engine.
-        _kill_group(proc)
-        return "killed"
     finally:
         if pidfd is not None:
             os.close(pidfd)
+
+
+class _TreeUsage:
+    """Peak memory and CPU time of a render's process tree, for the portable path.
+
+    Memory: the tree's summed RSS, sampled with psutil (often at first, every second later on),
+    raised to getrusage's peak of the reaped children where that grew during the render (POSIX,
+    so a process shorter than a sample still counts).  CPU: getrusage's children time on POSIX,
+    else the tree's last sampled times.
+    """
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.peak_rss_kb = 0
+        self._cpu: dict[int, float] = {}
+        self._before = _children_usage()
+
+    def sample(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        rss = 0
+        for proc in procs:
+            try:
+                with proc.oneshot():
+                    rss += proc.memory_info().rss
+                    times = proc.cpu_times()
+                    self._cpu[proc.pid] = times.user + times.system
+            except psutil.Error:
+                pass
+        self.peak_rss_kb = max(self.peak_rss_kb, rss // 1024)
+
+    def finish(self) -> tuple[int, float]:
+        """(peak RSS in KiB, CPU seconds) of the render, once it has been reaped."""
+        after = _children_usage()
+        if self._before is None or after is None:
+            return self.peak_rss_kb, sum(self._cpu.values())
+        peak = self.peak_rss_kb
+        if after.ru_maxrss > self._before.ru_maxrss:
+            peak = max(peak, _maxrss_kb(after.ru_maxrss))
+        cpu = after.ru_utime + after.ru_stime - self._before.ru_utime - self._before.ru_stime
+        return peak, max(0.0, cpu)
+
+
+def _children_usage():
+    """getrusage(RUSAGE_CHILDREN) on POSIX (one render at a time per engine, so a difference
+    is one render's), None elsewhere."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_CHILDREN)
+
+
+def _sample_interval(age: float) -> float:
+    """Seconds between two samples of a render's tree, by the render's age."""
+    return 0.05 if age < 1.0 else 0.25 if age < 10.0 else 1.0
+
+
+def _wait_portable(
+    proc: subprocess.Popen, output: _Output, deadline: float | None, result: dict[str, Any]
+) -> str:
+    """:func:`_wait` for every OS: a reader thread takes the output, the Popen tells the exit,
+    psutil measures the tree.  Returns "exited" or "timeout", as :func:`_wait` does."""
+    chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    listening = threading.Event()
+    listening.set()
+    stream = proc.stdout
+
+    def read() -> None:
+        # This thread alone reads and closes the pipe: closing it under a blocked read would let
+        # the read go on with a reused descriptor.
+        try:
+            while chunk := stream.read1(65536):
+                if listening.is_set():
+                    chunks.put(chunk)
+        except (OSError, ValueError):
+            pass
+        finally:
+            chunks.put(None)
+            stream.close()
+
+    threading.Thread(target=read, name=f"drqueue-render-{proc.pid}-output", daemon=True).start()
+    progress = output.progress
+    usage = _TreeUsage(proc.pid)
+    started = last_publish = last_sample = time.monotonic()
+    usage.sample()
+    reading = True
+    try:
+        while True:
+            now = time.monotonic()
+            if now - last_sample >= _sample_interval(now - started):
+                last_sample = now
+                usage.sample()
+            if proc.poll() is not None:
+                end = time.monotonic() + LAST_OUTPUT_SECONDS
+                while reading and (left := end - time.monotonic()) > 0:
+                    try:
+                        chunk = chunks.get(timeout=min(left, 0.1))
+                    except queue.Empty:
+                        break  # a child it left behind holds the pipe: do not wait for it
+                    if chunk is None:
+                        reading = False
+                    else:
+                        output.take(chunk)
+                output.finish()
+                peak_rss_kb, cpu_seconds = usage.finish()
+                result["peak_rss_kb"] = max(result["peak_rss_kb"], peak_rss_kb)
+                result["cpu_seconds"] += cpu_seconds
+                return "exited"
+            if deadline is not None and now > deadline:
+                _stop_render(proc)
+                return "timeout"
+            if now - last_publish >= PUBLISH_INTERVAL:
+                last_publish = now
+                _publish(
+                    {
+                        "attempt_id": result["attempt_id"],
+                        "progress": progress.fraction(),
+                        "tail": progress.tail_text()[-2000:],
+                    }
+                )
+            timeout = min(
+                last_publish + PUBLISH_INTERVAL - now,
+                last_sample + _sample_interval(now - started) - now,
+            )
+            if deadline is not None:
+                timeout = min(timeout, deadline - now)
+            timeout = max(0.001, timeout)
+            if reading:
+                try:
+                    chunk = chunks.get(timeout=timeout)
+                except queue.Empty:
+                    continue
+                if chunk is None:
+                    reading = False
+                    output.finish()
+                else:
+                    output.take(chunk)
+            else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout)
+    finally:
+        listening.clear()

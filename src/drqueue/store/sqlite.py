@@ -1088,7 +1088,10 @@ class SQLiteStore(Store):
                 "SELECT * FROM tasks WHERE job_id = ? AND state = 'queued'", (job_id,)
             ).fetchall()
             for row in rows:
-                self._move(conn, row, TaskState.ERROR, reason=reason, attempt_id=None)
+                # Keep the task's own last failure (often the renderer's error line) beside why
+                # the job gave up on it.
+                full = f"{reason}; its last failure: {row['reason']}" if row["reason"] else reason
+                self._move(conn, row, TaskState.ERROR, reason=full[:1000], attempt_id=None)
             if rows:
                 self._event(
                     conn, "job.error", f"{len(rows)} tasks in error: {reason}", job_id=job_id

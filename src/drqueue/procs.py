@@ -1,0 +1,140 @@
+"""Processes, for the master and the slaves alike: process trees and what a task's GPUs are.
+
+Both sides start children in process groups of their own and must stop them whole: the master
+its controller, a slave its engines, an engine its renders.  :func:`stop_process_tree` is the
+one way they do it (psutil, so it works on every OS).  :func:`gpu_environment` is the one rule
+for which variables give a render its GPUs, used by the dispatcher (a task on several GPU slots)
+and the runner (a task on one).  This module imports nothing else of DrQueue's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import psutil
+
+#: Environment variables that name a task's GPUs, one per vendor, each a comma-separated list
+#: of device numbers (oneAPI's ONEAPI_DEVICE_SELECTOR, spelt its own way, comes on top).
+GPU_VARIABLES = (
+    "CUDA_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "GPU_DEVICE_ORDINAL",
+)
+#: Seconds stop_process_tree waits for SIGKILLed processes to go.
+KILL_WAIT_SECONDS = 2.0
+
+
+def gpu_environment(devices: list[str]) -> dict[str, str]:
+    """The variables that give a task exactly *devices* (each vendor's spelling)."""
+    listed = ",".join(devices)
+    env = {name: listed for name in GPU_VARIABLES}
+    env["ONEAPI_DEVICE_SELECTOR"] = "*:" + listed
+    return env
+
+
+def new_process_group() -> dict[str, Any]:
+    """Popen keyword arguments that start a child in a process group of its own (POSIX: a new
+    session; Windows: a new process group), so signals to this process do not reach it and its
+    tree can be stopped whole."""
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this child when its parent dies, however it dies (a Popen
+    ``preexec_fn``; elsewhere a no-op)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _group_members(leaders: set[int]) -> list[psutil.Process]:
+    """Processes of the process groups *leaders* lead (POSIX), found one by one so a group id
+    freed and reused meanwhile is never signalled as a whole."""
+    if not leaders or not hasattr(os, "getpgid"):
+        return []
+    members = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getpgid(proc.pid) in leaders:
+                members.append(proc)
+    return members
+
+
+def _tree(pids: tuple[int, ...], leaders: set[int]) -> list[psutil.Process]:
+    """The processes *pids*, their descendants, and the members of the groups they lead (added
+    to *leaders*, which also names groups found earlier): a render's child that was reparented
+    (its parent exited) stays in the render's group, one that left the group (setsid) stays a
+    descendant."""
+    found: dict[int, psutil.Process] = {}
+    own_group = os.getpgrp() if hasattr(os, "getpgrp") else None
+    for pid in pids:
+        try:
+            parent = psutil.Process(pid)
+            for proc in (parent, *parent.children(recursive=True)):
+                found.setdefault(proc.pid, proc)
+        except psutil.Error:
+            continue
+        with contextlib.suppress(OSError):
+            if hasattr(os, "getpgid") and os.getpgid(pid) == pid and pid != own_group:
+                leaders.add(pid)
+    for proc in _group_members(leaders):
+        found.setdefault(proc.pid, proc)
+    found.pop(os.getpid(), None)
+    return list(found.values())
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to *timeout* s for *procs* to end (reaping those that are our children); the
+    ones still running.  A zombie counts as gone: its parent, not us, must reap it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, alive = psutil.wait_procs(procs, timeout=0)
+        procs = [proc for proc in alive if _running(proc)]
+        if not procs or time.monotonic() >= deadline:
+            return procs
+        time.sleep(0.02)
+
+
+def stop_process_tree(*pids: int, timeout: float = 5.0) -> None:
+    """Terminate processes with their whole trees (descendants, and on POSIX the other members
+    of the process groups they lead), then kill what is left after *timeout* seconds.
+
+    All at once, so stopping many takes as long as stopping the slowest.  POSIX: SIGTERM, then
+    SIGKILL.  Windows: psutil's terminate is already TerminateProcess.  Children of the caller
+    are reaped (their Popen's ``poll()`` then says 0).
+    """
+    leaders: set[int] = set()
+    procs = _tree(pids, leaders)
+    if not procs:
+        return
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    survivors = {proc.pid: proc for proc in _wait_gone(procs, timeout)}
+    # What the trees gained meanwhile (a child forked while its parent ignored SIGTERM) goes too.
+    survivors.update({proc.pid: proc for proc in _tree(pids, leaders) if _running(proc)})
+    for proc in survivors.values():
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    _wait_gone(list(survivors.values()), KILL_WAIT_SECONDS)
