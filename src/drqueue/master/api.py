@@ -284,7 +284,7 @@ def authorised(identity: Annotated[Identity, Depends(identified)]) -> Identity:
     the two a slave needs (see :func:`slave_or_admin`) is closed to it, new routes included."""
     if identity.slave:
         raise Forbidden(
-            f"{identity.name}'s slave token may only heartbeat and fetch the engine connection "
+            f"{identity.name}: a slave token may only heartbeat and fetch the engine connection "
             "file: use an artist or admin token"
         )
     return identity

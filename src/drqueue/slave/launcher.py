@@ -224,6 +224,9 @@ class Slave:
     # -- life -----------------------------------------------------------------------------------
 
     def run(self) -> None:
+        # httpx logs every request at INFO: one line a second per heartbeat would bury the
+        # launcher's own messages (a refused token among them).
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         self.engine_file()  # fail early and clearly
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self._stop.set())
