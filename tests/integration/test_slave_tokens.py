@@ -3,7 +3,7 @@
 A slave started with a wrong token says so loudly (an ERROR naming the master and "401/403:
 check DRQUEUE_TOKEN"), once, not at every heartbeat; a slave started with a slave token made by
 ``drqueue token create --role slave`` registers and renders, and its engines (so its renders)
-never hold the token.
+never hold the token, nor can a render read the master's token through its own log.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import psutil
 import pytest
 from farm import Farm, wait_for
+
+from drqueue.errors import Forbidden
 
 #: What the launcher logs when the master refuses its token.
 REFUSED = "401/403: check DRQUEUE_TOKEN"
@@ -44,7 +46,9 @@ def test_a_slave_with_a_wrong_token_logs_one_error_naming_the_master(master):
     assert len(refused_lines()) == 1, out.read_text()
 
 
-def test_a_slave_with_a_slave_token_renders_and_its_engines_never_hold_the_token(master, tmp_path):
+def test_a_hostile_render_on_a_slave_token_slave_gets_no_secret(master, tmp_path):
+    """The slave runs on a slave token; the render reads its environment, then swaps its own
+    log for a symlink to the master's token file: neither gives it a token."""
     made = master.cli("token", "create", "--role", "slave", "--name", "slaves", check=True)
     token = made.stdout.strip()
     master.add_slave("tokened", env={"DRQUEUE_TOKEN": token})
@@ -52,9 +56,17 @@ def test_a_slave_with_a_slave_token_renders_and_its_engines_never_hold_the_token
     for engine in engines_of(master, "tokened"):
         assert "DRQUEUE_TOKEN" not in engine.environ(), engine.pid
     out = tmp_path / "env.txt"
+    admin_token_file = master.config.token_file
     job = master.client.submit(
-        "shell", None, start=1, end=1, params={"cmd": f"sh -c 'env > {out}'"}
+        "shell",
+        None,
+        start=1,
+        end=1,
+        params={"cmd": f"sh -c 'env > {out}; ln -sf {admin_token_file} \"$DRQUEUE_LOGFILE\"'"},
     )
     assert master.wait_job(job["id"])["status"] == "finished"
     assert token not in out.read_text()
+    with pytest.raises(Forbidden, match="refused"):
+        master.client.log(job["id"], 1)
+    assert master.client.health()["status"] == "ok"
     assert REFUSED not in (master.root / "slave-tokened.out").read_text()
