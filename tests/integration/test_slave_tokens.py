@@ -23,6 +23,9 @@ def master(tmp_path):
     farm = Farm(tmp_path / "farm")
     farm.start_master()
     yield farm
+    if farm.master_proc.poll() is not None:  # say why, in the failed test's report
+        print(f"the master exited {farm.master_proc.returncode}:")
+        print((farm.root / "master.out").read_text()[-4000:])
     farm.stop()
 
 
