@@ -7,7 +7,7 @@ and the bridge, so every byte between them crosses a real network link: a proces
 127.0.0.1 on the master cannot be reached from a slave.
 
 The farm is set up exactly as docs/deploy.md says: the master's ``drqueue.toml`` names its API
-and controller address and fixed ports; each slave has its own DRQUEUE_ROOT, the token, and
+and controller address and fixed ports; each slave has its own DRQUEUE_ROOT, a slave token, and
 ``drqueue slave --master URL``, which fetches the engine connection file from the API; the artist
 runs the ``drqueue`` CLI with DRQUEUE_MASTER and DRQUEUE_TOKEN.  Nothing is mocked.
 
@@ -216,7 +216,7 @@ def test_master_and_slaves_on_separate_addresses_render_a_job_submitted_from_a_t
             lambda: master.poll() is not None or token_file.exists(), 60, what="the master's token"
         )
         assert master.poll() is None, logs()
-        token = token_file.read_text().strip()  # what an admin copies to the slaves and artists
+        token = token_file.read_text().strip()  # the admin's, for the artist's machine here
         artist_env["DRQUEUE_TOKEN"] = token
 
         def api_up() -> bool:
@@ -238,9 +238,33 @@ def test_master_and_slaves_on_separate_addresses_render_a_job_submitted_from_a_t
             for _, port in public - {(MASTER_IP, API_PORT)}
         ), public
 
-        # Each render machine: its own root, the token, and --master (fetches the engine file).
+        # On the master's machine, the admin makes the slaves' token (never the admin token:
+        # renders can read what their slave holds).
+        made = subprocess.run(
+            [*drqueue_argv(), "token", "create", "--role", "slave", "--name", "slaves"],
+            capture_output=True,
+            text=True,
+            env=machine_env(master_root),
+            timeout=60,
+        )
+        assert made.returncode == 0, made.stderr
+        slave_token = made.stdout.strip()
+        # It opens nothing but the slave's two routes.
+        refused = subprocess.run(
+            ["ip", "netns", "exec", artist_ns, *drqueue_argv(), "jobs"],
+            capture_output=True,
+            text=True,
+            env={**artist_env, "DRQUEUE_TOKEN": slave_token},
+            timeout=60,
+        )
+        assert refused.returncode == 1 and "slave token may only heartbeat" in refused.stderr, (
+            refused.stderr
+        )
+
+        # Each render machine: its own root, the slave token, and --master (fetches the engine
+        # file).
         for name, ns in slave_ns.items():
-            env = machine_env(tmp_path / name, DRQUEUE_TOKEN=token)
+            env = machine_env(tmp_path / name, DRQUEUE_TOKEN=slave_token)
             spawn(
                 ns,
                 ["slave", "--master", MASTER_URL, "--name", name, "--slots", "1"],

@@ -1,5 +1,6 @@
 """Roles: artist tokens control only their own jobs; admin tokens control everything."""
 
+import json
 import warnings
 
 import pytest
@@ -74,3 +75,121 @@ def test_unknown_and_revoked_looking_tokens_get_401(api):
     client, *_ = api
     for token in ("", "nope", "Bearer", "x" * 5000):
         assert client.get("/api/v1/jobs", headers=as_(token)).status_code == 401
+
+
+# -- slave tokens ------------------------------------------------------------------------------
+
+#: The only routes a slave token opens: its heartbeat and the engine connection file.
+SLAVE_ROUTES = {
+    ("POST", "/api/v1/slaves/{name}/heartbeat"),
+    ("GET", "/api/v1/farm/engine-connection"),
+}
+
+
+def route_url(path: str, job_id: int) -> str:
+    return (
+        path.replace("{job_id}", str(job_id))
+        .replace("{index}", "0")
+        .replace("{name}", "render01")
+        .replace("{computer}", "render01")
+        .replace("{action}", "stop")
+    )
+
+
+def test_a_slave_token_only_heartbeats_and_fetches_the_engine_file(api):
+    client, config, admin, ann, _ = api
+    slave = create_token(config, "slave", "render01")
+    config.engine_file.write_text('{"key": "k"}')
+    beat = client.post("/api/v1/slaves/render01/heartbeat", json={}, headers=as_(slave))
+    assert beat.status_code == 200 and beat.json()["registered"] == []
+    connection = client.get("/api/v1/farm/engine-connection", headers=as_(slave))
+    assert connection.json() == {"key": "k"}
+
+    job = client.post(
+        "/api/v1/jobs",
+        json={"renderer": "shell", "start": 1, "end": 1, "params": {"cmd": "true"}},
+        headers=as_(ann),
+    ).json()["id"]
+    # Every other route, including any added later, answers 403 to it.
+    checked = 0
+    for route in client.app.routes:
+        path = getattr(route, "path", "")
+        if not path.startswith("/api/v1") or path == "/api/v1/health":
+            continue
+        for method in route.methods - {"HEAD", "OPTIONS"}:
+            if (method, path) in SLAVE_ROUTES:
+                continue
+            response = client.request(method, route_url(path, job), headers=as_(slave), json={})
+            assert response.status_code == 403, (method, path, response.text)
+            assert "slave token may only heartbeat" in response.json()["detail"]
+            checked += 1
+    assert checked >= 20
+    # Nothing the slave token tried changed the job.
+    assert client.get(f"/api/v1/jobs/{job}", headers=as_(admin)).json()["status"] != "stopped"
+
+
+def test_admin_tokens_still_work_for_slaves(api):
+    client, config, admin, _, _ = api
+    config.engine_file.write_text('{"key": "k"}')
+    assert client.post("/api/v1/slaves/x/heartbeat", json={}, headers=as_(admin)).status_code == 200
+    assert client.get("/api/v1/farm/engine-connection", headers=as_(admin)).status_code == 200
+
+
+# -- revoking and rotating ------------------------------------------------------------------------
+
+
+def cli(root, *args):
+    from click.testing import CliRunner
+
+    from drqueue.cli.main import cli as drqueue
+
+    result = CliRunner().invoke(drqueue, list(args), env={"DRQUEUE_ROOT": str(root)})
+    return result
+
+
+def test_revoked_tokens_get_401_at_once_from_the_running_api(api):
+    client, config, admin, ann, bob = api
+    assert client.get("/api/v1/jobs", headers=as_(ann)).status_code == 200
+    listed = cli(config.root, "token", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert ann not in listed.output and bob not in listed.output and admin not in listed.output
+    ids = {row["name"]: row["id"] for row in json.loads(listed.output)}
+    assert set(ids) == {"admin", "ann", "bob"}
+
+    revoked = cli(config.root, "token", "revoke", ids["ann"])
+    assert revoked.exit_code == 0 and "revoked artist token" in revoked.output
+    assert client.get("/api/v1/jobs", headers=as_(ann)).status_code == 401
+    assert client.get("/api/v1/jobs", headers=as_(bob)).status_code == 200
+
+    assert cli(config.root, "token", "revoke", "bob").exit_code == 0  # by name
+    assert client.get("/api/v1/jobs", headers=as_(bob)).status_code == 401
+
+    unknown = cli(config.root, "token", "revoke", "nobody")
+    assert unknown.exit_code == 1 and "no token has the id or name 'nobody'" in unknown.output
+    master = cli(config.root, "token", "revoke", "admin")
+    assert master.exit_code == 1 and "rotate-admin" in master.output
+    assert client.get("/api/v1/jobs", headers=as_(admin)).status_code == 200
+
+
+def test_a_rotated_admin_token_takes_effect_without_a_restart(api):
+    client, config, admin, _, _ = api
+    rotated = cli(config.root, "token", "rotate-admin")
+    assert rotated.exit_code == 0, rotated.output
+    new = rotated.output.strip()
+    assert new != admin and config.token_file.read_text().strip() == new
+    assert config.token_file.stat().st_mode & 0o777 == 0o600
+    assert client.get("/api/v1/jobs", headers=as_(admin)).status_code == 401
+    assert client.get("/api/v1/jobs", headers=as_(new)).status_code == 200
+
+
+def test_token_create_makes_slave_tokens_by_name(api):
+    client, config, *_ = api
+    made = cli(config.root, "token", "create", "--role", "slave", "--name", "slaves")
+    assert made.exit_code == 0, made.output
+    token = made.output.strip()
+    assert (
+        client.post("/api/v1/slaves/r1/heartbeat", json={}, headers=as_(token)).status_code == 200
+    )
+    assert client.get("/api/v1/jobs", headers=as_(token)).status_code == 403
+    rows = json.loads(cli(config.root, "token", "list", "--json").output)
+    assert {"role": "slave", "name": "slaves"}.items() <= rows[-1].items()

@@ -918,17 +918,63 @@ def renderers(as_json: bool) -> None:
 
 @cli.group()
 def token() -> None:
-    """Make API tokens (run on the master's machine)."""
+    """Make, list and revoke API tokens (run on the master's machine)."""
 
 
 @token.command("create")
-@click.option("--role", type=click.Choice(["artist", "admin"]), default="artist", show_default=True)
-@click.option("--owner", required=True, help="whose token: artists control only this owner's jobs")
+@click.option(
+    "--role", type=click.Choice(["artist", "admin", "slave"]), default="artist", show_default=True
+)
+@click.option(
+    "--owner",
+    "--name",
+    "owner",
+    required=True,
+    help="whose token: artists control only this owner's jobs; a slave token is named after "
+    "its slave, or 'slaves' for one shared by all",
+)
 def token_create(role: str, owner: str) -> None:
     """Print a new token; only its hash is kept, so copy it now."""
     from drqueue.master.tokens import create_token
 
     click.echo(create_token(load_config(), role, owner))
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def token_list(as_json: bool) -> None:
+    """List the tokens the master accepts: id, role, name; never the tokens themselves."""
+    from drqueue.master.tokens import list_tokens
+
+    rows = list_tokens(load_config())
+    if as_json:
+        return _print_json(rows)
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "ROLE", "NAME", "CREATED"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["id"], row["role"], row["name"], _ago(row["created"]))
+    console.print(table)
+
+
+@token.command("revoke")
+@click.argument("which")
+def token_revoke(which: str) -> None:
+    """Revoke the token with id WHICH, or every token named WHICH; a running master refuses
+    it at once."""
+    from drqueue.master.tokens import revoke_tokens
+
+    for gone in revoke_tokens(load_config(), which):
+        click.echo(f"revoked {gone['role']} token {gone['id']} of {gone['name']}")
+
+
+@token.command("rotate-admin")
+def token_rotate_admin() -> None:
+    """Replace the master's own admin token (etc/token) and print the new one; the old one is
+    refused at once by a running master."""
+    from drqueue.master.tokens import rotate_admin_token
+
+    click.echo(rotate_admin_token(load_config()))
 
 
 @cli.group()
@@ -962,6 +1008,18 @@ def store_backup(path: str) -> None:
     finally:
         store_.close()
     click.echo(f"store backed up to {path}")
+
+
+@store.command("compact")
+def store_compact() -> None:
+    """Give back the space of deleted jobs: checkpoint the WAL into the store and VACUUM it."""
+    from drqueue.store import open_store
+
+    sizes = open_store(load_config().store_url).compact()
+    click.echo(
+        f"store compacted: {sizes['before'] / 1e6:.1f} MB before, {sizes['after'] / 1e6:.1f} MB "
+        "after (store and WAL)"
+    )
 
 
 def main() -> None:

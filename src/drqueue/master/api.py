@@ -1,15 +1,19 @@
 """The master's HTTP API (FastAPI): the only way clients reach the farm.
 
-Every route but ``/api/v1/health`` needs ``Authorization: Bearer <token>``;
-tokens are compared in constant time.  Errors are JSON ``{"detail": "one
-line"}`` with a 4xx status.  The OpenAPI description is served at
-``/openapi.json`` (and browsable at ``/docs``).
+Every route but ``/api/v1/health`` and ``/openapi.json`` needs ``Authorization:
+Bearer <token>``; tokens are compared in constant time.  Errors are JSON
+``{"detail": "one line"}`` with a 4xx status.  The OpenAPI description is
+served, without a token, at ``/openapi.json``: it describes the routes and holds
+no data.  There is no ``/docs`` or ``/redoc`` page: FastAPI's pages load their
+scripts from a CDN, so they would be blank on a farm without internet, and no
+package we depend on ships the assets.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -244,7 +248,7 @@ def validate_job(body: JobIn, config: Config) -> JobSpec:
     return spec
 
 
-def authorised(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
+def identified(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
     """The caller's identity if its bearer token is known (constant-time compare), else 401."""
     scheme, _, given = (authorization or "").partition(" ")
     identity = (
@@ -252,6 +256,27 @@ def authorised(request: Request, authorization: Annotated[str | None, Header()] 
     )
     if identity is None:
         raise AuthError("missing or wrong API token: set DRQUEUE_TOKEN to a token of this master")
+    return identity
+
+
+def authorised(identity: Annotated[Identity, Depends(identified)]) -> Identity:
+    """An admin or artist token; a slave token is refused (403) here, so that every route but
+    the two a slave needs (see :func:`slave_or_admin`) is closed to it, new routes included."""
+    if identity.slave:
+        raise Forbidden(
+            f"{identity.name}: a slave token may only heartbeat and fetch the engine connection "
+            "file: use an artist or admin token"
+        )
+    return identity
+
+
+def slave_or_admin(identity: Annotated[Identity, Depends(identified)]) -> Identity:
+    """Slave and admin tokens: the slave heartbeat and the engine connection file."""
+    if not (identity.slave or identity.admin):
+        raise Forbidden(
+            f"{identity.name}'s {identity.role} token may not do this: it needs a slave or "
+            "admin token"
+        )
     return identity
 
 
@@ -266,6 +291,7 @@ def admin_only(identity: Annotated[Identity, Depends(authorised)]) -> Identity:
 
 Auth = Annotated[Identity, Depends(authorised)]
 Admin = Annotated[Identity, Depends(admin_only)]
+SlaveOrAdmin = Annotated[Identity, Depends(slave_or_admin)]
 #: Event ids in ``since``/``before``, bounded to what SQLite's INTEGER holds.
 EventId = Annotated[int, Query(ge=0, le=2**63 - 1)]
 TaskStateName = Literal["queued", "dispatched", "running", "finished", "error", "cancelled"]
@@ -274,12 +300,85 @@ OptionalEventId = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
 EventsLimit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
+# -- files on the master, read for a client ------------------------------------------------------
+
+#: The most bytes one answer reads from a file on the master (a log chunk, the engine file).
+LOG_CHUNK_BYTES = 1 << 20
+
+
+def open_inside(root: Path, path: Path, what: str) -> int:
+    """A read-only descriptor of the regular file *path* inside the directory *root*.
+
+    Renders write the logs, so a log may have been swapped for a symlink (to etc/token), a
+    FIFO (which would block its reader), a device or a hard link to a file elsewhere.  So each
+    component below *root* is opened with O_NOFOLLOW relative to its parent (a symlinked
+    directory is refused as well as a symlinked file, and no check-then-open race remains),
+    the file with O_NONBLOCK, and the descriptor (never the path) must be a regular file with
+    one link.  *root* itself is the admin's and may be a symlink.  Raises NotFound for a
+    missing file and Forbidden for any other.
+    """
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        parts = ()
+    if not parts or any(part in ("..", ".") for part in parts):
+        raise Forbidden(f"{what} ({path}) is not inside {root}: refused")
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+    dir_fd = fd = -1
+    try:
+        dir_fd = os.open(root, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECTORY)
+        for part in parts[:-1]:
+            below = os.open(part, flags | os.O_DIRECTORY, dir_fd=dir_fd)
+            os.close(dir_fd)
+            dir_fd = below
+        fd = os.open(parts[-1], flags | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=dir_fd)
+        st = os.fstat(fd)
+    except FileNotFoundError:
+        if fd >= 0:
+            os.close(fd)
+        raise NotFound(f"{what} ({path}) is gone") from None
+    except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+        raise Forbidden(
+            f"{what} ({path}) is refused: a symlink or unreadable path "
+            f"({exc.strerror or exc}); only regular files inside {root} are served"
+        ) from None
+    finally:
+        if dir_fd >= 0:
+            os.close(dir_fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        kind = "a hard link" if stat.S_ISREG(st.st_mode) else "not a regular file"
+        raise Forbidden(f"{what} ({path}) is refused: it is {kind}")
+    return fd
+
+
+def read_at(fd: int, offset: int, length: int) -> bytes:
+    """Up to *length* bytes of *fd* from *offset* (fewer at the end of the file)."""
+    chunks: list[bytes] = []
+    while length > 0:
+        chunk = os.pread(fd, length, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+        length -= len(chunk)
+    return b"".join(chunks)
+
+
 # -- the application -------------------------------------------------------------------------------
 
 
 def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, token: str) -> FastAPI:
     """The API application over *store*; *dispatcher* is None for a read-only test app."""
-    app = FastAPI(title="DrQueue", version=drqueue.__version__, description=__doc__)
+    app = FastAPI(
+        title="DrQueue",
+        version=drqueue.__version__,
+        description=__doc__,
+        docs_url=None,  # CDN-based pages: see the module docstring
+        redoc_url=None,
+    )
     app.state.tokens = TokenBook(config, token)
 
     @app.exception_handler(DrQueueError)
@@ -485,21 +584,35 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         job_id: int,
         _: Auth,
         frame: int = Query(ge=-FRAME_LIMIT, le=FRAME_LIMIT),
-        tail_bytes: int | None = Query(None, ge=1, le=1 << 30),
-    ) -> str:
+        offset: int | None = Query(None, ge=0, le=2**63 - 1),
+        limit: int = Query(LOG_CHUNK_BYTES, ge=1, le=LOG_CHUNK_BYTES),
+        tail_bytes: int | None = Query(None, ge=1, le=LOG_CHUNK_BYTES),
+    ) -> Response:
+        """One chunk of the log of the task that rendered *frame*: up to *limit* bytes from
+        *offset*, or without an offset the last *limit* (or *tail_bytes*) bytes.  The headers
+        X-Log-Size and X-Log-Offset give the log's size and where the chunk starts.
+
+        A sync route, so FastAPI runs it in its threadpool: the file I/O never holds the event
+        loop, and open_inside() never blocks (a FIFO is refused, not read)."""
         found = store.task_for_frame(job_id, frame)
         if not found.log_path:
             raise NotFound(
                 f"frame {frame} of job {job_id} has not run yet (task {found.index} is {found.state})"
             )
-        path = Path(found.log_path)
+        what = f"the log of task {found.index}"
+        fd = open_inside(config.logs_dir, Path(found.log_path), what)
         try:
-            with open(path, "rb") as src:
-                if tail_bytes:
-                    src.seek(max(0, path.stat().st_size - tail_bytes))
-                return src.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            raise NotFound(f"the log {path} of task {found.index} is gone") from None
+            size = os.fstat(fd).st_size
+            length = tail_bytes or limit
+            start = max(0, size - length) if offset is None else min(offset, size)
+            chunk = read_at(fd, start, min(length, size - start))
+        finally:
+            os.close(fd)
+        return Response(
+            chunk,
+            media_type="text/plain; charset=utf-8",
+            headers={"X-Log-Size": str(size), "X-Log-Offset": str(start)},
+        )
 
     # Events: the newest `limit` with since < id < before, oldest first; page back with
     # before = the first id of the previous page.
@@ -611,7 +724,7 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         ]
 
     @app.post(f"{v1}/slaves/{{name}}/heartbeat")
-    def heartbeat(name: str, body: HeartbeatIn, _: Admin) -> dict[str, Any]:
+    def heartbeat(name: str, body: HeartbeatIn, _: SlaveOrAdmin) -> dict[str, Any]:
         registered = dispatcher.engine_uuids() if dispatcher else frozenset()
         return {
             "instance": dispatcher.instance_id if dispatcher else "",
@@ -619,14 +732,20 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         }
 
     @app.get(f"{v1}/farm/engine-connection")
-    def engine_connection(_: Admin) -> dict[str, Any]:
+    def engine_connection(_: SlaveOrAdmin) -> dict[str, Any]:
         """The engine connection file, for `drqueue slave --master URL` on another machine."""
         try:
-            return json.loads(config.engine_file.read_text())
-        except FileNotFoundError:
+            fd = open_inside(
+                config.engine_file.parent, config.engine_file, "the engine connection file"
+            )
+        except NotFound:
             raise NotFound(
                 "the controller has not written its engine connection file yet"
             ) from None
+        try:
+            return json.loads(read_at(fd, 0, LOG_CHUNK_BYTES))
+        finally:
+            os.close(fd)
 
     return app
 

@@ -1,12 +1,17 @@
 """API tokens and their roles.
 
 The master's own token (``etc/token``, made at first start) is an **admin**
-token. More tokens are made with ``drqueue token create --role artist --owner
+token. More tokens are made with ``drqueue token create --role ROLE --owner
 NAME`` on the master's machine; only their SHA-256 is kept, in
-``etc/tokens.json`` (mode 0600), which the API re-reads when it changes.
+``etc/tokens.json`` (mode 0600).  The API re-reads both files when they change
+(their inode, size or mtime), so ``drqueue token revoke`` and ``drqueue token
+rotate-admin`` take effect at the next request, without a restart.
 
 - **admin** tokens control everything, computers and pools included;
-- **artist** tokens submit jobs as their owner and control only their own jobs.
+- **artist** tokens submit jobs as their owner and control only their own jobs;
+- **slave** tokens only heartbeat and fetch the engine connection file: a slave
+  needs nothing else, and a render that reads its slave's token can do nothing
+  with it but pose as a slave.
 """
 
 from __future__ import annotations
@@ -14,15 +19,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from drqueue.config import Config, write_private
-from drqueue.errors import ConfigError
+from drqueue.errors import ConfigError, NotFound
 
-ROLES = ("admin", "artist")
+ROLES = ("admin", "artist", "slave")
+
+#: The id and name `drqueue token list` shows for the master's own token (etc/token).
+MASTER_TOKEN_ID = "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,42 +46,76 @@ class Identity:
     def admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def slave(self) -> bool:
+        return self.role == "slave"
+
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def token_id(entry: dict[str, Any]) -> str:
+    """A stored token's id: the start of its SHA-256, which says nothing about the token."""
+    return entry["sha256"][:12]
+
+
+def _version(path: Path) -> tuple[int, int, int] | None:
+    """What tells that *path* changed (write_private replaces the file: a new inode), or None."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class TokenBook:
-    """The tokens a master accepts."""
+    """The tokens a master accepts, re-read from etc/ whenever the files change."""
 
     def __init__(self, config: Config, admin_token: str):
         self.path: Path = config.etc_dir / "tokens.json"
+        self.admin_path: Path = config.token_file
+        #: The master's token as given at start; replaced by etc/token's once that file changes.
         self.admin_token = admin_token
-        self._mtime = -1.0
+        self._admin_version = _version(self.admin_path)
+        self._version: tuple[int, int, int] | None = None
         self._by_digest: dict[str, Identity] = {}
 
     def _load(self) -> None:
-        try:
-            mtime = self.path.stat().st_mtime
-        except FileNotFoundError:
-            self._by_digest, self._mtime = {}, -1.0
+        admin_version = _version(self.admin_path)
+        if admin_version != self._admin_version:
+            # Rotated (or removed, which revokes it) while the master runs.
+            try:
+                self.admin_token = self.admin_path.read_text().strip()
+            except FileNotFoundError:
+                self.admin_token = ""
+            self._admin_version = admin_version
+        version = _version(self.path)
+        if version == self._version:
             return
-        if mtime == self._mtime:
-            return
-        entries = json.loads(self.path.read_text()).get("tokens", [])
+        entries = json.loads(self.path.read_text()).get("tokens", []) if version else []
         self._by_digest = {e["sha256"]: Identity(e["owner"], e["role"]) for e in entries}
-        self._mtime = mtime
+        self._version = version
 
     def identify(self, token: str) -> Identity | None:
         """The identity of *token*, compared in constant time, or None."""
-        if token and hmac.compare_digest(token.encode(), self.admin_token.encode()):
-            return Identity("admin", "admin")
         self._load()
+        if (
+            token
+            and self.admin_token
+            and hmac.compare_digest(token.encode(), self.admin_token.encode())
+        ):
+            return Identity("admin", "admin")
         digest = _digest(token)
         for known, identity in self._by_digest.items():
             if hmac.compare_digest(known, digest):
                 return identity
         return None
+
+
+def _read_book(config: Config) -> dict[str, Any]:
+    path = config.etc_dir / "tokens.json"
+    return json.loads(path.read_text()) if path.exists() else {"tokens": []}
 
 
 def create_token(config: Config, role: str, owner: str) -> str:
@@ -81,11 +125,57 @@ def create_token(config: Config, role: str, owner: str) -> str:
     if not owner or len(owner) > 100 or any(ch in owner for ch in "\x00\n/"):
         raise ConfigError(f"owner {owner!r} is not a valid name")
     config.ensure_dirs()
-    path = config.etc_dir / "tokens.json"
-    data = json.loads(path.read_text()) if path.exists() else {"tokens": []}
+    data = _read_book(config)
     token = secrets.token_urlsafe(32)
     data["tokens"].append(
         {"sha256": _digest(token), "role": role, "owner": owner, "created": time.time()}
     )
-    write_private(path, json.dumps(data, indent=1))
+    write_private(config.etc_dir / "tokens.json", json.dumps(data, indent=1))
+    return token
+
+
+def list_tokens(config: Config) -> list[dict[str, Any]]:
+    """Every token the master accepts, without secrets: id, role, name and creation time."""
+    found = []
+    if config.token_file.exists():
+        created = config.token_file.stat().st_mtime
+        found.append({"id": MASTER_TOKEN_ID, "role": "admin", "name": "admin", "created": created})
+    for entry in _read_book(config)["tokens"]:
+        found.append(
+            {
+                "id": token_id(entry),
+                "role": entry["role"],
+                "name": entry["owner"],
+                "created": entry.get("created"),
+            }
+        )
+    return found
+
+
+def revoke_tokens(config: Config, which: str) -> list[dict[str, Any]]:
+    """Revoke the token with id *which*, or every token named *which*; return what was revoked.
+
+    The master's own token is not revoked here (the master's machine needs one admin token):
+    :func:`rotate_admin_token` replaces it.
+    """
+    if which == MASTER_TOKEN_ID:
+        raise ConfigError(
+            "the master's own token is replaced, not revoked: run `drqueue token rotate-admin`"
+        )
+    data = _read_book(config)
+    gone = [e for e in data["tokens"] if which in (token_id(e), e["owner"])]
+    if not gone:
+        raise NotFound(f"no token has the id or name {which!r}: see `drqueue token list`")
+    data["tokens"] = [e for e in data["tokens"] if e not in gone]
+    write_private(config.etc_dir / "tokens.json", json.dumps(data, indent=1))
+    return [{"id": token_id(e), "role": e["role"], "name": e["owner"]} for e in gone]
+
+
+def rotate_admin_token(config: Config) -> str:
+    """Replace the master's own token (etc/token) with a new one and return it; the old one
+    stops working at the running API's next request."""
+    config.ensure_dirs()
+    token = secrets.token_urlsafe(32)
+    write_private(config.token_file, token + "\n")
+    os.chmod(config.token_file, 0o600)
     return token

@@ -29,7 +29,7 @@ from pathlib import Path
 import psutil
 
 from drqueue.config import Config, write_private
-from drqueue.errors import ConfigError, DrQueueError
+from drqueue.errors import AuthError, ConfigError, DrQueueError, Forbidden
 from drqueue.procs import die_with_parent, stop_process_tree
 
 log = logging.getLogger("drqueue.slave")
@@ -81,6 +81,8 @@ class Slave:
         self.instance: str | None = None
         self._stop = threading.Event()
         self.client = None
+        #: Why the last registration check failed, logged once; None while it works.
+        self._problem: str | None = None
 
     # -- engine files -----------------------------------------------------------------------
 
@@ -122,6 +124,9 @@ class Slave:
             }
         )
         env.pop("DRQUEUE_GPU_DEVICE", None)
+        # The token is the launcher's alone: engines never call the API, and what an engine
+        # holds, its renders can read.
+        env.pop("DRQUEUE_TOKEN", None)
         if engine.gpu_device is not None:
             env["DRQUEUE_GPU_DEVICE"] = engine.gpu_device
         argv = [
@@ -181,9 +186,20 @@ class Slave:
                 self._restart(engine, f"it exited with {engine.proc.returncode}")
         try:
             answer = self._client().heartbeat(self.name, [e.uuid for e in self.engines])
-        except DrQueueError as exc:
-            log.debug("heartbeat failed: %s", exc)
+        except (AuthError, Forbidden) as exc:
+            self._heartbeat_problem(
+                logging.ERROR,
+                f"slave {self.name}: the master at {self.config.master_url} refused its "
+                f"registration check (401/403: check DRQUEUE_TOKEN; it needs a slave or admin "
+                f"token): {exc}",
+            )
             return
+        except DrQueueError as exc:
+            self._heartbeat_problem(logging.WARNING, f"slave {self.name}: {exc}")
+            return
+        if self._problem is not None:
+            log.info("slave %s: the master at %s answers again", self.name, self.config.master_url)
+            self._problem = None
         registered = set(answer.get("registered", []))
         instance = answer.get("instance") or None
         new_master = (
@@ -198,9 +214,19 @@ class Slave:
             elif time.monotonic() - engine.started > self.config.engine_register_timeout:
                 self._restart(engine, "it runs but the master does not count it as registered")
 
+    def _heartbeat_problem(self, level: int, message: str) -> None:
+        """Log why the registration check failed: once, and again only when the reason changes
+        (it is retried every HEARTBEAT_SECONDS)."""
+        if message != self._problem:
+            log.log(level, "%s", message)
+            self._problem = message
+
     # -- life -----------------------------------------------------------------------------------
 
     def run(self) -> None:
+        # httpx logs every request at INFO: one line a second per heartbeat would bury the
+        # launcher's own messages (a refused token among them).
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         self.engine_file()  # fail early and clearly
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self._stop.set())

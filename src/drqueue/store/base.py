@@ -61,6 +61,11 @@ class Store(abc.ABC):
     def backup(self, path: str) -> None:
         """Write a consistent copy of the store to *path* while it is in use."""
 
+    def compact(self) -> dict[str, int]:
+        """Give the space of deleted rows back to the file system; return the bytes the store
+        took ``before`` and ``after``.  A backend that needs no compaction returns them equal."""
+        return {"before": 0, "after": 0}
+
     # -- jobs --------------------------------------------------------------------------------
 
     @abc.abstractmethod

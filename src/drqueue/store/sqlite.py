@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -239,6 +240,24 @@ def _dispatch_from_row(row: sqlite3.Row) -> Dispatch:
     )
 
 
+#: The WAL is truncated to this size whenever a checkpoint empties it (PRAGMA journal_size_limit).
+WAL_LIMIT_BYTES = 8 * 1024 * 1024
+
+#: A job of at least this many tasks is followed by a WAL checkpoint when it is deleted.
+CHECKPOINT_AFTER_TASKS = 10_000
+
+
+def _make_private(path: str) -> None:
+    """Create the store file *path* mode 0600, or tighten an existing one and its WAL and
+    shared-memory files: they hold every job's env.  SQLite gives the -wal and -shm files it
+    creates the mode of the store file."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+
+
 class SQLiteStore(Store):
     """The Store on one SQLite file."""
 
@@ -248,6 +267,7 @@ class SQLiteStore(Store):
         self.busy_timeout = busy_timeout
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _make_private(self.path)
         self._local = threading.local()
         #: Threads of this process waiting for SQLite's write lock (create_job lets them first).
         self._waiting_writers = 0
@@ -267,6 +287,9 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            # A checkpoint that empties the WAL also truncates it to this: a big submit or
+            # delete must not leave a WAL of its size behind for good.
+            conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
             self._local.conn = conn
         return conn
 
@@ -335,11 +358,35 @@ class SQLiteStore(Store):
             self._local.conn = None
 
     def backup(self, path: str) -> None:
+        _make_private(path)  # a backup holds every job's env, as the store does
         target = sqlite3.connect(path)
         try:
             self._conn().backup(target)
         finally:
             target.close()
+
+    def _files_size(self) -> int:
+        """The bytes of the store file and its WAL."""
+        return sum(
+            os.stat(name).st_size
+            for name in (self.path, self.path + "-wal")
+            if os.path.exists(name)
+        )
+
+    def checkpoint(self, mode: str = "PASSIVE") -> None:
+        """Copy the WAL into the store.  PASSIVE never waits for readers or writers (the next
+        write then starts the WAL afresh and truncates it to WAL_LIMIT_BYTES); TRUNCATE waits
+        for them (up to the busy timeout) and truncates the WAL to nothing."""
+        self._conn().execute(f"PRAGMA wal_checkpoint({mode})")
+
+    def compact(self) -> dict[str, int]:
+        """Checkpoint the WAL and VACUUM the store: the file shrinks to what it holds."""
+        before = self._files_size()
+        conn = self._conn()
+        self.checkpoint("TRUNCATE")
+        conn.execute("VACUUM")
+        self.checkpoint("TRUNCATE")  # VACUUM wrote the whole new file through the WAL
+        return {"before": before, "after": self._files_size()}
 
     def check_integrity(self) -> list[str]:
         found: list[str] = []
@@ -765,6 +812,8 @@ class SQLiteStore(Store):
             conn.execute("DELETE FROM host_failures WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             self._event(conn, "job.deleted", f"job {job_id} deleted", job_id=job_id, actor=actor)
+        if row["n_total"] >= CHECKPOINT_AFTER_TASKS:
+            self.checkpoint()  # the delete wrote every page of its tasks to the WAL
         return active
 
     def requeue_tasks(
