@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +27,8 @@ from drqueue.config import Config, load_config
 SUBMIT_ATTEMPTS = 4
 #: Tasks one GET asks for: the API's largest page (drqueue.master.api.MAX_PAGE).
 TASKS_PAGE = 10_000
+#: Bytes of a log asked for at a time (the master's most, api.LOG_CHUNK_BYTES).
+LOG_PAGE_BYTES = 1 << 20
 
 
 def _segment(name: str) -> str:
@@ -78,6 +81,13 @@ class Client:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The answer to one request; an error answer raises its named DrQueueError."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -99,9 +109,7 @@ class Client:
                     response.status_code, errors.DrQueueError
                 )
             raise cls(str(detail))
-        if response.headers.get("content-type", "").startswith("application/json"):
-            return response.json()
-        return response.text
+        return response
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -180,7 +188,24 @@ class Client:
         return self._request("POST", f"/jobs/{int(job_id)}/tasks/{int(index)}/{_segment(action)}")
 
     def log(self, job_id: int, frame: int) -> str:
-        return self._request("GET", f"/jobs/{int(job_id)}/log", params={"frame": frame})
+        """The whole log of the task that rendered *frame* (see log_chunks for a big one)."""
+        return b"".join(self.log_chunks(job_id, frame)).decode("utf-8", "replace")
+
+    def log_chunks(self, job_id: int, frame: int, *, offset: int = 0) -> Iterator[bytes]:
+        """The log of the task that rendered *frame*, from byte *offset*, in the pieces of at
+        most LOG_PAGE_BYTES the master serves (it never sends a log whole)."""
+        while True:
+            response = self._send(
+                "GET",
+                f"/jobs/{int(job_id)}/log",
+                params={"frame": frame, "offset": offset, "limit": LOG_PAGE_BYTES},
+            )
+            chunk = response.content
+            if chunk:
+                yield chunk
+            offset += len(chunk)
+            if len(chunk) < LOG_PAGE_BYTES:
+                return
 
     def events(
         self,

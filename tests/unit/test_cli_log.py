@@ -60,3 +60,17 @@ def test_an_unknown_option_of_log_is_still_a_usage_error(api, tmp_path):
     job_id = submit(api, tmp_path)
     result = drqueue(api, "log", str(job_id), "-4", "--bogus")
     assert result.exit_code == 2 and "--bogus" in result.output
+
+
+def test_a_log_bigger_than_one_chunk_is_printed_whole(api, tmp_path):
+    """The master serves at most 1 MiB an answer; `drqueue log` pages until it has it all."""
+    job_id = submit(api, tmp_path)
+    task = api.store.task_for_frame(job_id, 1)
+    log = Config(root=tmp_path).logs_dir / str(job_id) / f"{task.index}.log"
+    log.parent.mkdir(parents=True)
+    lines = [f"line {n:07d} of the render\n" for n in range(150_000)]  # about 3.9 MB
+    log.write_text("".join(lines))
+    assert api.store.mark_dispatched(task.id, "attempt-1", 0, "alpha", log_path=str(log))
+    result = drqueue(api, "log", str(job_id), "1")
+    assert result.exit_code == 0, result.output[-300:]
+    assert result.output == "".join(lines)

@@ -714,8 +714,11 @@ def task_kill(job_id: int, task_index: int) -> None:
 @click.argument("job_id", type=int)
 @click.argument("frame", type=int)
 def log(job_id: int, frame: int) -> None:
-    """Print the full log of the task that rendered FRAME."""
-    click.echo(_client().log(job_id, frame), nl=False)
+    """Print the full log of the task that rendered FRAME (a negative FRAME works as is)."""
+    out = click.get_binary_stream("stdout")
+    for chunk in _client().log_chunks(job_id, frame):
+        out.write(chunk)
+    out.flush()
 
 
 # -- computers and pools ---------------------------------------------------------------------------
