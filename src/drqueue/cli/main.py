@@ -17,6 +17,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from drqueue.client import Client
 from drqueue.config import load_config
@@ -26,6 +27,31 @@ from drqueue.renderers import all_renderers
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def printable(value: object) -> str:
+    """*value* as text that prints as itself: a name, reason or log line is anyone's words, so
+    a control character (an ANSI escape, a bidi override) is shown escaped, never obeyed."""
+    text = str(value)
+    return text if text.isprintable() else "".join(map(_printable_char, text))
+
+
+def _printable_char(ch: str) -> str:
+    if ch.isprintable():
+        return ch
+    if ch in "\n\t":
+        return " "
+    return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+
+
+def _add_row(table: Table, *cells: object) -> None:
+    """A table row of plain text: rich markup in a job's name is shown, not rendered."""
+    table.add_row(*(Text(printable(cell)) for cell in cells))
+
+
+def _print_field(key: str, value: object, width: int) -> None:
+    console.print(Text.assemble((f"{key:>{width}}", "bold"), "  ", printable(value)))
+
 
 #: Job states after which nothing more happens without a user's action.
 ENDED = ("finished", "error", "cancelled")
@@ -71,7 +97,11 @@ class DrQueueGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DrQueueError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(
+                Text.assemble(("error:", "bold red"), " ", printable(str(exc))),
+                highlight=False,
+                soft_wrap=True,
+            )
             sys.exit(1)
 
 
@@ -526,7 +556,8 @@ def jobs(as_json: bool, owner: str | None) -> None:
             f" ({job['waiting_reason']})" if job.get("waiting_reason") else ""
         )
         eta = _duration(job["eta_seconds"]) if job["status"] not in ENDED else "-"
-        table.add_row(
+        _add_row(
+            table,
             str(job["id"]),
             job["name"],
             job["owner"],
@@ -587,7 +618,7 @@ def job_show(job_id: int, as_json: bool) -> None:
         ("ETA", _duration(data["eta_seconds"]) if data["status"] not in ENDED else "-"),
     ]
     for key, value in lines:
-        console.print(f"[bold]{key:>14}[/]  {value}", highlight=False)
+        _print_field(key, value, 14)
 
 
 def _job_action(action: str):
@@ -673,7 +704,8 @@ def tasks(job_id: int, state: str | None, offset: int, limit: int | None, as_jso
         if t["step"] != 1:
             frames += f"/{t['step']}"
         took = t["ended_at"] - t["started_at"] if t["ended_at"] and t["started_at"] else None
-        table.add_row(
+        _add_row(
+            table,
             str(t["index"]),
             frames,
             t["state"],
@@ -754,7 +786,8 @@ def computers(as_json: bool) -> None:
             or "-"
         )
         slots = str(c["slots"]) + (f" (max {c['max_tasks']})" if c["max_tasks"] is not None else "")
-        table.add_row(
+        _add_row(
+            table,
             c["name"],
             state,
             c["os"],
@@ -800,8 +833,8 @@ def computer_show(host: str, as_json: bool) -> None:
         "renderers",
         "running",
     ):
-        console.print(f"[bold]{key:>12}[/]  {data[key]}", highlight=False)
-    console.print(f"[bold]{'last seen':>12}[/]  {_ago(data['last_seen'])}", highlight=False)
+        _print_field(key, data[key], 12)
+    _print_field("last seen", _ago(data["last_seen"]), 12)
 
 
 @computer.command("enable")
@@ -842,7 +875,7 @@ def pools(as_json: bool) -> None:
     for column in ("POOL", "MEMBERS", "DESCRIPTION"):
         table.add_column(column)
     for pool in data:
-        table.add_row(pool["name"], ", ".join(pool["members"]) or "-", pool["description"])
+        _add_row(table, pool["name"], ", ".join(pool["members"]) or "-", pool["description"])
     console.print(table) if data else click.echo("no pools")
 
 
@@ -910,7 +943,8 @@ def renderers(as_json: bool) -> None:
         table.add_column(column)
     for row in rows:
         params = ", ".join(f"{p['name']}:{p['type']}" for p in row["params"])
-        table.add_row(
+        _add_row(
+            table,
             row["name"],
             row["executable"] or "(built in)",
             "yes" if row["installed_here"] else "no",
@@ -956,7 +990,7 @@ def token_list(as_json: bool) -> None:
     for column in ("ID", "ROLE", "NAME", "CREATED"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["id"], row["role"], row["name"], _ago(row["created"]))
+        _add_row(table, row["id"], row["role"], row["name"], _ago(row["created"]))
     console.print(table)
 
 
