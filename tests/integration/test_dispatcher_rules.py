@@ -4,6 +4,8 @@
 - A task that cannot write its log (the shared storage's fault, not the slave's) goes back to
   the queue with no failure counted: no host is blocked, no retry is used, no task ends in
   error, and the job finishes once the storage is fixed.
+
+The farm is conftest's: a master and two one-slot slaves for the module.
 """
 
 from __future__ import annotations
@@ -14,19 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from farm import Farm, wait_for
-
-
-@pytest.fixture(scope="module")
-def farm(tmp_path_factory):
-    farm = Farm(tmp_path_factory.mktemp("farm"))
-    farm.start_master()
-    farm.add_slave("alpha")
-    farm.add_slave("beta")
-    farm.wait_engines(2)
-    yield farm
-    farm.stop()
 
 
 def probe_warnings(farm: Farm) -> list[str]:

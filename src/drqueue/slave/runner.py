@@ -125,6 +125,16 @@ def render_environment(spec: dict[str, Any], frame: int, scene: str | None) -> d
     return env
 
 
+def _publish_progress(attempt_id: str, progress: _Progress) -> None:
+    _publish(
+        {
+            "attempt_id": attempt_id,
+            "progress": progress.fraction(),
+            "tail": progress.tail_text()[-2000:],
+        }
+    )
+
+
 def _publish(data: dict[str, Any]) -> None:
     """Send progress to the master through ipyparallel; a no-op outside an engine."""
     try:
@@ -604,13 +614,7 @@ def _wait(
                 return "timeout"
             if now - last_publish >= PUBLISH_INTERVAL:
                 last_publish = now
-                _publish(
-                    {
-                        "attempt_id": result["attempt_id"],
-                        "progress": progress.fraction(),
-                        "tail": progress.tail_text()[-2000:],
-                    }
-                )
+                _publish_progress(result["attempt_id"], progress)
             timeout = last_publish + PUBLISH_INTERVAL - now
             if deadline is not None:
                 timeout = min(timeout, deadline - now)
@@ -741,13 +745,7 @@ def _wait_portable(
                 return "timeout"
             if now - last_publish >= PUBLISH_INTERVAL:
                 last_publish = now
-                _publish(
-                    {
-                        "attempt_id": result["attempt_id"],
-                        "progress": progress.fraction(),
-                        "tail": progress.tail_text()[-2000:],
-                    }
-                )
+                _publish_progress(result["attempt_id"], progress)
             timeout = min(
                 last_publish + PUBLISH_INTERVAL - now,
                 last_sample + _sample_interval(now - started) - now,
