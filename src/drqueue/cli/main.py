@@ -747,7 +747,7 @@ def task_kill(job_id: int, task_index: int) -> None:
 @click.argument("frame", type=int)
 def log(job_id: int, frame: int) -> None:
     """Print the full log of the task that rendered FRAME (a negative FRAME works as is)."""
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer  # the log's bytes as the render wrote them
     for chunk in _client().log_chunks(job_id, frame):
         out.write(chunk)
     out.flush()
