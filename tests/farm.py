@@ -246,3 +246,8 @@ class Farm:
                 stop_process_tree(self.master_proc.pid)
         if self._client is not None:
             self._client.close()
+        # A log call with bad arguments prints "--- Logging error ---" and a traceback instead
+        # of failing: a leftover debug line wrote one per dispatch once.  Catch that here.
+        for out in self.root.glob("*.out"):
+            text = out.read_text(errors="replace")
+            assert "--- Logging error ---" not in text, f"{out.name} has a logging error"

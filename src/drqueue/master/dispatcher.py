@@ -889,13 +889,6 @@ class Dispatcher:
             )
             return False
         reserved = tuple(s.engine_id for s in assignment.reserved)
-        log.warning(
-            task.id,
-            task.index,
-            result.msg_ids,
-            slot.engine_id,
-            prefetch,
-        )
         if prefetch:
             self.engines[slot.engine_id].prefetched = attempt_id
         for engine_id in () if prefetch else (slot.engine_id, *reserved):
