@@ -61,6 +61,20 @@ def die_with_parent() -> None:
         pass
 
 
+def make_undumpable() -> None:
+    """Close this process's /proc/<pid>/environ, memory and ptrace to other processes of the
+    same user (Linux: PR_SET_DUMPABLE 0; elsewhere a no-op).  Renders run as the slave's user,
+    and the slave and its engines hold what renders must not read (the slave token, the engine
+    connection info)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(4, 0)  # PR_SET_DUMPABLE
+    except OSError:
+        pass
+
+
 def _group_members(leaders: set[int]) -> list[psutil.Process]:
     """Processes of the process groups *leaders* lead (POSIX), found one by one so a group id
     freed and reused meanwhile is never signalled as a whole."""
