@@ -264,6 +264,12 @@ def _no_control(value: str) -> str:
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise _invalid("must not hold a NUL byte (no program can be given one)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid(
+            "must be valid Unicode (it holds a lone surrogate such as \\ud800)"
+        ) from None
     return value
 
 
@@ -356,7 +362,9 @@ class JobIn(BaseModel):
     requirements: RequirementsIn = Field(default_factory=RequirementsIn)
     after: list[JobRef] = Field(default_factory=list, max_length=1000)
     max_parallel: StrictInt | None = Field(None, ge=1, le=100_000)
-    notify: dict[StrictStr, Any] = Field(default_factory=dict)
+    notify: Annotated[dict[StrictStr, Any], AfterValidator(_no_nul_inside)] = Field(
+        default_factory=dict
+    )
     #: Check that the scene file exists on the master's view of the shared storage.
     check_scene: StrictBool = True
 
