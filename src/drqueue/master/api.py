@@ -463,7 +463,8 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
     v1 = "/api/v1"
 
     @app.get(f"{v1}/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
+        # async: answered on the event loop, never queued behind busy worker threads
         return {"status": "ok", "version": drqueue.__version__}
 
     @app.get(f"{v1}/farm")
