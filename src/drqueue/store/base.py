@@ -200,9 +200,11 @@ class Store(abc.ABC):
         *lost* counts the loss against the task (see max_lost).
         """
 
-    @abc.abstractmethod
     def requeue_all_active(self, reason: str) -> int:
-        """At master start: every dispatched or running task goes back to queued."""
+        """At master start: every dispatched or running task goes back to queued (its loss
+        not counted against it: the master, not the task, went away)."""
+        attempts = [d.attempt_id for d in self.active_dispatches()]
+        return self.requeue_attempts(attempts, reason, lost=False)
 
     @abc.abstractmethod
     def active_dispatches(self) -> list[Dispatch]: ...

@@ -1117,10 +1117,6 @@ class SQLiteStore(Store):
                 )
         return count
 
-    def requeue_all_active(self, reason: str) -> int:
-        attempts = [d.attempt_id for d in self.active_dispatches()]
-        return self.requeue_attempts(attempts, reason, lost=False)
-
     def active_dispatches(self) -> list[Dispatch]:
         return [
             _dispatch_from_row(row)
