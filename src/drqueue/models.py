@@ -68,7 +68,6 @@ class TaskState(enum.StrEnum):
     DISPATCHED = "dispatched"
     RUNNING = "running"
     FINISHED = "finished"
-    FAILED = "failed"  # transient: a failed attempt that will be retried
     ERROR = "error"
     CANCELLED = "cancelled"
 
@@ -78,15 +77,15 @@ ACTIVE_STATES = frozenset({TaskState.DISPATCHED, TaskState.RUNNING})
 #: States a task never leaves unless a user asks (rerun, requeue).
 TERMINAL_STATES = frozenset({TaskState.FINISHED, TaskState.ERROR, TaskState.CANCELLED})
 
-#: Every legal transition.  Users may also send any task back to QUEUED
-#: (rerun, requeue), which :func:`check_transition` allows explicitly.
+#: Every legal transition.  A user's rerun or requeue sends an ended task back to QUEUED,
+#: so every ended state lists it.  The store checks each change against this table
+#: (``drqueue.store.policy.move``).
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.QUEUED: frozenset({TaskState.DISPATCHED, TaskState.CANCELLED, TaskState.ERROR}),
     TaskState.DISPATCHED: frozenset(
         {
             TaskState.RUNNING,
             TaskState.FINISHED,
-            TaskState.FAILED,
             TaskState.QUEUED,
             TaskState.ERROR,
             TaskState.CANCELLED,
@@ -95,13 +94,11 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.RUNNING: frozenset(
         {
             TaskState.FINISHED,
-            TaskState.FAILED,
             TaskState.QUEUED,
             TaskState.ERROR,
             TaskState.CANCELLED,
         }
     ),
-    TaskState.FAILED: frozenset({TaskState.QUEUED, TaskState.ERROR, TaskState.CANCELLED}),
     TaskState.FINISHED: frozenset({TaskState.QUEUED}),
     TaskState.ERROR: frozenset({TaskState.QUEUED, TaskState.CANCELLED}),
     TaskState.CANCELLED: frozenset({TaskState.QUEUED}),
