@@ -302,8 +302,12 @@ def _env_name(value: str) -> str:
 DisplayName = Annotated[StrictStr, Field(max_length=MAX_NAME_LENGTH), AfterValidator(_printable)]
 #: A name that goes into URL paths (pool, computer): see PATH_NAME_PATTERN.
 PathName = Annotated[StrictStr, AfterValidator(_path_name)]
-#: A host glob of --hosts / --exclude-hosts (``render*``): printable.
-HostGlob = Annotated[StrictStr, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+#: A host glob of --hosts / --exclude-hosts (``render*``): a computer name's characters and the
+#: glob's ``* ? [ ] !``, at most 100 of them.  (Unique long globs by the thousand once kept the
+#: dispatcher busy compiling them: fnmatch caches 32,768.)
+HostGlob = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9._\-*?\[\]!]{1,100}$")]
+#: The most host globs one list of a job holds.
+MAX_HOST_GLOBS = 20
 #: A job's priority.
 Priority = Annotated[StrictInt, Field(ge=PRIORITY_MIN, le=PRIORITY_MAX)]
 #: A frame number.
@@ -321,8 +325,8 @@ class RequirementsIn(BaseModel):
     min_cores: StrictInt = Field(0, ge=0, le=100_000)
     pools: list[PathName] = Field(default_factory=list, max_length=100)
     gpus: StrictInt = Field(0, ge=0, le=1024)
-    hosts: list[HostGlob] = Field(default_factory=list, max_length=100)
-    exclude_hosts: list[HostGlob] = Field(default_factory=list, max_length=100)
+    hosts: list[HostGlob] = Field(default_factory=list, max_length=MAX_HOST_GLOBS)
+    exclude_hosts: list[HostGlob] = Field(default_factory=list, max_length=MAX_HOST_GLOBS)
 
 
 class JobIn(BaseModel):
