@@ -389,13 +389,21 @@ class SQLiteStore(Store):
         for them (up to the busy timeout) and truncates the WAL to nothing."""
         self._conn().execute(f"PRAGMA wal_checkpoint({mode})")
 
-    def compact(self) -> dict[str, int]:
-        """Checkpoint the WAL and VACUUM the store: the file shrinks to what it holds."""
+    def compact(self, *, wait: float = 10.0) -> dict[str, int]:
+        """Checkpoint the WAL and VACUUM the store: the file shrinks to what it holds.
+
+        VACUUM writes the whole new file through the WAL; a running master's readers can keep
+        the WAL from being truncated, so the last checkpoint is tried again for up to *wait*
+        seconds, until it completes (else the WAL shrinks at the master's next checkpoint)."""
         before = self._files_size()
         conn = self._conn()
         self.checkpoint("TRUNCATE")
         conn.execute("VACUUM")
-        self.checkpoint("TRUNCATE")  # VACUUM wrote the whole new file through the WAL
+        deadline = time.monotonic() + wait
+        while conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:  # 1: busy
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         return {"before": before, "after": self._files_size()}
 
     def check_integrity(self) -> list[str]:
