@@ -26,3 +26,42 @@ def test_the_first_master_start_writes_the_default_settings_and_a_restart_keeps_
         assert farm.client.farm()  # the edited file loads
     finally:
         farm.stop()
+
+
+def test_a_second_master_on_the_same_root_refuses_and_the_first_runs_on(tmp_path):
+    """A wrangler typing `drqueue master` beside a running one once killed its controller and
+    requeued its running tasks; now the second refuses before touching anything."""
+    from farm import wait_for
+
+    farm = Farm(tmp_path)
+    try:
+        farm.start_master()
+        farm.add_slave("alpha")
+        farm.wait_engines(1)
+        gate = tmp_path / "gate"
+        job = farm.client.submit(
+            "shell",
+            None,
+            start=1,
+            end=1,
+            params={"cmd": f"sh -c 'while ! test -e {gate}; do sleep 0.05; done'"},
+        )
+        wait_for(lambda: farm.client.job(job["id"])["counts"]["running"] == 1, 60, 0.1, "running")
+        second = farm.cli("master", timeout=60)
+        assert second.returncode == 1, second
+        assert second.stderr.strip().splitlines() == [
+            f"error: a master already runs on {tmp_path} (pid {farm.master_proc.pid}): stop it "
+            "first, or give this one its own DRQUEUE_ROOT"
+        ]
+        assert farm.master_proc.poll() is None
+        assert farm.controller_pids(), "the first master's controller was killed"
+        gate.touch()
+        assert farm.wait_job(job["id"], 60)["status"] == "finished"
+        task = farm.client.tasks(job["id"])[0]
+        assert task["attempts"] == 1, task  # never requeued by the second master
+        farm.master_proc.terminate()
+        farm.master_proc.wait(30)
+        farm.start_master()
+        assert farm.client.farm()
+    finally:
+        farm.stop()

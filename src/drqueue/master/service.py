@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import Any
 
 import uvicorn
 
@@ -51,12 +52,43 @@ def _watch_controller(
             return
 
 
+#: The open master lock files of this process (closing one would release its lock).
+_LOCKS: list[Any] = []
+
+
+def hold_master_lock(config: Config) -> None:
+    """Take the root's master lock (an flock on tmp/master.lock), or refuse to start: a second
+    master on the same root would requeue the first one's running tasks and kill its
+    controller as "left by an earlier master".  The lock goes with the process, however it
+    dies, so a crashed master never blocks its successor."""
+    import fcntl
+
+    path = config.tmp_dir / "master.lock"
+    handle = open(path, "a+")  # noqa: SIM115 (held for the process's life)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise DrQueueError(
+            f"a master already runs on {config.root} (pid {holder}): stop it first, or give "
+            "this one its own DRQUEUE_ROOT"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    _LOCKS.append(handle)
+
+
 def run_master(config: Config) -> None:
     """Run a master until SIGINT or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config.port_list()  # a bad controller_ports is refused before anything starts
     config.check_artist_renderers()
     config.ensure_dirs()
+    hold_master_lock(config)
     if config.ensure_config_file():
         log.info("wrote the default settings, all commented out, to %s", config.config_file)
     token = config.ensure_token()
