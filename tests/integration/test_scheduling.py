@@ -377,7 +377,12 @@ def test_a_job_that_failed_on_every_eligible_host_ends_in_error_instead_of_loopi
     assert job["blocked_hosts"] == ["cpu1", "render2"]
     reasons = [t["reason"] or "" for t in farm.client.tasks(job_id)]
     assert any("failed on every eligible slave (cpu1, render2" in r for r in reasons), reasons
-    assert sum(t["failures"] for t in farm.client.tasks(job_id)) <= 2 * 3
+    # Without the rule, 4 tasks x 50 retries.  With it, a host is blocked after
+    # block_after_failures (2); what its engines already run or started from their queue (a
+    # short job's next task is queued behind the running one) may still fail: at most two per
+    # slot.  cpu1 has 1 slot, render2 has 2.
+    failures = sum(t["failures"] for t in farm.client.tasks(job_id))
+    assert 2 * 2 <= failures <= (2 + 2 * 1) + (2 + 2 * 2), failures
     farm.client.delete_job(job_id)
 
 

@@ -214,13 +214,23 @@ def dispatch_fields(
 def result_fields(
     result: dict[str, Any], *, started_at: float | None, log_path: str | None, now: float
 ) -> tuple[dict[str, Any], float]:
-    """The fields a runner's result sets, and how long the attempt ran.  Times are on the
-    master's clock: a slave's wall clock may be off by any amount."""
-    seconds = task_seconds(result, now - (started_at or now))
+    """The fields a runner's result sets, and how long the attempt ran.
+
+    The duration is the runner's monotonic measure (task_seconds).  The start is the slave's
+    own clock, which keeps the order of tasks on a farm whose clocks agree, but clamped between
+    when the master dispatched the attempt (*started_at*) and *now*, so a slave's clock set
+    wrong by any amount cannot place a task outside the time the master saw it out."""
+    dispatched = started_at if started_at is not None else now
+    seconds = task_seconds(result, now - dispatched)
+    try:
+        began = float(result["started_at"])
+    except (KeyError, TypeError, ValueError):
+        began = now - seconds
+    began = min(max(began, dispatched), now - seconds) if began == began else now - seconds
     fields = {
         "exit_code": result.get("exit_code"),
-        "started_at": now - seconds,
-        "ended_at": now,
+        "started_at": began,
+        "ended_at": began + seconds,
         "peak_rss_kb": result.get("peak_rss_kb"),
         "cpu_seconds": result.get("cpu_seconds"),
         "tail": str(result.get("tail") or "")[-TAIL_CHARS:],
