@@ -306,6 +306,12 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _a(kind: object) -> str:
+    """'an int', 'a float', 'a Path': the type's name with its article."""
+    name = getattr(kind, "__name__", str(kind))
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     try:
         if kind is bool or kind == "bool":
@@ -319,7 +325,7 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         if kind in (Path, "Path"):
             return Path(value).expanduser()
     except (TypeError, ValueError):
-        raise ConfigError(f"setting {name} wants a {kind}, not {value!r}") from None
+        raise ConfigError(f"setting {name} wants {_a(kind)}, not {value!r}") from None
     if kind == "list[str]":
         if isinstance(value, str):  # from a DRQUEUE_* variable: "blender,povray"
             value = [part.strip() for part in value.split(",") if part.strip()]

@@ -118,7 +118,7 @@ CHOICE_PARAMS = [
 
 @pytest.mark.parametrize(("name", "param", "kind"), TYPED_PARAMS)
 def test_every_renderer_rejects_a_word_where_it_wants_a_number_or_a_bool(name, param, kind):
-    with pytest.raises(InvalidJob, match=f"parameter '{param}' wants a {kind}"):
+    with pytest.raises(InvalidJob, match=f"parameter '{param}' wants an? {kind}"):
         get_renderer(name).validate_params({**SAMPLES[name][1], param: "lots"})
 
 
@@ -267,7 +267,7 @@ def test_blender_rejects_formats_engines_and_thread_counts_it_would_not_honour()
         Blender.validate_params({"engine": "NOPE"})
     with pytest.raises(InvalidJob, match="'threads' must be between 0 and 1024"):
         Blender.validate_params({"threads": -1})
-    with pytest.raises(InvalidJob, match="'threads' wants a int"):
+    with pytest.raises(InvalidJob, match="'threads' wants an int"):
         Blender.validate_params({"threads": 2.5})
 
 

@@ -39,6 +39,7 @@ from drqueue.master.body_limit import BodyLimit
 from drqueue.master.dispatcher import Dispatcher
 from drqueue.master.tokens import Identity, TokenBook
 from drqueue.models import (
+    ACTIVE_STATES,
     FRAME_LIMIT,
     MAX_ID,
     Computer,
@@ -598,6 +599,11 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         if action == "requeue":
             kill(store.requeue_tasks(job_id, which="one", index=index, actor=who.name))
         else:
+            task = store.get_task(job_id, index)
+            if task.state not in ACTIVE_STATES:
+                raise Conflict(
+                    f"job {job_id} task {index} is {task.state}, not running: nothing to kill"
+                )
             kill(store.kill_tasks(job_id, index=index, actor=who.name))
         wake()
         return task_dict(store.get_task(job_id, index))

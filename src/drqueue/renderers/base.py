@@ -59,7 +59,7 @@ class Param:
                 converted = kind(value)
         except (TypeError, ValueError):
             raise InvalidJob(
-                f"parameter {self.name!r} wants a {self.type}, not {value!r}"
+                f"parameter {self.name!r} wants {'an' if self.type[0] in 'aeiou' else 'a'} {self.type}, not {value!r}"
             ) from None
         if self.choices and converted not in self.choices:
             choices = ", ".join(str(c) for c in self.choices)
