@@ -456,6 +456,64 @@ def test_written_outputs_are_reported(tmp_path):
     assert result["outputs"] == [f"{tmp_path}/shot.0001.png", f"{tmp_path}/shot.0002.png"]
 
 
+def fake_blender(tmp_path: Path, monkeypatch, script: str) -> None:
+    """Put a `blender` on PATH that runs the Python *script* instead of rendering."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "blender"
+    fake.write_text(f"#!{sys.executable}\n{script}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_the_outputs_a_renderer_reports_are_bounded_in_number_and_length(tmp_path, monkeypatch):
+    # A render decides what its renderer parses: here 1,500 "Saved:" lines, some of them with
+    # paths too long to be real (5,000 characters, 1 MiB).
+    fake_blender(
+        tmp_path,
+        monkeypatch,
+        "long = '/' + 'x' * 4999; huge = '/' + 'y' * 2**20\n"
+        "for n in range(1500):\n"
+        "    print(f\"Saved: '/out/{n:05}.png'\")\n"
+        "    if n % 500 == 0: print(f\"Saved: '{long}'\"); print(f\"Saved: '{huge}'\")",
+    )
+    scene = tmp_path / "shot.blend"
+    scene.write_bytes(b"BLENDER")
+    result = run_task(blender_spec(tmp_path, scene))  # no output pattern: the saved files count
+    assert result["status"] == "finished", result["reason"]
+    assert len(result["outputs"]) == runner.MAX_OUTPUTS == 1000
+    assert result["outputs"] == [f"/out/{n:05}.png" for n in range(500, 1500)]  # the last ones
+
+
+def test_a_render_printing_50_mb_without_a_newline_costs_linear_time_and_no_memory(tmp_path):
+    script = "import sys; sys.stdout.buffer.write(b'x' * 50_000_000); print(); print('done')"
+    started = time.monotonic()
+    result = run_task(make_spec(tmp_path, f'{sys.executable} -c "{script}"'))
+    took = time.monotonic() - started
+    assert result["status"] == "finished", result["reason"]
+    assert took < 30, f"{took:.1f} s: the runner re-joins the pending line on every chunk"
+    assert result["tail"].split("\n") == ["x" * 500, "done"]  # the long line cut, then the next
+    log = Path(result["log_path"])
+    assert log.stat().st_size > 50_000_000  # the log has it all
+
+
+def test_a_line_longer_than_64_kib_is_parsed_cut_and_marked_and_never_held_whole():
+    progress = _Progress([1])
+    output = runner._Output(None, open(os.devnull, "wb"), Shell(), progress)
+    for _ in range(100):  # 100 x 1 MiB without a newline
+        output.take(b"y" * 2**20)
+        assert len(output.pending) <= runner.MAX_LINE_BYTES
+    output.take(b"\nnext line\n")
+    assert list(progress.tail) == [("y" * runner.MAX_LINE_BYTES)[:500], "next line"]
+    output.take(b"z" * (runner.MAX_LINE_BYTES + 1))
+    output.finish()
+    assert output.pending == b"" and not output.cut
+    seen: list[str] = []
+    progress.feed = lambda line, renderer: seen.append(line)  # what the renderer is given
+    output.take(b"w" * (runner.MAX_LINE_BYTES + 10) + b"\rshort\n")
+    assert seen == ["w" * runner.MAX_LINE_BYTES + runner.LINE_CUT_MARK, "short"]
+
+
 def test_unwritable_log_folder_fails_with_that_reason_and_runs_nothing(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the log folder should be")

@@ -50,6 +50,15 @@ PORTABLE_RUNNER_VARIABLE = "DRQUEUE_PORTABLE_RUNNER"
 #: Seconds the portable path waits for a render's last output once it has exited (a child it
 #: left behind may hold the pipe open: its output is not waited for).
 LAST_OUTPUT_SECONDS = 1.0
+#: Most output files a task reports (the last ones a renderer said it saved); the store keeps
+#: no more either (drqueue.store.sqlite.MAX_OUTPUTS).
+MAX_OUTPUTS = 1000
+#: Longest output path reported, in characters: a longer one is dropped, not cut into a wrong path.
+MAX_OUTPUT_PATH_CHARS = 4096
+#: Longest line of output parsed, in bytes: the rest of a longer line is logged but not parsed.
+MAX_LINE_BYTES = 64 * 1024
+#: Appended to a line cut at MAX_LINE_BYTES.
+LINE_CUT_MARK = " [drqueue: line cut at 64 KiB]"
 
 
 def host_os() -> str:
@@ -161,7 +170,9 @@ class _Output:
         self.log = log
         self.renderer = renderer
         self.progress = progress
-        self.pending = b""
+        #: The line not yet ended (at most MAX_LINE_BYTES), and whether it was cut there.
+        self.pending = bytearray()
+        self.cut = False
         self.write_error: str | None = None
         if fd is not None:
             os.set_blocking(fd, False)
@@ -181,21 +192,39 @@ class _Output:
             self.take(chunk)
 
     def take(self, chunk: bytes) -> None:
-        """Log a chunk of output and parse the lines it completes."""
+        """Log a chunk of output and parse the lines it completes.
+
+        Only the line not yet ended is kept (at most MAX_LINE_BYTES of it), so a render that
+        prints without a newline costs time in proportion to what it prints, and no memory.
+        """
         if self.write_error is None:
             try:
                 self.log.write(chunk)
             except OSError as exc:
                 self.write_error = f"cannot write the task log: {exc.strerror or exc}"
-        pending = self.pending + chunk
-        *lines, self.pending = pending.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-        for raw in lines:
-            self.progress.feed(raw.decode("utf-8", "replace"), self.renderer)
+        *ended, rest = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        for part in ended:
+            self._extend(part)
+            self._end_line()
+        self._extend(rest)
+
+    def _extend(self, part: bytes) -> None:
+        if self.cut:
+            return  # the line is already at its longest: the rest is only logged
+        room = MAX_LINE_BYTES - len(self.pending)
+        if len(part) > room:
+            part, self.cut = part[:room], True
+        self.pending += part
+
+    def _end_line(self) -> None:
+        line = self.pending.decode("utf-8", "replace") + (LINE_CUT_MARK if self.cut else "")
+        self.pending.clear()
+        self.cut = False
+        self.progress.feed(line, self.renderer)
 
     def finish(self) -> None:
-        if self.pending:
-            self.progress.feed(self.pending.decode("utf-8", "replace"), self.renderer)
-            self.pending = b""
+        if self.pending or self.cut:
+            self._end_line()
 
 
 class _Progress:
@@ -210,7 +239,9 @@ class _Progress:
         self.errors: list[str] = []
         #: Error lines that fail the task even on exit code 0 (LineInfo.fatal).
         self.fatal: list[str] = []
-        self.saved: list[str] = []
+        #: The last MAX_OUTPUTS files the renderer said it saved (none longer than
+        #: MAX_OUTPUT_PATH_CHARS).
+        self.saved: collections.deque[str] = collections.deque(maxlen=MAX_OUTPUTS)
 
     def feed(self, line: str, renderer: Renderer) -> None:
         if not line.strip():
@@ -227,7 +258,7 @@ class _Progress:
         if info.frame_done is not None:
             self.done.add(info.frame_done)
             self.current_fraction = 0.0
-        if info.saved:
+        if info.saved and len(info.saved) <= MAX_OUTPUT_PATH_CHARS:
             self.saved.append(info.saved)
         if info.error:
             self.errors.append(info.error[:500])
@@ -398,6 +429,12 @@ def _create_log(folder: str, name: str, dir_fd: int | None, attempt_id: str) -> 
     stem, ext = os.path.splitext(name)
     fresh = f"{stem}.{attempt_id[:12]}{ext}"
     return os.open(where(fresh), create, 0o666, **at), os.path.join(folder, fresh)
+
+
+def reported_outputs(paths: list[str]) -> list[str]:
+    """The outputs a task reports: the last MAX_OUTPUTS of *paths* no longer than
+    MAX_OUTPUT_PATH_CHARS (a job's own outputs are as many as a block's frames)."""
+    return [path for path in paths if len(path) <= MAX_OUTPUT_PATH_CHARS][-MAX_OUTPUTS:]
 
 
 def _missing_outputs(expected: list[str]) -> str | None:
@@ -572,7 +609,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             result["reason"] = progress.explained(missing, renderer)
             return result
         result["status"] = "finished"
-        result["outputs"] = expected or progress.saved
+        result["outputs"] = reported_outputs(expected or list(progress.saved))
         return result
 
 

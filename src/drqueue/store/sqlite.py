@@ -123,6 +123,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 #: The longest log tail kept per task, in characters.
 TAIL_CHARS = 4000
+#: Most output paths kept per task (the last ones), and the longest kept, in characters: the
+#: runner reports no more (drqueue.slave.runner.MAX_OUTPUTS), but a result is not trusted.
+MAX_OUTPUTS = 1000
+MAX_OUTPUT_PATH_CHARS = 4096
 
 #: A job's control while create_job writes its tasks: invisible to every read, never run.
 #: A master killed meanwhile leaves it so, and check_integrity deletes it at the next start.
@@ -216,6 +220,15 @@ def _counts_from_row(row: sqlite3.Row) -> Counts:
         error=row["n_error"],
         cancelled=row["n_cancelled"],
     )
+
+
+def _bounded_outputs(outputs: Any) -> list[str]:
+    """A result's outputs as stored: only a list's strings no longer than MAX_OUTPUT_PATH_CHARS,
+    the last MAX_OUTPUTS of them."""
+    if not isinstance(outputs, (list, tuple)):
+        return []
+    kept = [p for p in outputs if isinstance(p, str) and len(p) <= MAX_OUTPUT_PATH_CHARS]
+    return kept[-MAX_OUTPUTS:]
 
 
 def _busy_or(exc: sqlite3.OperationalError) -> Exception:
@@ -1063,7 +1076,7 @@ class SQLiteStore(Store):
                 "peak_rss_kb": result.get("peak_rss_kb"),
                 "cpu_seconds": result.get("cpu_seconds"),
                 "tail": str(result.get("tail") or "")[-TAIL_CHARS:],
-                "outputs": json.dumps(result.get("outputs") or []),
+                "outputs": json.dumps(_bounded_outputs(result.get("outputs"))),
                 "log_path": result.get("log_path") or row["log_path"],
             }
             computer = row["computer"]
