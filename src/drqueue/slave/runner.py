@@ -336,99 +336,107 @@ def _describe(path: str) -> str:
     return "a file" if stat.S_ISREG(mode) else "a special file"
 
 
-def open_task_log(log_path: str, attempt_id: str) -> tuple[Any, str]:
-    """Open the task's log for appending, in the job's log folder, never through a link.
+#: Times a job's log folder is replaced when something else keeps appearing in its place.
+LOG_FOLDER_TRIES = 5
 
-    Renders share the slave's user, so a render could put a symbolic link, a file or a hard
-    link where another job's log folder or log goes.  The job's folder is made here and opened
-    without following a link (O_DIRECTORY|O_NOFOLLOW); the log is created in it with
-    O_CREAT|O_EXCL|O_NOFOLLOW.  An earlier attempt's log (a regular file of ours with one link)
-    is appended to; anything else in its place is unlinked (the name, never what it points to)
-    and the log made anew, or, if that fails, made under a fresh name.  Returns the open file
-    and the path really written; raises :class:`LogUnavailable` with the reason.
+
+def open_task_log(log_path: str) -> Any:
+    """Create this attempt's log, a new file in the job's log folder, never through a link.
+
+    Renders share the slave's user, and job ids are sequential, so a render could put a link,
+    a file or a FIFO where a later job's log folder goes, or a file where its log goes.  So the
+    job's folder is opened without following a link (O_DIRECTORY|O_NOFOLLOW, relative to the
+    logs folder); anything there that is not a folder is removed (the name, never what it
+    names) and the folder made afresh.  The log is a new file (O_CREAT|O_EXCL|O_NOFOLLOW), never
+    appended to: the dispatcher names it per attempt (``<task>.<attempt>.log``, the attempt id
+    random), so no render can have planted it.  Returns the open file; raises
+    :class:`LogUnavailable` with the reason.
     """
     folder, name = os.path.split(log_path)
+    logs, job = os.path.split(folder)
+    logs = logs or "."
 
     def unavailable(why: str) -> LogUnavailable:
         return LogUnavailable(f"cannot write the task log {log_path}: {why}")
 
-    logs = os.path.dirname(folder) or "."
     try:
         os.makedirs(logs, exist_ok=True)
     except OSError as exc:
         if os.path.lexists(logs) and not os.path.isdir(logs):
             raise unavailable(f"the logs folder {logs} is {_describe(logs)}") from None
         raise unavailable(exc.strerror or str(exc)) from None
-    try:
-        os.mkdir(folder)
-    except FileExistsError:
-        pass  # an earlier task's, or not a folder at all: checked below
-    except OSError as exc:
-        raise unavailable(exc.strerror or str(exc)) from None
-    use_dir_fd = os.open in os.supports_dir_fd and bool(_O_NOFOLLOW and _O_DIRECTORY)
+    use_dir_fd = {os.open, os.mkdir, os.unlink} <= os.supports_dir_fd and bool(
+        _O_NOFOLLOW and _O_DIRECTORY
+    )
+    logs_fd = None
     try:
         if use_dir_fd:
-            dir_fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC)
-            info = os.fstat(dir_fd)
-        else:  # Windows: no dir_fd; a check of the path is the best there is
-            dir_fd = None
-            info = os.lstat(folder)
-    except OSError:
-        info = None
-    if info is None or not stat.S_ISDIR(info.st_mode):
-        raise unavailable(
-            f"its folder {folder} is {_describe(folder)}, not a folder (did a render put it there?)"
-        )
+            logs_fd = os.open(logs, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+        dir_fd = _job_log_folder(logs, job, logs_fd, unavailable)
+    except OSError as exc:
+        raise unavailable(exc.strerror or str(exc)) from None
+    finally:
+        if logs_fd is not None:
+            os.close(logs_fd)
+    create = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
     try:
-        if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
-            raise unavailable(f"its folder {folder} belongs to another user (uid {info.st_uid})")
-        fd, written = _create_log(folder, name, dir_fd, attempt_id)
+        if dir_fd is not None:
+            fd = os.open(name, create, 0o666, dir_fd=dir_fd)
+        else:  # Windows: no dir_fd; O_EXCL alone keeps the name from being a planted file
+            fd = os.open(log_path, create, 0o666)
+    except FileExistsError:
+        raise unavailable(
+            f"it exists already, as {_describe(log_path)} (did a render put it there?)"
+        ) from None
     except OSError as exc:
         raise unavailable(exc.strerror or str(exc)) from None
     finally:
         if dir_fd is not None:
             os.close(dir_fd)
     # Unbuffered: a full disk fails a write, never close().
-    return os.fdopen(fd, "ab", buffering=0), written
+    return os.fdopen(fd, "ab", buffering=0)
 
 
-def _create_log(folder: str, name: str, dir_fd: int | None, attempt_id: str) -> tuple[int, str]:
-    """The log's fd (see open_task_log) and its path: *name* in *folder*, or a fresh name."""
-    at = {"dir_fd": dir_fd} if dir_fd is not None else {}
-
-    def where(entry: str) -> str:
-        return entry if dir_fd is not None else os.path.join(folder, entry)
-
-    create = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
-    try:
-        return os.open(where(name), create, 0o666, **at), os.path.join(folder, name)
-    except FileExistsError:
-        pass
-    # An earlier attempt's log: append to it if it is a plain file of ours with one name.
-    nonblock = getattr(os, "O_NONBLOCK", 0)  # a FIFO must not hang the open
-    try:
-        fd = os.open(
-            where(name), os.O_WRONLY | os.O_APPEND | _O_NOFOLLOW | _O_CLOEXEC | nonblock, **at
-        )
-    except OSError:
-        fd = None
-    if fd is not None:
-        info = os.fstat(fd)
-        ours = not hasattr(os, "geteuid") or info.st_uid == os.geteuid()
-        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and ours:
-            if nonblock:
-                os.set_blocking(fd, True)
-            return fd, os.path.join(folder, name)
-        os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(where(name), **at)  # a link, a FIFO...: the name goes, not what it names
-    try:
-        return os.open(where(name), create, 0o666, **at), os.path.join(folder, name)
-    except FileExistsError:
-        pass  # a folder, or put back at once: write beside it
-    stem, ext = os.path.splitext(name)
-    fresh = f"{stem}.{attempt_id[:12]}{ext}"
-    return os.open(where(fresh), create, 0o666, **at), os.path.join(folder, fresh)
+def _job_log_folder(logs: str, job: str, logs_fd: int | None, unavailable) -> int | None:
+    """The job's log folder *job* in *logs*, a real folder of this user's, open (None where
+    there is no dir_fd: Windows); see open_task_log.  Raises OSError or LogUnavailable."""
+    at = {"dir_fd": logs_fd} if logs_fd is not None else {}
+    where = job if logs_fd is not None else os.path.join(logs, job)
+    folder = os.path.join(logs, job)
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    for _ in range(LOG_FOLDER_TRIES):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(where, **at)
+        try:
+            if logs_fd is not None:
+                fd = os.open(
+                    where, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC | nonblock, **at
+                )
+                info = os.fstat(fd)
+            else:
+                fd, info = None, os.lstat(where)
+        except FileNotFoundError:
+            continue  # removed meanwhile: make it again
+        except OSError as exc:  # a link (ELOOP), a file or a FIFO (ENOTDIR)... or a folder
+            fd, info = None, None
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISDIR(os.stat(where, follow_symlinks=False, **at).st_mode):
+                    raise unavailable(exc.strerror or str(exc)) from None
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+                if fd is not None:
+                    os.close(fd)
+                raise unavailable(
+                    f"its folder {folder} belongs to another user (uid {info.st_uid})"
+                )
+            return fd
+        # Not a folder: a render put it there.  The name goes, never what it names.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(where, **at)
+    raise unavailable(
+        f"its folder {folder} is {_describe(folder)}, not a folder, and something put it back each"
+        f" of the {LOG_FOLDER_TRIES} times it was removed"
+    )
 
 
 def reported_outputs(paths: list[str]) -> list[str]:
@@ -515,13 +523,13 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         except OSError as exc:
             result["reason"] = f"cannot create the output folder {folder}: {exc.strerror or exc}"
             return result
+    log_path = spec["log_path"]
     try:
-        log, log_path = open_task_log(spec["log_path"], spec["attempt_id"])
+        log = open_task_log(log_path)
     except LogUnavailable as exc:
         result["reason"] = str(exc)
         result["infrastructure"] = True
         return result
-    result["log_path"] = log_path
     progress = _Progress(ctx.block.frames)
     deadline = time.monotonic() + spec["timeout"] if spec.get("timeout") else None
     cwd = (
