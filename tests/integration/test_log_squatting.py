@@ -30,7 +30,8 @@ def test_a_render_cannot_squat_the_next_jobs_log_folders(farm: Farm, tmp_path):
     squatter = farm.client.submit(
         "shell", None, start=1, end=3, params={"cmd": f"sh -c '{plant}'"}
     )["id"]
-    assert farm.wait_job(squatter)["status"] == "finished"
+    job = farm.wait_job(squatter)
+    assert job["status"] == "finished", (job, farm.client.tasks(squatter))
     assert (logs / str(squatter + 1)).is_symlink()
     assert (logs / str(squatter + 2)).is_file()
     assert (logs / str(squatter + 3)).is_fifo()

@@ -685,6 +685,28 @@ def test_the_masters_kill_stops_the_whole_process_tree_and_reports_killed(tmp_pa
     assert marker_processes(marker) == [], "a render process outlived its killed task"
 
 
+LEFT_BEHIND = {
+    "disowned": "bash -c 'sleep {m} & disown; echo started'",
+    "nohup": "bash -c 'nohup sleep {m} >/dev/null 2>&1 & echo started'",
+    "own-group": "bash -c 'set -m; sleep {m} & echo started'",
+    "setsid-double-fork": "bash -c 'setsid sh -c \"sleep {m} &\"; echo started'",
+}
+
+
+@pytest.mark.parametrize("left", LEFT_BEHIND)
+def test_nothing_a_render_started_outlives_its_task_that_ended_normally(tmp_path, left):
+    # A render that exits 0 but leaves processes running (which could spy on later renders).
+    marker = unique_sleep()
+    try:
+        result = run_task(make_spec(tmp_path, LEFT_BEHIND[left].format(m=marker)))
+        assert result["status"] == "finished", result["reason"]
+        assert result["tail"] == "started"
+        wait_for(lambda: marker_processes(marker) == [], timeout=30)
+    finally:
+        for proc in marker_processes(marker):
+            proc.kill()
+
+
 # -- logs and usage -------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,8 @@ Failure rules: a non-zero exit, a time-out, an error line the renderer calls fat
 (``LineInfo.fatal``, even on exit code 0), or an expected output file that is missing or empty
 makes the task *failed*; its reason carries the renderer's own last error line.  A SIGINT from
 the master (a kill) stops the whole process group (SIGTERM, then SIGKILL) and the task returns
-*killed*; no render process outlives its task.  A task whose log cannot be created or written
+*killed*; no render process outlives its task, however it ends (:func:`_stop_leftovers`).  A task
+whose log cannot be created or written
 fails with ``infrastructure`` set in its result: the logs folder is at fault, not the host (see
 :func:`open_task_log` for how the log is made safe from other renders).
 """
@@ -30,12 +31,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
 
 from drqueue.models import FrameBlock, pad_frame
-from drqueue.procs import gpu_environment, new_process_group, stop_process_tree
+from drqueue.procs import (
+    become_subreaper,
+    gpu_environment,
+    make_undumpable,
+    new_process_group,
+    stop_process_tree,
+)
 from drqueue.renderers import RenderContext, Renderer, get_renderer
 
 #: Seconds between SIGTERM and SIGKILL when a render is stopped.
@@ -280,6 +288,59 @@ class _Progress:
         return f"{reason}; {renderer.name} reported: {self.errors[-1]}"
 
 
+def _stop_leftovers(children_before: set[int], leader: int | None = None) -> None:
+    """Stop whatever a render left behind once its main process has ended (a normal exit too).
+
+    That is the rest of its process group and session (*leader*'s, passed while the leader is
+    exited but not yet reaped, so its id cannot have been reused meanwhile), and this engine's
+    children that were not there before the render (on Linux the engine is a subreaper, so the
+    render's orphans, ``setsid`` and double-forked ones included, become its children).
+    """
+    try:
+        leftovers = [
+            child.pid
+            for child in psutil.Process().children()
+            if child.pid not in children_before and child.pid != leader
+        ]
+    except psutil.Error:
+        leftovers = []
+    groups = (leader,) if leader is not None and hasattr(os, "getpgid") else ()
+    stop_process_tree(*leftovers, groups=groups, timeout=KILL_GRACE_SECONDS)
+
+
+def _engine_children() -> set[int]:
+    try:
+        return {child.pid for child in psutil.Process().children()}
+    except psutil.Error:
+        return set()
+
+
+_HARDENED = False
+
+
+def _harden_engine() -> None:
+    """Once per engine: no render (a child of the same user) may read the engine's memory or
+    environment, and the render's orphans become the engine's children (Linux; see
+    drqueue.procs)."""
+    global _HARDENED
+    if not _HARDENED:
+        _HARDENED = True
+        make_undumpable()
+        become_subreaper()
+
+
+def _exited(proc: subprocess.Popen) -> bool:
+    """Whether the render's main process has exited, without reaping it where POSIX allows
+    (waitid WNOWAIT): its id, its group's and its session's stay its own until it is reaped."""
+    if hasattr(os, "waitid") and hasattr(os, "WNOWAIT"):
+        try:
+            flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+            return os.waitid(os.P_PID, proc.pid, flags) is not None
+        except ChildProcessError:
+            return proc.poll() is not None  # already reaped: the Popen knows how it ended
+    return proc.poll() is not None
+
+
 def _stop_render(proc: subprocess.Popen) -> None:
     """Stop the render's whole tree: SIGTERM, then SIGKILL whatever is left after the grace."""
     stop_process_tree(proc.pid, timeout=KILL_GRACE_SECONDS)
@@ -458,6 +519,7 @@ def _missing_outputs(expected: list[str]) -> str | None:
 
 def run_task(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one task; always returns a result dict (never raises for a render's failure)."""
+    _harden_engine()
     started = time.time()
     clock = time.monotonic()
     result: dict[str, Any] = {
@@ -554,6 +616,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
                 result["infrastructure"] = True
                 return result
+            children_before = _engine_children()
             try:
                 proc = subprocess.Popen(
                     argv,
@@ -571,19 +634,29 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 return result
             portable = portable_runner()
             output = _Output(None if portable else proc.stdout.fileno(), log, renderer, progress)
+
+            def exited(proc: subprocess.Popen = proc, before: set[int] = children_before) -> None:
+                _stop_leftovers(before, leader=proc.pid)
+
             try:
-                if portable:
-                    status = _wait_portable(proc, output, deadline, result)
-                else:
-                    status = _wait(proc, output, deadline, result)
-            except KeyboardInterrupt:
-                # The master's kill: Client.send_signal(SIGINT) to this engine.  Caught here, around
-                # the whole wait, so that no point of it lets the kill past the render's stop.
-                _stop_render(proc)
+                try:
+                    if portable:
+                        status = _wait_portable(proc, output, deadline, result, exited)
+                    else:
+                        status = _wait(proc, output, deadline, result, exited)
+                except KeyboardInterrupt:
+                    # The master's kill: Client.send_signal(SIGINT) to this engine.  Caught here,
+                    # around the whole wait, so no point of it lets the kill past the render's stop.
+                    _stop_render(proc)
+                    status = "killed"
+                finally:
+                    if not portable:
+                        proc.stdout.close()  # the portable path's reader thread closes its own
+                if status != "exited":  # stopped whole: the orphans it had are the engine's now
+                    _stop_leftovers(children_before)
+            except KeyboardInterrupt:  # the master's kill while the leftovers were stopped
+                _stop_leftovers(children_before)
                 status = "killed"
-            finally:
-                if not portable:
-                    proc.stdout.close()  # the portable path's reader thread closes its own
             result["tail"] = progress.tail_text()
             if status == "killed":
                 result["status"] = "killed"
@@ -622,7 +695,11 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wait(
-    proc: subprocess.Popen, output: _Output, deadline: float | None, result: dict[str, Any]
+    proc: subprocess.Popen,
+    output: _Output,
+    deadline: float | None,
+    result: dict[str, Any],
+    exited: Callable[[], None],
 ) -> str:
     """Wait for the render, logging its output and publishing progress.
 
@@ -644,8 +721,9 @@ def _wait(
         pidfd = None
     try:
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
+            if _exited(proc):
+                exited()  # before the reap: the render's group id is still its own
+                _, status, usage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 result["peak_rss_kb"] = max(result["peak_rss_kb"], _maxrss_kb(usage.ru_maxrss))
                 result["cpu_seconds"] += usage.ru_utime + usage.ru_stime
@@ -735,7 +813,11 @@ def _sample_interval(age: float) -> float:
 
 
 def _wait_portable(
-    proc: subprocess.Popen, output: _Output, deadline: float | None, result: dict[str, Any]
+    proc: subprocess.Popen,
+    output: _Output,
+    deadline: float | None,
+    result: dict[str, Any],
+    exited: Callable[[], None],
 ) -> str:
     """:func:`_wait` for every OS: a reader thread takes the output, the Popen tells the exit,
     psutil measures the tree.  Returns "exited" or "timeout", as :func:`_wait` does."""
@@ -769,7 +851,9 @@ def _wait_portable(
             if now - last_sample >= _sample_interval(now - started):
                 last_sample = now
                 usage.sample()
-            if proc.poll() is not None:
+            if _exited(proc):
+                exited()  # before the reap: the render's group id is still its own
+                proc.wait()
                 end = time.monotonic() + LAST_OUTPUT_SECONDS
                 while reading and (left := end - time.monotonic()) > 0:
                     try:
