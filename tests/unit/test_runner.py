@@ -707,6 +707,23 @@ def test_nothing_a_render_started_outlives_its_task_that_ended_normally(tmp_path
             proc.kill()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_the_engine_is_not_dumpable_once_it_has_run_a_task(tmp_path, monkeypatch):
+    # A render runs as the engine's user; a non-dumpable engine's /proc/PID/environ and memory
+    # are closed to it (root keeps CAP_SYS_PTRACE, so the test asks the kernel's flag instead
+    # of reading as root: PR_GET_DUMPABLE in the process that ran the task, this one here).
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_get_dumpable, pr_set_dumpable = 3, 4
+    assert libc.prctl(pr_set_dumpable, ctypes.c_ulong(1), 0, 0, 0) == 0  # a fresh engine's
+    monkeypatch.setattr(runner, "_HARDENED", False)
+    assert libc.prctl(pr_get_dumpable, 0, 0, 0, 0) == 1
+    result = run_task(make_spec(tmp_path, "true"))
+    assert result["status"] == "finished", result["reason"]
+    assert libc.prctl(pr_get_dumpable, 0, 0, 0, 0) == 0
+
+
 # -- logs and usage -------------------------------------------------------------------------------------
 
 
