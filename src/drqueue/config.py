@@ -46,6 +46,8 @@ class Config:
     #: Address and port of the HTTP API.  127.0.0.1 unless you mean to serve other machines.
     api_host: str = "127.0.0.1"
     api_port: int = 7680
+    #: Connections the API serves at once; beyond it, 503 at once (slow clients cannot starve it).
+    api_max_connections: int = 2000
     #: The master URL clients use; defaults to http://api_host:api_port.
     master: str = ""
     #: Client-side token; defaults to the token file under root (on the master's machine).

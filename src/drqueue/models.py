@@ -68,7 +68,6 @@ class TaskState(enum.StrEnum):
     DISPATCHED = "dispatched"
     RUNNING = "running"
     FINISHED = "finished"
-    FAILED = "failed"  # transient: a failed attempt that will be retried
     ERROR = "error"
     CANCELLED = "cancelled"
 
@@ -78,15 +77,15 @@ ACTIVE_STATES = frozenset({TaskState.DISPATCHED, TaskState.RUNNING})
 #: States a task never leaves unless a user asks (rerun, requeue).
 TERMINAL_STATES = frozenset({TaskState.FINISHED, TaskState.ERROR, TaskState.CANCELLED})
 
-#: Every legal transition.  Users may also send any task back to QUEUED
-#: (rerun, requeue), which :func:`check_transition` allows explicitly.
+#: Every legal transition.  A user's rerun or requeue sends an ended task back to QUEUED,
+#: so every ended state lists it.  The store checks each change against this table
+#: (``drqueue.store.policy.move``).
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.QUEUED: frozenset({TaskState.DISPATCHED, TaskState.CANCELLED, TaskState.ERROR}),
     TaskState.DISPATCHED: frozenset(
         {
             TaskState.RUNNING,
             TaskState.FINISHED,
-            TaskState.FAILED,
             TaskState.QUEUED,
             TaskState.ERROR,
             TaskState.CANCELLED,
@@ -95,13 +94,11 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.RUNNING: frozenset(
         {
             TaskState.FINISHED,
-            TaskState.FAILED,
             TaskState.QUEUED,
             TaskState.ERROR,
             TaskState.CANCELLED,
         }
     ),
-    TaskState.FAILED: frozenset({TaskState.QUEUED, TaskState.ERROR, TaskState.CANCELLED}),
     TaskState.FINISHED: frozenset({TaskState.QUEUED}),
     TaskState.ERROR: frozenset({TaskState.QUEUED, TaskState.CANCELLED}),
     TaskState.CANCELLED: frozenset({TaskState.QUEUED}),
@@ -264,6 +261,12 @@ def _no_control(value: str) -> str:
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise _invalid("must not hold a NUL byte (no program can be given one)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid(
+            "must be valid Unicode (it holds a lone surrogate such as \\ud800)"
+        ) from None
     return value
 
 
@@ -299,8 +302,12 @@ def _env_name(value: str) -> str:
 DisplayName = Annotated[StrictStr, Field(max_length=MAX_NAME_LENGTH), AfterValidator(_printable)]
 #: A name that goes into URL paths (pool, computer): see PATH_NAME_PATTERN.
 PathName = Annotated[StrictStr, AfterValidator(_path_name)]
-#: A host glob of --hosts / --exclude-hosts (``render*``): printable.
-HostGlob = Annotated[StrictStr, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+#: A host glob of --hosts / --exclude-hosts (``render*``): a computer name's characters and the
+#: glob's ``* ? [ ] !``, at most 100 of them.  (Unique long globs by the thousand once kept the
+#: dispatcher busy compiling them: fnmatch caches 32,768.)
+HostGlob = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9._\-*?\[\]!]{1,100}$")]
+#: The most host globs one list of a job holds.
+MAX_HOST_GLOBS = 20
 #: A job's priority.
 Priority = Annotated[StrictInt, Field(ge=PRIORITY_MIN, le=PRIORITY_MAX)]
 #: A frame number.
@@ -318,8 +325,8 @@ class RequirementsIn(BaseModel):
     min_cores: StrictInt = Field(0, ge=0, le=100_000)
     pools: list[PathName] = Field(default_factory=list, max_length=100)
     gpus: StrictInt = Field(0, ge=0, le=1024)
-    hosts: list[HostGlob] = Field(default_factory=list, max_length=100)
-    exclude_hosts: list[HostGlob] = Field(default_factory=list, max_length=100)
+    hosts: list[HostGlob] = Field(default_factory=list, max_length=MAX_HOST_GLOBS)
+    exclude_hosts: list[HostGlob] = Field(default_factory=list, max_length=MAX_HOST_GLOBS)
 
 
 class JobIn(BaseModel):
@@ -356,7 +363,9 @@ class JobIn(BaseModel):
     requirements: RequirementsIn = Field(default_factory=RequirementsIn)
     after: list[JobRef] = Field(default_factory=list, max_length=1000)
     max_parallel: StrictInt | None = Field(None, ge=1, le=100_000)
-    notify: dict[StrictStr, Any] = Field(default_factory=dict)
+    notify: Annotated[dict[StrictStr, Any], AfterValidator(_no_nul_inside)] = Field(
+        default_factory=dict
+    )
     #: Check that the scene file exists on the master's view of the shared storage.
     check_scene: StrictBool = True
 

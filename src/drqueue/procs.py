@@ -69,9 +69,10 @@ def _prctl(option: int, value: int) -> int | None:
 
 
 def make_undumpable() -> bool:
-    """Make this process non-dumpable (Linux), so a process of the same user that is not root
-    (a render this engine started) cannot read its /proc/PID/environ, memory or file
-    descriptors, nor ptrace it.  Children get it back at exec.  False where it cannot."""
+    """Make this process non-dumpable (Linux: PR_SET_DUMPABLE 0), so a process of the same user
+    that is not root (a render) cannot read its /proc/PID/environ, memory or file descriptors,
+    nor ptrace it: the slave and its engines hold what renders must not read (the slave token,
+    the engine connection info).  Children get it back at exec.  False where it cannot."""
     return _prctl(_PR_SET_DUMPABLE, 0) is not None
 
 

@@ -280,9 +280,9 @@ def test_master_and_slaves_on_separate_addresses_render_a_job_submitted_from_a_t
 
         wait_for(slaves_online, 120, 1, "both slaves online in `drqueue computers`")
         for name in SLAVES:
+            # Fetched with the slave token and kept in memory: a render could read a file.
             engine_file = tmp_path / name / "ipython" / "security" / "ipcontroller-engine.json"
-            assert engine_file.stat().st_mode & 0o777 == 0o600
-            assert MASTER_IP in engine_file.read_text()
+            assert not engine_file.exists()
 
         submitted = artist(
             "submit",

@@ -101,3 +101,18 @@ def test_ffmpeg_checks_the_movie_against_the_whole_job_not_the_block():
     spec = JobSpec("ffmpeg", 1, 24, params=params)
     FFmpeg.validate_job(spec)
     assert spec.block_size == 24
+
+
+def test_host_globs_are_few_and_made_of_name_and_glob_characters():
+    """Thousands of unique long globs once kept the dispatcher compiling them, round after round."""
+    from drqueue.errors import InvalidJob
+    from drqueue.models import MAX_HOST_GLOBS, parse_job
+
+    def job(hosts: list[str]) -> dict:
+        body = {"renderer": "shell", "start": 1, "end": 1, "params": {"cmd": "true"}}
+        return {**body, "requirements": {"hosts": hosts, "exclude_hosts": hosts}}
+
+    assert parse_job(job(["render*", "gpu[0-9]?", "node!x"]))
+    for bad in (["a b"], ["x" * 101], ["render*"] * (MAX_HOST_GLOBS + 1), ["\x1b[31m"]):
+        with pytest.raises(InvalidJob):
+            parse_job(job(bad))

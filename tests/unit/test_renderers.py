@@ -623,3 +623,14 @@ def test_ffmpeg_check_failure_names_the_likely_cause():
 def test_ffmpeg_progress_lines_say_nothing():
     line = "frame=    3 fps=0.0 q=28.0 Lsize=       2kB time=00:00:00.04 bitrate= 445.3kbits/s speed=6.36x"
     assert FFmpeg().parse_line(line) is None
+
+
+def test_a_list_or_object_is_no_parameter_value_not_even_as_its_repr():
+    from drqueue.errors import InvalidJob
+    from drqueue.renderers import get_renderer
+
+    cmd = next(p for p in get_renderer("shell").params if p.name == "cmd")
+    for bad in (["a"], {"b": 1}, ("c",)):
+        with pytest.raises(InvalidJob, match="wants a"):
+            cmd.convert(bad)
+    assert cmd.convert("echo 1") == "echo 1"

@@ -1,8 +1,10 @@
 """Contract tests of the store (ARCHITECTURE.md: "The store is the single source of truth").
 
-Written against the Store interface; ``store`` is parametrised by backend so that a
-second backend (MongoDB) runs the same contract.  Every test checks that the job's
-task counts agree with its tasks after each change.
+Written against the Store interface; ``store`` is parametrised by backend (SQLite, and the
+in-memory store), so every backend runs the same contract.  Every test checks that the
+job's task counts agree with its tasks after each change.  The tests of one backend's own
+machinery (reopening a file, its integrity repair, backups, schema versions) take
+``sqlite_store``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,22 @@ import pytest
 from drqueue.errors import Conflict, InvalidJob, NotFound, StoreError
 from drqueue.models import Counts, FrameBlock, JobSpec, TaskState, split_frames
 from drqueue.store import SCHEMA_VERSION, Store
+from drqueue.store.memory import MemoryStore
 from drqueue.store.sqlite import SQLiteStore
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "memory"])
 def store(request, tmp_path) -> Store:
+    if request.param == "memory":
+        backend: Store = MemoryStore()
+    else:
+        backend = SQLiteStore(tmp_path / "db" / "drqueue.sqlite")
+    yield backend
+    backend.close()
+
+
+@pytest.fixture()
+def sqlite_store(tmp_path) -> SQLiteStore:
     backend = SQLiteStore(tmp_path / "db" / "drqueue.sqlite")
     yield backend
     backend.close()
@@ -378,7 +391,8 @@ def test_requeue_all_active_puts_every_dispatched_and_running_task_back(store):
     assert store.requeue_all_active("again") == 0
 
 
-def test_store_survives_reopening(store, tmp_path):
+def test_store_survives_reopening(sqlite_store, tmp_path):
+    store = sqlite_store
     job_id = submit(store)
     attempt = dispatch(store, job_id, 0)
     store.close()
@@ -526,7 +540,8 @@ def test_task_for_frame(store):
 # -- integrity, backup, schema ----------------------------------------------------------------------
 
 
-def test_integrity_check_recounts_drifted_counts(store, tmp_path):
+def test_integrity_check_recounts_drifted_counts(sqlite_store, tmp_path):
+    store = sqlite_store
     job_id = submit(store, 1, 4)
     store.record_result(dispatch(store, job_id, 0), FINISHED)
     dispatch(store, job_id, 1)
@@ -543,7 +558,8 @@ def test_integrity_check_recounts_drifted_counts(store, tmp_path):
     assert store.check_integrity() == []
 
 
-def test_integrity_check_repairs_impossible_states(store, tmp_path):
+def test_integrity_check_repairs_impossible_states(sqlite_store, tmp_path):
+    store = sqlite_store
     job_id = submit(store, 1, 2)
     raw = sqlite3.connect(tmp_path / "db" / "drqueue.sqlite")
     raw.execute("UPDATE tasks SET state = 'bogus' WHERE job_id = ? AND idx = 1", (job_id,))
@@ -554,7 +570,8 @@ def test_integrity_check_repairs_impossible_states(store, tmp_path):
     assert counts_of(store, job_id) == Counts(total=2, queued=2)
 
 
-def test_backup_is_a_readable_consistent_copy(store, tmp_path):
+def test_backup_is_a_readable_consistent_copy(sqlite_store, tmp_path):
+    store = sqlite_store
     job_id = submit(store, 1, 3, name="backed-up")
     store.record_result(dispatch(store, job_id, 0), FINISHED)
     copy_path = tmp_path / "backup.sqlite"
@@ -571,7 +588,8 @@ def test_backup_is_a_readable_consistent_copy(store, tmp_path):
         copy.close()
 
 
-def test_store_with_a_newer_schema_is_refused(store, tmp_path):
+def test_store_with_a_newer_schema_is_refused(sqlite_store, tmp_path):
+    store = sqlite_store
     store.close()
     path = tmp_path / "db" / "drqueue.sqlite"
     raw = sqlite3.connect(path)
@@ -586,7 +604,7 @@ def test_store_with_a_newer_schema_is_refused(store, tmp_path):
         SQLiteStore(path)
 
 
-def test_new_store_records_the_current_schema_version(store, tmp_path):
+def test_new_store_records_the_current_schema_version(sqlite_store, tmp_path):
     raw = sqlite3.connect(tmp_path / "db" / "drqueue.sqlite")
     (version,) = raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     raw.close()

@@ -193,3 +193,24 @@ def test_token_create_makes_slave_tokens_by_name(api):
     assert client.get("/api/v1/jobs", headers=as_(token)).status_code == 403
     rows = json.loads(cli(config.root, "token", "list", "--json").output)
     assert {"role": "slave", "name": "slaves"}.items() <= rows[-1].items()
+
+
+def test_another_artists_job_shows_its_env_names_but_not_their_values(api):
+    """A job's env may hold a licence server's password: only its owner and admins read it."""
+    client, _, admin, ann, bob = api
+    body = {
+        "renderer": "shell",
+        "start": 1,
+        "end": 1,
+        "params": {"cmd": "true"},
+        "env": {"LICENSE_PASSWORD": "hunter2", "OCIO": "/proj/ocio"},
+    }
+    job_id = client.post("/api/v1/jobs", json=body, headers=as_(bob)).json()["id"]
+    seen = {
+        who: client.get(f"/api/v1/jobs/{job_id}", headers=as_(token)).json()["env"]
+        for who, token in (("bob", bob), ("admin", admin), ("ann", ann))
+    }
+    assert seen["bob"] == seen["admin"] == body["env"]
+    assert seen["ann"] == {"LICENSE_PASSWORD": "(hidden)", "OCIO": "(hidden)"}
+    listing = client.get("/api/v1/jobs", headers=as_(ann)).text
+    assert "hunter2" not in listing

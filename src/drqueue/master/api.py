@@ -106,6 +106,10 @@ class HeartbeatIn(BaseModel):
 # -- serialisation ------------------------------------------------------------------------------
 
 
+#: What another artist sees of each value of a job's env.
+HIDDEN = "(hidden)"
+
+
 def job_dict(job: Job, slots: int) -> dict[str, Any]:
     spec = job.spec
     return {
@@ -158,7 +162,9 @@ class JSONBytesResponse(JSONResponse):
         try:
             return orjson.dumps(content)
         except orjson.JSONEncodeError:
-            return super().render(content)
+            # ASCII with escapes: a lone surrogate stored before the rule that refuses it must
+            # not turn every listing into a 500.
+            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 def task_dict(task: Task) -> dict[str, Any]:
@@ -378,6 +384,7 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         description=__doc__,
         docs_url=None,  # CDN-based pages: see the module docstring
         redoc_url=None,
+        default_response_class=JSONBytesResponse,
     )
     app.state.tokens = TokenBook(config, token)
 
@@ -430,6 +437,21 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         needs_slots = dispatcher is not None and job.timed_tasks and counts.queued + counts.running
         return job_dict(job, dispatcher.usable_slots(job) if needs_slots else 0)
 
+    def job_listed(job: Job) -> dict[str, Any]:
+        """A job in a list: without its env and params, which may be large (a listing of
+        10,000 jobs of 1 MiB each was 10 GB); GET /jobs/ID has them."""
+        out = job_out(job)
+        del out["env"], out["params"]
+        return out
+
+    def job_shown(job: Job, who: Identity) -> dict[str, Any]:
+        """A job for *who*: another artist's job shows its env's names, not their values (a
+        job's env may hold a licence server's password)."""
+        out = job_out(job)
+        if not who.admin and job.spec.owner != who.name:
+            out["env"] = dict.fromkeys(job.spec.env, HIDDEN)
+        return out
+
     def own(who: Identity, job_id: int) -> None:
         """Artists control only their own jobs; admins control all."""
         owner = store.get_job(job_id).spec.owner
@@ -441,7 +463,8 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
     v1 = "/api/v1"
 
     @app.get(f"{v1}/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
+        # async: answered on the event loop, never queued behind busy worker threads
         return {"status": "ok", "version": drqueue.__version__}
 
     @app.get(f"{v1}/farm")
@@ -499,12 +522,12 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
         """The newest *limit* jobs (of *owner* if given), oldest first, each as GET /jobs/ID."""
         with gc_paused():  # 10,000 jobs are some 100,000 new dicts, lists and objects
             return JSONBytesResponse(
-                [job_out(job) for job in store.list_jobs(owner=owner, limit=limit)]
+                [job_listed(job) for job in store.list_jobs(owner=owner, limit=limit)]
             )
 
     @app.get(f"{v1}/jobs/{{job_id}}")
-    def job(job_id: JobIdPath, _: Auth) -> dict[str, Any]:
-        return job_out(store.get_job(job_id))
+    def job(job_id: JobIdPath, who: Auth) -> dict[str, Any]:
+        return job_shown(store.get_job(job_id), who)
 
     # Before /jobs/{job_id}/{action}, which would otherwise take "unblock" for its action.
     @app.post(f"{v1}/jobs/{{job_id}}/unblock")

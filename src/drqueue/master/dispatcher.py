@@ -381,6 +381,8 @@ class Dispatcher:
                 probe, state.probe = state.probe, None
                 try:
                     info = probe.get(0)
+                    if not isinstance(info, dict) or not isinstance(info.get("name"), str):
+                        raise TypeError(f"the info probe answered {type(info).__name__}")
                 except Exception as exc:
                     self._probe_failed(state, exc)
                     continue

@@ -19,6 +19,7 @@ from drqueue.errors import DrQueueError
 from drqueue.master.api import create_app
 from drqueue.master.controller import Controller
 from drqueue.master.dispatcher import Dispatcher
+from drqueue.master.http_server import api_server
 from drqueue.store import open_store
 
 log = logging.getLogger("drqueue.master")
@@ -82,15 +83,8 @@ def run_master(config: Config) -> None:
         ssl = {}
         if config.tls_cert:
             ssl = {"ssl_certfile": config.tls_cert, "ssl_keyfile": config.tls_key or None}
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=config.api_host,
-                port=config.api_port,
-                log_level="warning",
-                access_log=False,
-                **ssl,
-            )
+        server = api_server(
+            app, config.api_host, config.api_port, config.api_max_connections, **ssl
         )
         log.info("master API on %s, store %s", config.master_url, config.store_url)
         watchdog = threading.Thread(

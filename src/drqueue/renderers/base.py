@@ -44,6 +44,8 @@ class Param:
             return None
         kind = PARAM_TYPES[self.type]
         try:
+            if not isinstance(value, str | int | float | bool):
+                raise TypeError(value)  # a list or object is no parameter: never its repr
             if kind is bool and isinstance(value, str):
                 lowered = value.strip().lower()
                 if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):

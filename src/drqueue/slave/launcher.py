@@ -24,13 +24,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import psutil
 
-from drqueue.config import Config, write_private
+from drqueue.config import Config
 from drqueue.errors import AuthError, ConfigError, DrQueueError, Forbidden
-from drqueue.procs import die_with_parent, stop_process_tree
+from drqueue.procs import die_with_parent, make_undumpable, stop_process_tree
 
 log = logging.getLogger("drqueue.slave")
 
@@ -83,23 +82,31 @@ class Slave:
         self.client = None
         #: Why the last registration check failed, logged once; None while it works.
         self._problem: str | None = None
+        self._connection: str | None = None
 
     # -- engine files -----------------------------------------------------------------------
 
-    def engine_file(self) -> Path:
-        """The engine connection file: the local master's, or fetched from the master's API."""
-        path = self.config.engine_file
-        if path.exists():
-            return path
-        if self.config.master:
-            data = self._client().engine_connection()
-            self.config.ensure_dirs()
-            write_private(path, json.dumps(data, indent=1))
-            return path
-        raise ConfigError(
-            f"no engine connection file at {path}: start the master first, or give --master URL "
-            "and DRQUEUE_TOKEN"
-        )
+    def connection_info(self) -> str:
+        """The engine connection info (JSON): the local master's file, or fetched from the
+        master's API with the slave token and kept in memory only.
+
+        Whoever holds it can register an engine, and the master unpickles what engines send,
+        so it must never be where a render can read it: renders run as this slave's user.
+        Engines get it in $IPP_CONNECTION_INFO, and engines are made non-dumpable before any
+        render starts (procs.make_undumpable), so /proc/<engine>/environ is closed to renders.
+        """
+        if self._connection is None:
+            path = self.config.engine_file
+            if path.exists():
+                self._connection = path.read_text()
+            elif self.config.master:
+                self._connection = json.dumps(self._client().engine_connection())
+            else:
+                raise ConfigError(
+                    f"no engine connection file at {path}: start the master first, or give "
+                    "--master URL and DRQUEUE_TOKEN (a slave token)"
+                )
+        return self._connection
 
     def _client(self):
         if self.client is None:
@@ -129,11 +136,11 @@ class Slave:
         env.pop("DRQUEUE_TOKEN", None)
         if engine.gpu_device is not None:
             env["DRQUEUE_GPU_DEVICE"] = engine.gpu_device
+        env["IPP_CONNECTION_INFO"] = self.connection_info()  # never a file on a slave's disk
         argv = [
             sys.executable,
             "-m",
             "ipyparallel.engine",
-            f"--file={self.engine_file()}",
             f"--profile-dir={self.config.profile_dir}",
             "--log-level=WARN",
         ]
@@ -227,7 +234,11 @@ class Slave:
         # httpx logs every request at INFO: one line a second per heartbeat would bury the
         # launcher's own messages (a refused token among them).
         logging.getLogger("httpx").setLevel(logging.WARNING)
-        self.engine_file()  # fail early and clearly
+        # The launcher holds the slave token and the connection info: renders run as this
+        # user, so close /proc/<this pid>/environ and memory to them (Linux).
+        make_undumpable()
+        self.connection_info()  # fail early and clearly
+        self.config.ensure_dirs()  # the engines' profile folder, the logs
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self._stop.set())
         log.info("slave %s: %d slots, pools %s", self.name, len(self.engines), self.pools or "none")

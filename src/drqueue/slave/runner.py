@@ -59,7 +59,7 @@ PORTABLE_RUNNER_VARIABLE = "DRQUEUE_PORTABLE_RUNNER"
 #: left behind may hold the pipe open: its output is not waited for).
 LAST_OUTPUT_SECONDS = 1.0
 #: Most output files a task reports (the last ones a renderer said it saved); the store keeps
-#: no more either (drqueue.store.sqlite.MAX_OUTPUTS).
+#: no more either (drqueue.store.policy.MAX_OUTPUTS).
 MAX_OUTPUTS = 1000
 #: Longest output path reported, in characters: a longer one is dropped, not cut into a wrong path.
 MAX_OUTPUT_PATH_CHARS = 4096

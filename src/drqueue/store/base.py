@@ -2,11 +2,13 @@
 
 The store is the single source of truth (ARCHITECTURE.md): jobs, tasks,
 computers, pools and events.  Every task transition is one transaction, and
-goes through the backend's one transition function, which checks it against
-:data:`drqueue.models.TRANSITIONS` and keeps the job's task counts in step.
+goes through the backend's one transition function, which asks
+:func:`drqueue.store.policy.move` (the check against :data:`drqueue.models.TRANSITIONS`)
+and keeps the job's task counts in step.  What the next state is, and every other farm
+rule, comes from :mod:`drqueue.store.policy`: a backend stores, it does not decide.
 
-Backends sit side by side (``sqlite.py``; ``mongo.py`` later) and share the
-contract tests in ``tests/unit/test_store.py``.
+Backends sit side by side (``sqlite.py``, the default; ``memory.py``, for tests; ``mongo.py``
+later) and share the contract tests in ``tests/unit/test_store.py``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ class Event:
 
 class Store(abc.ABC):
     """Everything the master reads and writes.  Only the master holds a Store."""
+
+    #: Times a task may be lost with its engine before it is an error (it probably crashes
+    #: its engine); the master sets it from its config (``max_lost``).
+    max_lost: int = 5
 
     # -- life --------------------------------------------------------------------------------
 
@@ -163,8 +169,12 @@ class Store(abc.ABC):
         """The job's first *limit* queued tasks in frame order."""
 
     @abc.abstractmethod
-    def mark_dispatched(self, task_id: int, attempt_id: str, engine_id: int, computer: str) -> bool:
-        """queued -> dispatched, committed before the task is sent; False if it was not queued."""
+    def mark_dispatched(
+        self, task_id: int, attempt_id: str, engine_id: int, computer: str, log_path: str = ""
+    ) -> bool:
+        """queued -> dispatched, committed before the task is sent; False if it was not queued,
+        or its job was stopped or the host blocked for it since.  *log_path* is where the
+        runner writes the attempt's log (empty: keep the last one)."""
 
     @abc.abstractmethod
     def mark_running(self, attempt_id: str, progress: float, tail: str) -> None:
@@ -190,9 +200,11 @@ class Store(abc.ABC):
         *lost* counts the loss against the task (see max_lost).
         """
 
-    @abc.abstractmethod
     def requeue_all_active(self, reason: str) -> int:
-        """At master start: every dispatched or running task goes back to queued."""
+        """At master start: every dispatched or running task goes back to queued (its loss
+        not counted against it: the master, not the task, went away)."""
+        attempts = [d.attempt_id for d in self.active_dispatches()]
+        return self.requeue_attempts(attempts, reason, lost=False)
 
     @abc.abstractmethod
     def active_dispatches(self) -> list[Dispatch]: ...

@@ -6,7 +6,9 @@ committed state.  Each thread gets its own connection.
 
 Task counts per state are kept on the job row (``n_queued`` …) so that the
 dispatcher and job lists never scan tasks; :meth:`SQLiteStore._move` is the one
-function that changes a task's state, and it keeps those counts in step.
+function that writes a task's state, and it keeps those counts in step.  What a change
+means (the next state, the counters, the event texts) is the farm's policy and comes from
+:mod:`drqueue.store.policy`; this module only stores it.
 """
 
 from __future__ import annotations
@@ -36,12 +38,15 @@ from drqueue.models import (
     Requirements,
     Task,
     TaskState,
-    check_transition,
-    task_seconds,
 )
+from drqueue.store import policy
 from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store
+from drqueue.store.policy import TAIL_CHARS
 
-_SCHEMA = """
+#: The SQL list of the states of a task on an engine: ('dispatched', 'running').
+_ACTIVE = "({})".format(", ".join(f"'{state}'" for state in sorted(ACTIVE_STATES)))
+
+_SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -77,7 +82,7 @@ CREATE TABLE tasks (
 CREATE UNIQUE INDEX tasks_job_idx ON tasks(job_id, idx);
 CREATE INDEX tasks_job_state ON tasks(job_id, state, idx);
 CREATE INDEX tasks_attempt ON tasks(attempt_id);
-CREATE INDEX tasks_active ON tasks(state) WHERE state IN ('dispatched', 'running');
+CREATE INDEX tasks_active ON tasks(state) WHERE state IN {_ACTIVE};
 CREATE TABLE host_failures (
     job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
     computer TEXT NOT NULL, failures INTEGER NOT NULL DEFAULT 0,
@@ -102,15 +107,23 @@ CREATE TABLE events (
 CREATE INDEX events_job ON events(job_id, id);
 """
 
-#: The counter column on jobs for each stored task state.
-_COUNTER = {
-    TaskState.QUEUED: "n_queued",
-    TaskState.DISPATCHED: "n_running",
-    TaskState.RUNNING: "n_running",
-    TaskState.FINISHED: "n_finished",
-    TaskState.ERROR: "n_error",
-    TaskState.CANCELLED: "n_cancelled",
-}
+#: The counter column on jobs of each counter of policy.COUNTER.
+_COLUMN = {name: f"n_{name}" for name in policy.COUNTERS}
+_COLUMNS_WITH_TOTAL = ("n_total", *_COLUMN.values())
+
+#: SQL true of a job whose stored counts differ from its tasks' (check_integrity).
+_DRIFTED = " OR ".join(f"j.{column} != COALESCE(t.{column}, 0)" for column in _COLUMNS_WITH_TOTAL)
+
+#: SQL true of a job whose tasks have all ended (policy.job_ended).
+_ENDED_SQL = " + ".join(_COLUMN[name] for name in policy.ENDED_COUNTERS) + " = n_total"
+
+#: SQL summing a job's tasks per counter column, from policy.COUNTER (for check_integrity).
+_COUNT_BY_STATE = ", ".join(
+    "SUM(state IN ({})) {}".format(
+        ", ".join(f"'{state}'" for state, of in policy.COUNTER.items() if of == name), column
+    )
+    for name, column in _COLUMN.items()
+)
 
 #: What each schema version adds to the one before it (ALTER statements, in order).
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -120,13 +133,6 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "WHERE idempotency_key IS NOT NULL",
     ),
 }
-
-#: The longest log tail kept per task, in characters.
-TAIL_CHARS = 4000
-#: Most output paths kept per task (the last ones), and the longest kept, in characters: the
-#: runner reports no more (drqueue.slave.runner.MAX_OUTPUTS), but a result is not trusted.
-MAX_OUTPUTS = 1000
-MAX_OUTPUT_PATH_CHARS = 4096
 
 #: A job's control while create_job writes its tasks: invisible to every read, never run.
 #: A master killed meanwhile leaves it so, and check_integrity deletes it at the next start.
@@ -220,15 +226,6 @@ def _counts_from_row(row: sqlite3.Row) -> Counts:
         error=row["n_error"],
         cancelled=row["n_cancelled"],
     )
-
-
-def _bounded_outputs(outputs: Any) -> list[str]:
-    """A result's outputs as stored: only a list's strings no longer than MAX_OUTPUT_PATH_CHARS,
-    the last MAX_OUTPUTS of them."""
-    if not isinstance(outputs, (list, tuple)):
-        return []
-    kept = [p for p in outputs if isinstance(p, str) and len(p) <= MAX_OUTPUT_PATH_CHARS]
-    return kept[-MAX_OUTPUTS:]
 
 
 def _busy_or(exc: sqlite3.OperationalError) -> Exception:
@@ -392,13 +389,21 @@ class SQLiteStore(Store):
         for them (up to the busy timeout) and truncates the WAL to nothing."""
         self._conn().execute(f"PRAGMA wal_checkpoint({mode})")
 
-    def compact(self) -> dict[str, int]:
-        """Checkpoint the WAL and VACUUM the store: the file shrinks to what it holds."""
+    def compact(self, *, wait: float = 10.0) -> dict[str, int]:
+        """Checkpoint the WAL and VACUUM the store: the file shrinks to what it holds.
+
+        VACUUM writes the whole new file through the WAL; a running master's readers can keep
+        the WAL from being truncated, so the last checkpoint is tried again for up to *wait*
+        seconds, until it completes (else the WAL shrinks at the master's next checkpoint)."""
         before = self._files_size()
         conn = self._conn()
         self.checkpoint("TRUNCATE")
         conn.execute("VACUUM")
-        self.checkpoint("TRUNCATE")  # VACUUM wrote the whole new file through the WAL
+        deadline = time.monotonic() + wait
+        while conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:  # 1: busy
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         return {"before": before, "after": self._files_size()}
 
     def check_integrity(self) -> list[str]:
@@ -418,28 +423,25 @@ class SQLiteStore(Store):
             ).rowcount
             if orphans:
                 found.append(f"removed {orphans} tasks of deleted jobs")
+            stored = tuple(str(state) for state in policy.COUNTER)
+            marks = ", ".join("?" * len(stored))
             bad = conn.execute(
-                "SELECT COUNT(*) FROM tasks WHERE state NOT IN (?, ?, ?, ?, ?, ?)",
-                tuple(str(s) for s in _COUNTER),
+                f"SELECT COUNT(*) FROM tasks WHERE state NOT IN ({marks})", stored
             ).fetchone()[0]
             if bad:
                 conn.execute(
-                    "UPDATE tasks SET state='queued', attempt_id=NULL, reason='impossible state "
-                    "repaired at start' WHERE state NOT IN (?, ?, ?, ?, ?, ?)",
-                    tuple(str(s) for s in _COUNTER),
+                    f"UPDATE tasks SET state = ?, attempt_id = NULL, reason = ? "
+                    f"WHERE state NOT IN ({marks})",
+                    (str(policy.REPAIRED_STATE), policy.REPAIRED_REASON, *stored),
                 )
                 found.append(f"requeued {bad} tasks in impossible states")
             # Recount every job from its tasks: counts are derived data and must agree.
             drift = conn.execute(
-                """
+                f"""
                 SELECT j.id FROM jobs j LEFT JOIN (
-                    SELECT job_id, COUNT(*) total,
-                        SUM(state='queued') q, SUM(state IN ('dispatched','running')) r,
-                        SUM(state='finished') f, SUM(state='error') e, SUM(state='cancelled') c
+                    SELECT job_id, COUNT(*) n_total, {_COUNT_BY_STATE}
                     FROM tasks GROUP BY job_id) t ON t.job_id = j.id
-                WHERE j.n_total != COALESCE(t.total, 0) OR j.n_queued != COALESCE(t.q, 0)
-                   OR j.n_running != COALESCE(t.r, 0) OR j.n_finished != COALESCE(t.f, 0)
-                   OR j.n_error != COALESCE(t.e, 0) OR j.n_cancelled != COALESCE(t.c, 0)
+                WHERE {_DRIFTED}
                 """
             ).fetchall()
             for (job_id,) in drift:
@@ -448,19 +450,14 @@ class SQLiteStore(Store):
         return found
 
     def _recount(self, conn: sqlite3.Connection, job_id: int) -> None:
+        counts = policy.count(
+            row[0] for row in conn.execute("SELECT state FROM tasks WHERE job_id = ?", (job_id,))
+        )
+        assignments = ", ".join(f"{column} = :{column}" for column in _COLUMNS_WITH_TOTAL)
         conn.execute(
-            """
-            UPDATE jobs SET
-                n_total = (SELECT COUNT(*) FROM tasks WHERE job_id = :id),
-                n_queued = (SELECT COUNT(*) FROM tasks WHERE job_id = :id AND state = 'queued'),
-                n_running = (SELECT COUNT(*) FROM tasks WHERE job_id = :id
-                             AND state IN ('dispatched', 'running')),
-                n_finished = (SELECT COUNT(*) FROM tasks WHERE job_id = :id AND state = 'finished'),
-                n_error = (SELECT COUNT(*) FROM tasks WHERE job_id = :id AND state = 'error'),
-                n_cancelled = (SELECT COUNT(*) FROM tasks WHERE job_id = :id AND state = 'cancelled')
-            WHERE id = :id
-            """,
-            {"id": job_id},
+            f"UPDATE jobs SET {assignments} WHERE id = :id",
+            {"id": job_id, "n_total": counts.total}
+            | {_COLUMN[name]: getattr(counts, name) for name in policy.COUNTERS},
         )
 
     # -- the one place a task's state changes -----------------------------------------------
@@ -472,36 +469,29 @@ class SQLiteStore(Store):
         new: TaskState,
         **fields: Any,
     ) -> None:
-        """Move one task to state *new*, setting *fields*, and keep its job's counts in step."""
-        old = TaskState(task["state"])
-        if old != new:
-            if new == TaskState.QUEUED and old in (
-                TaskState.FINISHED,
-                TaskState.ERROR,
-                TaskState.CANCELLED,
-            ):
-                pass  # a user's rerun or requeue: allowed from any ended state
-            else:
-                check_transition(old, new)
+        """Move one task to state *new*, setting *fields*, and keep its job's counts in step.
+
+        policy.move checks the transition and says what it does to the job."""
+        effect = policy.move(TaskState(task["state"]), new)
         fields["state"] = str(new)
+        if "outputs" in fields:
+            fields["outputs"] = json.dumps(fields["outputs"])
         assignments = ", ".join(f'"{name}" = :{name}' for name in fields)
         conn.execute(
             f"UPDATE tasks SET {assignments} WHERE id = :task_id", {**fields, "task_id": task["id"]}
         )
-        old_counter, new_counter = _COUNTER[old], _COUNTER[new]
-        if old_counter != new_counter:
+        if effect.counters:
+            down, up = _COLUMN[effect.counters[0]], _COLUMN[effect.counters[1]]
             conn.execute(
-                f"UPDATE jobs SET {old_counter} = {old_counter} - 1, {new_counter} = {new_counter} + 1 "
-                "WHERE id = ?",
+                f"UPDATE jobs SET {down} = {down} - 1, {up} = {up} + 1 WHERE id = ?",
                 (task["job_id"],),
             )
-        if new in (TaskState.FINISHED, TaskState.ERROR, TaskState.CANCELLED):
+        if effect.may_end:
             conn.execute(
-                "UPDATE jobs SET finished_at = ? WHERE id = ? AND "
-                "n_finished + n_error + n_cancelled = n_total",
+                f"UPDATE jobs SET finished_at = ? WHERE id = ? AND {_ENDED_SQL}",
                 (time.time(), task["job_id"]),
             )
-        elif new == TaskState.QUEUED:
+        elif effect.reopens:
             conn.execute("UPDATE jobs SET finished_at = NULL WHERE id = ?", (task["job_id"],))
 
     def _event(self, conn: sqlite3.Connection, kind: str, message: str, **about: Any) -> None:
@@ -537,6 +527,7 @@ class SQLiteStore(Store):
         Until then no read sees it; if creation fails it is deleted, and a master killed
         mid-way deletes it at its next start (check_integrity)."""
         now = time.time()
+        queued = str(TaskState.QUEUED)
         with self._write() as conn:
             for dep in spec.after:
                 if not conn.execute(
@@ -593,9 +584,9 @@ class SQLiteStore(Store):
                 with self._write() as conn:
                     conn.executemany(
                         'INSERT INTO tasks (job_id, idx, start, "end", step, state) '
-                        "VALUES (?, ?, ?, ?, ?, 'queued')",
+                        "VALUES (?, ?, ?, ?, ?, ?)",
                         (
-                            (job_id, index, block.start, block.end, block.step)
+                            (job_id, index, block.start, block.end, block.step, queued)
                             for index, block in enumerate(chunk, start=first)
                         ),
                     )
@@ -626,8 +617,7 @@ class SQLiteStore(Store):
         )
         self._event(
             conn,
-            "job.submitted",
-            f"{tasks} tasks, frames {spec.start}-{spec.end} by {spec.step}",
+            *policy.submitted_event(tasks, spec.start, spec.end, spec.step),
             job_id=job_id,
             actor=actor or spec.owner,
         )
@@ -700,11 +690,12 @@ class SQLiteStore(Store):
         if deps_needed:
             marks = ",".join("?" * len(deps_needed))
             finished = {
-                r[0]
+                r["id"]
                 for r in conn.execute(
-                    f"SELECT id FROM jobs WHERE id IN ({marks}) AND n_finished = n_total",
+                    f"SELECT {_JOB_STATE_COLUMNS} FROM jobs WHERE id IN ({marks})",
                     tuple(deps_needed),
                 )
+                if policy.dependency_done(_counts_from_row(r))
             }
         blocked: dict[int, list[str]] = {}
         ids = [row["id"] for row in rows]
@@ -739,9 +730,7 @@ class SQLiteStore(Store):
                     finished_at=row["finished_at"],
                     task_seconds=row["task_seconds"],
                     timed_tasks=row["timed_tasks"],
-                    waiting_for=[dep for dep in spec.after if dep not in finished]
-                    if spec.after
-                    else [],
+                    waiting_for=policy.waiting_for(spec.after, finished),
                     waiting_reason=row["waiting_reason"],
                     blocked_hosts=blocked.get(row["id"]) or [],
                 )
@@ -782,7 +771,7 @@ class SQLiteStore(Store):
         with self._write() as conn:
             self._job_row(conn, job_id)
             conn.execute("UPDATE jobs SET control = ? WHERE id = ?", (str(control), job_id))
-            self._event(conn, f"job.{control}", f"job {control}", job_id=job_id, actor=actor)
+            self._event(conn, *policy.control_event(control), job_id=job_id, actor=actor)
 
     def set_job_priority(self, job_id: int, priority: int, *, actor: str = "") -> None:
         if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
@@ -792,39 +781,33 @@ class SQLiteStore(Store):
         with self._write() as conn:
             self._job_row(conn, job_id)
             conn.execute("UPDATE jobs SET priority = ? WHERE id = ?", (priority, job_id))
-            self._event(
-                conn, "job.priority", f"priority set to {priority}", job_id=job_id, actor=actor
-            )
+            self._event(conn, *policy.priority_event(priority), job_id=job_id, actor=actor)
 
     def delete_job(self, job_id: int, *, force: bool = False, actor: str = "") -> list[Dispatch]:
         with self._write() as conn:
             row = self._job_row(conn, job_id)
-            if row["n_running"] and not force:
-                raise Conflict(
-                    f"job {job_id} has {row['n_running']} running tasks: stop or kill it first, "
-                    "or delete with --force"
-                )
-            dependants = [
-                r["id"]
-                for r in conn.execute("SELECT id, after FROM jobs WHERE id != ?", (job_id,))
-                if job_id in json.loads(r["after"])
-            ]
-            if dependants and not force:
-                raise Conflict(
-                    f"job {job_id} is a dependency of job {dependants[0]}: delete that first, "
-                    "or delete with --force"
-                )
+            dependants = (
+                []
+                if force or row["n_running"]
+                else [
+                    r["id"]
+                    for r in conn.execute("SELECT id, after FROM jobs WHERE id != ?", (job_id,))
+                    if job_id in json.loads(r["after"])
+                ]
+            )
+            policy.check_delete(
+                job_id, running=row["n_running"], dependants=dependants, force=force
+            )
             active = [
                 _dispatch_from_row(r)
                 for r in conn.execute(
-                    "SELECT * FROM tasks WHERE job_id = ? AND state IN ('dispatched', 'running')",
-                    (job_id,),
+                    f"SELECT * FROM tasks WHERE job_id = ? AND state IN {_ACTIVE}", (job_id,)
                 )
             ]
             conn.execute("DELETE FROM tasks WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM host_failures WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-            self._event(conn, "job.deleted", f"job {job_id} deleted", job_id=job_id, actor=actor)
+            self._event(conn, *policy.deleted_event(job_id), job_id=job_id, actor=actor)
         if row["n_total"] >= CHECKPOINT_AFTER_TASKS:
             self.checkpoint()  # the delete wrote every page of its tasks to the WAL
         return active
@@ -834,14 +817,12 @@ class SQLiteStore(Store):
     ) -> list[Dispatch]:
         with self._write() as conn:
             self._job_row(conn, job_id)
-            if which == "all":
+            if which in policy.REQUEUE_TAKES:
+                states = tuple(str(state) for state in sorted(policy.REQUEUE_TAKES[which]))
                 rows = conn.execute(
-                    "SELECT * FROM tasks WHERE job_id = ? AND state != 'queued'", (job_id,)
-                ).fetchall()
-            elif which == "failed":
-                rows = conn.execute(
-                    "SELECT * FROM tasks WHERE job_id = ? AND state IN ('error', 'cancelled')",
-                    (job_id,),
+                    f"SELECT * FROM tasks WHERE job_id = ? AND state IN "
+                    f"({', '.join('?' * len(states))})",
+                    (job_id, *states),
                 ).fetchall()
             elif which == "one":
                 rows = conn.execute(
@@ -855,25 +836,12 @@ class SQLiteStore(Store):
             for row in rows:
                 if TaskState(row["state"]) in ACTIVE_STATES:
                     was_active.append(_dispatch_from_row(row))
-                if row["state"] != "queued":
-                    self._move(
-                        conn,
-                        row,
-                        TaskState.QUEUED,
-                        attempt_id=None,
-                        failures=0,
-                        lost=0,
-                        progress=0.0,
-                        reason=None,
-                        engine_id=None,
-                    )
-            if which in ("all", "failed"):
+                if row["state"] != TaskState.QUEUED:
+                    self._move(conn, row, TaskState.QUEUED, **policy.requeue_fields())
+            if which in policy.REQUEUE_TAKES:
                 conn.execute("DELETE FROM host_failures WHERE job_id = ?", (job_id,))
-            what = {"all": "rerun", "failed": "requeue-failed", "one": f"requeue task {index}"}[
-                which
-            ]
             self._event(
-                conn, "job.requeue", f"{what}: {len(rows)} tasks", job_id=job_id, actor=actor
+                conn, *policy.requeue_event(which, index, len(rows)), job_id=job_id, actor=actor
             )
         return was_active
 
@@ -886,7 +854,7 @@ class SQLiteStore(Store):
         """
         with self._write() as conn:
             self._job_row(conn, job_id)
-            sql = "SELECT * FROM tasks WHERE job_id = ? AND state IN ('dispatched', 'running')"
+            sql = f"SELECT * FROM tasks WHERE job_id = ? AND state IN {_ACTIVE}"
             args: tuple[Any, ...] = (job_id,)
             if index is not None:
                 if not conn.execute(
@@ -897,19 +865,8 @@ class SQLiteStore(Store):
                 args = (job_id, index)
             rows = conn.execute(sql, args).fetchall()
             for row in rows:
-                self._move(
-                    conn,
-                    row,
-                    TaskState.QUEUED,
-                    attempt_id=None,
-                    engine_id=None,
-                    progress=0.0,
-                    reason=f"killed by {actor or 'a user'}",
-                    ended_at=time.time(),
-                )
-            self._event(
-                conn, "job.kill", f"killed {len(rows)} running tasks", job_id=job_id, actor=actor
-            )
+                self._move(conn, row, TaskState.QUEUED, **policy.kill_fields(actor, time.time()))
+            self._event(conn, *policy.kill_event(len(rows)), job_id=job_id, actor=actor)
         return [_dispatch_from_row(row) for row in rows]
 
     def set_job_waiting_reason(self, reasons: dict[int, str | None]) -> None:
@@ -939,7 +896,7 @@ class SQLiteStore(Store):
             ).rowcount
             if not changed:
                 raise NotFound(f"host {computer!r} is not blocked for job {job_id}")
-            self._event(conn, "job.unblock", f"{computer} unblocked", job_id=job_id, actor=actor)
+            self._event(conn, *policy.unblock_event(computer), job_id=job_id, actor=actor)
 
     def blocked_hosts(self) -> dict[int, set[str]]:
         """Every job's blocked hosts (for the dispatcher)."""
@@ -998,7 +955,7 @@ class SQLiteStore(Store):
     def runnable_jobs(self) -> list[Job]:
         conn = self._conn()
         rows = conn.execute(
-            "SELECT * FROM jobs WHERE n_queued > 0 AND control = 'active'"
+            "SELECT * FROM jobs WHERE n_queued > 0 AND control = ?", (str(JobControl.ACTIVE),)
         ).fetchall()
         return self._jobs_from_rows(conn, rows)
 
@@ -1006,9 +963,9 @@ class SQLiteStore(Store):
         return [
             _task_from_row(row)
             for row in self._conn().execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE job_id = ? AND state = 'queued' "
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE job_id = ? AND state = ? "
                 "ORDER BY idx LIMIT ?",
-                (job_id, limit),
+                (job_id, str(TaskState.QUEUED), limit),
             )
         ]
 
@@ -1017,41 +974,40 @@ class SQLiteStore(Store):
     ) -> bool:
         with self._write() as conn:
             row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
-            if row is None or row["state"] != "queued":
+            if row is None or row["state"] != TaskState.QUEUED:
                 return False
             # The dispatcher decided on a snapshot: a stop, a delete or a host block committed
             # since then wins, checked here in the same transaction as the move.
             job = conn.execute("SELECT control FROM jobs WHERE id = ?", (row["job_id"],)).fetchone()
-            if job is None or job["control"] != JobControl.ACTIVE:
-                return False
-            if conn.execute(
-                "SELECT 1 FROM host_failures WHERE job_id = ? AND computer = ? AND blocked",
-                (row["job_id"], computer),
-            ).fetchone():
+            if job is None or not policy.may_dispatch(
+                state=TaskState.QUEUED,
+                control=job["control"],
+                host_blocked=conn.execute(
+                    "SELECT 1 FROM host_failures WHERE job_id = ? AND computer = ? AND blocked",
+                    (row["job_id"], computer),
+                ).fetchone()
+                is not None,
+            ):
                 return False
             self._move(
                 conn,
                 row,
                 TaskState.DISPATCHED,
-                attempt_id=attempt_id,
-                engine_id=engine_id,
-                computer=computer,
-                attempts=row["attempts"] + 1,
-                started_at=time.time(),
-                ended_at=None,
-                exit_code=None,
-                progress=0.0,
-                reason=None,
-                tail="",
-                log_path=log_path or row["log_path"],
+                **policy.dispatch_fields(
+                    attempts=row["attempts"],
+                    attempt_id=attempt_id,
+                    engine_id=engine_id,
+                    computer=computer,
+                    log_path=log_path,
+                    now=time.time(),
+                ),
             )
         return True
 
     def mark_running(self, attempt_id: str, progress: float, tail: str) -> None:
         with self._write() as conn:
             row = conn.execute(
-                "SELECT * FROM tasks WHERE attempt_id = ? AND state IN ('dispatched', 'running')",
-                (attempt_id,),
+                f"SELECT * FROM tasks WHERE attempt_id = ? AND state IN {_ACTIVE}", (attempt_id,)
             ).fetchone()
             if row is None:
                 return
@@ -1060,40 +1016,27 @@ class SQLiteStore(Store):
     def record_result(self, attempt_id: str, result: dict[str, Any]) -> str | None:
         with self._write() as conn:
             row = conn.execute(
-                "SELECT * FROM tasks WHERE attempt_id = ? AND state IN ('dispatched', 'running')",
-                (attempt_id,),
+                f"SELECT * FROM tasks WHERE attempt_id = ? AND state IN {_ACTIVE}", (attempt_id,)
             ).fetchone()
             if row is None:
                 return None
             job = self._job_row(conn, row["job_id"])
-            ended_at = time.time()
-            seconds = task_seconds(result, ended_at - (row["started_at"] or ended_at))
-            fields = {
-                "exit_code": result.get("exit_code"),
-                # On the master's clock: a slave's wall clock may be off by any amount.
-                "started_at": ended_at - seconds,
-                "ended_at": ended_at,
-                "peak_rss_kb": result.get("peak_rss_kb"),
-                "cpu_seconds": result.get("cpu_seconds"),
-                "tail": str(result.get("tail") or "")[-TAIL_CHARS:],
-                "outputs": json.dumps(_bounded_outputs(result.get("outputs"))),
-                "log_path": result.get("log_path") or row["log_path"],
-            }
+            fields, seconds = policy.result_fields(
+                result, started_at=row["started_at"], log_path=row["log_path"], now=time.time()
+            )
             computer = row["computer"]
             if result.get("status") == "finished":
                 self._move(conn, row, TaskState.FINISHED, progress=1.0, reason=None, **fields)
-                duration = seconds
                 conn.execute(
                     "UPDATE jobs SET task_seconds = task_seconds + ?, timed_tasks = timed_tasks + 1 "
                     "WHERE id = ?",
-                    (duration, row["job_id"]),
+                    (seconds, row["job_id"]),
                 )
                 return str(TaskState.FINISHED)
-            reason = str(result.get("reason") or f"exit code {result.get('exit_code')}")[:1000]
             failures = row["failures"] + 1
-            new = TaskState.QUEUED if failures <= job["retries"] else TaskState.ERROR
-            if new == TaskState.ERROR:
-                reason = f"{reason} (failed {failures} time{'s' if failures != 1 else ''})"
+            new, reason = policy.after_failure(
+                failures=failures, retries=job["retries"], reason=policy.failure_reason(result)
+            )
             self._move(
                 conn,
                 row,
@@ -1106,8 +1049,7 @@ class SQLiteStore(Store):
             )
             self._event(
                 conn,
-                "task.failed",
-                f"task {row['idx']} failed on {computer}: {reason}",
+                *policy.failed_event(row["idx"], computer, reason),
                 job_id=row["job_id"],
                 task_index=row["idx"],
                 computer=computer,
@@ -1132,13 +1074,12 @@ class SQLiteStore(Store):
         """Turn a queued task into an error (nothing can ever run it)."""
         with self._write() as conn:
             row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
-            if row is None or row["state"] != "queued":
+            if row is None or row["state"] != TaskState.QUEUED:
                 return
             self._move(conn, row, TaskState.ERROR, reason=reason, attempt_id=None)
             self._event(
                 conn,
-                "task.error",
-                f"task {row['idx']}: {reason}",
+                *policy.task_error_event(row["idx"], reason),
                 job_id=row["job_id"],
                 task_index=row["idx"],
             )
@@ -1147,17 +1088,14 @@ class SQLiteStore(Store):
         """Turn every queued task of a job into an error (it failed on every eligible host)."""
         with self._write() as conn:
             rows = conn.execute(
-                "SELECT * FROM tasks WHERE job_id = ? AND state = 'queued'", (job_id,)
+                "SELECT * FROM tasks WHERE job_id = ? AND state = ?",
+                (job_id, str(TaskState.QUEUED)),
             ).fetchall()
             for row in rows:
-                # Keep the task's own last failure (often the renderer's error line) beside why
-                # the job gave up on it.
-                full = f"{reason}; its last failure: {row['reason']}" if row["reason"] else reason
-                self._move(conn, row, TaskState.ERROR, reason=full[:1000], attempt_id=None)
+                full = policy.queued_failure_reason(reason, row["reason"])
+                self._move(conn, row, TaskState.ERROR, reason=full, attempt_id=None)
             if rows:
-                self._event(
-                    conn, "job.error", f"{len(rows)} tasks in error: {reason}", job_id=job_id
-                )
+                self._event(conn, *policy.job_error_event(len(rows), reason), job_id=job_id)
         return len(rows)
 
     def requeue_attempts(self, attempt_ids: list[str], reason: str, *, lost: bool) -> int:
@@ -1165,53 +1103,32 @@ class SQLiteStore(Store):
         with self._write() as conn:
             for attempt_id in attempt_ids:
                 row = conn.execute(
-                    "SELECT t.*, j.retries FROM tasks t JOIN jobs j ON j.id = t.job_id "
-                    "WHERE attempt_id = ? AND state IN ('dispatched', 'running')",
+                    f"SELECT * FROM tasks WHERE attempt_id = ? AND state IN {_ACTIVE}",
                     (attempt_id,),
                 ).fetchone()
                 if row is None:
                     continue
                 count += 1
                 times_lost = row["lost"] + (1 if lost else 0)
-                new = TaskState.QUEUED
-                full_reason = reason
-                if lost and times_lost >= self.max_lost:
-                    new = TaskState.ERROR
-                    full_reason = f"{reason} ({times_lost} times: the task may crash its engine)"
+                new, full_reason = policy.after_loss(
+                    times_lost=times_lost, counted=lost, max_lost=self.max_lost, reason=reason
+                )
                 self._move(
-                    conn,
-                    row,
-                    new,
-                    attempt_id=None,
-                    engine_id=None,
-                    lost=times_lost,
-                    reason=full_reason,
-                    progress=0.0,
-                    ended_at=time.time(),
+                    conn, row, new, **policy.loss_fields(times_lost, full_reason, time.time())
                 )
                 self._event(
                     conn,
-                    "task.requeued",
-                    f"task {row['idx']}: {full_reason}",
+                    *policy.requeued_event(row["idx"], full_reason),
                     job_id=row["job_id"],
                     task_index=row["idx"],
                     computer=row["computer"],
                 )
         return count
 
-    #: Set by the master from its config: times a task may be lost before it is an error.
-    max_lost = 5
-
-    def requeue_all_active(self, reason: str) -> int:
-        attempts = [d.attempt_id for d in self.active_dispatches()]
-        return self.requeue_attempts(attempts, reason, lost=False)
-
     def active_dispatches(self) -> list[Dispatch]:
         return [
             _dispatch_from_row(row)
-            for row in self._conn().execute(
-                "SELECT * FROM tasks WHERE state IN ('dispatched', 'running')"
-            )
+            for row in self._conn().execute(f"SELECT * FROM tasks WHERE state IN {_ACTIVE}")
         ]
 
     # -- computers and pools ------------------------------------------------------------------
@@ -1292,8 +1209,7 @@ class SQLiteStore(Store):
                 raise NotFound(f"no computer {name!r}: see `drqueue computers`")
             for key, value in changes.items():
                 conn.execute(f"UPDATE computers SET {key} = ? WHERE name = ?", (value, name))
-            described = ", ".join(f"{k}={v}" for k, v in changes.items())
-            self._event(conn, "computer.changed", described, computer=name, actor=actor)
+            self._event(conn, *policy.computer_changed_event(changes), computer=name, actor=actor)
 
     def list_pools(self) -> list[dict[str, Any]]:
         conn = self._conn()
@@ -1316,14 +1232,14 @@ class SQLiteStore(Store):
             if conn.execute("SELECT 1 FROM pools WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"pool {name!r} already exists")
             conn.execute("INSERT INTO pools (name, description) VALUES (?, ?)", (name, description))
-            self._event(conn, "pool.created", f"pool {name} created", actor=actor)
+            self._event(conn, *policy.pool_created_event(name), actor=actor)
 
     def delete_pool(self, name: str, *, actor: str = "") -> None:
         with self._write() as conn:
             if not conn.execute("DELETE FROM pools WHERE name = ?", (name,)).rowcount:
                 raise NotFound(f"no pool {name!r}: see `drqueue pools`")
             conn.execute("DELETE FROM pool_members WHERE pool = ?", (name,))
-            self._event(conn, "pool.deleted", f"pool {name} deleted", actor=actor)
+            self._event(conn, *policy.pool_deleted_event(name), actor=actor)
 
     def set_pool_member(self, pool: str, computer: str, member: bool, *, actor: str = "") -> None:
         with self._write() as conn:
@@ -1340,9 +1256,11 @@ class SQLiteStore(Store):
                 "DELETE FROM pool_members WHERE pool = ? AND computer = ?", (pool, computer)
             ).rowcount:
                 raise NotFound(f"{computer} is not in pool {pool!r}")
-            verb = "added to" if member else "removed from"
             self._event(
-                conn, "pool.member", f"{computer} {verb} {pool}", computer=computer, actor=actor
+                conn,
+                *policy.pool_member_event(computer, pool, member),
+                computer=computer,
+                actor=actor,
             )
 
     # -- events -----------------------------------------------------------------------------

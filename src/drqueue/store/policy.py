@@ -1,0 +1,351 @@
+"""The farm's rules on tasks and jobs, apart from any database.
+
+Every backend (``sqlite.py``, ``memory.py``) asks this module what a change means and then
+stores it; none of them decides farm policy itself.  Here live:
+
+- :func:`move`, the one check every task state change passes (:data:`drqueue.models.TRANSITIONS`),
+  and what the change does to its job: which counter goes down and which up
+  (:data:`COUNTER`), and whether the job may have ended or is open again;
+- the state after a failed attempt (:func:`after_failure`: ``retries``) and after a lost one
+  (:func:`after_loss`: ``max_lost``);
+- the fields each kind of change sets on the task (dispatch, result, requeue, kill, loss);
+- which tasks a requeue takes (:data:`REQUEUE_TAKES`), and when a delete is refused
+  (:func:`check_delete`);
+- when a job is finished (:func:`job_ended`) and when a dependency is done
+  (:func:`dependency_done`, :func:`waiting_for`);
+- the text of every event the store writes (the ``*_event`` functions).
+
+It imports nothing of DrQueue's but ``models`` and ``errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from drqueue.errors import Conflict
+from drqueue.models import Counts, JobControl, TaskState, check_transition, task_seconds
+
+#: The job counter (a field of :class:`~drqueue.models.Counts`) each stored task state counts
+#: in.  The one table of it: backends derive their counter columns, recounts and integrity
+#: checks from it.  A task's state outside this table is impossible and repaired at start.
+COUNTER: dict[TaskState, str] = {
+    TaskState.QUEUED: "queued",
+    TaskState.DISPATCHED: "running",
+    TaskState.RUNNING: "running",
+    TaskState.FINISHED: "finished",
+    TaskState.ERROR: "error",
+    TaskState.CANCELLED: "cancelled",
+}
+
+#: The counters, in the order of Counts' fields (after ``total``).
+COUNTERS: tuple[str, ...] = ("queued", "running", "finished", "error", "cancelled")
+
+#: The counters of tasks that ended: a job whose tasks are all in these has ended.
+ENDED_COUNTERS: tuple[str, ...] = ("finished", "error", "cancelled")
+
+#: Where a task in an impossible state is put by the integrity check, and why.
+REPAIRED_STATE = TaskState.QUEUED
+REPAIRED_REASON = "impossible state repaired at start"
+
+#: The longest failure reason kept, in characters.
+REASON_CHARS = 1000
+
+#: The longest log tail kept per task, in characters.
+TAIL_CHARS = 4000
+#: Most output paths kept per task (the last ones), and the longest kept, in characters: the
+#: runner reports no more (drqueue.slave.runner.MAX_OUTPUTS), but a result is not trusted.
+MAX_OUTPUTS = 1000
+MAX_OUTPUT_PATH_CHARS = 4096
+
+#: The states each kind of requeue takes back to queued; "one" takes the task named.
+REQUEUE_TAKES: dict[str, frozenset[TaskState]] = {
+    "all": frozenset(COUNTER) - {TaskState.QUEUED},
+    "failed": frozenset({TaskState.ERROR, TaskState.CANCELLED}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class JobEffect:
+    """What one task's state change does to its job."""
+
+    #: The counter that goes down by one and the one that goes up; None when they are the same.
+    counters: tuple[str, str] | None
+    #: The task ended: the job has ended if all its tasks have (set its finished_at).
+    may_end: bool
+    #: The task is queued again: the job has not ended (clear its finished_at).
+    reopens: bool
+
+
+def _effects() -> dict[tuple[TaskState, TaskState], JobEffect]:
+    effects = {}
+    for old in COUNTER:
+        for new in COUNTER:
+            down, up = COUNTER[old], COUNTER[new]
+            effects[old, new] = JobEffect(
+                counters=None if down == up else (down, up),
+                may_end=COUNTER[new] in ENDED_COUNTERS,
+                reopens=new == TaskState.QUEUED,
+            )
+    return effects
+
+
+#: Every (old, new) pair's effect, computed once: move() is on the dispatcher's hot path.
+_EFFECTS = _effects()
+
+
+def move(old: TaskState, new: TaskState) -> JobEffect:
+    """The one check of a task's state change: ValueError unless the transition table allows
+    *old* -> *new* (staying in a state, as a progress update does, is allowed).  Returns what
+    the change does to the task's job, for the backend to store in the same transaction."""
+    if old != new:
+        check_transition(old, new)
+    return _EFFECTS[old, new]
+
+
+_STATE_VALUES = frozenset(str(state) for state in TaskState)
+
+
+def count(states: Iterable[TaskState | str]) -> Counts:
+    """A job's counts from its tasks' states (the recount of an integrity check)."""
+    counts = Counts()
+    for state in states:
+        counts.total += 1
+        name = COUNTER.get(TaskState(state)) if state in _STATE_VALUES else None
+        if name is not None:
+            setattr(counts, name, getattr(counts, name) + 1)
+    return counts
+
+
+def job_ended(counts: Counts) -> bool:
+    """Every task of the job has ended (finished, error or cancelled)."""
+    return counts.finished + counts.error + counts.cancelled == counts.total
+
+
+def dependency_done(counts: Counts) -> bool:
+    """A job others wait for (``--after``) lets them run once every one of its tasks finished."""
+    return counts.finished == counts.total
+
+
+def waiting_for(after: list[int], done: set[int]) -> list[int]:
+    """The jobs of *after* that are not *done* yet, in their order."""
+    return [dep for dep in after if dep not in done] if after else []
+
+
+def may_dispatch(*, state: TaskState, control: str, host_blocked: bool) -> bool:
+    """A task may be committed dispatched only if it is queued, its job is active and the
+    chosen host is not blocked for the job: a stop or block since the decision wins."""
+    return state == TaskState.QUEUED and control == JobControl.ACTIVE and not host_blocked
+
+
+# -- the next state ---------------------------------------------------------------------------
+
+
+class Outcome(NamedTuple):
+    """A task's next state and the reason stored with it."""
+
+    state: TaskState
+    reason: str
+
+
+def failure_reason(result: dict[str, Any]) -> str:
+    """Why an attempt failed, from the runner's result: its reason, else the exit code."""
+    return str(result.get("reason") or f"exit code {result.get('exit_code')}")[:REASON_CHARS]
+
+
+def after_failure(*, failures: int, retries: int, reason: str) -> Outcome:
+    """After its *failures*-th failure a task is queued again while it has retries left
+    (``retries`` 0: one attempt), else it is an error that says how often it failed."""
+    if failures <= retries:
+        return Outcome(TaskState.QUEUED, reason)
+    times = f"{failures} time{'s' if failures != 1 else ''}"
+    return Outcome(TaskState.ERROR, f"{reason} (failed {times})")
+
+
+def after_loss(*, times_lost: int, counted: bool, max_lost: int, reason: str) -> Outcome:
+    """A task taken off its engine goes back to the queue, unless the loss is *counted*
+    against it and it has now been lost *max_lost* times: it probably crashes its engine."""
+    if counted and times_lost >= max_lost:
+        return Outcome(
+            TaskState.ERROR, f"{reason} ({times_lost} times: the task may crash its engine)"
+        )
+    return Outcome(TaskState.QUEUED, reason)
+
+
+def check_delete(job_id: int, *, running: int, dependants: list[int], force: bool) -> None:
+    """Conflict unless the job may be deleted: not while its tasks run, nor while another job
+    depends on it, unless *force*."""
+    if force:
+        return
+    if running:
+        raise Conflict(
+            f"job {job_id} has {running} running tasks: stop or kill it first, "
+            "or delete with --force"
+        )
+    if dependants:
+        raise Conflict(
+            f"job {job_id} is a dependency of job {dependants[0]}: delete that first, "
+            "or delete with --force"
+        )
+
+
+# -- the fields each change sets -----------------------------------------------------------------
+
+
+def dispatch_fields(
+    *, attempts: int, attempt_id: str, engine_id: int, computer: str, log_path: str, now: float
+) -> dict[str, Any]:
+    """A queued task committed to one engine: a fresh attempt, nothing of the last one kept
+    but its log path (when the dispatcher names none)."""
+    fields: dict[str, Any] = {
+        "attempt_id": attempt_id,
+        "engine_id": engine_id,
+        "computer": computer,
+        "attempts": attempts + 1,
+        "started_at": now,
+        "ended_at": None,
+        "exit_code": None,
+        "progress": 0.0,
+        "reason": None,
+        "tail": "",
+    }
+    if log_path:
+        fields["log_path"] = log_path
+    return fields
+
+
+def bounded_outputs(outputs: Any) -> list[str]:
+    """A result's outputs as stored: only a list's strings no longer than MAX_OUTPUT_PATH_CHARS,
+    the last MAX_OUTPUTS of them (a render decides what its renderer parses)."""
+    if not isinstance(outputs, (list, tuple)):
+        return []
+    kept = [
+        path for path in outputs if isinstance(path, str) and len(path) <= MAX_OUTPUT_PATH_CHARS
+    ]
+    return kept[-MAX_OUTPUTS:]
+
+
+def result_fields(
+    result: dict[str, Any], *, started_at: float | None, log_path: str | None, now: float
+) -> tuple[dict[str, Any], float]:
+    """The fields a runner's result sets, and how long the attempt ran.  Times are on the
+    master's clock: a slave's wall clock may be off by any amount."""
+    seconds = task_seconds(result, now - (started_at or now))
+    fields = {
+        "exit_code": result.get("exit_code"),
+        "started_at": now - seconds,
+        "ended_at": now,
+        "peak_rss_kb": result.get("peak_rss_kb"),
+        "cpu_seconds": result.get("cpu_seconds"),
+        "tail": str(result.get("tail") or "")[-TAIL_CHARS:],
+        "outputs": bounded_outputs(result.get("outputs")),
+        "log_path": result.get("log_path") or log_path,
+    }
+    return fields, seconds
+
+
+def requeue_fields() -> dict[str, Any]:
+    """A user's rerun or requeue: the task starts afresh, its failures and losses forgotten."""
+    return {
+        "attempt_id": None,
+        "failures": 0,
+        "lost": 0,
+        "progress": 0.0,
+        "reason": None,
+        "engine_id": None,
+    }
+
+
+def kill_fields(actor: str, now: float) -> dict[str, Any]:
+    """A running task a user killed: back to the queue, and not a failure."""
+    return {
+        "attempt_id": None,
+        "engine_id": None,
+        "progress": 0.0,
+        "reason": f"killed by {actor or 'a user'}",
+        "ended_at": now,
+    }
+
+
+def loss_fields(times_lost: int, reason: str, now: float) -> dict[str, Any]:
+    """A task whose attempt was lost (or taken back) with its engine."""
+    return {
+        "attempt_id": None,
+        "engine_id": None,
+        "lost": times_lost,
+        "reason": reason,
+        "progress": 0.0,
+        "ended_at": now,
+    }
+
+
+def queued_failure_reason(reason: str, last: str | None) -> str:
+    """A queued task the job gives up on keeps its own last failure (often the renderer's
+    error line) beside why."""
+    return (f"{reason}; its last failure: {last}" if last else reason)[:REASON_CHARS]
+
+
+# -- event texts -----------------------------------------------------------------------------------
+# Each gives an event's (kind, message); the backend stores it with the job, task and computer.
+
+
+def submitted_event(tasks: int, start: int, end: int, step: int) -> tuple[str, str]:
+    return "job.submitted", f"{tasks} tasks, frames {start}-{end} by {step}"
+
+
+def failed_event(index: int, computer: str | None, reason: str) -> tuple[str, str]:
+    return "task.failed", f"task {index} failed on {computer}: {reason}"
+
+
+def task_error_event(index: int, reason: str) -> tuple[str, str]:
+    return "task.error", f"task {index}: {reason}"
+
+
+def job_error_event(tasks: int, reason: str) -> tuple[str, str]:
+    return "job.error", f"{tasks} tasks in error: {reason}"
+
+
+def requeued_event(index: int, reason: str) -> tuple[str, str]:
+    return "task.requeued", f"task {index}: {reason}"
+
+
+def requeue_event(which: str, index: int | None, tasks: int) -> tuple[str, str]:
+    what = {"all": "rerun", "failed": "requeue-failed", "one": f"requeue task {index}"}[which]
+    return "job.requeue", f"{what}: {tasks} tasks"
+
+
+def kill_event(tasks: int) -> tuple[str, str]:
+    return "job.kill", f"killed {tasks} running tasks"
+
+
+def control_event(control: str) -> tuple[str, str]:
+    return f"job.{control}", f"job {control}"
+
+
+def priority_event(priority: int) -> tuple[str, str]:
+    return "job.priority", f"priority set to {priority}"
+
+
+def deleted_event(job_id: int) -> tuple[str, str]:
+    return "job.deleted", f"job {job_id} deleted"
+
+
+def unblock_event(computer: str) -> tuple[str, str]:
+    return "job.unblock", f"{computer} unblocked"
+
+
+def computer_changed_event(changes: dict[str, Any]) -> tuple[str, str]:
+    return "computer.changed", ", ".join(f"{k}={v}" for k, v in changes.items())
+
+
+def pool_created_event(name: str) -> tuple[str, str]:
+    return "pool.created", f"pool {name} created"
+
+
+def pool_deleted_event(name: str) -> tuple[str, str]:
+    return "pool.deleted", f"pool {name} deleted"
+
+
+def pool_member_event(computer: str, pool: str, member: bool) -> tuple[str, str]:
+    return "pool.member", f"{computer} {'added to' if member else 'removed from'} {pool}"
