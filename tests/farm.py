@@ -71,6 +71,17 @@ def wait_for(
         time.sleep(interval)
 
 
+def unwritable_folder(path: Path) -> str:
+    """Make *path* a folder the slaves' user cannot write into and cannot replace (root ignores
+    modes, so as root it belongs to another user); the words the runner's reason will use."""
+    path.mkdir(parents=True)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        os.chown(path, 65534, 65534)
+        return "belongs to another user (uid 65534)"
+    path.chmod(0o500)
+    return "Permission denied"
+
+
 class Farm:
     """A master and any number of slaves, started as processes."""
 

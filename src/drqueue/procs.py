@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import psutil
@@ -49,6 +50,45 @@ def new_process_group() -> dict[str, Any]:
     return {"start_new_session": True}
 
 
+#: prctl(2) options (linux/prctl.h).
+_PR_SET_DUMPABLE = 4
+_PR_GET_DUMPABLE = 3
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> int | None:
+    """prctl(*option*, *value*) on Linux: its return value, None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    result = libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0)
+    return None if result < 0 else result
+
+
+def make_undumpable() -> bool:
+    """Make this process non-dumpable (Linux: PR_SET_DUMPABLE 0), so a process of the same user
+    that is not root (a render) cannot read its /proc/PID/environ, memory or file descriptors,
+    nor ptrace it: the slave and its engines hold what renders must not read (the slave token,
+    the engine connection info).  Children get it back at exec.  False where it cannot."""
+    return _prctl(_PR_SET_DUMPABLE, 0) is not None
+
+
+def dumpable() -> bool | None:
+    """Whether this process is dumpable (Linux), None where that cannot be told."""
+    result = _prctl(_PR_GET_DUMPABLE, 0)
+    return None if result is None else bool(result)
+
+
+def become_subreaper() -> bool:
+    """Make this process the child subreaper of its descendants (Linux): an orphan among them,
+    a daemon's double fork included, becomes its child rather than init's, so it can still be
+    found and stopped.  False where it cannot."""
+    return _prctl(_PR_SET_CHILD_SUBREAPER, 1) is not None
+
+
 def die_with_parent() -> None:
     """Ask Linux to SIGTERM this child when its parent dies, however it dies (a Popen
     ``preexec_fn``; elsewhere a no-op)."""
@@ -61,40 +101,28 @@ def die_with_parent() -> None:
         pass
 
 
-def make_undumpable() -> None:
-    """Close this process's /proc/<pid>/environ, memory and ptrace to other processes of the
-    same user (Linux: PR_SET_DUMPABLE 0; elsewhere a no-op).  Renders run as the slave's user,
-    and the slave and its engines hold what renders must not read (the slave token, the engine
-    connection info)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(4, 0)  # PR_SET_DUMPABLE
-    except OSError:
-        pass
-
-
 def _group_members(leaders: set[int]) -> list[psutil.Process]:
-    """Processes of the process groups *leaders* lead (POSIX), found one by one so a group id
-    freed and reused meanwhile is never signalled as a whole."""
+    """Processes of the process groups or sessions *leaders* lead (POSIX), found one by one so
+    a group id freed and reused meanwhile is never signalled as a whole.  A member that moved
+    to a group of its own (``set -m``, setpgid) is still found by its session."""
     if not leaders or not hasattr(os, "getpgid"):
         return []
     members = []
     for proc in psutil.process_iter():
         with contextlib.suppress(OSError, psutil.Error):
-            if os.getpgid(proc.pid) in leaders:
+            if os.getpgid(proc.pid) in leaders or os.getsid(proc.pid) in leaders:
                 members.append(proc)
     return members
 
 
-def _tree(pids: tuple[int, ...], leaders: set[int]) -> list[psutil.Process]:
+def _tree(pids: tuple[int, ...], leaders: set[int], skip: set[int]) -> list[psutil.Process]:
     """The processes *pids*, their descendants, and the members of the groups they lead (added
-    to *leaders*, which also names groups found earlier): a render's child that was reparented
-    (its parent exited) stays in the render's group, one that left the group (setsid) stays a
-    descendant."""
+    to *leaders*, which also names groups found earlier), but none of *skip*: a render's child
+    that was reparented (its parent exited) stays in the render's group, one that left the
+    group (setsid) stays a descendant."""
     found: dict[int, psutil.Process] = {}
     own_group = os.getpgrp() if hasattr(os, "getpgrp") else None
+    leaders.discard(own_group)
     for pid in pids:
         try:
             parent = psutil.Process(pid)
@@ -107,7 +135,8 @@ def _tree(pids: tuple[int, ...], leaders: set[int]) -> list[psutil.Process]:
                 leaders.add(pid)
     for proc in _group_members(leaders):
         found.setdefault(proc.pid, proc)
-    found.pop(os.getpid(), None)
+    for pid in (os.getpid(), *skip):
+        found.pop(pid, None)
     return list(found.values())
 
 
@@ -130,16 +159,20 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Proce
         time.sleep(0.02)
 
 
-def stop_process_tree(*pids: int, timeout: float = 5.0) -> None:
+def stop_process_tree(*pids: int, groups: Iterable[int] = (), timeout: float = 5.0) -> None:
     """Terminate processes with their whole trees (descendants, and on POSIX the other members
-    of the process groups they lead), then kill what is left after *timeout* seconds.
+    of the process groups and sessions they lead), then kill what is left after *timeout*
+    seconds.
 
-    All at once, so stopping many takes as long as stopping the slowest.  POSIX: SIGTERM, then
-    SIGKILL.  Windows: psutil's terminate is already TerminateProcess.  Children of the caller
-    are reaped (their Popen's ``poll()`` then says 0).
+    *groups* names process groups (POSIX) whose members are stopped too, though their leader
+    is not: one that has exited, not yet reaped by its parent (so its id cannot have been
+    reused) and left alone here.  All at once, so stopping many takes as long as stopping the
+    slowest.  POSIX: SIGTERM, then SIGKILL.  Windows: psutil's terminate is already
+    TerminateProcess.  Children of the caller are reaped (their Popen's ``poll()`` then says 0).
     """
-    leaders: set[int] = set()
-    procs = _tree(pids, leaders)
+    skip = set(groups)
+    leaders: set[int] = set(skip)
+    procs = _tree(pids, leaders, skip)
     if not procs:
         return
     for proc in procs:
@@ -147,7 +180,7 @@ def stop_process_tree(*pids: int, timeout: float = 5.0) -> None:
             proc.terminate()
     survivors = {proc.pid: proc for proc in _wait_gone(procs, timeout)}
     # What the trees gained meanwhile (a child forked while its parent ignored SIGTERM) goes too.
-    survivors.update({proc.pid: proc for proc in _tree(pids, leaders) if _running(proc)})
+    survivors.update({proc.pid: proc for proc in _tree(pids, leaders, skip) if _running(proc)})
     for proc in survivors.values():
         with contextlib.suppress(psutil.Error):
             proc.kill()

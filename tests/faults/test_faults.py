@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from farm import Farm, wait_for
+from farm import Farm, unwritable_folder, wait_for
 
 #: The environment variable that carries a scenario's marker into every render process.
 MARK_ENV = "DRQUEUE_FAULT_MARKER"
@@ -474,7 +474,7 @@ def full_tmpfs(path: Path):
 
 
 @pytest.mark.parametrize(
-    "fault", ["log-parent-is-a-file", "log-on-a-full-device", "log-disk-fills-mid-render"]
+    "fault", ["log-folder-is-unwritable", "log-on-a-full-device", "log-disk-fills-mid-render"]
 )
 def test_unwritable_log_blames_no_one_and_the_slave_serves_on(worker_farm, tmp_path, fault):
     """A task whose log cannot be written is the shared storage's fault, not the slave's nor the
@@ -490,10 +490,10 @@ def test_unwritable_log_blames_no_one_and_the_slave_serves_on(worker_farm, tmp_p
     cmd = f"sh -c '{body}' {marker}"
     job_id, log_dir = _gated_job(farm, marker, cmd, 1, retries=0)
     with contextlib.ExitStack() as undo:
-        if fault == "log-parent-is-a-file":
-            log_dir.write_text("a file where the job's log directory should be\n")
-            undo.callback(log_dir.unlink)
-            expected = f"its folder {log_dir} is a file, not a folder"
+        if fault == "log-folder-is-unwritable":
+            # (A file or a link in its place would not do: the runner replaces those.)
+            expected = unwritable_folder(log_dir)
+            undo.callback(log_dir.rmdir)
         elif fault == "log-on-a-full-device":
             # (A link to /dev/full would not do: the runner never writes through a link.)
             undo.enter_context(full_tmpfs(log_dir))

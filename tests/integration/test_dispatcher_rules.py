@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from farm import Farm, wait_for
+from farm import Farm, unwritable_folder, wait_for
 
 
 def probe_warnings(farm: Farm) -> list[str]:
@@ -60,7 +60,7 @@ def test_a_slave_whose_info_probe_fails_is_probed_again_with_a_back_off(farm):
 
 
 def test_a_task_log_that_cannot_be_written_blames_no_slave(farm, tmp_path):
-    """The job's log folder is a file: every attempt fails before the render starts."""
+    """The job's log folder cannot be written: every attempt fails before the render starts."""
     out = tmp_path / "frames.txt"
     blocked_for: dict[str, int] = {}
     # The next job's id is one more than the newest; its log folder cannot be made.
@@ -68,7 +68,8 @@ def test_a_task_log_that_cannot_be_written_blames_no_slave(farm, tmp_path):
     logs = Path(farm.config.logs_dir)
     spoiler = logs / str(newest + 1)
     spoiler.parent.mkdir(parents=True, exist_ok=True)
-    spoiler.write_text("not a folder\n")
+    # (Not a file or a link in its place: the runner replaces those, see test_log_squatting.)
+    unwritable_folder(spoiler)
     job_id = farm.client.submit(
         "shell",
         None,
@@ -100,7 +101,7 @@ def test_a_task_log_that_cannot_be_written_blames_no_slave(farm, tmp_path):
     assert not blocked_for, events
 
     # The storage is fixed: the job finishes on the retries it never used.
-    os.unlink(spoiler)
+    os.rmdir(spoiler)
     job = farm.wait_job(job_id, 120)
     assert job["status"] == "finished", job
     assert sorted(int(x) for x in out.read_text().split()) == [1, 2, 3, 4, 5, 6]

@@ -99,8 +99,10 @@ def make_spec(
     env: dict[str, str] | None = None,
     scene: str | None = None,
     log_path: Path | None = None,
+    attempt: str = "attempt-1",
 ) -> dict[str, Any]:
-    """The task spec of task *task_index* of a shell job, as the dispatcher builds it."""
+    """The task spec of task *task_index* of a shell job, as the dispatcher builds it (its log
+    named per attempt, as the dispatcher names it)."""
     params = Shell.validate_params({"cmd": cmd, **({"output": output} if output else {})})
     spec = JobSpec(
         "shell",
@@ -122,8 +124,8 @@ def make_spec(
     task = Task(
         id=420 + task_index, job_id=42, index=task_index, block=block, state=TaskState.DISPATCHED
     )
-    log = log_path or tmp_path / "logs" / "42" / f"{task_index}.log"
-    return task_spec(job, task, "attempt-1", str(log), Config(root=tmp_path))
+    log = log_path or tmp_path / "logs" / "42" / f"{task_index}.{attempt[:12]}.log"
+    return task_spec(job, task, attempt, str(log), Config(root=tmp_path))
 
 
 def blender_spec(tmp_path: Path, scene: Path, **params: Any) -> dict[str, Any]:
@@ -205,7 +207,7 @@ def test_render_environment_has_every_drqueue_variable(tmp_path):
         "DRQUEUE_FRAME": "8",
         "DRQUEUE_JOBID": "42",
         "DRQUEUE_JOBNAME": "shot-010 comp",
-        "DRQUEUE_LOGFILE": str(tmp_path / "logs" / "42" / "2.log"),
+        "DRQUEUE_LOGFILE": str(tmp_path / "logs" / "42" / "2.attempt-1.log"),
         "DRQUEUE_OS": "linux",
         "DRQUEUE_OWNER": "ann",
         "DRQUEUE_PADFRAME": "0008",
@@ -456,6 +458,64 @@ def test_written_outputs_are_reported(tmp_path):
     assert result["outputs"] == [f"{tmp_path}/shot.0001.png", f"{tmp_path}/shot.0002.png"]
 
 
+def fake_blender(tmp_path: Path, monkeypatch, script: str) -> None:
+    """Put a `blender` on PATH that runs the Python *script* instead of rendering."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "blender"
+    fake.write_text(f"#!{sys.executable}\n{script}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_the_outputs_a_renderer_reports_are_bounded_in_number_and_length(tmp_path, monkeypatch):
+    # A render decides what its renderer parses: here 1,500 "Saved:" lines, some of them with
+    # paths too long to be real (5,000 characters, 1 MiB).
+    fake_blender(
+        tmp_path,
+        monkeypatch,
+        "long = '/' + 'x' * 4999; huge = '/' + 'y' * 2**20\n"
+        "for n in range(1500):\n"
+        "    print(f\"Saved: '/out/{n:05}.png'\")\n"
+        "    if n % 500 == 0: print(f\"Saved: '{long}'\"); print(f\"Saved: '{huge}'\")",
+    )
+    scene = tmp_path / "shot.blend"
+    scene.write_bytes(b"BLENDER")
+    result = run_task(blender_spec(tmp_path, scene))  # no output pattern: the saved files count
+    assert result["status"] == "finished", result["reason"]
+    assert len(result["outputs"]) == runner.MAX_OUTPUTS == 1000
+    assert result["outputs"] == [f"/out/{n:05}.png" for n in range(500, 1500)]  # the last ones
+
+
+def test_a_render_printing_50_mb_without_a_newline_costs_linear_time_and_no_memory(tmp_path):
+    script = "import sys; sys.stdout.buffer.write(b'x' * 50_000_000); print(); print('done')"
+    started = time.monotonic()
+    result = run_task(make_spec(tmp_path, f'{sys.executable} -c "{script}"'))
+    took = time.monotonic() - started
+    assert result["status"] == "finished", result["reason"]
+    assert took < 30, f"{took:.1f} s: the runner re-joins the pending line on every chunk"
+    assert result["tail"].split("\n") == ["x" * 500, "done"]  # the long line cut, then the next
+    log = Path(result["log_path"])
+    assert log.stat().st_size > 50_000_000  # the log has it all
+
+
+def test_a_line_longer_than_64_kib_is_parsed_cut_and_marked_and_never_held_whole():
+    progress = _Progress([1])
+    output = runner._Output(None, open(os.devnull, "wb"), Shell(), progress)
+    for _ in range(100):  # 100 x 1 MiB without a newline
+        output.take(b"y" * 2**20)
+        assert len(output.pending) <= runner.MAX_LINE_BYTES
+    output.take(b"\nnext line\n")
+    assert list(progress.tail) == [("y" * runner.MAX_LINE_BYTES)[:500], "next line"]
+    output.take(b"z" * (runner.MAX_LINE_BYTES + 1))
+    output.finish()
+    assert output.pending == b"" and not output.cut
+    seen: list[str] = []
+    progress.feed = lambda line, renderer: seen.append(line)  # what the renderer is given
+    output.take(b"w" * (runner.MAX_LINE_BYTES + 10) + b"\rshort\n")
+    assert seen == ["w" * runner.MAX_LINE_BYTES + runner.LINE_CUT_MARK, "short"]
+
+
 def test_unwritable_log_folder_fails_with_that_reason_and_runs_nothing(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the log folder should be")
@@ -474,35 +534,50 @@ def the_log_folder_of_job_42(tmp_path: Path) -> Path:
     return tmp_path / "logs" / "42"
 
 
-@pytest.mark.parametrize("planted", ["symlink", "file"])
-def test_a_render_cannot_plant_another_jobs_log_folder(tmp_path, planted):
+@pytest.mark.parametrize("planted", ["symlink", "file", "fifo"])
+def test_a_render_cannot_squat_a_later_jobs_log_folder(tmp_path, planted):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     folder = the_log_folder_of_job_42(tmp_path)
-    plant = f"ln -s {elsewhere} {folder}" if planted == "symlink" else f"touch {folder}"
-    # Job 41's render, as its artist wrote it, puts something where job 42's logs go.
-    attacker = run_task(make_spec(tmp_path, plant, log_path=tmp_path / "logs" / "41" / "0.log"))
-    assert attacker["status"] == "finished", attacker["reason"]
-    ran = tmp_path / "ran"
-    result = run_task(make_spec(tmp_path, f"touch {ran}"))
-    assert result["status"] == "failed"
-    kind = "a symbolic link" if planted == "symlink" else "a file"
-    assert result["reason"] == (
-        f"cannot write the task log {folder}/0.log: its folder {folder} is {kind}, not a folder "
-        "(did a render put it there?)"
+    plant = {
+        "symlink": f"ln -s {elsewhere} {folder}",
+        "file": f"touch {folder}",
+        "fifo": f"mkfifo {folder}",
+    }[planted]
+    # Job 41's render, as its artist wrote it, puts something where job 42's logs will go, and
+    # a file at job 42's first log name as it used to be (the name is per attempt now).
+    attacker = run_task(
+        make_spec(
+            tmp_path,
+            f"sh -c 'mkdir -p {elsewhere}/42 && echo squatter > {elsewhere}/0.log && {plant}'",
+            log_path=tmp_path / "logs" / "41" / "0.log",
+        )
     )
-    assert result["infrastructure"] is True  # the logs folder's fault, not the host's
-    assert not ran.exists()
-    assert list(elsewhere.iterdir()) == [], "the runner wrote through the planted link"
+    assert attacker["status"] == "finished", attacker["reason"]
+    result = run_task(make_spec(tmp_path, "echo rendered"))
+    assert result["status"] == "finished", result["reason"]
+    assert result["infrastructure"] is False
+    log = Path(result["log_path"])
+    assert log == folder / "0.attempt-1.log"
+    assert folder.is_dir() and not folder.is_symlink()
+    assert log.is_file() and not log.is_symlink() and log.stat().st_nlink == 1
+    assert log.read_text().count("# drqueue: job 42 task 0") == 1
+    assert log.read_text().endswith("\nrendered\n")
+    assert "squatter" not in log.read_text()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["0.log", "42"]
+    assert list((elsewhere / "42").iterdir()) == [], "the runner wrote through the planted link"
 
 
-@pytest.mark.parametrize("planted", ["symlink", "hardlink", "fifo", "folder"])
-def test_a_render_cannot_plant_another_jobs_log_file(tmp_path, planted):
+@pytest.mark.parametrize("planted", ["file", "symlink", "hardlink", "fifo", "folder"])
+def test_a_planted_log_file_is_never_written_and_the_next_attempt_runs(tmp_path, planted):
+    # Only a render that knew the attempt's random id could plant its log; even then the runner
+    # never appends to a file it did not create, and the next attempt has a name of its own.
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
     folder = the_log_folder_of_job_42(tmp_path)
-    log = folder / "0.log"
+    log = folder / "0.attempt-1.log"
     plant = {
+        "file": f'sh -c "echo squatter > {log}"',
         "symlink": f"ln -s {victim} {log}",
         "hardlink": f"ln {victim} {log}",
         "fifo": f"mkfifo {log}",
@@ -516,18 +591,21 @@ def test_a_render_cannot_plant_another_jobs_log_file(tmp_path, planted):
         )
     )
     assert attacker["status"] == "finished", attacker["reason"]
-    result = run_task(make_spec(tmp_path, "echo rendered"))
-    assert result["status"] == "finished", result["reason"]
-    assert result["infrastructure"] is False
-    written = Path(result["log_path"])
-    assert written.parent == folder
-    assert written.is_file() and not written.is_symlink() and written.stat().st_nlink == 1
-    assert "\nrendered\n" in written.read_text()
+    ran = tmp_path / "ran"
+    first = run_task(make_spec(tmp_path, f"touch {ran}"))
+    assert first["status"] == "failed"
+    assert first["infrastructure"] is True  # the logs folder's fault: no host, no retry spent
+    assert first["reason"].startswith(f"cannot write the task log {log}: it exists already, as ")
+    assert not ran.exists()
     assert victim.read_text() == "precious\n"
-    if planted == "folder":
-        assert written.name == "0.attempt-1.log"  # beside what it could not remove
-    else:
-        assert written == log
+    if planted == "file":
+        assert log.read_text() == "squatter\n"
+    second = run_task(make_spec(tmp_path, "echo rendered", attempt="attempt-2"))
+    assert second["status"] == "finished", second["reason"]
+    written = Path(second["log_path"])
+    assert written == folder / "0.attempt-2.log"
+    assert written.read_text().endswith("\nrendered\n")
+    assert "squatter" not in written.read_text()
 
 
 @pytest.mark.renderer
@@ -607,6 +685,45 @@ def test_the_masters_kill_stops_the_whole_process_tree_and_reports_killed(tmp_pa
     assert marker_processes(marker) == [], "a render process outlived its killed task"
 
 
+LEFT_BEHIND = {
+    "disowned": "bash -c 'sleep {m} & disown; echo started'",
+    "nohup": "bash -c 'nohup sleep {m} >/dev/null 2>&1 & echo started'",
+    "own-group": "bash -c 'set -m; sleep {m} & echo started'",
+    "setsid-double-fork": "bash -c 'setsid sh -c \"sleep {m} &\"; echo started'",
+}
+
+
+@pytest.mark.parametrize("left", LEFT_BEHIND)
+def test_nothing_a_render_started_outlives_its_task_that_ended_normally(tmp_path, left):
+    # A render that exits 0 but leaves processes running (which could spy on later renders).
+    marker = unique_sleep()
+    try:
+        result = run_task(make_spec(tmp_path, LEFT_BEHIND[left].format(m=marker)))
+        assert result["status"] == "finished", result["reason"]
+        assert result["tail"] == "started"
+        wait_for(lambda: marker_processes(marker) == [], timeout=30)
+    finally:
+        for proc in marker_processes(marker):
+            proc.kill()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_the_engine_is_not_dumpable_once_it_has_run_a_task(tmp_path, monkeypatch):
+    # A render runs as the engine's user; a non-dumpable engine's /proc/PID/environ and memory
+    # are closed to it (root keeps CAP_SYS_PTRACE, so the test asks the kernel's flag instead
+    # of reading as root: PR_GET_DUMPABLE in the process that ran the task, this one here).
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_get_dumpable, pr_set_dumpable = 3, 4
+    assert libc.prctl(pr_set_dumpable, ctypes.c_ulong(1), 0, 0, 0) == 0  # a fresh engine's
+    monkeypatch.setattr(runner, "_HARDENED", False)
+    assert libc.prctl(pr_get_dumpable, 0, 0, 0, 0) == 1
+    result = run_task(make_spec(tmp_path, "true"))
+    assert result["status"] == "finished", result["reason"]
+    assert libc.prctl(pr_get_dumpable, 0, 0, 0, 0) == 0
+
+
 # -- logs and usage -------------------------------------------------------------------------------------
 
 
@@ -619,7 +736,7 @@ def test_log_file_holds_the_header_the_command_and_all_output(tmp_path):
     )
     result = run_task(spec)
     assert result["status"] == "finished", result["reason"]
-    log_path = tmp_path / "logs" / "42" / "0.log"
+    log_path = tmp_path / "logs" / "42" / "0.attempt-1.log"
     assert result["log_path"] == str(log_path)
     text = log_path.read_bytes().decode()
     lines = text.split("\n")
@@ -629,13 +746,16 @@ def test_log_file_holds_the_header_the_command_and_all_output(tmp_path):
     assert result["tail"] == "line-one\nline-two\n50%\ndone"
 
 
-def test_log_file_keeps_earlier_attempts(tmp_path):
-    spec = make_spec(tmp_path, "echo attempt")
-    run_task(spec)
-    run_task(spec)
-    text = (tmp_path / "logs" / "42" / "0.log").read_text()
-    assert text.count("# drqueue: job 42 task 0") == 2
-    assert text.count("\nattempt\n") == 2
+def test_each_attempt_writes_a_log_of_its_own_and_earlier_ones_stay(tmp_path):
+    first = run_task(make_spec(tmp_path, "echo attempt", attempt="a1b2c3d4e5f6a7b8"))
+    second = run_task(make_spec(tmp_path, "echo attempt", attempt="f6e5d4c3b2a1f0e9"))
+    folder = the_log_folder_of_job_42(tmp_path)
+    assert first["log_path"] == str(folder / "0.a1b2c3d4e5f6.log")
+    assert second["log_path"] == str(folder / "0.f6e5d4c3b2a1.log")
+    for result in (first, second):
+        text = Path(result["log_path"]).read_text()
+        assert text.count("# drqueue: job 42 task 0") == 1
+        assert text.count("\nattempt\n") == 1
 
 
 def test_peak_memory_and_cpu_time_are_reported(tmp_path):

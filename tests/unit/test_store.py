@@ -207,6 +207,26 @@ def test_finished_result_records_the_run(store):
     assert (job.task_seconds, job.timed_tasks) == (12.5, 1)
 
 
+@pytest.mark.parametrize(
+    "outputs, stored",
+    [
+        ([f"/out/{n:05}.png" for n in range(1500)], [f"/out/{n:05}.png" for n in range(500, 1500)]),
+        (["/out/a.png", "/" + "x" * 4096, "/out/b.png"], ["/out/a.png", "/out/b.png"]),
+        (["/out/a.png", 7, None, {"p": 1}, ["/x"]], ["/out/a.png"]),
+        ("/out/a-string-is-not-a-list.png", []),
+        ({"/out/a.png": 1}, []),
+        (None, []),
+    ],
+    ids=["too-many", "too-long", "not-strings", "a-string", "a-dict", "none"],
+)
+def test_a_results_outputs_are_stored_bounded_whatever_it_says(store, outputs, stored):
+    # The store does not trust a result: a render decides what its renderer parses.
+    job_id = submit(store)
+    attempt = dispatch(store, job_id, 0)
+    assert store.record_result(attempt, dict(FINISHED, outputs=outputs)) == "finished"
+    assert store.get_task(job_id, 0).outputs == stored
+
+
 def test_job_finishes_when_its_last_task_does(store):
     job_id = submit(store, 1, 2)
     first, second = dispatch(store, job_id, 0), dispatch(store, job_id, 1)

@@ -876,7 +876,9 @@ class Dispatcher:
         running task (the engine must run nothing else: see _prefetch_slots)."""
         job, slot = assignment.job, assignment.slot
         attempt_id = uuid.uuid4().hex
-        log_path = str(self.config.logs_dir / str(job.id) / f"{task.index}.log")
+        # One log per attempt, named by the random attempt id: no render can plant it beforehand
+        # (drqueue.slave.runner.open_task_log never appends to a file it did not create).
+        log_path = str(self.config.logs_dir / str(job.id) / f"{task.index}.{attempt_id[:12]}.log")
         if not self.store.mark_dispatched(
             task.id, attempt_id, slot.engine_id, slot.computer, log_path
         ):

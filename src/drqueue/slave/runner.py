@@ -11,7 +11,8 @@ Failure rules: a non-zero exit, a time-out, an error line the renderer calls fat
 (``LineInfo.fatal``, even on exit code 0), or an expected output file that is missing or empty
 makes the task *failed*; its reason carries the renderer's own last error line.  A SIGINT from
 the master (a kill) stops the whole process group (SIGTERM, then SIGKILL) and the task returns
-*killed*; no render process outlives its task.  A task whose log cannot be created or written
+*killed*; no render process outlives its task, however it ends (:func:`_stop_leftovers`).  A task
+whose log cannot be created or written
 fails with ``infrastructure`` set in its result: the logs folder is at fault, not the host (see
 :func:`open_task_log` for how the log is made safe from other renders).
 """
@@ -30,12 +31,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
 
 from drqueue.models import FrameBlock, pad_frame
-from drqueue.procs import gpu_environment, new_process_group, stop_process_tree
+from drqueue.procs import (
+    become_subreaper,
+    gpu_environment,
+    make_undumpable,
+    new_process_group,
+    stop_process_tree,
+)
 from drqueue.renderers import RenderContext, Renderer, get_renderer
 
 #: Seconds between SIGTERM and SIGKILL when a render is stopped.
@@ -50,6 +58,15 @@ PORTABLE_RUNNER_VARIABLE = "DRQUEUE_PORTABLE_RUNNER"
 #: Seconds the portable path waits for a render's last output once it has exited (a child it
 #: left behind may hold the pipe open: its output is not waited for).
 LAST_OUTPUT_SECONDS = 1.0
+#: Most output files a task reports (the last ones a renderer said it saved); the store keeps
+#: no more either (drqueue.store.policy.MAX_OUTPUTS).
+MAX_OUTPUTS = 1000
+#: Longest output path reported, in characters: a longer one is dropped, not cut into a wrong path.
+MAX_OUTPUT_PATH_CHARS = 4096
+#: Longest line of output parsed, in bytes: the rest of a longer line is logged but not parsed.
+MAX_LINE_BYTES = 64 * 1024
+#: Appended to a line cut at MAX_LINE_BYTES.
+LINE_CUT_MARK = " [drqueue: line cut at 64 KiB]"
 
 
 def host_os() -> str:
@@ -161,7 +178,9 @@ class _Output:
         self.log = log
         self.renderer = renderer
         self.progress = progress
-        self.pending = b""
+        #: The line not yet ended (at most MAX_LINE_BYTES), and whether it was cut there.
+        self.pending = bytearray()
+        self.cut = False
         self.write_error: str | None = None
         if fd is not None:
             os.set_blocking(fd, False)
@@ -181,21 +200,39 @@ class _Output:
             self.take(chunk)
 
     def take(self, chunk: bytes) -> None:
-        """Log a chunk of output and parse the lines it completes."""
+        """Log a chunk of output and parse the lines it completes.
+
+        Only the line not yet ended is kept (at most MAX_LINE_BYTES of it), so a render that
+        prints without a newline costs time in proportion to what it prints, and no memory.
+        """
         if self.write_error is None:
             try:
                 self.log.write(chunk)
             except OSError as exc:
                 self.write_error = f"cannot write the task log: {exc.strerror or exc}"
-        pending = self.pending + chunk
-        *lines, self.pending = pending.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-        for raw in lines:
-            self.progress.feed(raw.decode("utf-8", "replace"), self.renderer)
+        *ended, rest = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        for part in ended:
+            self._extend(part)
+            self._end_line()
+        self._extend(rest)
+
+    def _extend(self, part: bytes) -> None:
+        if self.cut:
+            return  # the line is already at its longest: the rest is only logged
+        room = MAX_LINE_BYTES - len(self.pending)
+        if len(part) > room:
+            part, self.cut = part[:room], True
+        self.pending += part
+
+    def _end_line(self) -> None:
+        line = self.pending.decode("utf-8", "replace") + (LINE_CUT_MARK if self.cut else "")
+        self.pending.clear()
+        self.cut = False
+        self.progress.feed(line, self.renderer)
 
     def finish(self) -> None:
-        if self.pending:
-            self.progress.feed(self.pending.decode("utf-8", "replace"), self.renderer)
-            self.pending = b""
+        if self.pending or self.cut:
+            self._end_line()
 
 
 class _Progress:
@@ -210,7 +247,9 @@ class _Progress:
         self.errors: list[str] = []
         #: Error lines that fail the task even on exit code 0 (LineInfo.fatal).
         self.fatal: list[str] = []
-        self.saved: list[str] = []
+        #: The last MAX_OUTPUTS files the renderer said it saved (none longer than
+        #: MAX_OUTPUT_PATH_CHARS).
+        self.saved: collections.deque[str] = collections.deque(maxlen=MAX_OUTPUTS)
 
     def feed(self, line: str, renderer: Renderer) -> None:
         if not line.strip():
@@ -227,7 +266,7 @@ class _Progress:
         if info.frame_done is not None:
             self.done.add(info.frame_done)
             self.current_fraction = 0.0
-        if info.saved:
+        if info.saved and len(info.saved) <= MAX_OUTPUT_PATH_CHARS:
             self.saved.append(info.saved)
         if info.error:
             self.errors.append(info.error[:500])
@@ -247,6 +286,59 @@ class _Progress:
         if not self.errors or self.errors[-1] in reason:
             return reason
         return f"{reason}; {renderer.name} reported: {self.errors[-1]}"
+
+
+def _stop_leftovers(children_before: set[int], leader: int | None = None) -> None:
+    """Stop whatever a render left behind once its main process has ended (a normal exit too).
+
+    That is the rest of its process group and session (*leader*'s, passed while the leader is
+    exited but not yet reaped, so its id cannot have been reused meanwhile), and this engine's
+    children that were not there before the render (on Linux the engine is a subreaper, so the
+    render's orphans, ``setsid`` and double-forked ones included, become its children).
+    """
+    try:
+        leftovers = [
+            child.pid
+            for child in psutil.Process().children()
+            if child.pid not in children_before and child.pid != leader
+        ]
+    except psutil.Error:
+        leftovers = []
+    groups = (leader,) if leader is not None and hasattr(os, "getpgid") else ()
+    stop_process_tree(*leftovers, groups=groups, timeout=KILL_GRACE_SECONDS)
+
+
+def _engine_children() -> set[int]:
+    try:
+        return {child.pid for child in psutil.Process().children()}
+    except psutil.Error:
+        return set()
+
+
+_HARDENED = False
+
+
+def _harden_engine() -> None:
+    """Once per engine: no render (a child of the same user) may read the engine's memory or
+    environment, and the render's orphans become the engine's children (Linux; see
+    drqueue.procs)."""
+    global _HARDENED
+    if not _HARDENED:
+        _HARDENED = True
+        make_undumpable()
+        become_subreaper()
+
+
+def _exited(proc: subprocess.Popen) -> bool:
+    """Whether the render's main process has exited, without reaping it where POSIX allows
+    (waitid WNOWAIT): its id, its group's and its session's stay its own until it is reaped."""
+    if hasattr(os, "waitid") and hasattr(os, "WNOWAIT"):
+        try:
+            flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+            return os.waitid(os.P_PID, proc.pid, flags) is not None
+        except ChildProcessError:
+            return proc.poll() is not None  # already reaped: the Popen knows how it ended
+    return proc.poll() is not None
 
 
 def _stop_render(proc: subprocess.Popen) -> None:
@@ -305,99 +397,113 @@ def _describe(path: str) -> str:
     return "a file" if stat.S_ISREG(mode) else "a special file"
 
 
-def open_task_log(log_path: str, attempt_id: str) -> tuple[Any, str]:
-    """Open the task's log for appending, in the job's log folder, never through a link.
+#: Times a job's log folder is replaced when something else keeps appearing in its place.
+LOG_FOLDER_TRIES = 5
 
-    Renders share the slave's user, so a render could put a symbolic link, a file or a hard
-    link where another job's log folder or log goes.  The job's folder is made here and opened
-    without following a link (O_DIRECTORY|O_NOFOLLOW); the log is created in it with
-    O_CREAT|O_EXCL|O_NOFOLLOW.  An earlier attempt's log (a regular file of ours with one link)
-    is appended to; anything else in its place is unlinked (the name, never what it points to)
-    and the log made anew, or, if that fails, made under a fresh name.  Returns the open file
-    and the path really written; raises :class:`LogUnavailable` with the reason.
+
+def open_task_log(log_path: str) -> Any:
+    """Create this attempt's log, a new file in the job's log folder, never through a link.
+
+    Renders share the slave's user, and job ids are sequential, so a render could put a link,
+    a file or a FIFO where a later job's log folder goes, or a file where its log goes.  So the
+    job's folder is opened without following a link (O_DIRECTORY|O_NOFOLLOW, relative to the
+    logs folder); anything there that is not a folder is removed (the name, never what it
+    names) and the folder made afresh.  The log is a new file (O_CREAT|O_EXCL|O_NOFOLLOW), never
+    appended to: the dispatcher names it per attempt (``<task>.<attempt>.log``, the attempt id
+    random), so no render can have planted it.  Returns the open file; raises
+    :class:`LogUnavailable` with the reason.
     """
     folder, name = os.path.split(log_path)
+    logs, job = os.path.split(folder)
+    logs = logs or "."
 
     def unavailable(why: str) -> LogUnavailable:
         return LogUnavailable(f"cannot write the task log {log_path}: {why}")
 
-    logs = os.path.dirname(folder) or "."
     try:
         os.makedirs(logs, exist_ok=True)
     except OSError as exc:
         if os.path.lexists(logs) and not os.path.isdir(logs):
             raise unavailable(f"the logs folder {logs} is {_describe(logs)}") from None
         raise unavailable(exc.strerror or str(exc)) from None
-    try:
-        os.mkdir(folder)
-    except FileExistsError:
-        pass  # an earlier task's, or not a folder at all: checked below
-    except OSError as exc:
-        raise unavailable(exc.strerror or str(exc)) from None
-    use_dir_fd = os.open in os.supports_dir_fd and bool(_O_NOFOLLOW and _O_DIRECTORY)
+    use_dir_fd = {os.open, os.mkdir, os.unlink} <= os.supports_dir_fd and bool(
+        _O_NOFOLLOW and _O_DIRECTORY
+    )
+    logs_fd = None
     try:
         if use_dir_fd:
-            dir_fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC)
-            info = os.fstat(dir_fd)
-        else:  # Windows: no dir_fd; a check of the path is the best there is
-            dir_fd = None
-            info = os.lstat(folder)
-    except OSError:
-        info = None
-    if info is None or not stat.S_ISDIR(info.st_mode):
-        raise unavailable(
-            f"its folder {folder} is {_describe(folder)}, not a folder (did a render put it there?)"
-        )
+            logs_fd = os.open(logs, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+        dir_fd = _job_log_folder(logs, job, logs_fd, unavailable)
+    except OSError as exc:
+        raise unavailable(exc.strerror or str(exc)) from None
+    finally:
+        if logs_fd is not None:
+            os.close(logs_fd)
+    create = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
     try:
-        if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
-            raise unavailable(f"its folder {folder} belongs to another user (uid {info.st_uid})")
-        fd, written = _create_log(folder, name, dir_fd, attempt_id)
+        if dir_fd is not None:
+            fd = os.open(name, create, 0o666, dir_fd=dir_fd)
+        else:  # Windows: no dir_fd; O_EXCL alone keeps the name from being a planted file
+            fd = os.open(log_path, create, 0o666)
+    except FileExistsError:
+        raise unavailable(
+            f"it exists already, as {_describe(log_path)} (did a render put it there?)"
+        ) from None
     except OSError as exc:
         raise unavailable(exc.strerror or str(exc)) from None
     finally:
         if dir_fd is not None:
             os.close(dir_fd)
     # Unbuffered: a full disk fails a write, never close().
-    return os.fdopen(fd, "ab", buffering=0), written
+    return os.fdopen(fd, "ab", buffering=0)
 
 
-def _create_log(folder: str, name: str, dir_fd: int | None, attempt_id: str) -> tuple[int, str]:
-    """The log's fd (see open_task_log) and its path: *name* in *folder*, or a fresh name."""
-    at = {"dir_fd": dir_fd} if dir_fd is not None else {}
+def _job_log_folder(logs: str, job: str, logs_fd: int | None, unavailable) -> int | None:
+    """The job's log folder *job* in *logs*, a real folder of this user's, open (None where
+    there is no dir_fd: Windows); see open_task_log.  Raises OSError or LogUnavailable."""
+    at = {"dir_fd": logs_fd} if logs_fd is not None else {}
+    where = job if logs_fd is not None else os.path.join(logs, job)
+    folder = os.path.join(logs, job)
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    for _ in range(LOG_FOLDER_TRIES):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(where, **at)
+        try:
+            if logs_fd is not None:
+                fd = os.open(
+                    where, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC | nonblock, **at
+                )
+                info = os.fstat(fd)
+            else:
+                fd, info = None, os.lstat(where)
+        except FileNotFoundError:
+            continue  # removed meanwhile: make it again
+        except OSError as exc:  # a link (ELOOP), a file or a FIFO (ENOTDIR)... or a folder
+            fd, info = None, None
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISDIR(os.stat(where, follow_symlinks=False, **at).st_mode):
+                    raise unavailable(exc.strerror or str(exc)) from None
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+                if fd is not None:
+                    os.close(fd)
+                raise unavailable(
+                    f"its folder {folder} belongs to another user (uid {info.st_uid})"
+                )
+            return fd
+        # Not a folder: a render put it there.  The name goes, never what it names.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(where, **at)
+    raise unavailable(
+        f"its folder {folder} is {_describe(folder)}, not a folder, and something put it back each"
+        f" of the {LOG_FOLDER_TRIES} times it was removed"
+    )
 
-    def where(entry: str) -> str:
-        return entry if dir_fd is not None else os.path.join(folder, entry)
 
-    create = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
-    try:
-        return os.open(where(name), create, 0o666, **at), os.path.join(folder, name)
-    except FileExistsError:
-        pass
-    # An earlier attempt's log: append to it if it is a plain file of ours with one name.
-    nonblock = getattr(os, "O_NONBLOCK", 0)  # a FIFO must not hang the open
-    try:
-        fd = os.open(
-            where(name), os.O_WRONLY | os.O_APPEND | _O_NOFOLLOW | _O_CLOEXEC | nonblock, **at
-        )
-    except OSError:
-        fd = None
-    if fd is not None:
-        info = os.fstat(fd)
-        ours = not hasattr(os, "geteuid") or info.st_uid == os.geteuid()
-        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and ours:
-            if nonblock:
-                os.set_blocking(fd, True)
-            return fd, os.path.join(folder, name)
-        os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(where(name), **at)  # a link, a FIFO...: the name goes, not what it names
-    try:
-        return os.open(where(name), create, 0o666, **at), os.path.join(folder, name)
-    except FileExistsError:
-        pass  # a folder, or put back at once: write beside it
-    stem, ext = os.path.splitext(name)
-    fresh = f"{stem}.{attempt_id[:12]}{ext}"
-    return os.open(where(fresh), create, 0o666, **at), os.path.join(folder, fresh)
+def reported_outputs(paths: list[str]) -> list[str]:
+    """The outputs a task reports: the last MAX_OUTPUTS of *paths* no longer than
+    MAX_OUTPUT_PATH_CHARS (a job's own outputs are as many as a block's frames)."""
+    return [path for path in paths if len(path) <= MAX_OUTPUT_PATH_CHARS][-MAX_OUTPUTS:]
 
 
 def _missing_outputs(expected: list[str]) -> str | None:
@@ -413,6 +519,7 @@ def _missing_outputs(expected: list[str]) -> str | None:
 
 def run_task(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one task; always returns a result dict (never raises for a render's failure)."""
+    _harden_engine()
     started = time.time()
     clock = time.monotonic()
     result: dict[str, Any] = {
@@ -478,13 +585,13 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         except OSError as exc:
             result["reason"] = f"cannot create the output folder {folder}: {exc.strerror or exc}"
             return result
+    log_path = spec["log_path"]
     try:
-        log, log_path = open_task_log(spec["log_path"], spec["attempt_id"])
+        log = open_task_log(log_path)
     except LogUnavailable as exc:
         result["reason"] = str(exc)
         result["infrastructure"] = True
         return result
-    result["log_path"] = log_path
     progress = _Progress(ctx.block.frames)
     deadline = time.monotonic() + spec["timeout"] if spec.get("timeout") else None
     cwd = (
@@ -509,6 +616,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
                 result["infrastructure"] = True
                 return result
+            children_before = _engine_children()
             try:
                 proc = subprocess.Popen(
                     argv,
@@ -526,19 +634,29 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 return result
             portable = portable_runner()
             output = _Output(None if portable else proc.stdout.fileno(), log, renderer, progress)
+
+            def exited(proc: subprocess.Popen = proc, before: set[int] = children_before) -> None:
+                _stop_leftovers(before, leader=proc.pid)
+
             try:
-                if portable:
-                    status = _wait_portable(proc, output, deadline, result)
-                else:
-                    status = _wait(proc, output, deadline, result)
-            except KeyboardInterrupt:
-                # The master's kill: Client.send_signal(SIGINT) to this engine.  Caught here, around
-                # the whole wait, so that no point of it lets the kill past the render's stop.
-                _stop_render(proc)
+                try:
+                    if portable:
+                        status = _wait_portable(proc, output, deadline, result, exited)
+                    else:
+                        status = _wait(proc, output, deadline, result, exited)
+                except KeyboardInterrupt:
+                    # The master's kill: Client.send_signal(SIGINT) to this engine.  Caught here,
+                    # around the whole wait, so no point of it lets the kill past the render's stop.
+                    _stop_render(proc)
+                    status = "killed"
+                finally:
+                    if not portable:
+                        proc.stdout.close()  # the portable path's reader thread closes its own
+                if status != "exited":  # stopped whole: the orphans it had are the engine's now
+                    _stop_leftovers(children_before)
+            except KeyboardInterrupt:  # the master's kill while the leftovers were stopped
+                _stop_leftovers(children_before)
                 status = "killed"
-            finally:
-                if not portable:
-                    proc.stdout.close()  # the portable path's reader thread closes its own
             result["tail"] = progress.tail_text()
             if status == "killed":
                 result["status"] = "killed"
@@ -572,12 +690,16 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             result["reason"] = progress.explained(missing, renderer)
             return result
         result["status"] = "finished"
-        result["outputs"] = expected or progress.saved
+        result["outputs"] = reported_outputs(expected or list(progress.saved))
         return result
 
 
 def _wait(
-    proc: subprocess.Popen, output: _Output, deadline: float | None, result: dict[str, Any]
+    proc: subprocess.Popen,
+    output: _Output,
+    deadline: float | None,
+    result: dict[str, Any],
+    exited: Callable[[], None],
 ) -> str:
     """Wait for the render, logging its output and publishing progress.
 
@@ -599,8 +721,9 @@ def _wait(
         pidfd = None
     try:
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
+            if _exited(proc):
+                exited()  # before the reap: the render's group id is still its own
+                _, status, usage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 result["peak_rss_kb"] = max(result["peak_rss_kb"], _maxrss_kb(usage.ru_maxrss))
                 result["cpu_seconds"] += usage.ru_utime + usage.ru_stime
@@ -690,7 +813,11 @@ def _sample_interval(age: float) -> float:
 
 
 def _wait_portable(
-    proc: subprocess.Popen, output: _Output, deadline: float | None, result: dict[str, Any]
+    proc: subprocess.Popen,
+    output: _Output,
+    deadline: float | None,
+    result: dict[str, Any],
+    exited: Callable[[], None],
 ) -> str:
     """:func:`_wait` for every OS: a reader thread takes the output, the Popen tells the exit,
     psutil measures the tree.  Returns "exited" or "timeout", as :func:`_wait` does."""
@@ -724,7 +851,9 @@ def _wait_portable(
             if now - last_sample >= _sample_interval(now - started):
                 last_sample = now
                 usage.sample()
-            if proc.poll() is not None:
+            if _exited(proc):
+                exited()  # before the reap: the render's group id is still its own
+                proc.wait()
                 end = time.monotonic() + LAST_OUTPUT_SECONDS
                 while reading and (left := end - time.monotonic()) > 0:
                     try:

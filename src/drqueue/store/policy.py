@@ -54,6 +54,10 @@ REASON_CHARS = 1000
 
 #: The longest log tail kept per task, in characters.
 TAIL_CHARS = 4000
+#: Most output paths kept per task (the last ones), and the longest kept, in characters: the
+#: runner reports no more (drqueue.slave.runner.MAX_OUTPUTS), but a result is not trusted.
+MAX_OUTPUTS = 1000
+MAX_OUTPUT_PATH_CHARS = 4096
 
 #: The states each kind of requeue takes back to queued; "one" takes the task named.
 REQUEUE_TAKES: dict[str, frozenset[TaskState]] = {
@@ -211,6 +215,17 @@ def dispatch_fields(
     return fields
 
 
+def bounded_outputs(outputs: Any) -> list[str]:
+    """A result's outputs as stored: only a list's strings no longer than MAX_OUTPUT_PATH_CHARS,
+    the last MAX_OUTPUTS of them (a render decides what its renderer parses)."""
+    if not isinstance(outputs, (list, tuple)):
+        return []
+    kept = [
+        path for path in outputs if isinstance(path, str) and len(path) <= MAX_OUTPUT_PATH_CHARS
+    ]
+    return kept[-MAX_OUTPUTS:]
+
+
 def result_fields(
     result: dict[str, Any], *, started_at: float | None, log_path: str | None, now: float
 ) -> tuple[dict[str, Any], float]:
@@ -234,7 +249,7 @@ def result_fields(
         "peak_rss_kb": result.get("peak_rss_kb"),
         "cpu_seconds": result.get("cpu_seconds"),
         "tail": str(result.get("tail") or "")[-TAIL_CHARS:],
-        "outputs": list(result.get("outputs") or []),
+        "outputs": bounded_outputs(result.get("outputs")),
         "log_path": result.get("log_path") or log_path,
     }
     return fields, seconds
