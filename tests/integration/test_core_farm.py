@@ -221,7 +221,7 @@ def test_queries_in_tables_and_json(farm, tmp_path):
     alpha = run_cli(farm, "computer", "show", "alpha")
     assert alpha.returncode == 0, alpha.stderr
     assert any(line.split() == ["name", "alpha"] for line in alpha.stdout.splitlines())
-    assert any(line.split() == ["online", "True"] for line in alpha.stdout.splitlines())
+    assert any(line.split() == ["online", "yes"] for line in alpha.stdout.splitlines())
     data = json.loads(run_cli(farm, "computer", "show", "alpha", "--json").stdout)
     assert (data["name"], data["online"], data["os"]) == ("alpha", True, "linux")
     assert "shell" in data["renderers"]

@@ -833,8 +833,24 @@ def computer_show(host: str, as_json: bool) -> None:
         "renderers",
         "running",
     ):
-        _print_field(key, data[key], 12)
+        _print_field(key, _shown(data[key]), 12)
     _print_field("last seen", _ago(data["last_seen"]), 12)
+
+
+def _shown(value: Any) -> str:
+    """A field as a person reads it: lists joined, nothing as '-', no Python reprs."""
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(
+            f"job {v['job_id']} task {v.get('task_index', v.get('task_id'))}"
+            if isinstance(v, dict) and "job_id" in v
+            else str(v)
+            for v in value
+        )
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 @computer.command("enable")
