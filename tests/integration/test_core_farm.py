@@ -71,6 +71,11 @@ def sleeping(marker: str) -> list[psutil.Process]:
     return result
 
 
+def attempt_logs(farm: Farm, job_id: int, index: int) -> list[Path]:
+    """The log files of every attempt of one task (``<index>.<attempt>.log``)."""
+    return sorted((farm.config.logs_dir / str(job_id)).glob(f"{index}.*.log"))
+
+
 def frames_in(path: Path) -> list[int]:
     return sorted(int(line) for line in path.read_text().split()) if path.exists() else []
 
@@ -372,7 +377,11 @@ def test_task_that_fails_twice_then_succeeds_finishes_with_retries(farm, tmp_pat
     )
     assert task["reason"] is None
     assert assert_counts_agree(farm, job_id)["finished"] == 1
-    assert farm.client.log(job_id, 1).count("# drqueue: job") == 3
+    # Each attempt writes a log of its own (docs/deploy.md); `drqueue log` shows the last, and
+    # the two before it stay beside it.
+    log = farm.client.log(job_id, 1)
+    assert log.count("# drqueue: job") == 1 and "attempt 3" in log, log
+    assert len(attempt_logs(farm, job_id, 0)) == 3
 
 
 def test_task_that_always_fails_ends_in_error_after_retries_plus_one_attempts(farm, tmp_path):
@@ -636,7 +645,8 @@ def test_task_kill_and_task_requeue(farm, tmp_path):
     assert farm.wait_job(job_id)["status"] == "finished"
     wait_for(lambda: frames_in(out) == [1, 2, 2], 30, what="frame 2 rendered again")
     assert [t["attempts"] for t in tasks_of(farm, job_id)] == [2, 2]
-    assert farm.client.log(job_id, 2).count("# drqueue: job") == 2
+    assert farm.client.log(job_id, 2).count("# drqueue: job") == 1  # the last attempt's
+    assert len(attempt_logs(farm, job_id, 1)) == 2
     assert assert_counts_agree(farm, job_id) == {
         "total": 2,
         "queued": 0,

@@ -746,7 +746,8 @@ def task_kill(job_id: int, task_index: int) -> None:
 @click.argument("job_id", type=int)
 @click.argument("frame", type=int)
 def log(job_id: int, frame: int) -> None:
-    """Print the full log of the task that rendered FRAME (a negative FRAME works as is)."""
+    """Print the full log of the last attempt of the task that rendered FRAME (a negative
+    FRAME works as is; earlier attempts' logs stay beside it in logs/JOB/)."""
     out = sys.stdout.buffer  # the log's bytes as the render wrote them
     for chunk in _client().log_chunks(job_id, frame):
         out.write(chunk)
