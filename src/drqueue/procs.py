@@ -52,6 +52,7 @@ def new_process_group() -> dict[str, Any]:
 
 #: prctl(2) options (linux/prctl.h).
 _PR_SET_DUMPABLE = 4
+_PR_SET_PDEATHSIG = 1
 _PR_GET_DUMPABLE = 3
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -92,13 +93,7 @@ def become_subreaper() -> bool:
 def die_with_parent() -> None:
     """Ask Linux to SIGTERM this child when its parent dies, however it dies (a Popen
     ``preexec_fn``; elsewhere a no-op)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _group_members(leaders: set[int]) -> list[psutil.Process]:

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from farm import wait_for
 
-from drqueue.master.controller import stop_process_tree
+from drqueue.procs import stop_process_tree
 
 MASTER_IP = "10.77.0.1"
 SLAVES = {"render01": "10.77.0.2", "render02": "10.77.0.3"}

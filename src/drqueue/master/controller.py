@@ -23,8 +23,7 @@ import psutil
 
 from drqueue.config import Config
 from drqueue.errors import ConfigError
-from drqueue.procs import die_with_parent as _die_with_parent
-from drqueue.procs import stop_process_tree  # noqa: F401  (importable from here, as before)
+from drqueue.procs import die_with_parent, stop_process_tree
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ class Controller:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
             start_new_session=True,
         )
         out.close()

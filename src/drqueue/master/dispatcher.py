@@ -52,7 +52,7 @@ from drqueue.master.matching import (
     waiting_reason,
 )
 from drqueue.models import Computer, Job, JobControl, Task, dependency_dead_end, task_seconds
-from drqueue.procs import GPU_VARIABLES, gpu_environment  # noqa: F401  (importable from here)
+from drqueue.procs import gpu_environment
 from drqueue.slave.info import collect_info
 from drqueue.slave.runner import run_task
 from drqueue.store.base import Dispatch, Store
