@@ -27,8 +27,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--runs", type=int, default=20)
     parser.add_argument("--load", type=int, default=os.cpu_count() or 2, help="busy processes")
-    parser.add_argument("tests", nargs="+")
-    args = parser.parse_args()
+    parser.add_argument("tests", nargs="+", help="test ids; other options go to pytest (-k ...)")
+    args, pytest_options = parser.parse_known_args()
     burners = [multiprocessing.Process(target=_burn, daemon=True) for _ in range(args.load)]
     for proc in burners:
         proc.start()
@@ -36,7 +36,17 @@ def main() -> int:
         for run in range(1, args.runs + 1):
             started = time.monotonic()
             result = subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *args.tests],
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-x",
+                    "-p",
+                    "no:cacheprovider",
+                    *pytest_options,
+                ]
+                + args.tests,
                 capture_output=True,
                 text=True,
             )
