@@ -652,3 +652,21 @@ def task_seconds(result: dict[str, Any], elapsed: float) -> float:
         except (KeyError, TypeError, ValueError):
             return elapsed
     return max(0.0, seconds) if math.isfinite(seconds) else elapsed
+
+
+#: Most output files a task reports and the store keeps (the last ones a renderer said it saved).
+MAX_OUTPUTS = 1000
+#: Longest output path kept, in characters: a longer one is dropped, not cut into a wrong path.
+MAX_OUTPUT_PATH_CHARS = 4096
+
+
+def bounded_outputs(outputs: Any) -> list[str]:
+    """A task's outputs as reported and as stored: a list's strings no longer than
+    MAX_OUTPUT_PATH_CHARS, the last MAX_OUTPUTS of them.  The runner applies it to what a
+    renderer said it saved, and the store again to a result it does not trust."""
+    if not isinstance(outputs, list | tuple):
+        return []
+    kept = [
+        path for path in outputs if isinstance(path, str) and len(path) <= MAX_OUTPUT_PATH_CHARS
+    ]
+    return kept[-MAX_OUTPUTS:]

@@ -24,6 +24,7 @@ import pytest
 from drqueue.config import Config
 from drqueue.master.dispatcher import task_spec
 from drqueue.models import (
+    MAX_OUTPUTS,
     Counts,
     FrameBlock,
     Job,
@@ -483,7 +484,7 @@ def test_the_outputs_a_renderer_reports_are_bounded_in_number_and_length(tmp_pat
     scene.write_bytes(b"BLENDER")
     result = run_task(blender_spec(tmp_path, scene))  # no output pattern: the saved files count
     assert result["status"] == "finished", result["reason"]
-    assert len(result["outputs"]) == runner.MAX_OUTPUTS == 1000
+    assert len(result["outputs"]) == MAX_OUTPUTS == 1000
     assert result["outputs"] == [f"/out/{n:05}.png" for n in range(500, 1500)]  # the last ones
 
 

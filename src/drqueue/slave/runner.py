@@ -36,7 +36,13 @@ from typing import Any
 
 import psutil
 
-from drqueue.models import FrameBlock, pad_frame
+from drqueue.models import (
+    MAX_OUTPUT_PATH_CHARS,
+    MAX_OUTPUTS,
+    FrameBlock,
+    bounded_outputs,
+    pad_frame,
+)
 from drqueue.procs import (
     become_subreaper,
     gpu_environment,
@@ -58,11 +64,6 @@ PORTABLE_RUNNER_VARIABLE = "DRQUEUE_PORTABLE_RUNNER"
 #: Seconds the portable path waits for a render's last output once it has exited (a child it
 #: left behind may hold the pipe open: its output is not waited for).
 LAST_OUTPUT_SECONDS = 1.0
-#: Most output files a task reports (the last ones a renderer said it saved); the store keeps
-#: no more either (drqueue.store.policy.MAX_OUTPUTS).
-MAX_OUTPUTS = 1000
-#: Longest output path reported, in characters: a longer one is dropped, not cut into a wrong path.
-MAX_OUTPUT_PATH_CHARS = 4096
 #: Longest line of output parsed, in bytes: the rest of a longer line is logged but not parsed.
 MAX_LINE_BYTES = 64 * 1024
 #: Appended to a line cut at MAX_LINE_BYTES.
@@ -500,12 +501,6 @@ def _job_log_folder(logs: str, job: str, logs_fd: int | None, unavailable) -> in
     )
 
 
-def reported_outputs(paths: list[str]) -> list[str]:
-    """The outputs a task reports: the last MAX_OUTPUTS of *paths* no longer than
-    MAX_OUTPUT_PATH_CHARS (a job's own outputs are as many as a block's frames)."""
-    return [path for path in paths if len(path) <= MAX_OUTPUT_PATH_CHARS][-MAX_OUTPUTS:]
-
-
 def _missing_outputs(expected: list[str]) -> str | None:
     for path in expected:
         try:
@@ -690,7 +685,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             result["reason"] = progress.explained(missing, renderer)
             return result
         result["status"] = "finished"
-        result["outputs"] = reported_outputs(expected or list(progress.saved))
+        result["outputs"] = bounded_outputs(expected or list(progress.saved))
         return result
 
 

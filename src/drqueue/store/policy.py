@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from drqueue.errors import Conflict
-from drqueue.models import Counts, JobControl, TaskState, check_transition, task_seconds
+from drqueue.models import (
+    Counts,
+    JobControl,
+    TaskState,
+    bounded_outputs,
+    check_transition,
+    task_seconds,
+)
 
 #: The job counter (a field of :class:`~drqueue.models.Counts`) each stored task state counts
 #: in.  The one table of it: backends derive their counter columns, recounts and integrity
@@ -54,10 +61,6 @@ REASON_CHARS = 1000
 
 #: The longest log tail kept per task, in characters.
 TAIL_CHARS = 4000
-#: Most output paths kept per task (the last ones), and the longest kept, in characters: the
-#: runner reports no more (drqueue.slave.runner.MAX_OUTPUTS), but a result is not trusted.
-MAX_OUTPUTS = 1000
-MAX_OUTPUT_PATH_CHARS = 4096
 
 #: The states each kind of requeue takes back to queued; "one" takes the task named.
 REQUEUE_TAKES: dict[str, frozenset[TaskState]] = {
@@ -213,17 +216,6 @@ def dispatch_fields(
     if log_path:
         fields["log_path"] = log_path
     return fields
-
-
-def bounded_outputs(outputs: Any) -> list[str]:
-    """A result's outputs as stored: only a list's strings no longer than MAX_OUTPUT_PATH_CHARS,
-    the last MAX_OUTPUTS of them (a render decides what its renderer parses)."""
-    if not isinstance(outputs, (list, tuple)):
-        return []
-    kept = [
-        path for path in outputs if isinstance(path, str) and len(path) <= MAX_OUTPUT_PATH_CHARS
-    ]
-    return kept[-MAX_OUTPUTS:]
 
 
 def result_fields(
