@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from drqueue.models import Computer, FrameBlock, Job, JobSpec, Task
@@ -71,6 +72,25 @@ class Store(abc.ABC):
         """Give the space of deleted rows back to the file system; return the bytes the store
         took ``before`` and ``after``.  A backend that needs no compaction returns them equal."""
         return {"before": 0, "after": 0}
+
+    # -- moving a farm between stores (drqueue.store.transfer) -----------------------------------
+
+    @abc.abstractmethod
+    def is_empty(self) -> bool:
+        """No job, task, computer, pool or event is stored."""
+
+    @abc.abstractmethod
+    def export_records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every stored object as (kind, record), in the neutral form and the kind order of
+        :mod:`drqueue.store.transfer` (pools, computers, members, jobs, tasks, hosts, events).
+        A job's counts are not exported: they are derived from its tasks."""
+
+    @abc.abstractmethod
+    def import_records(self, records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+        """Write checked records (transfer.read) into this store, which must be empty
+        (StoreError otherwise), all or nothing: on any error nothing of them stays.  Ids are
+        kept, each job's counts are recounted from its tasks (policy.count), and new ids
+        continue after the largest imported.  Returns how many of each kind were written."""
 
     # -- jobs --------------------------------------------------------------------------------
 
