@@ -6,6 +6,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from farm import Farm  # noqa: E402
+from mongo_server import WireServer, mongo_urls  # noqa: E402
+
+#: The store backends every contract test runs on: "mongo" is MongoDB over the wire (the test
+#: server, with transactions), "mongo-notxn" the same without transactions (as on a
+#: standalone mongod), "mongo-url" the server of DRQUEUE_TEST_MONGO_URL when it is set.
+STORE_BACKENDS = ["sqlite", "memory", "mongo", "mongo-notxn"] + (
+    ["mongo-url"] if mongo_urls() else []
+)
 
 
 @pytest.fixture(scope="module")
@@ -18,3 +26,43 @@ def farm(tmp_path_factory):
     farm.wait_engines(2)
     yield farm
     farm.stop()
+
+
+@pytest.fixture(scope="session")
+def wire_server(tmp_path_factory):
+    """A MongoDB-wire server (SecantusDB) for the whole run; each store takes a database."""
+    server = WireServer(tmp_path_factory.mktemp("mongo"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def open_backend(name: str, tmp_path: Path, request) -> "Store":  # noqa: F821
+    """A new, empty store of backend *name* (see STORE_BACKENDS)."""
+    from drqueue.store.memory import MemoryStore
+    from drqueue.store.sqlite import SQLiteStore
+
+    if name == "memory":
+        return MemoryStore()
+    if name == "sqlite":
+        return SQLiteStore(tmp_path / "db" / "drqueue.sqlite")
+    from drqueue.store.mongo import MongoStore
+
+    if name == "mongo-url":
+        base = mongo_urls()[0].split("?")[0].rstrip("/")
+        host = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
+        import uuid
+
+        return MongoStore(f"{host}/drq_{uuid.uuid4().hex[:12]}")
+    server = request.getfixturevalue("wire_server")
+    return MongoStore(server.database_url(), transactions=name == "mongo")
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def any_store(request, tmp_path):
+    """A new, empty store of each backend in turn."""
+    store = open_backend(request.param, tmp_path, request)
+    yield store
+    if hasattr(store, "_client"):
+        store._client.drop_database(store.database)
+    store.close()

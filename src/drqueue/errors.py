@@ -69,6 +69,11 @@ class StoreBusy(DrQueueError):
         self.retry_after = retry_after
 
 
+class StoreUnavailable(StoreBusy):
+    """The store's database server cannot be reached (a MongoDB gone away): the API answers
+    503 with Retry-After, and the dispatcher pauses and tries again until it is back."""
+
+
 class RequestTooLarge(DrQueueError):
     """The request body is over the master's max_request_bytes."""
 
@@ -76,6 +81,7 @@ class RequestTooLarge(DrQueueError):
 
 
 class StoreError(DrQueueError):
-    """The store failed its integrity check or has an unknown schema version."""
+    """The store failed its integrity check, has an unknown schema version, or cannot be
+    opened (a database server that does not answer or refuses the credentials)."""
 
     status_code = 500

@@ -18,18 +18,13 @@ import pytest
 from drqueue.errors import Conflict, InvalidJob, NotFound, StoreError
 from drqueue.models import Counts, FrameBlock, JobSpec, TaskState, split_frames
 from drqueue.store import SCHEMA_VERSION, Store
-from drqueue.store.memory import MemoryStore
 from drqueue.store.sqlite import SQLiteStore
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-def store(request, tmp_path) -> Store:
-    if request.param == "memory":
-        backend: Store = MemoryStore()
-    else:
-        backend = SQLiteStore(tmp_path / "db" / "drqueue.sqlite")
-    yield backend
-    backend.close()
+@pytest.fixture()
+def store(any_store) -> Store:
+    """Every backend in turn (conftest.STORE_BACKENDS)."""
+    return any_store
 
 
 @pytest.fixture()

@@ -14,8 +14,8 @@ later) and share the contract tests in ``tests/unit/test_store.py``.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from drqueue.models import Computer, FrameBlock, Job, JobSpec, Task
@@ -75,22 +75,22 @@ class Store(abc.ABC):
 
     # -- moving a farm between stores (drqueue.store.transfer) -----------------------------------
 
-    @abc.abstractmethod
     def is_empty(self) -> bool:
         """No job, task, computer, pool or event is stored."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def export_records(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every stored object as (kind, record), in the neutral form and the kind order of
         :mod:`drqueue.store.transfer` (pools, computers, members, jobs, tasks, hosts, events).
         A job's counts are not exported: they are derived from its tasks."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def import_records(self, records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, int]:
         """Write checked records (transfer.read) into this store, which must be empty
         (StoreError otherwise), all or nothing: on any error nothing of them stays.  Ids are
         kept, each job's counts are recounted from its tasks (policy.count), and new ids
         continue after the largest imported.  Returns how many of each kind were written."""
+        raise NotImplementedError
 
     # -- jobs --------------------------------------------------------------------------------
 
@@ -281,11 +281,20 @@ class Store(abc.ABC):
 
 
 def open_store(url: str) -> Store:
-    """Open the store a URL names: sqlite:///path (the default)."""
+    """Open the store a URL names: sqlite:///path (the default), or mongodb://… and
+    mongodb+srv://… (a MongoDB database: docs/storage.md)."""
     if url.startswith("sqlite:///"):
         from drqueue.store.sqlite import SQLiteStore
 
         return SQLiteStore(url[len("sqlite:///") :])
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from drqueue.store.mongo import MongoStore
+
+        return MongoStore(url)
     from drqueue.errors import ConfigError
 
-    raise ConfigError(f"unknown store URL {url!r}: use sqlite:///path/to/drqueue.sqlite")
+    scheme = url.split("://")[0] if "://" in url else url[:40]
+    raise ConfigError(
+        f"unknown store URL scheme {scheme!r}: use sqlite:///path/to/drqueue.sqlite or "
+        "mongodb://host:port/database"
+    )
