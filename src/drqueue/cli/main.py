@@ -117,11 +117,20 @@ def cli() -> None:
 @cli.command()
 @click.option("--ip", help="address the API and controller listen on (default 127.0.0.1)")
 @click.option("--port", type=int, help="API port (default 7680)")
-def master(ip: str | None, port: int | None) -> None:
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="the store: sqlite:///path (default: under DRQUEUE_ROOT) or mongodb://host:port/db "
+    "(credentials belong in drqueue.toml, not on a command line others can read)",
+)
+def master(ip: str | None, port: int | None, store_url: str | None) -> None:
     """Run the master: controller, store, dispatcher and HTTP API."""
     from drqueue.master.service import run_master
 
     overrides: dict[str, Any] = {"api_port": port}
+    if store_url:
+        overrides["store"] = store_url
     if ip:
         overrides.update(api_host=ip, controller_ip=ip)
     run_master(load_config(**overrides))

@@ -29,6 +29,7 @@ slots each job can use (for its ETA), and jobs that failed on every eligible hos
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import queue
@@ -37,11 +38,12 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from drqueue.config import Config
-from drqueue.errors import NotFound
+from drqueue.errors import NotFound, StoreBusy
 from drqueue.master.matching import (
     Assignment,
     Slot,
@@ -88,6 +90,9 @@ HOLD_SECONDS = 1.0
 HOLD_MAX_SECONDS = 30.0
 #: Weight of the newest result in a job's mean task duration.
 DURATION_WEIGHT = 0.2
+#: Seconds the dispatcher pauses while the store is unavailable, doubling up to the second.
+STORE_RETRY_SECONDS = 0.5
+STORE_RETRY_MAX_SECONDS = 5.0
 
 
 @dataclass
@@ -257,6 +262,12 @@ class Dispatcher:
         self._held: dict[int, tuple[float, float]] = {}
         #: Set when the store changed: queued-behind tasks may belong to a job that was stopped.
         self._recheck_prefetched = False
+        #: Store writes owed while the store was unavailable (a MongoDB gone away, a lock held
+        #: too long), in order: each records what this dispatcher already dropped from memory
+        #: (a result collected, an engine lost), so none may be skipped.  Paid at each round.
+        self._owed: list[Callable[[], Any]] = []
+        #: Since when the store has been unavailable (monotonic), or None.
+        self._store_down_since: float | None = None
         self.ready = threading.Event()
         self.error: BaseException | None = None
 
@@ -327,14 +338,32 @@ class Dispatcher:
             log.exception("cannot connect to the controller")
             return
         self.ready.set()
+        pause = STORE_RETRY_SECONDS
         while not self._stop.is_set():
             try:
                 busy = self.step()
+            except StoreBusy as exc:
+                # The store is unavailable: pause, and try again with what is owed to it.
+                if self._store_down_since is None:
+                    self._store_down_since = time.monotonic()
+                    log.warning("store unavailable, dispatching paused until it is back: %s", exc)
+                busy = False
+                self._dirty = True
+                self._stop.wait(pause)
+                pause = min(STORE_RETRY_MAX_SECONDS, pause * 2)
+                continue
             except Exception:
                 log.exception("dispatcher round failed")
                 busy = False
                 self._dirty = True
                 time.sleep(0.5)
+            if self._store_down_since is not None:
+                log.warning(
+                    "store back after %.1f s: dispatching again",
+                    time.monotonic() - self._store_down_since,
+                )
+                self._store_down_since = None
+                pause = STORE_RETRY_SECONDS
             if not busy:
                 self._wake.wait(0.02)
                 self._wake.clear()
@@ -344,6 +373,7 @@ class Dispatcher:
     def step(self) -> bool:
         """One round; True if it did anything (then the next round starts at once)."""
         self.stats.rounds += 1
+        self._pay_owed()
         did = self._sync_engines()
         did |= self._collect()
         did |= self._run_commands()
@@ -358,6 +388,27 @@ class Dispatcher:
             self._chores_at = now
             self._chores()
         return did
+
+    # -- store writes that must not be lost --------------------------------------------------------
+
+    def _must_write(self, write: Callable[[], Any]) -> None:
+        """Do a store write that follows state this dispatcher already dropped from memory;
+        while the store is unavailable, owe it (in order) and go on."""
+        if self._owed:
+            self._owed.append(write)
+            return
+        try:
+            write()
+        except StoreBusy as exc:
+            self._owed.append(write)
+            log.warning("store unavailable, a write is kept until it is back: %s", exc)
+
+    def _pay_owed(self) -> None:
+        """Make the writes owed to the store, in order; StoreBusy (the round ends) if it is
+        still unavailable, with the rest still owed."""
+        while self._owed:
+            self._owed[0]()
+            self._owed.pop(0)
 
     # -- engines ---------------------------------------------------------------------------------
 
@@ -457,7 +508,11 @@ class Dispatcher:
                     f"engine {engine_id} on {name} was lost (task queued there)",
                     False,
                 )
-            self.store.requeue_attempts([out.attempt_id], reason, lost=started)
+            self._must_write(
+                functools.partial(
+                    self.store.requeue_attempts, [out.attempt_id], reason, lost=started
+                )
+            )
         log.info("engine %d on %s lost (%s)", engine_id, name, why)
 
     def _release(self, out: Outstanding) -> None:
@@ -490,7 +545,14 @@ class Dispatcher:
             return
         self._release(out)
         if reason or out.settling:
-            self.store.requeue_attempts([out.attempt_id], reason or out.settling, lost=False)
+            self._must_write(
+                functools.partial(
+                    self.store.requeue_attempts,
+                    [out.attempt_id],
+                    reason or out.settling,
+                    lost=False,
+                )
+            )
         self._abort(out)
 
     def _settle_prefetched(self, engine: EngineState, reason: str) -> None:
@@ -570,11 +632,7 @@ class Dispatcher:
             if ar.done():
                 did = True
                 self._release(out)
-                if out.settling and aborted(ar):
-                    self.store.requeue_attempts([out.attempt_id], out.settling, lost=False)
-                else:
-                    self._record(out, ar)
-                self._forget(ar)
+                self._must_write(functools.partial(self._conclude, out, ar))
                 continue
             engine = self.engines.get(out.engine_id)
             if (
@@ -609,6 +667,14 @@ class Dispatcher:
                     out.last_write = now
                     self.store.mark_running(out.attempt_id, progress, str(data.get("tail", "")))
         return did
+
+    def _conclude(self, out: Outstanding, ar: Any) -> None:
+        """Write an ended attempt's outcome to the store, then drop the Client's copy of it."""
+        if out.settling and aborted(ar):
+            self.store.requeue_attempts([out.attempt_id], out.settling, lost=False)
+        else:
+            self._record(out, ar)
+        self._forget(ar)
 
     def _record(self, out: Outstanding, ar: Any) -> None:
         try:
@@ -879,17 +945,36 @@ class Dispatcher:
         # One log per attempt, named by the random attempt id: no render can plant it beforehand
         # (drqueue.slave.runner.open_task_log never appends to a file it did not create).
         log_path = str(self.config.logs_dir / str(job.id) / f"{task.index}.{attempt_id[:12]}.log")
-        if not self.store.mark_dispatched(
-            task.id, attempt_id, slot.engine_id, slot.computer, log_path
-        ):
+        try:
+            dispatched = self.store.mark_dispatched(
+                task.id, attempt_id, slot.engine_id, slot.computer, log_path
+            )
+        except StoreBusy:
+            # The write may have been made and only its answer lost: once the store is back,
+            # put the task back in the queue (nothing, if the write was not made).
+            self._owed.append(
+                functools.partial(
+                    self.store.requeue_attempts,
+                    [attempt_id],
+                    "the store went away as the task was dispatched; it was not sent",
+                    lost=False,
+                )
+            )
+            raise
+        if not dispatched:
             return False
         spec = task_spec(job, task, attempt_id, log_path, self.config, assignment.gpu_devices)
         try:
             result = self._view(slot.engine_id).apply_async(run_task, spec)
             result.add_done_callback(self._result_arrived)
         except Exception as exc:
-            self.store.requeue_attempts(
-                [attempt_id], f"could not send to engine: {exc}", lost=False
+            self._must_write(
+                functools.partial(
+                    self.store.requeue_attempts,
+                    [attempt_id],
+                    f"could not send to engine: {exc}",
+                    lost=False,
+                )
             )
             return False
         reserved = tuple(s.engine_id for s in assignment.reserved)

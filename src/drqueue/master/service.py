@@ -21,7 +21,7 @@ from drqueue.master.api import create_app
 from drqueue.master.controller import Controller
 from drqueue.master.dispatcher import Dispatcher
 from drqueue.master.http_server import api_server
-from drqueue.store import open_store
+from drqueue.store import open_store, shown_url
 
 log = logging.getLogger("drqueue.master")
 
@@ -118,7 +118,7 @@ def run_master(config: Config) -> None:
         server = api_server(
             app, config.api_host, config.api_port, config.api_max_connections, **ssl
         )
-        log.info("master API on %s, store %s", config.master_url, config.store_url)
+        log.info("master API on %s, store %s", config.master_url, shown_url(config.store_url))
         watchdog = threading.Thread(
             target=_watch_controller,
             args=(controller, server, stopping, died),

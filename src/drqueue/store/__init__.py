@@ -1,5 +1,5 @@
 """Durable state: the Store interface and its backends."""
 
-from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store, open_store
+from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store, open_store, shown_url
 
-__all__ = ["SCHEMA_VERSION", "Dispatch", "Event", "Store", "open_store"]
+__all__ = ["SCHEMA_VERSION", "Dispatch", "Event", "Store", "open_store", "shown_url"]

@@ -280,6 +280,16 @@ class Store(abc.ABC):
         first.  Page back through the trail with ``before_id=`` the first id of the last page."""
 
 
+def shown_url(url: str) -> str:
+    """A store URL as logs and messages show it: without the password it may hold."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, hosts = authority.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':')[0]}:***@{hosts}{slash}{path}"
+
+
 def open_store(url: str) -> Store:
     """Open the store a URL names: sqlite:///path (the default), or mongodb://… and
     mongodb+srv://… (a MongoDB database: docs/storage.md)."""
