@@ -642,3 +642,147 @@ def test_events_page_back_with_before_id_past_the_newest_page(store):
     job_events = store.events(job_id=job_id, limit=10_000)
     assert [e.kind for e in job_events][:1] == ["job.submitted"] and len(job_events) == 13
     assert store.events(job_id=job_id, before_id=job_events[5].id, limit=2) == job_events[3:5]
+
+
+# -- concurrency, scale, order and paging (every backend) -----------------------------------------
+
+
+_CLAIMER = """
+import json, sys, uuid
+sys.path.insert(0, {tests!r})
+from conftest import reopen
+store = reopen({how!r})
+claimed = []
+while True:
+    tasks = store.next_queued({job_id}, 3)
+    if not tasks:
+        break
+    for task in tasks:
+        if store.mark_dispatched(task.id, uuid.uuid4().hex, {engine}, "host{engine}"):
+            claimed.append(task.id)
+print(json.dumps(claimed))
+"""
+
+
+def test_concurrent_claimers_in_several_processes_never_claim_a_task_twice(store, tmp_path):
+    """Claimers race for the same queued tasks (each reads the same first three): every task
+    is claimed exactly once, and the counts agree."""
+    import json
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+
+    from conftest import how_to_reopen
+
+    job_id = submit(store, 1, 150)
+    how = how_to_reopen(store)
+    claims: list[list[int]] = []
+    if how is None:  # the memory store lives in this process: claim from threads
+
+        def claim(engine: int) -> None:
+            mine = []
+            while tasks := store.next_queued(job_id, 3):
+                for task in tasks:
+                    if store.mark_dispatched(task.id, uuid.uuid4().hex, engine, f"host{engine}"):
+                        mine.append(task.id)
+            claims.append(mine)
+
+        threads = [threading.Thread(target=claim, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    else:
+        tests = str(Path(__file__).resolve().parents[1])
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _CLAIMER.format(tests=tests, how=how, job_id=job_id, engine=n),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(4)
+        ]
+        for proc in procs:
+            out, _ = proc.communicate(timeout=300)
+            assert proc.returncode == 0
+            claims.append(json.loads(out))
+    every = [task_id for mine in claims for task_id in mine]
+    assert len(every) == len(set(every)) == 150, "a task was claimed twice, or not at all"
+    assert counts_of(store, job_id) == Counts(total=150, running=150)
+
+
+def test_a_100000_task_job(store):
+    """(On MongoDB a slow test, see conftest.SLOW_ON_MONGO: the test server takes a minute.)"""
+    spec = JobSpec("shell", 1, 100_000, params={"cmd": "true"})
+    job_id = store.create_job(spec, split_frames(1, 100_000, 1, 1))
+    assert store.get_job(job_id).counts == Counts(total=100_000, queued=100_000)
+    page = store.list_tasks(job_id, offset=99_990, limit=20)
+    assert [t.index for t in page] == list(range(99_990, 100_000))
+    assert [t.index for t in store.next_queued(job_id, 3)] == [0, 1, 2]
+    assert store.task_for_frame(job_id, 100_000).index == 99_999
+    dispatch(store, job_id, 50_000)
+    running = store.list_tasks(job_id, state="dispatched")
+    assert [t.index for t in running] == [50_000]
+    assert counts_of(store, job_id) == Counts(total=100_000, queued=99_999, running=1)
+    assert [d.task_id for d in store.delete_job(job_id, force=True)] == [running[0].id]
+    assert store.job_ids() == set()
+    assert store.check_integrity() == []
+
+
+def test_pages_of_tasks_and_jobs(store):
+    job_id = submit(store, 1, 10)
+    for index in (2, 5, 7):
+        dispatch(store, job_id, index)
+    assert [t.index for t in store.list_tasks(job_id, offset=3, limit=4)] == [3, 4, 5, 6]
+    assert [t.index for t in store.list_tasks(job_id, state="queued", offset=2, limit=3)] == [
+        3,
+        4,
+        6,
+    ]
+    assert store.list_tasks(job_id, offset=10) == []
+    assert store.list_tasks(job_id, limit=0) == []
+    ids = [submit(store, 1, 1) for _ in range(4)]
+    assert [job.id for job in store.list_jobs(limit=2)] == ids[-2:]
+    assert [job.id for job in store.list_jobs()] == [job_id, *ids]
+
+
+def test_runnable_jobs_order_by_priority_then_fair_share_then_submit_time(store):
+    """What the dispatcher's plan reads from the store orders jobs as the design says."""
+    from drqueue.master.matching import Slot, plan
+
+    store.upsert_computer(
+        {"name": "alpha", "cores": 8, "ram_mb": 8000, "slots": 4, "renderers": ["shell"]}
+    )
+    computers = {c.name: c for c in store.list_computers()}
+    early_ann = submit(store, 1, 2, owner="ann", priority=50)
+    late_bob = submit(store, 1, 2, owner="bob", priority=50)
+    urgent = submit(store, 1, 1, owner="ann", priority=10)
+    store.set_job_priority(urgent, 90)
+    slots = [Slot(n, "alpha", n) for n in range(4)]
+    order = [a.job.id for a in plan(slots, store.runnable_jobs(), computers)]
+    assert order[0] == urgent
+    assert order[1:3] == [early_ann, late_bob] or order[1:3] == [late_bob, early_ann]
+    assert order[1] == early_ann  # same priority, neither served yet: the earlier submit
+    assert order[2] == late_bob  # then fair share: bob before ann's second task
+
+
+def test_dependencies_wait_until_every_task_of_the_dependency_finished(store):
+    first = submit(store, 1, 2, retries=0)
+    second = submit(store, 1, 1, after=[first])
+    assert store.get_job(second).waiting_for == [first]
+    a = dispatch(store, first, 0)
+    store.record_result(a, {"status": "finished"})
+    assert store.get_job(second).waiting_for == [first]
+    b = dispatch(store, first, 1)
+    store.record_result(b, {"status": "failed", "exit_code": 1})
+    assert store.get_job(second).waiting_for == [first]  # an error is not done
+    store.requeue_tasks(first, which="failed")
+    c = dispatch(store, first, 1)
+    store.record_result(c, {"status": "finished"})
+    assert store.get_job(second).waiting_for == []
+    assert [j.id for j in store.runnable_jobs()] == [second]

@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -78,6 +79,8 @@ except ImportError:  # pragma: no cover - the message is the point
     pymongo = None  # type: ignore[assignment]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 #: A job's control while create_job writes its tasks: invisible to every read (as in SQLite).
 CREATING = "creating"
@@ -796,9 +799,18 @@ class MongoStore(Store):
             return active
 
         active = self._write(change)
-        db.tasks.delete_many({"job_id": job_id})
-        db.hosts.delete_many({"job_id": job_id})
         self._specs.pop(job_id, None)
+        try:
+            # In slices of the task index, so that no one delete of a giant job holds the
+            # server (or outlasts the socket time-out); what is left goes at the next start.
+            last = db.tasks.find_one({"job_id": job_id}, {"idx": 1}, sort=[("idx", -1)])
+            for first in range(0, (last["idx"] + 1) if last else 0, TASKS_PER_INSERT):
+                db.tasks.delete_many(
+                    {"job_id": job_id, "idx": {"$gte": first, "$lt": first + TASKS_PER_INSERT}}
+                )
+            db.hosts.delete_many({"job_id": job_id})
+        except ConnectionFailure as exc:
+            log.warning("job %d deleted; its tasks go at the next start: %s", job_id, exc)
         return active
 
     @_guarded
@@ -929,7 +941,10 @@ class MongoStore(Store):
         query: dict[str, Any] = {"job_id": job_id}
         if state is not None:
             query["state"] = state
-        cursor = self._db.tasks.find(query).sort("idx", 1).skip(offset)
+            cursor = self._db.tasks.find(query).sort("idx", 1).skip(offset)
+        else:  # a job's task indexes are 0 … n-1: a page starts by index, not by skipping
+            query["idx"] = {"$gte": offset}
+            cursor = self._db.tasks.find(query).sort("idx", 1)
         if limit is not None:
             if limit <= 0:
                 return []
