@@ -14,8 +14,8 @@ later) and share the contract tests in ``tests/unit/test_store.py``.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from drqueue.models import Computer, FrameBlock, Job, JobSpec, Task
