@@ -79,3 +79,7 @@ class StoreError(DrQueueError):
     """The store failed its integrity check or has an unknown schema version."""
 
     status_code = 500
+
+
+class InvalidExportFile(DrQueueError):
+    """A file `drqueue store import` cannot import; the message names the line and the fault."""
