@@ -343,18 +343,16 @@ def task_record(task: Task) -> dict[str, Any]:
 
 
 def task_from_record(record: dict[str, Any]) -> Task:
-    task = Task(
+    fields = {name: record[name] for name in _TASK_FIELDS}
+    fields["state"] = TaskState(record["state"])
+    fields["outputs"] = list(record["outputs"])
+    return Task(
         id=record["id"],
         job_id=record["job_id"],
         index=record["index"],
         block=FrameBlock(record["start"], record["end"], record["step"]),
-        state=TaskState(record["state"]),
+        **fields,
     )
-    for name in _TASK_FIELDS:
-        setattr(task, name, record[name])
-    task.state = TaskState(record["state"])
-    task.outputs = list(record["outputs"])
-    return task
 
 
 def host_record(job_id: int, computer: str, failures: int, blocked: bool) -> dict[str, Any]:
@@ -395,11 +393,15 @@ def _plural(count: int, kind: str) -> str:
     return f"{count} {kind}{'' if count == 1 else 's'}"
 
 
+class _Fault(Exception):
+    """What is wrong with a record, said after the record's name ("is in the file twice")."""
+
+
 class _Checker:
     """Checks records one by one, as a file holds them: each record against its model, the
     order of the kinds, every id and name once, and references only to objects before it;
     at the end (finish), that each job's tasks are numbered 0 to n-1, as a store keeps them.
-    A fault is a ValueError whose message names the object and what is wrong."""
+    A fault is a ValueError whose message names the record and what is wrong with it."""
 
     def __init__(self) -> None:
         self.counts = dict.fromkeys(KINDS, 0)
@@ -423,18 +425,21 @@ class _Checker:
         at = KINDS.index(kind)
         if at < self._kind_at:
             raise ValueError(
-                f"a {kind} after a {KINDS[self._kind_at]}: the records go in the order "
-                f"{', '.join(KINDS)}"
+                f"a {kind} record after {KINDS[self._kind_at]} records: the records go in the "
+                f"order {', '.join(KINDS)}"
             )
         self._kind_at = at
-        what = _described(kind, record)
         if not isinstance(record, dict):
             raise ValueError(f"the record of a {kind} is not a JSON object")
         try:
             RECORDS[kind].model_validate(record)
         except ValidationError as exc:
+            what = _described(kind, record)
             raise ValueError(f"{what}: {validation_message(exc.errors())}") from None
-        getattr(self, f"_{kind}")(record, what)
+        try:
+            getattr(self, f"_{kind}")(record)
+        except _Fault as fault:
+            raise ValueError(f"{_described(kind, record)} {fault}") from None
         self.counts[kind] += 1
 
     def finish(self) -> None:
@@ -447,67 +452,61 @@ class _Checker:
                 )
 
     @staticmethod
-    def _once(seen: set[Any], key: Any, what: str) -> None:
+    def _once(seen: set[Any], key: Any) -> None:
         if key in seen:
-            raise ValueError(f"{what} is in the file twice")
+            raise _Fault("is in the file twice")
         seen.add(key)
 
-    def _pool(self, record: dict[str, Any], what: str) -> None:
-        self._once(self._pools, record["name"], what)
+    def _pool(self, record: dict[str, Any]) -> None:
+        self._once(self._pools, record["name"])
 
-    def _computer(self, record: dict[str, Any], what: str) -> None:
-        self._once(self._computers, record["name"], what)
+    def _computer(self, record: dict[str, Any]) -> None:
+        self._once(self._computers, record["name"])
 
-    def _member(self, record: dict[str, Any], what: str) -> None:
+    def _member(self, record: dict[str, Any]) -> None:
         if record["pool"] not in self._pools:
-            raise ValueError(
-                f"{what} names pool {_shown(record['pool'])}, which is not in the file"
-            )
+            raise _Fault(f"names pool {_shown(record['pool'])}, which is not in the file")
         if record["computer"] not in self._computers:
-            raise ValueError(
-                f"{what} names computer {_shown(record['computer'])}, which is not in the file"
-            )
-        self._once(self._members, (record["pool"], record["computer"]), what)
+            raise _Fault(f"names computer {_shown(record['computer'])}, which is not in the file")
+        self._once(self._members, (record["pool"], record["computer"]))
 
-    def _job(self, record: dict[str, Any], what: str) -> None:
+    def _job(self, record: dict[str, Any]) -> None:
         if record["id"] in self._tasks_of:
-            raise ValueError(f"{what} is in the file twice")
+            raise _Fault("is in the file twice")
         self._tasks_of[record["id"]] = set()
         key = record["idempotency_key"]
         if key is not None:
             owner = record["spec"]["owner"]
             if (owner, key) in self._keys:
-                raise ValueError(
-                    f"{what} has the Idempotency-Key of an earlier job of {_shown(owner)}"
-                )
+                raise _Fault(f"has the Idempotency-Key of an earlier job of {_shown(owner)}")
             self._keys.add((owner, key))
 
-    def _task(self, record: dict[str, Any], what: str) -> None:
+    def _task(self, record: dict[str, Any]) -> None:
         indexes = self._tasks_of.get(record["job_id"])
         if indexes is None:
-            raise ValueError(f"{what} names job {record['job_id']}, which is not in the file")
-        self._once(self._task_ids, record["id"], what)
+            raise _Fault(f"names job {record['job_id']}, which is not in the file")
+        self._once(self._task_ids, record["id"])
         if record["index"] in indexes:
-            raise ValueError(
-                f"{what} is task {record['index']} of job {record['job_id']}, as an earlier one is"
+            raise _Fault(
+                f"is task {record['index']} of job {record['job_id']}, as an earlier one is"
             )
         indexes.add(record["index"])
         attempt = record["attempt_id"]
         if attempt is not None and record["state"] in ACTIVE_STATES:
             other = self._attempts.setdefault(attempt, record["id"])
             if other != record["id"]:
-                raise ValueError(f"{what} runs attempt {_shown(attempt)}, as task {other} does")
+                raise _Fault(f"runs attempt {_shown(attempt)}, as task {other} does")
 
-    def _host(self, record: dict[str, Any], what: str) -> None:
+    def _host(self, record: dict[str, Any]) -> None:
         if record["job_id"] not in self._tasks_of:
-            raise ValueError(f"{what} names job {record['job_id']}, which is not in the file")
-        self._once(self._hosts, (record["job_id"], record["computer"]), what)
+            raise _Fault(f"names job {record['job_id']}, which is not in the file")
+        self._once(self._hosts, (record["job_id"], record["computer"]))
 
-    def _event(self, record: dict[str, Any], what: str) -> None:
-        self._once(self._events, record["id"], what)
+    def _event(self, record: dict[str, Any]) -> None:
+        self._once(self._events, record["id"])
 
-    def _token(self, record: dict[str, Any], what: str) -> None:
-        self._once(self._tokens, record["sha256"], what)
+    def _token(self, record: dict[str, Any]) -> None:
+        self._once(self._tokens, record["sha256"])
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -533,6 +532,12 @@ def _not_a_number(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+#: JSON as the file holds it: NaN and Infinity are refused on read and on write (a file
+#: must not hold what check() refuses), and text is UTF-8 rather than \u escapes.
+_DECODER = json.JSONDecoder(parse_constant=_not_a_number)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _parse(line: bytes) -> Any:
     """One line's JSON value; ValueError saying what is wrong with it."""
     try:
@@ -542,13 +547,13 @@ def _parse(line: bytes) -> Any:
     if not text.strip():
         raise ValueError("an empty line")
     try:
-        value = json.loads(text, parse_constant=_not_a_number)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.msg}, at column {exc.colno})") from None
     # A string no store can keep (a lone surrogate) can only come from a \u escape.
     if "\\u" in text:
         try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
+            _ENCODER.encode(value).encode("utf-8")
         except UnicodeEncodeError:
             raise ValueError("a \\u escape that is no character (a lone surrogate)") from None
     return value
@@ -702,9 +707,7 @@ def read(source: str | Path | Export) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _line(value: dict[str, Any]) -> bytes:
-    # allow_nan=False: a NaN in a job's params would make a file that check() refuses.
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode("utf-8") + b"\n"
+    return _ENCODER.encode(value).encode("utf-8") + b"\n"
 
 
 def write(store: Store, path: str | Path, tokens: Iterable[dict[str, Any]] = ()) -> dict[str, int]:
