@@ -35,6 +35,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -228,7 +229,7 @@ class EventRecord(_Record):
 class TokenRecord(_Record):
     """An entry of etc/tokens.json as it is kept there (drqueue.master.tokens)."""
 
-    sha256: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
+    sha256: Annotated[StrictStr, Field(pattern="^[0-9a-f]{64}$")]
     role: Literal[ROLES]  # type: ignore[valid-type]
     owner: StrictStr
     created: float | None = None
@@ -320,7 +321,8 @@ def spec_from_record(record: dict[str, Any]) -> JobSpec:
     return JobSpec(**fields)
 
 
-#: The fields of a Task that a task record holds as they are (all but its block and state).
+#: The fields of a Task that a task record holds by the same name, after its id, job id, index
+#: and its block's start, end and step.
 _TASK_FIELDS = tuple(
     f.name for f in dataclasses.fields(Task) if f.name not in ("id", "job_id", "index", "block")
 )
@@ -383,9 +385,10 @@ def _described(kind: str, record: Any) -> str:
         return f"member {_shown(get('computer'))} of pool {_shown(get('pool'))}"
     if kind == "host":
         return f"host {_shown(get('computer'))} of job {_shown(get('job_id'))}"
-    if kind == "token":
+    if kind == "token":  # named by its id (drqueue token list); anything else may be a secret
         sha256 = get("sha256")
-        return f"token {_shown(sha256[:12] if isinstance(sha256, str) else sha256)}"
+        named = isinstance(sha256, str) and re.fullmatch("[0-9a-f]{64}", sha256)
+        return f"token {sha256[:12]}" if named else "a token"
     return f"{kind} {_shown(get('name' if kind in ('pool', 'computer') else 'id'))}"
 
 
