@@ -21,7 +21,6 @@ from drqueue.master.api import create_app
 from drqueue.master.controller import Controller
 from drqueue.master.dispatcher import Dispatcher
 from drqueue.master.http_server import api_server
-from drqueue.master.lock import take_master_lock
 from drqueue.store import open_store
 
 log = logging.getLogger("drqueue.master")
@@ -61,6 +60,8 @@ def hold_master_lock(config: Config) -> None:
     """Take the root's master lock (drqueue.master.lock), or refuse to start: a second master
     on the same root would requeue the first one's running tasks and kill its controller as
     "left by an earlier master"."""
+    from drqueue.master.lock import take_master_lock
+
     _LOCKS.append(
         take_master_lock(
             config,
