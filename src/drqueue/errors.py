@@ -85,3 +85,7 @@ class StoreError(DrQueueError):
     opened (a database server that does not answer or refuses the credentials)."""
 
     status_code = 500
+
+
+class InvalidExportFile(DrQueueError):
+    """A file `drqueue store import` cannot import; the message names the line and the fault."""

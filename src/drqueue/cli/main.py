@@ -8,11 +8,13 @@ line on stderr and exit 1; usage errors exit 2.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -24,6 +26,10 @@ from drqueue.config import load_config
 from drqueue.errors import DrQueueError, InvalidJob, NotFound, UnknownRenderer
 from drqueue.models import dependency_dead_end, parse_env
 from drqueue.renderers import all_renderers
+
+if TYPE_CHECKING:
+    from drqueue.config import Config
+    from drqueue.store import Store
 
 console = Console()
 err_console = Console(stderr=True)
@@ -1045,32 +1051,114 @@ def store() -> None:
     """Maintain the master's store (run on the master's machine)."""
 
 
-@store.command("backup")
-@click.argument("path", type=click.Path(dir_okay=False))
-def store_backup(path: str) -> None:
-    """Write an online, consistent copy of the store to PATH."""
+def _existing_store(config: Config) -> Store:
+    """The config's store, refused if it is a SQLite file that does not exist: opening it
+    would make an empty store, which a backup or an export would then copy."""
     import os
-    import sqlite3
 
     from drqueue.errors import ConfigError
     from drqueue.store import open_store
 
-    url = load_config().store_url
+    url = config.store_url
     source = url[len("sqlite:///") :] if url.startswith("sqlite:///") else None
-    # Opening a missing SQLite file creates an empty store, which would be backed up.
     if source is not None and not os.path.isfile(source):
         raise ConfigError(f"no store at {source}: is DRQUEUE_ROOT the master's?")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise DrQueueError(f"cannot write {path}: there is no folder {folder}")
-    store_ = open_store(url)
+    return open_store(url)
+
+
+@contextlib.contextmanager
+def _store_copied_to(config: Config, path: str) -> Iterator[Store]:
+    """The config's store, which must exist, for a command that writes it to the file *path*:
+    a folder that is not there, or a write that fails, is one line."""
+    import os
+    import sqlite3
+
+    store_ = _existing_store(config)
     try:
-        store_.backup(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise DrQueueError(f"cannot write {path}: there is no folder {folder}")
+        yield store_
     except (OSError, sqlite3.Error) as exc:
-        raise DrQueueError(f"cannot write {path}: {exc}") from None
+        raise DrQueueError(
+            f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     finally:
         store_.close()
+
+
+@store.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False))
+def store_backup(path: str) -> None:
+    """Write an online, consistent copy of the store to PATH."""
+    with _store_copied_to(load_config(), path) as store_:
+        store_.backup(path)
     click.echo(f"store backed up to {path}")
+
+
+@store.command("export")
+@click.argument("path", type=click.Path(dir_okay=False))
+def store_export(path: str) -> None:
+    """Write the whole farm to PATH, to move it to another store with `drqueue store import`:
+    jobs, tasks, computers, pools, events, and the API tokens (their hashes).  One JSON object
+    a line, mode 0600: it holds every job's env.  The master may run meanwhile."""
+    from drqueue.master.tokens import token_entries
+    from drqueue.store import transfer
+
+    config = load_config()
+    with _store_copied_to(config, path) as store_:
+        counts = transfer.write(store_, path, token_entries(config))
+    click.echo(f"exported {transfer.summary(counts)} to {path}")
+
+
+@store.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+def store_import(path: str) -> None:
+    """Write the farm exported to PATH into this root's store, which must be empty, and its
+    tokens into etc/tokens.json: all of it, or nothing.  Refused while a master runs here."""
+    from drqueue.errors import ConfigError, StoreError
+    from drqueue.master.lock import take_master_lock
+    from drqueue.master.tokens import replace_token_entries, token_entries
+    from drqueue.store import open_store, transfer
+
+    export = transfer.check(path)  # a bad file is refused before anything is touched
+    config = load_config()
+    config.ensure_dirs()
+    lock = take_master_lock(
+        config, refusal="a master runs on {root} (pid {pid}): stop it before importing its store"
+    )
+    with contextlib.closing(lock):
+        tokens_file = config.etc_dir / "tokens.json"
+        kept = token_entries(config)
+        if kept and export.tokens and _by_digest(kept) != _by_digest(export.tokens):
+            raise ConfigError(
+                f"{tokens_file} already holds other tokens than the file's: move it away to "
+                "import them"
+            )
+        store_ = open_store(config.store_url)
+        try:
+            if not store_.is_empty():
+                raise StoreError(transfer.NOT_EMPTY)
+            had_tokens_file = tokens_file.exists()
+            add_tokens = bool(export.tokens) and not kept
+            if add_tokens:
+                replace_token_entries(config, export.tokens)
+            try:
+                counts = store_.import_records(transfer.read(export))
+            except BaseException:
+                if add_tokens and had_tokens_file:
+                    replace_token_entries(config, kept)
+                elif add_tokens:
+                    tokens_file.unlink()
+                raise
+        finally:
+            store_.close()
+    click.echo(f"imported {transfer.summary(counts | {'token': len(export.tokens)})}")
+
+
+def _by_digest(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Token entries in one order, to tell whether two lists hold the same tokens."""
+    return sorted(entries, key=lambda entry: str(entry.get("sha256")))
 
 
 @store.command("compact")

@@ -57,29 +57,18 @@ _LOCKS: list[Any] = []
 
 
 def hold_master_lock(config: Config) -> None:
-    """Take the root's master lock (an flock on tmp/master.lock), or refuse to start: a second
-    master on the same root would requeue the first one's running tasks and kill its
-    controller as "left by an earlier master".  The lock goes with the process, however it
-    dies, so a crashed master never blocks its successor."""
-    import fcntl
+    """Take the root's master lock (drqueue.master.lock), or refuse to start: a second master
+    on the same root would requeue the first one's running tasks and kill its controller as
+    "left by an earlier master"."""
+    from drqueue.master.lock import take_master_lock
 
-    path = config.tmp_dir / "master.lock"
-    handle = open(path, "a+")  # noqa: SIM115 (held for the process's life)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "?"
-        handle.close()
-        raise DrQueueError(
-            f"a master already runs on {config.root} (pid {holder}): stop it first, or give "
-            "this one its own DRQUEUE_ROOT"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    _LOCKS.append(handle)
+    _LOCKS.append(
+        take_master_lock(
+            config,
+            refusal="a master already runs on {root} (pid {pid}): stop it first, or give this "
+            "one its own DRQUEUE_ROOT",
+        )
+    )
 
 
 def run_master(config: Config) -> None:

@@ -118,6 +118,25 @@ def _read_book(config: Config) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {"tokens": []}
 
 
+def _write_book(config: Config, data: dict[str, Any]) -> None:
+    write_private(config.etc_dir / "tokens.json", json.dumps(data, indent=1))
+
+
+def token_entries(config: Config) -> list[dict[str, Any]]:
+    """The entries of etc/tokens.json as kept there (sha256, role, owner, created): what
+    `drqueue store export` moves with the farm.  ConfigError if the file cannot be read."""
+    try:
+        return list(_read_book(config)["tokens"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot read {config.etc_dir / 'tokens.json'}: {exc}") from None
+
+
+def replace_token_entries(config: Config, entries: list[dict[str, Any]]) -> None:
+    """Make *entries* the whole of etc/tokens.json (`drqueue store import`)."""
+    config.ensure_dirs()
+    _write_book(config, {"tokens": entries})
+
+
 def create_token(config: Config, role: str, owner: str) -> str:
     """Make a new token, keep its digest in etc/tokens.json, and return it (shown once)."""
     if role not in ROLES:
@@ -130,7 +149,7 @@ def create_token(config: Config, role: str, owner: str) -> str:
     data["tokens"].append(
         {"sha256": _digest(token), "role": role, "owner": owner, "created": time.time()}
     )
-    write_private(config.etc_dir / "tokens.json", json.dumps(data, indent=1))
+    _write_book(config, data)
     return token
 
 
@@ -167,7 +186,7 @@ def revoke_tokens(config: Config, which: str) -> list[dict[str, Any]]:
     if not gone:
         raise NotFound(f"no token has the id or name {which!r}: see `drqueue token list`")
     data["tokens"] = [e for e in data["tokens"] if e not in gone]
-    write_private(config.etc_dir / "tokens.json", json.dumps(data, indent=1))
+    _write_book(config, data)
     return [{"id": token_id(e), "role": e["role"], "name": e["owner"]} for e in gone]
 
 

@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ from drqueue.models import (
     Task,
     TaskState,
 )
-from drqueue.store import policy
+from drqueue.store import policy, transfer
 from drqueue.store.base import Dispatch, Event, Store
 
 #: The range of an integer the store keeps, as SQLite's INTEGER (a frame beyond it is refused).
@@ -116,6 +117,127 @@ class MemoryStore(Store):
 
     def backup(self, path: str) -> None:
         raise StoreError("the memory store keeps nothing to back up: use a sqlite:/// store")
+
+    # -- moving a farm between stores (drqueue.store.transfer) ----------------------------------
+
+    def is_empty(self) -> bool:
+        with self._lock:
+            return not (self._jobs or self._tasks or self._computers or self._pools or self._events)
+
+    def export_records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """A snapshot taken under the lock, handed out after it."""
+        with self._lock:
+            records = list(self._records())
+        yield from records
+
+    def _records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every stored object as (kind, record) of store.transfer, in its kind order."""
+        for name, description in sorted(self._pools.items()):
+            yield "pool", transfer.pool_record(name, description)
+        for name, computer in sorted(self._computers.items()):
+            yield (
+                "computer",
+                transfer.computer_record(
+                    name,
+                    dict(computer.info),
+                    enabled=computer.enabled,
+                    max_tasks=computer.max_tasks,
+                    last_seen=computer.last_seen,
+                    info_at=computer.info_at,
+                ),
+            )
+        for pool, computer_name in sorted(self._members):
+            yield "member", transfer.member_record(pool, computer_name)
+        jobs = [self._jobs[job_id] for job_id in sorted(self._jobs)]
+        for job in jobs:
+            yield (
+                "job",
+                transfer.job_record(
+                    job.id,
+                    job.spec,
+                    control=job.control,
+                    submitted_at=job.submitted_at,
+                    finished_at=job.finished_at,
+                    task_seconds=job.task_seconds,
+                    timed_tasks=job.timed_tasks,
+                    waiting_reason=job.waiting_reason,
+                    idempotency_key=job.idempotency_key,
+                ),
+            )
+        for job in jobs:
+            for task_id in job.task_ids:
+                yield "task", transfer.task_record(self._tasks[task_id])
+        for job in jobs:
+            for computer_name, (failures, blocked) in sorted(job.hosts.items()):
+                yield "host", transfer.host_record(job.id, computer_name, failures, blocked)
+        for event in self._events:
+            yield "event", transfer.event_record(event)
+
+    def import_records(self, records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+        """The records are stored aside and taken in only once all are read: all or nothing."""
+        counts = dict.fromkeys(transfer.STORE_KINDS, 0)
+        jobs: dict[int, _JobRecord] = {}
+        tasks: dict[int, Task] = {}
+        computers: dict[str, _ComputerRecord] = {}
+        pools: dict[str, str] = {}
+        members: set[tuple[str, str]] = set()
+        events: list[Event] = []
+        with self._lock:
+            if not self.is_empty():
+                raise StoreError(transfer.NOT_EMPTY)
+            for kind, record in records:
+                if kind == "task":
+                    task = transfer.task_from_record(record)
+                    tasks[task.id] = task
+                    jobs[task.job_id].task_ids.append(task.id)
+                elif kind == "job":
+                    jobs[record["id"]] = _JobRecord(
+                        id=record["id"],
+                        spec=transfer.spec_from_record(record["spec"]),
+                        control=JobControl(record["control"]),
+                        submitted_at=record["submitted_at"],
+                        idempotency_key=record["idempotency_key"],
+                        counts=Counts(),
+                        finished_at=record["finished_at"],
+                        task_seconds=record["task_seconds"],
+                        timed_tasks=record["timed_tasks"],
+                        waiting_reason=record["waiting_reason"],
+                    )
+                elif kind == "event":
+                    events.append(transfer.event_from_record(record))
+                elif kind == "host":
+                    host = [record["failures"], record["blocked"]]
+                    jobs[record["job_id"]].hosts[record["computer"]] = host
+                elif kind == "computer":
+                    computers[record["name"]] = _ComputerRecord(
+                        info=dict(record["info"]),
+                        enabled=record["enabled"],
+                        max_tasks=record["max_tasks"],
+                        last_seen=record["last_seen"],
+                        info_at=record["info_at"],
+                    )
+                elif kind == "pool":
+                    pools[record["name"]] = record["description"]
+                elif kind == "member":
+                    members.add((record["pool"], record["computer"]))
+                else:
+                    raise ValueError(f"a store imports no {kind!r} records")
+                counts[kind] += 1
+            for job in jobs.values():
+                job.task_ids.sort(key=lambda task_id: tasks[task_id].index)
+                job.counts = policy.count(tasks[task_id].state for task_id in job.task_ids)
+            events.sort(key=lambda event: event.id)
+            self._jobs, self._tasks, self._events = jobs, tasks, events
+            self._computers, self._pools, self._members = computers, pools, members
+            self._attempts = {
+                task.attempt_id: task.id
+                for task in tasks.values()
+                if task.attempt_id is not None and task.state in ACTIVE_STATES
+            }
+            self._next_job = max(self._next_job, max(jobs, default=0) + 1)
+            self._next_task = max(self._next_task, max(tasks, default=0) + 1)
+            self._next_event = max(self._next_event, max((e.id for e in events), default=0) + 1)
+        return counts
 
     # -- the one place a task's state changes ---------------------------------------------------
 

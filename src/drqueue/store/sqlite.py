@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
+import operator
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ from drqueue.models import (
     Task,
     TaskState,
 )
-from drqueue.store import policy
+from drqueue.store import policy, transfer
 from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store
 from drqueue.store.policy import TAIL_CHARS
 
@@ -147,6 +149,9 @@ TASKS_PER_TRANSACTION = 2000
 CREATE_PAUSE = 0.002
 CREATE_YIELD_MAX = 0.25
 
+#: Rows of one kind import_records writes per executemany.
+IMPORT_ROWS_PER_STATEMENT = 1000
+
 #: Seconds a client is told to wait (Retry-After) when the store stayed locked too long.
 RETRY_AFTER = 2
 
@@ -195,6 +200,36 @@ _JOB_STATE_COLUMNS = (
 _CONTROLS = {str(control): control for control in JobControl}
 
 
+#: The columns of jobs that hold its spec, in the order of _spec_values.
+_SPEC_COLUMNS = (
+    'name, owner, renderer, scene, start, "end", step, block_size, priority, retries, timeout, '
+    "max_parallel, env, params, requirements, after, notify"
+)
+
+
+def _spec_values(spec: JobSpec) -> tuple[Any, ...]:
+    """A spec as the values of _SPEC_COLUMNS."""
+    return (
+        spec.name,
+        spec.owner,
+        spec.renderer,
+        spec.scene,
+        spec.start,
+        spec.end,
+        spec.step,
+        spec.block_size,
+        spec.priority,
+        spec.retries,
+        spec.timeout,
+        spec.max_parallel,
+        json.dumps(spec.env),
+        json.dumps(spec.params),
+        json.dumps(spec.requirements.to_dict()),
+        json.dumps(spec.after),
+        json.dumps(spec.notify),
+    )
+
+
 def _spec_from_row(row: sqlite3.Row) -> JobSpec:
     return JobSpec(
         renderer=row["renderer"],
@@ -239,6 +274,24 @@ def _busy_or(exc: sqlite3.OperationalError) -> Exception:
     return exc
 
 
+def _marks(columns: str) -> str:
+    """As many SQL parameters ("?, ?, ...") as *columns* names columns."""
+    return ", ".join("?" * (columns.count(",") + 1))
+
+
+def _event_from_row(row: sqlite3.Row) -> Event:
+    return Event(
+        id=row["id"],
+        at=row["at"],
+        kind=row["kind"],
+        message=row["message"],
+        job_id=row["job_id"],
+        task_index=row["task_index"],
+        computer=row["computer"],
+        actor=row["actor"],
+    )
+
+
 def _dispatch_from_row(row: sqlite3.Row) -> Dispatch:
     return Dispatch(
         task_id=row["id"],
@@ -248,6 +301,123 @@ def _dispatch_from_row(row: sqlite3.Row) -> Dispatch:
         computer=row["computer"],
         started_at=row["started_at"],
     )
+
+
+# -- moving a farm between stores: rows to records (export) and records to rows (import) ---------
+
+#: The keys of a task record, in the order of _TASK_COLUMNS but its last (outputs, as JSON).
+_TASK_KEYS = tuple(
+    "index" if column == "idx" else column.strip('"') for column in _TASK_COLUMNS.split(", ")
+)[:-1]
+#: A task record's values of _TASK_KEYS, as a tuple.
+_task_values = operator.itemgetter(*_TASK_KEYS)
+
+#: Jobs whose creation ended: the others are not stored yet, nor exported.
+_CREATED = "job_id IN (SELECT id FROM jobs WHERE control != ?)"
+
+
+def _records(conn: sqlite3.Connection) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every stored object as (kind, record) of store.transfer, in its kind order."""
+    for row in conn.execute("SELECT name, description FROM pools ORDER BY name"):
+        yield "pool", transfer.pool_record(row["name"], row["description"])
+    for row in conn.execute("SELECT * FROM computers ORDER BY name"):
+        yield (
+            "computer",
+            transfer.computer_record(
+                row["name"],
+                json.loads(row["info"]),
+                enabled=bool(row["enabled"]),
+                max_tasks=row["max_tasks"],
+                last_seen=row["last_seen"],
+                info_at=row["info_at"],
+            ),
+        )
+    for row in conn.execute("SELECT pool, computer FROM pool_members ORDER BY pool, computer"):
+        yield "member", transfer.member_record(row["pool"], row["computer"])
+    for row in conn.execute("SELECT * FROM jobs WHERE control != ? ORDER BY id", (CREATING,)):
+        yield (
+            "job",
+            transfer.job_record(
+                row["id"],
+                _spec_from_row(row),
+                control=row["control"],
+                submitted_at=row["submitted_at"],
+                finished_at=row["finished_at"],
+                task_seconds=row["task_seconds"],
+                timed_tasks=row["timed_tasks"],
+                waiting_reason=row["waiting_reason"],
+                idempotency_key=row["idempotency_key"],
+            ),
+        )
+    for row in conn.execute(
+        f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {_CREATED} ORDER BY job_id, idx", (CREATING,)
+    ):
+        # Straight from the row (a Task on the way took as long again, for 100,000 tasks).
+        record = dict(zip(_TASK_KEYS, row, strict=False))  # all but outputs
+        record["outputs"] = json.loads(row["outputs"])
+        yield "task", record
+    for row in conn.execute(
+        f"SELECT * FROM host_failures WHERE {_CREATED} ORDER BY job_id, computer", (CREATING,)
+    ):
+        yield (
+            "host",
+            transfer.host_record(row["job_id"], row["computer"], row["failures"], row["blocked"]),
+        )
+    for row in conn.execute("SELECT * FROM events ORDER BY id"):
+        yield "event", transfer.event_record(_event_from_row(row))
+
+
+#: Each kind's INSERT, of the values _values_of gives.  A job's counts are recounted after.
+_INSERT = {
+    "pool": "INSERT INTO pools (name, description) VALUES (?, ?)",
+    "computer": "INSERT INTO computers (name, info, enabled, max_tasks, last_seen, info_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)",
+    "member": "INSERT INTO pool_members (pool, computer) VALUES (?, ?)",
+    "job": f"INSERT INTO jobs (id, {_SPEC_COLUMNS}, control, submitted_at, finished_at, "
+    "task_seconds, timed_tasks, waiting_reason, idempotency_key, n_total) "
+    f"VALUES (?, {_marks(_SPEC_COLUMNS)}, ?, ?, ?, ?, ?, ?, ?, 0)",
+    "task": f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({_marks(_TASK_COLUMNS)})",
+    "host": "INSERT INTO host_failures (job_id, computer, failures, blocked) VALUES (?, ?, ?, ?)",
+    "event": "INSERT INTO events (id, at, kind, message, job_id, task_index, computer, actor) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+}
+
+#: The keys of an event record, in the order of the events table's columns.
+_EVENT_KEYS = ("id", "at", "kind", "message", "job_id", "task_index", "computer", "actor")
+
+
+def _values_of(kind: str, record: dict[str, Any]) -> tuple[Any, ...]:
+    """A record as the values of its kind's _INSERT."""
+    if kind == "task":
+        return (*_task_values(record), json.dumps(record["outputs"]))
+    if kind == "job":
+        return (
+            record["id"],
+            *_spec_values(transfer.spec_from_record(record["spec"])),
+            record["control"],
+            record["submitted_at"],
+            record["finished_at"],
+            record["task_seconds"],
+            record["timed_tasks"],
+            record["waiting_reason"],
+            record["idempotency_key"],
+        )
+    if kind == "computer":
+        return (
+            record["name"],
+            json.dumps(record["info"]),
+            int(record["enabled"]),
+            record["max_tasks"],
+            record["last_seen"],
+            record["info_at"],
+        )
+    if kind == "host":
+        return (record["job_id"], record["computer"], record["failures"], int(record["blocked"]))
+    if kind == "event":
+        return tuple(record[key] for key in _EVENT_KEYS)
+    if kind == "pool":
+        return (record["name"], record["description"])
+    return (record["pool"], record["computer"])  # a member
 
 
 #: The WAL is truncated to this size whenever a checkpoint empties it (PRAGMA journal_size_limit).
@@ -288,19 +458,23 @@ class SQLiteStore(Store):
 
     # -- connections and transactions -----------------------------------------------------------
 
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        # A checkpoint that empties the WAL also truncates it to this: a big submit or
+        # delete must not leave a WAL of its size behind for good.
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+        return conn
+
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-            # A checkpoint that empties the WAL also truncates it to this: a big submit or
-            # delete must not leave a WAL of its size behind for good.
-            conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
-            self._local.conn = conn
+            conn = self._local.conn = self._connect()
         return conn
 
     @contextlib.contextmanager
@@ -460,6 +634,48 @@ class SQLiteStore(Store):
             | {_COLUMN[name]: getattr(counts, name) for name in policy.COUNTERS},
         )
 
+    # -- moving a farm between stores (drqueue.store.transfer) ----------------------------------
+
+    def is_empty(self) -> bool:
+        return self._is_empty(self._conn())
+
+    @staticmethod
+    def _is_empty(conn: sqlite3.Connection) -> bool:
+        return not any(
+            conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]
+            for table in ("jobs", "tasks", "computers", "pools", "events")
+        )
+
+    def export_records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Read in one transaction of a connection of its own: a snapshot of the store that
+        lasts while the records are written out, and holds no writer up (WAL)."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")
+            yield from _records(conn)
+        finally:
+            conn.close()
+
+    def import_records(self, records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+        """In one write transaction: on any error, the records' own included, ROLLBACK.
+        Explicit ids are kept, and AUTOINCREMENT continues after the largest."""
+        counts = dict.fromkeys(transfer.STORE_KINDS, 0)
+        with self._write() as conn:
+            if not self._is_empty(conn):
+                raise StoreError(transfer.NOT_EMPTY)
+            for kind, group in itertools.groupby(records, key=operator.itemgetter(0)):
+                if kind not in _INSERT:
+                    raise ValueError(f"a store imports no {kind!r} records")
+                while chunk := list(itertools.islice(group, IMPORT_ROWS_PER_STATEMENT)):
+                    conn.executemany(_INSERT[kind], [_values_of(kind, r) for _, r in chunk])
+                    counts[kind] += len(chunk)
+            for (job_id,) in conn.execute("SELECT id FROM jobs").fetchall():
+                self._recount(conn, job_id)
+        self._specs.clear()
+        if counts["task"] >= CHECKPOINT_AFTER_TASKS:
+            self.checkpoint()  # the import wrote every page of its tasks to the WAL
+        return counts
+
     # -- the one place a task's state changes -----------------------------------------------
 
     def _move(
@@ -543,35 +759,9 @@ class SQLiteStore(Store):
             if idempotency_key is not None:
                 self._check_key_free(conn, spec.owner, idempotency_key)
             cur = conn.execute(
-                """
-                INSERT INTO jobs (name, owner, renderer, scene, start, "end", step, block_size,
-                    priority, retries, timeout, max_parallel, env, params, requirements, after,
-                    notify, control, submitted_at, n_total, n_queued, idempotency_key)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
-                """,
-                (
-                    spec.name,
-                    spec.owner,
-                    spec.renderer,
-                    spec.scene,
-                    spec.start,
-                    spec.end,
-                    spec.step,
-                    spec.block_size,
-                    spec.priority,
-                    spec.retries,
-                    spec.timeout,
-                    spec.max_parallel,
-                    json.dumps(spec.env),
-                    json.dumps(spec.params),
-                    json.dumps(spec.requirements.to_dict()),
-                    json.dumps(spec.after),
-                    json.dumps(spec.notify),
-                    CREATING,
-                    now,
-                    len(blocks),
-                    idempotency_key,
-                ),
+                f"INSERT INTO jobs ({_SPEC_COLUMNS}, control, submitted_at, n_total, n_queued, "
+                f"idempotency_key) VALUES ({_marks(_SPEC_COLUMNS)}, ?, ?, ?, 0, ?)",
+                (*_spec_values(spec), CREATING, now, len(blocks), idempotency_key),
             )
             job_id = cur.lastrowid
             assert job_id is not None
@@ -1288,16 +1478,4 @@ class SQLiteStore(Store):
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
         rows = self._conn().execute(sql, args).fetchall()
-        return [
-            Event(
-                id=r["id"],
-                at=r["at"],
-                kind=r["kind"],
-                message=r["message"],
-                job_id=r["job_id"],
-                task_index=r["task_index"],
-                computer=r["computer"],
-                actor=r["actor"],
-            )
-            for r in reversed(rows)
-        ]
+        return [_event_from_row(row) for row in reversed(rows)]
