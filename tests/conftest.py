@@ -31,13 +31,13 @@ def farm(tmp_path_factory):
 #: Contract tests that are slow on the MongoDB test server: SecantusDB writes about 1,700
 #: documents a second (a minute for a 100,000-task job, where SQLite takes 2 s).  Their MongoDB
 #: variants are marked slow (`make test-slow` runs them); SQLite and memory run them always.
-SLOW_ON_MONGO = {"test_a_100000_task_job"}
+SLOW_ON_MONGO = {"test_a_100000_task_job", "test_a_job_of_100000_tasks_moves"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         name, _, param = item.name.partition("[")
-        if name in SLOW_ON_MONGO and param.startswith("mongo"):
+        if name in SLOW_ON_MONGO and "mongo" in param:
             item.add_marker(pytest.mark.slow)
 
 

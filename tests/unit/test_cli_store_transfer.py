@@ -188,3 +188,37 @@ def test_export_into_a_missing_folder_is_one_line(tmp_path):
     result = run(tmp_path / "old", "export", str(target))
     assert refusal(result) == f"cannot write {target}: there is no folder {target.parent}"
     assert not target.parent.exists()
+
+
+def test_a_farm_moves_from_sqlite_to_mongodb_and_back_with_the_cli(tmp_path, wire_server):
+    """What a studio types to move its farm onto MongoDB: export from the SQLite root, import
+    with DRQUEUE_STORE naming the database, and the same farm comes back out of it."""
+    from drqueue.store.mongo import MongoStore
+
+    path = exported(tmp_path)
+    url = wire_server.database_url()
+    mongo_root = tmp_path / "mongo-root"
+    env = {"DRQUEUE_ROOT": str(mongo_root), "DRQUEUE_STORE": url}
+    result = CliRunner().invoke(cli, ["store", "import", str(path)], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().startswith("imported 4 jobs, 18 tasks")
+    again = CliRunner().invoke(cli, ["store", "import", str(path)], env=env)
+    assert refusal(again).startswith("the store is not empty")
+
+    back = tmp_path / "back.jsonl"
+    result = CliRunner().invoke(cli, ["store", "export", str(back)], env=env)
+    assert result.exit_code == 0, result.output
+    result = run(tmp_path / "sqlite-again", "import", str(back))
+    assert result.exit_code == 0, result.output
+    old, mongo, new = (
+        store_of(tmp_path / "old"),
+        MongoStore(url),
+        store_of(tmp_path / "sqlite-again"),
+    )
+    try:
+        assert_same_farm(old, mongo)
+        assert_same_farm(old, new)
+    finally:
+        mongo._client.drop_database(mongo.database)
+        for store in (old, mongo, new):
+            store.close()

@@ -30,7 +30,27 @@ from drqueue.store.sqlite import SQLiteStore
 BACKENDS: dict[str, Callable[[Path], Store]] = {
     "sqlite": lambda folder: SQLiteStore(folder / "drqueue.sqlite"),
     "memory": lambda folder: MemoryStore(),
+    "mongo": lambda folder: _mongo_store(),
 }
+
+
+def _mongo_store() -> Store:
+    """A new database on the session's MongoDB-wire server (conftest.wire_server)."""
+    from drqueue.store.mongo import MongoStore
+
+    return MongoStore(_WIRE[0].database_url())
+
+
+#: The wire server, set by the autouse fixture below for the tests of this module.
+_WIRE: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _wire(request):
+    if "mongo" in request.node.name:
+        _WIRE[:] = [request.getfixturevalue("wire_server")]
+    yield
+
 
 StoreMaker = Callable[[], Store]
 

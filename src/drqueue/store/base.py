@@ -75,22 +75,22 @@ class Store(abc.ABC):
 
     # -- moving a farm between stores (drqueue.store.transfer) -----------------------------------
 
+    @abc.abstractmethod
     def is_empty(self) -> bool:
         """No job, task, computer, pool or event is stored."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def export_records(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every stored object as (kind, record), in the neutral form and the kind order of
         :mod:`drqueue.store.transfer` (pools, computers, members, jobs, tasks, hosts, events).
         A job's counts are not exported: they are derived from its tasks."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def import_records(self, records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, int]:
         """Write checked records (transfer.read) into this store, which must be empty
         (StoreError otherwise), all or nothing: on any error nothing of them stays.  Ids are
         kept, each job's counts are recounted from its tasks (policy.count), and new ids
         continue after the largest imported.  Returns how many of each kind were written."""
-        raise NotImplementedError
 
     # -- jobs --------------------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ from drqueue.models import (
     Task,
     TaskState,
 )
-from drqueue.store import policy
+from drqueue.store import policy, transfer
 from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store
 
 try:
@@ -1365,7 +1365,162 @@ class MongoStore(Store):
     # -- moving a farm between stores -----------------------------------------------------------
 
     def export_records(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        raise NotImplementedError
+        """Every stored object in transfer's form, read collection by collection: a copy of a
+        store whose master is stopped is exact; one taken while a master runs may catch a job
+        between two changes (the counts are recounted at import either way)."""
+        db = self._db
+        try:
+            for doc in db.pools.find().sort("_id", 1):
+                yield "pool", transfer.pool_record(doc["_id"], doc.get("description", ""))
+            for doc in db.computers.find().sort("_id", 1):
+                yield (
+                    "computer",
+                    transfer.computer_record(
+                        doc["_id"],
+                        json.loads(doc["info"]),
+                        enabled=doc.get("enabled", True),
+                        max_tasks=doc.get("max_tasks"),
+                        last_seen=doc.get("last_seen"),
+                        info_at=doc.get("info_at"),
+                    ),
+                )
+            for doc in db.members.find().sort([("pool", 1), ("computer", 1)]):
+                yield "member", transfer.member_record(doc["pool"], doc["computer"])
+            jobs = []
+            for doc in db.jobs.find({"control": {"$ne": CREATING}}).sort("_id", 1):
+                jobs.append(doc["_id"])
+                yield (
+                    "job",
+                    transfer.job_record(
+                        doc["_id"],
+                        _spec_from(doc),
+                        control=doc["control"],
+                        submitted_at=doc["submitted_at"],
+                        finished_at=doc.get("finished_at"),
+                        task_seconds=doc.get("task_seconds", 0.0),
+                        timed_tasks=doc.get("timed_tasks", 0),
+                        waiting_reason=doc.get("waiting_reason"),
+                        idempotency_key=doc.get("idempotency_key"),
+                    ),
+                )
+            for job_id in jobs:
+                for doc in db.tasks.find({"job_id": job_id}).sort("idx", 1):
+                    yield "task", transfer.task_record(_task(doc))
+            exported = set(jobs)
+            for doc in db.hosts.find().sort([("job_id", 1), ("computer", 1)]):
+                if doc["job_id"] in exported:
+                    yield (
+                        "host",
+                        transfer.host_record(
+                            doc["job_id"],
+                            doc["computer"],
+                            doc.get("failures", 0),
+                            doc.get("blocked", False),
+                        ),
+                    )
+            for doc in db.events.find().sort("_id", 1):
+                yield "event", transfer.event_record(_event_out(doc))
+        except ConnectionFailure as exc:
+            raise _unavailable(self.where, exc) from None
 
+    @_guarded
     def import_records(self, records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, int]:
-        raise NotImplementedError
+        """Write the records in batches, with the schema document marked "importing" until the
+        last: an import that fails removes what it wrote, and one cut short (the process
+        killed) leaves a store the master refuses to open, never half a farm."""
+        if not self.is_empty():
+            raise StoreError(transfer.NOT_EMPTY)
+        db = self._db
+        db.meta.update_one({"_id": "schema"}, {"$set": {"importing": True}}, upsert=True)
+        try:
+            counts = self._import(records)
+        except BaseException:
+            with contextlib.suppress(PyMongoError):
+                for name in COLLECTIONS:
+                    db[name].delete_many({})
+                db.counters.update_many({}, {"$set": {"next": 0}})
+                db.meta.update_one({"_id": "schema"}, {"$unset": {"importing": ""}})
+            raise
+        db.meta.update_one({"_id": "schema"}, {"$unset": {"importing": ""}})
+        return counts
+
+    def _import(self, records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+        db = self._db
+        counts = dict.fromkeys(transfer.STORE_KINDS, 0)
+        batches: dict[str, list[dict[str, Any]]] = {}
+        states: dict[int, list[str]] = {}
+        largest = {"jobs": 0, "tasks": 0, "events": 0}
+
+        def flush(name: str) -> None:
+            if batches.get(name):
+                db[name].insert_many(batches[name], ordered=False)
+                batches[name] = []
+
+        for kind, record in records:
+            counts[kind] += 1
+            name, doc = self._document(kind, record)
+            if kind == "task":
+                states.setdefault(record["job_id"], []).append(record["state"])
+            if name in largest:
+                largest[name] = max(largest[name], doc["_id"])
+            batch = batches.setdefault(name, [])
+            batch.append(doc)
+            if len(batch) >= TASKS_PER_INSERT:
+                flush(name)
+        for name in list(batches):
+            flush(name)
+        for job_id in db.jobs.distinct("_id"):
+            self._set_counts(job_id, policy.count(states.get(job_id, ())))
+        for name, value in largest.items():
+            db.counters.update_one({"_id": name}, {"$max": {"next": value}}, upsert=True)
+        return counts
+
+    @staticmethod
+    def _document(kind: str, record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The collection and document of one transfer record."""
+        if kind == "pool":
+            return "pools", {"_id": record["name"], "description": record["description"]}
+        if kind == "computer":
+            return "computers", {
+                "_id": record["name"],
+                "info": json.dumps(record["info"]),
+                "enabled": record["enabled"],
+                "max_tasks": record["max_tasks"],
+                "last_seen": record["last_seen"],
+                "info_at": record["info_at"],
+            }
+        if kind == "member":
+            return "members", {"pool": record["pool"], "computer": record["computer"]}
+        if kind == "job":
+            spec = transfer.spec_from_record(record["spec"])
+            doc = {
+                "_id": record["id"],
+                "spec": _spec_json(spec),
+                "owner": spec.owner,
+                "priority": spec.priority,
+                "after": list(spec.after),
+                "control": record["control"],
+                "submitted_at": record["submitted_at"],
+                "finished_at": record["finished_at"],
+                "n_total": 0,
+                **{field: 0 for field in _FIELD.values()},
+                "task_seconds": record["task_seconds"],
+                "timed_tasks": record["timed_tasks"],
+                "waiting_reason": record["waiting_reason"],
+            }
+            if record["idempotency_key"] is not None:
+                doc["idempotency_key"] = record["idempotency_key"]
+            return "jobs", doc
+        if kind == "task":
+            doc = {
+                "_id": record["id"],
+                "job_id": record["job_id"],
+                "idx": record["index"],
+                **{k: v for k, v in record.items() if k not in ("id", "job_id", "index")},
+            }
+            return "tasks", doc
+        if kind == "host":
+            return "hosts", dict(record)
+        if kind == "event":
+            return "events", {"_id": record["id"], **{k: v for k, v in record.items() if k != "id"}}
+        raise ValueError(f"a store holds no {kind} records")
