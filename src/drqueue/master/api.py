@@ -481,6 +481,7 @@ def create_app(store: Store, dispatcher: Dispatcher | None, config: Config, toke
             "stale": stats.stale if stats else 0,
             "lost": stats.lost if stats else 0,
             "aborts_confirmed": stats.aborts_confirmed if stats else 0,
+            "store_writes_owed": stats.owed if stats else 0,
         }
 
     # jobs
