@@ -214,3 +214,19 @@ def test_open_refuses_a_store_error_for_a_cut_short_import(wire_server):
     finally:
         raw.drop_database(name)
         raw.close()
+
+
+def test_a_claim_is_renewed_by_its_holder_and_refused_to_another(wire_server):
+    store = MongoStore(wire_server.database_url())
+    try:
+        store.claim_master("host-a:1")
+        store.claim_master("host-a:1")  # a renewal
+        with pytest.raises(StoreError, match="another master .* uses MongoDB database"):
+            store.claim_master("host-b:2")
+        store.release_master("host-a:1")
+        store.claim_master("host-b:2")  # released: the next takes it at once
+        store._db.meta.update_one({"_id": "master"}, {"$set": {"until": 0}})
+        store.claim_master("host-a:1")  # run out: anyone may take it
+    finally:
+        store._client.drop_database(store.database)
+        store.close()

@@ -68,6 +68,20 @@ class Store(abc.ABC):
     def backup(self, path: str) -> None:
         """Write a consistent copy of the store to *path* while it is in use."""
 
+    #: Seconds a master's claim on the store lasts unless renewed (claim_master).
+    MASTER_LEASE_SECONDS = 30.0
+
+    def claim_master(self, holder: str) -> None:
+        """Claim the store for the master *holder* for MASTER_LEASE_SECONDS, or renew its
+        claim; StoreError if another master's claim is alive.  A store in the master's root
+        (SQLite's default) is already held by the root's master lock, so the default does
+        nothing; a database many machines can reach (MongoDB) keeps the claim in itself."""
+        return
+
+    def release_master(self, holder: str) -> None:
+        """Give up *holder*'s claim (a master that stops), so the next may start at once."""
+        return
+
     def compact(self) -> dict[str, int]:
         """Give the space of deleted rows back to the file system; return the bytes the store
         took ``before`` and ``after``.  A backend that needs no compaction returns them equal."""

@@ -35,6 +35,8 @@ import dataclasses
 import functools
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -376,6 +378,38 @@ class MongoStore(Store):
 
     def close(self) -> None:
         self._client.close()
+
+    @_guarded
+    def claim_master(self, holder: str) -> None:
+        """The claim is a document (meta "master": holder, host, pid, until) that only its
+        holder may renew, or anyone once it has run out: two masters on two roots never share
+        one database.  "until" is the claiming master's clock: keep the masters' clocks in
+        step (NTP), as a farm does anyway."""
+        now = time.time()
+        claim = {
+            "holder": holder,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "until": now + self.MASTER_LEASE_SECONDS,
+        }
+        try:
+            self._db.meta.update_one(
+                {"_id": "master", "$or": [{"holder": holder}, {"until": {"$lt": now}}]},
+                {"$set": claim},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            other = self._db.meta.find_one({"_id": "master"}) or {}
+            left = max(0.0, float(other.get("until", now)) - now)
+            raise StoreError(
+                f"another master (on {other.get('host', '?')}, pid {other.get('pid', '?')}) "
+                f"uses MongoDB database {self.database!r} at {self.where}: stop it first, or "
+                f"wait {left:.0f} s if it died"
+            ) from None
+
+    @_guarded
+    def release_master(self, holder: str) -> None:
+        self._db.meta.delete_one({"_id": "master", "holder": holder})
 
     def backup(self, path: str) -> None:
         raise StoreError(
