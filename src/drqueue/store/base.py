@@ -294,6 +294,38 @@ class Store(abc.ABC):
         first.  Page back through the trail with ``before_id=`` the first id of the last page."""
 
 
+def computer_from_info(
+    name: str,
+    info: dict[str, Any],
+    *,
+    pools: list[str],
+    enabled: bool,
+    max_tasks: int | None,
+    last_seen: float | None,
+    info_at: float | None,
+) -> Computer:
+    """A stored computer: what its slave reported (*info*, as upsert_computer keeps it) and
+    what the store keeps beside (its pools, enabled, max_tasks, when it was seen)."""
+    return Computer(
+        name=name,
+        hostname=info.get("hostname", ""),
+        os=info.get("os", ""),
+        arch=info.get("arch", ""),
+        cores=info.get("cores", 0),
+        ram_mb=info.get("ram_mb", 0),
+        free_ram_mb=info.get("free_ram_mb", 0),
+        load=info.get("load", 0.0),
+        gpus=info.get("gpus", 0),
+        pools=pools,
+        renderers=list(info.get("renderers", [])),
+        enabled=bool(enabled),
+        max_tasks=max_tasks,
+        slots=info.get("slots", 0),
+        last_seen=last_seen,
+        info_at=info_at,
+    )
+
+
 def shown_url(url: str) -> str:
     """A store URL as logs and messages show it: without the password it may hold."""
     scheme, sep, rest = url.partition("://")

@@ -65,7 +65,7 @@ from drqueue.models import (
     TaskState,
 )
 from drqueue.store import policy, transfer
-from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store
+from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store, computer_from_info
 
 try:
     import pymongo
@@ -1261,21 +1261,12 @@ class MongoStore(Store):
         for doc in self._db.computers.find(query).sort("_id", 1):
             info = json.loads(doc["info"])
             computers.append(
-                Computer(
-                    name=doc["_id"],
-                    hostname=info.get("hostname", ""),
-                    os=info.get("os", ""),
-                    arch=info.get("arch", ""),
-                    cores=info.get("cores", 0),
-                    ram_mb=info.get("ram_mb", 0),
-                    free_ram_mb=info.get("free_ram_mb", 0),
-                    load=info.get("load", 0.0),
-                    gpus=info.get("gpus", 0),
+                computer_from_info(
+                    doc["_id"],
+                    info,
                     pools=pools.get(doc["_id"], []),
-                    renderers=info.get("renderers", []),
-                    enabled=bool(doc.get("enabled", True)),
+                    enabled=doc.get("enabled", True),
                     max_tasks=doc.get("max_tasks"),
-                    slots=info.get("slots", 0),
                     last_seen=doc.get("last_seen"),
                     info_at=doc.get("info_at"),
                 )
