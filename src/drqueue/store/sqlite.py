@@ -42,7 +42,7 @@ from drqueue.models import (
     TaskState,
 )
 from drqueue.store import policy, transfer
-from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store
+from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store, computer_from_info
 from drqueue.store.jobquery import STATUSES, JobPage, JobQuery
 from drqueue.store.policy import TAIL_CHARS
 
@@ -1483,21 +1483,12 @@ class SQLiteStore(Store):
         for row in conn.execute(f"SELECT * FROM computers {where} ORDER BY name", args):
             info = json.loads(row["info"])
             computers.append(
-                Computer(
-                    name=row["name"],
-                    hostname=info.get("hostname", ""),
-                    os=info.get("os", ""),
-                    arch=info.get("arch", ""),
-                    cores=info.get("cores", 0),
-                    ram_mb=info.get("ram_mb", 0),
-                    free_ram_mb=info.get("free_ram_mb", 0),
-                    load=info.get("load", 0.0),
-                    gpus=info.get("gpus", 0),
+                computer_from_info(
+                    row["name"],
+                    info,
                     pools=pools.get(row["name"], []),
-                    renderers=info.get("renderers", []),
-                    enabled=bool(row["enabled"]),
+                    enabled=row["enabled"],
                     max_tasks=row["max_tasks"],
-                    slots=info.get("slots", 0),
                     last_seen=row["last_seen"],
                     info_at=row["info_at"],
                 )
