@@ -133,8 +133,7 @@ def submit(
             raise
         response.status_code = 200
         return {"id": existing, "tasks": store.get_job(existing).counts.total}
-    m.changes.note(job_id)
-    m.wake()
+    m.changed(job_id)
     return {"id": job_id, "tasks": len(blocks)}
 
 
@@ -213,8 +212,7 @@ def job(job_id: JobIdPath, who: Auth, m: MasterDep) -> dict[str, Any]:
 def unblock(job_id: JobIdPath, body: HostIn, who: Auth, m: MasterDep) -> dict[str, Any]:
     m.own(who, job_id)
     m.store.unblock_host(job_id, body.host, actor=who.name)
-    m.changes.note(job_id)
-    m.wake()
+    m.changed(job_id)
     return m.job_out(m.store.get_job(job_id))
 
 
@@ -239,8 +237,7 @@ def job_action(
         store.set_job_control(job_id, "active", actor=who.name)
     elif action == "requeue-failed":
         m.kill(store.requeue_tasks(job_id, which="failed", actor=who.name))
-    m.changes.note(job_id)
-    m.wake()
+    m.changed(job_id)
     return m.job_out(store.get_job(job_id))
 
 
@@ -256,8 +253,7 @@ def delete(job_id: JobIdPath, who: Auth, m: MasterDep, force: bool = False) -> d
 def priority(job_id: JobIdPath, body: PriorityIn, who: Auth, m: MasterDep) -> dict[str, Any]:
     m.own(who, job_id)
     m.store.set_job_priority(job_id, body.priority, actor=who.name)
-    m.changes.note(job_id)
-    m.wake()
+    m.changed(job_id)
     return m.job_out(m.store.get_job(job_id))
 
 
