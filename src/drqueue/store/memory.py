@@ -392,7 +392,7 @@ class MemoryStore(Store):
 
     def page_jobs(self, query: JobQuery) -> JobPage:
         with self._lock:
-            if query.ids is not None:
+            if query.ids is not None and not query.attention:
                 records = [self._jobs[i] for i in query.ids if i in self._jobs]
             else:
                 records = list(self._jobs.values())

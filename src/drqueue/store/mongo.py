@@ -777,9 +777,9 @@ class MongoStore(Store):
         """Filtered by owner and ids in MongoDB, the rest by :func:`jobquery.page_of` over the
         jobs read (their specs are decoded once, as for list_jobs)."""
         find: dict[str, Any] = {"control": {"$ne": CREATING}}
-        if query.owner is not None:
+        if query.owner is not None and not query.attention:  # attention reads dependencies
             find["owner"] = query.owner
-        if query.ids is not None:
+        if query.ids is not None and not query.attention:
             find["_id"] = {"$in": sorted(query.ids)}
         return page_of(self._jobs_out(list(self._db.jobs.find(find, {"spec": 0}))), query)
 

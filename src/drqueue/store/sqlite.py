@@ -131,6 +131,19 @@ _STATUS_SQL = f"""(CASE
         THEN 'waiting'
     ELSE 'queued' END)"""
 
+#: SQL true of a job jobquery.needs_attention keeps: a task in error, a host blocked, or waiting
+#: for a job that cannot finish without a user (deleted, ended in error or cancelled, stopped).
+_ATTENTION_SQL = f"""(n_error > 0
+    OR EXISTS (SELECT 1 FROM host_failures AS h WHERE h.job_id = jobs.id AND h.blocked)
+    OR ({_STATUS_SQL} = 'waiting' AND EXISTS (SELECT 1 FROM json_each(jobs.after) AS d
+        LEFT JOIN jobs AS dep ON dep.id = d.value
+        WHERE dep.id IS NULL
+        OR (dep.n_total > 0 AND dep.n_finished + dep.n_error + dep.n_cancelled = dep.n_total
+            AND dep.n_error + dep.n_cancelled > 0)
+        OR (dep.control = '{JobControl.STOPPED}' AND dep.n_running = 0
+            AND NOT (dep.n_total > 0
+                AND dep.n_finished + dep.n_error + dep.n_cancelled = dep.n_total)))))"""
+
 #: The SQL each sort key of jobquery.SORTS orders by (the same values as jobquery.SORT_VALUE).
 _SORT_SQL = {
     "id": "id",
@@ -1020,6 +1033,8 @@ class SQLiteStore(Store):
         if query.status is not None:
             where.append(f"{_STATUS_SQL} = ?")
             args.append(query.status)
+        if query.attention:
+            where.append(_ATTENTION_SQL)
         sql_where = " AND ".join(where)
         direction = "DESC" if query.descending else "ASC"
         conn = self._conn()

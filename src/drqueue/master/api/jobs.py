@@ -168,12 +168,14 @@ def jobs(
     pool: Annotated[str | None, Query(max_length=100)] = None,
     renderer: Annotated[str | None, Query(max_length=100)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
+    attention: bool | None = None,
 ) -> JSONBytesResponse:
     """Without paging parameters: the newest *limit* jobs (of *owner* if given), oldest first,
-    each as GET /jobs/ID lists it.  With any of offset, sort, order, state, pool, renderer or q:
+    each as GET /jobs/ID lists it.  With any of offset, sort, order, state, pool, renderer, q or
+    attention (only the jobs a wrangler should look at: jobquery.needs_attention):
     one page of at most JOBS_PAGE_MAX (the web UI's table), sorted by *sort* (default id) in
     *order* (default desc), with the header X-Total-Count: how many jobs matched."""
-    paged = any(v is not None for v in (offset, sort, order, state, pool, renderer, q))
+    paged = any(v is not None for v in (offset, sort, order, state, pool, renderer, q, attention))
     if not paged:
         with gc_paused():  # 10,000 jobs are some 100,000 new dicts, lists and objects
             return JSONBytesResponse(
@@ -191,6 +193,7 @@ def jobs(
             pool=pool,
             renderer=renderer,
             name_contains=q,
+            attention=bool(attention),
             sort=sort or "id",
             descending=order != "asc",
             offset=offset or 0,
