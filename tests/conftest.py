@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from farm import Farm  # noqa: E402
+from farm import FARM_STORES, two_slave_farm  # noqa: E402
 from mongo_server import WireServer, mongo_urls  # noqa: E402
 
 #: The store backends every contract test runs on: "mongo" is MongoDB over the wire (the test
@@ -19,11 +19,7 @@ STORE_BACKENDS = ["sqlite", "memory", "mongo", "mongo-notxn"] + (
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory):
     """A master with two one-slot slaves, shared by one test module."""
-    farm = Farm(tmp_path_factory.mktemp("farm"))
-    farm.start_master()
-    farm.add_slave("alpha")
-    farm.add_slave("beta")
-    farm.wait_engines(2)
+    farm = two_slave_farm(tmp_path_factory.mktemp("farm"))
     yield farm
     farm.stop()
 
@@ -48,6 +44,22 @@ def wire_server(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def store_settings(request):
+    """``store_settings(store)``: the Farm settings of a new farm on *store* (one of
+    FARM_STORES): none for SQLite (the master's file under the farm's root), or a database of
+    its own on the session's wire server, which starts on first use."""
+
+    def settings(store: str) -> dict[str, str]:
+        if store == "sqlite":
+            return {}
+        if store == "mongo":
+            return {"store": request.getfixturevalue("wire_server").database_url()}
+        raise ValueError(f"no farm store {store!r}: one of {FARM_STORES}")
+
+    return settings
 
 
 def open_backend(name: str, tmp_path: Path, request) -> "Store":  # noqa: F821

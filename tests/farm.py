@@ -25,6 +25,11 @@ from drqueue.config import load_config
 from drqueue.errors import MasterUnreachable
 from drqueue.procs import stop_process_tree
 
+#: The stores the farm tests that run on each start their master on: SQLite (the default, a
+#: file under the farm's root) and MongoDB over the wire (tests/mongo_server.py); see the
+#: ``store_settings`` fixture in tests/conftest.py.
+FARM_STORES = ("sqlite", "mongo")
+
 
 def _free(port: int) -> bool:
     with socket.socket() as sock:
@@ -262,3 +267,17 @@ class Farm:
         for out in self.root.glob("*.out"):
             text = out.read_text(errors="replace")
             assert "--- Logging error ---" not in text, f"{out.name} has a logging error"
+
+
+def two_slave_farm(root: Path, **settings: Any) -> Farm:
+    """A started master with two one-slot slaves, alpha and beta, both registered."""
+    farm = Farm(root, **settings)
+    try:
+        farm.start_master()
+        farm.add_slave("alpha")
+        farm.add_slave("beta")
+        farm.wait_engines(2)
+    except BaseException:
+        farm.stop()
+        raise
+    return farm

@@ -10,13 +10,18 @@ These tests must run in CI, so a missing program fails them; set
 Run time: a Blender frame of the main scene lasts about 2.5 s (64x48 pixels,
 1000 Cycles samples on one thread), long enough to watch a task's progress
 move; everything else renders in well under a second per frame.
+
+The built-in fractal renderer's job (the demo's) runs on both stores: on the
+module's farm (SQLite), and on a second farm of its own on MongoDB over the wire.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -25,10 +30,11 @@ from typing import Any
 
 import psutil
 import pytest
-from farm import Farm, wait_for
+from farm import FARM_STORES, Farm, two_slave_farm, wait_for
 
 from drqueue.errors import NotFound
 from drqueue.renderers import all_renderers
+from drqueue.store import open_store
 
 pytestmark = [pytest.mark.renderer, pytest.mark.timeout(600)]
 
@@ -366,3 +372,62 @@ def test_submit_help_shows_blenders_options_and_renderers_lists_all(farm):
     rows = {row["name"]: row for row in json.loads(cli(farm, "renderers", "--json").stdout)}
     assert set(rows) == set(all_renderers())
     assert all(rows[name]["installed_here"] for name in ("blender", "povray", "ffmpeg"))
+
+
+# -- 7. the built-in fractal renderer, on each store -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mongo_farm(tmp_path_factory, store_settings) -> Farm:
+    """A farm like the module's (alpha and beta, one slot each) on MongoDB over the wire."""
+    farm = two_slave_farm(tmp_path_factory.mktemp("farm-mongo"), **store_settings("mongo"))
+    yield farm
+    farm.stop()
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """A PNG's width and height, from its IHDR chunk."""
+    assert data.startswith(PNG_MAGIC) and data[12:16] == b"IHDR", data[:16]
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.mark.parametrize("store", FARM_STORES)
+def test_fractal_job_renders_every_frame_and_the_store_counts_each_once(request, store, work):
+    """The demo's job, smaller: 8 frames of the Julia set in blocks of 2, on both slaves."""
+    farm = request.getfixturevalue("farm" if store == "sqlite" else "mongo_farm")
+    out = work / f"fractal-{store}"
+    job_id = submit(
+        farm, "fractal", "-s", 1, "-e", 8, "-b", 2, "--output", out / "frame_####.png",
+        "--width", 96, "--height", 72, "--iterations", 120, "--name", f"e2e-fractal-{store}",
+        "--wait",
+    )  # fmt: skip
+    job = farm.client.job(job_id)
+    assert job["status"] == "finished", job
+    assert job["counts"] == {
+        "total": 4,
+        "queued": 0,
+        "running": 0,
+        "finished": 4,
+        "error": 0,
+        "cancelled": 0,
+    }
+    expected = [f"frame_{frame:04d}.png" for frame in range(1, 9)]
+    assert sorted(p.name for p in out.iterdir()) == expected
+    images = [(out / name).read_bytes() for name in expected]
+    assert all(png_size(data) == (96, 72) for data in images)
+    assert len(set(images)) == 8, "each frame is its own moment of the animation"
+
+    tasks = farm.client.tasks(job_id)
+    assert [(t["start"], t["end"]) for t in tasks] == [(1, 2), (3, 4), (5, 6), (7, 8)]
+    assert all(t["state"] == "finished" and t["progress"] == 1.0 for t in tasks), tasks
+    assert [t["failures"] for t in tasks] == [0] * 4
+    assert {t["computer"] for t in tasks} <= {"alpha", "beta"}
+    log = cli(farm, "log", job_id, 3).stdout
+    saved = [line for line in log.splitlines() if line.startswith("Saved:")]
+    assert saved == [f"Saved: '{out / name}'" for name in ("frame_0003.png", "frame_0004.png")]
+
+    # In the store itself: each task's finish counted once, and nothing for its check to repair.
+    with contextlib.closing(open_store(farm.config.store_url)) as stored:
+        assert stored.get_job(job_id).counts.finished == 4
+        assert stored.get_job(job_id).timed_tasks == 4, "a finished task was counted twice"
+        assert stored.check_integrity() == []

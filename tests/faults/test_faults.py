@@ -13,8 +13,11 @@ docs/reliability.md promises:
 * no render process is left behind: no process carries the scenario's marker
   (in its command line, or in its environment, which render children inherit).
 
-Fast variants run in `make test`; the longer ones are marked slow.  Waits poll
-with generous time-outs; sleeps only pace the faults, they never assert.
+Fast variants run in `make test`, each on both stores (ids end in [sqlite] and
+[mongo]: the SQLite file, and MongoDB over the wire); the longer ones are marked
+slow and run on SQLite.  The invariants read the store through the Store interface,
+so they hold both to the same promises.  Waits poll with generous time-outs; sleeps
+only pace the faults, they never assert.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import contextlib
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 import uuid
@@ -32,7 +34,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from farm import Farm, unwritable_folder, wait_for
+from farm import FARM_STORES, Farm, unwritable_folder, wait_for
+
+from drqueue.store import open_store
 
 #: The environment variable that carries a scenario's marker into every render process.
 MARK_ENV = "DRQUEUE_FAULT_MARKER"
@@ -99,15 +103,16 @@ def lines(path: Path) -> list[str]:
 
 
 def store_events(farm: Farm, job_id: int) -> Counter:
-    """(task index, kind) -> count, read from the store itself (the API lists only the newest
-    200 events of a job)."""
-    db = farm.config.db_dir / "drqueue.sqlite"
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
-        rows = conn.execute(
-            "SELECT task_index, kind FROM events WHERE job_id = ? AND task_index IS NOT NULL",
-            (job_id,),
-        ).fetchall()
-    return Counter((index, kind) for index, kind in rows)
+    """(task index, kind) -> count of every event of the job's tasks, read from the master's
+    store itself, page by page through the Store interface (the API lists only the newest 200
+    events of a job)."""
+    found: Counter = Counter()
+    with contextlib.closing(open_store(farm.config.store_url)) as store:
+        before = None
+        while page := store.events(job_id=job_id, before_id=before, limit=1000):
+            found.update((e.task_index, e.kind) for e in page if e.task_index is not None)
+            before = page[0].id
+    return found
 
 
 def check_invariants(
@@ -224,13 +229,13 @@ def _age(pid: int) -> float:
         return 0.0
 
 
-def _random_engine_kills(tmp_path: Path, tasks: int, kills: int) -> None:
+def _random_engine_kills(tmp_path: Path, tasks: int, kills: int, **settings: str) -> None:
     seed = random.randrange(1 << 30)
     print(f"seed {seed}")
     rnd = random.Random(seed)
     marker = new_marker("engines")
     frames = tmp_path / "frames"
-    with running_farm(tmp_path / "farm", {"a1": 2, "a2": 2}) as farm:
+    with running_farm(tmp_path / "farm", {"a1": 2, "a2": 2}, **settings) as farm:
         before = farm.client.farm()["finished"]
         job_id = submit(farm, marker, frame_cmd(marker, frames, "sleep 0.2"), tasks)
         killed = 0
@@ -254,8 +259,9 @@ def _random_engine_kills(tmp_path: Path, tasks: int, kills: int) -> None:
         print(f"{killed} engines killed: {summary}, {stats}")
 
 
-def test_random_engine_sigkills_during_a_200_task_job(tmp_path):
-    _random_engine_kills(tmp_path, tasks=200, kills=6)
+@pytest.mark.parametrize("store", FARM_STORES)
+def test_random_engine_sigkills_during_a_200_task_job(tmp_path, store, store_settings):
+    _random_engine_kills(tmp_path, tasks=200, kills=6, **store_settings(store))
 
 
 @pytest.mark.slow
@@ -267,10 +273,10 @@ def test_many_random_engine_sigkills_during_a_500_task_job(tmp_path):
 # -- b. the master and its controller SIGKILLed mid-job, restarted, three times ------------------------
 
 
-def _master_restarts(tmp_path: Path, restarts: int, tasks: int) -> None:
+def _master_restarts(tmp_path: Path, restarts: int, tasks: int, **settings: str) -> None:
     marker = new_marker("master")
     frames = tmp_path / "frames"
-    with running_farm(tmp_path / "farm", {"b1": 1, "b2": 1}) as farm:
+    with running_farm(tmp_path / "farm", {"b1": 1, "b2": 1}, **settings) as farm:
         job_id = submit(farm, marker, frame_cmd(marker, frames, "sleep 0.3"), tasks)
         for round_ in range(restarts):
             target = farm.client.job(job_id)["counts"]["finished"] + 2
@@ -296,8 +302,9 @@ def _master_restarts(tmp_path: Path, restarts: int, tasks: int) -> None:
         print(f"{restarts} master kills: {summary}, {len(restart_events)} restarts requeued tasks")
 
 
-def test_master_sigkill_and_restart_three_times_mid_job(tmp_path):
-    _master_restarts(tmp_path, restarts=3, tasks=36)
+@pytest.mark.parametrize("store", FARM_STORES)
+def test_master_sigkill_and_restart_three_times_mid_job(tmp_path, store, store_settings):
+    _master_restarts(tmp_path, restarts=3, tasks=36, **store_settings(store))
 
 
 @pytest.mark.slow
@@ -309,10 +316,12 @@ def test_master_sigkill_and_restart_eight_times_mid_job(tmp_path):
 # -- c. a whole slave vanishes (SIGSTOP), then comes back ----------------------------------------------
 
 
-def test_frozen_slave_task_is_requeued_and_its_late_result_ignored(tmp_path):
+@pytest.mark.parametrize("store", FARM_STORES)
+def test_frozen_slave_task_is_requeued_and_its_late_result_ignored(tmp_path, store, store_settings):
     marker = new_marker("frozen")
     frames = tmp_path / "frames"
     settings = {"heartbeat_ms": 500, "heartbeat_misses": 4, "engine_register_timeout": 10}
+    settings |= store_settings(store)
     with running_farm(tmp_path / "farm", {"steady": 1, "frozen": 1}, **settings) as farm:
         before = farm.client.farm()["finished"]
         job_id = submit(farm, marker, frame_cmd(marker, frames, "sleep 2"), 6)
@@ -386,10 +395,10 @@ def test_frozen_slave_task_is_requeued_and_its_late_result_ignored(tmp_path):
 # -- d. the controller alone dies --------------------------------------------------------------------
 
 
-def _controller_dies(tmp_path: Path, which: str) -> None:
+def _controller_dies(tmp_path: Path, which: str, **settings: str) -> None:
     marker = new_marker("controller")
     frames = tmp_path / "frames"
-    with running_farm(tmp_path / "farm", {"d1": 1, "d2": 1}) as farm:
+    with running_farm(tmp_path / "farm", {"d1": 1, "d2": 1}, **settings) as farm:
         job_id = submit(farm, marker, frame_cmd(marker, frames, "sleep 0.3"), 16)
         wait_for(
             lambda: (c := farm.client.job(job_id)["counts"])["finished"] >= 2 and c["running"],
@@ -424,8 +433,11 @@ def _controller_dies(tmp_path: Path, which: str) -> None:
         print(f"controller ({which}) killed: master exited after {exited:.1f} s; {summary}")
 
 
-def test_controller_death_makes_the_master_exit_and_a_restart_finishes_the_job(tmp_path):
-    _controller_dies(tmp_path, "all")
+@pytest.mark.parametrize("store", FARM_STORES)
+def test_controller_death_makes_the_master_exit_and_a_restart_finishes_the_job(
+    tmp_path, store, store_settings
+):
+    _controller_dies(tmp_path, "all", **store_settings(store))
 
 
 @pytest.mark.slow
@@ -436,10 +448,12 @@ def test_a_dead_scheduler_process_makes_the_master_exit(tmp_path):
 # -- e, f and a leftover render: one farm ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def worker_farm(tmp_path_factory):
-    """A master with one one-slot slave, 'worker', shared by the scenarios below."""
-    with running_farm(tmp_path_factory.mktemp("faults"), {"worker": 1}) as farm:
+@pytest.fixture(scope="module", params=FARM_STORES)
+def worker_farm(request, tmp_path_factory, store_settings):
+    """A master with one one-slot slave, 'worker', shared by the scenarios below: one farm on
+    each store in turn."""
+    root = tmp_path_factory.mktemp(f"faults-{request.param}")
+    with running_farm(root, {"worker": 1}, **store_settings(request.param)) as farm:
         yield farm
 
 

@@ -7,6 +7,9 @@ pauses, and when it is back every frame is counted finished exactly once.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import httpx
 import pytest
 from farm import Farm, wait_for
@@ -148,3 +151,65 @@ def test_a_master_whose_claim_another_took_exits(mongo_farm, server):
         raw.close()
     mongo_farm.start_master()
     mongo_farm.wait_engines(2, timeout=120)
+
+
+#: What a master SIGKILLed in the middle of a store write leaves on the server: a process that
+#: opened a transaction, wrote one running task (as mark_running does) and died before its
+#: commit.  MongoDB does not end a transaction when its connection closes; mongod (and the
+#: test server) abort it only after transactionLifetimeLimitSeconds, 60 s by default.
+KILLED_MID_WRITE = """
+import os, signal, sys
+import pymongo
+client = pymongo.MongoClient(sys.argv[1])
+tasks = client.get_default_database().tasks
+session = client.start_session()
+session.start_transaction()
+active = {"$in": ["dispatched", "running"]}
+task = tasks.find_one({"job_id": int(sys.argv[2]), "state": active}, session=session)
+tasks.update_one({"_id": task["_id"]}, {"$set": {"progress": 0.5}}, session=session)
+print(task["_id"], flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_master_killed_mid_transaction_does_not_stop_the_next_one_starting(server, tmp_path):
+    """The master is SIGKILLed while it writes a running task: its transaction stays open on
+    the server, holding that task.  The next master must start anyway (requeueing that task
+    when the dead transaction is gone), and the job finish with every frame counted once."""
+    url = server.database_url()
+    farm = Farm(tmp_path / "farm", store=url)
+    try:
+        farm.start_master()
+        farm.add_slave("alpha")
+        farm.wait_engines(1)
+        gate = tmp_path / "open"
+        out = tmp_path / "frames.txt"
+        job_id = farm.client.submit(
+            "shell",
+            None,
+            start=1,
+            end=4,
+            params={
+                "cmd": f"sh -c 'while ! test -e {gate}; do sleep 0.05; done; "
+                f"echo $DRQUEUE_FRAME >> {out}'"
+            },
+        )["id"]
+        wait_for(
+            lambda: farm.client.job(job_id)["counts"]["running"] == 1, 60, what="a task running"
+        )
+        farm.kill_master()
+        held = subprocess.run(
+            [sys.executable, "-c", KILLED_MID_WRITE, url, str(job_id)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert held.returncode == -9 and held.stdout.strip(), held.stderr
+        gate.touch()
+        farm.start_master()  # it waits out the dead transaction (up to the server's 60 s)
+        farm.wait_engines(1, timeout=120)
+        done = farm.wait_job(job_id, timeout=180)
+        assert done["status"] == "finished" and done["counts"]["finished"] == 4, done
+        assert set(frames_in(out)) == {1, 2, 3, 4}
+    finally:
+        farm.stop()

@@ -5,6 +5,7 @@ on a 2-core machine with other load present before it lands.  `make repeat T=<te
 this with N=20 and one busy process per core beside the tests.
 
     python tests/tools/repeat.py -n 20 --load 2 tests/integration/test_core_farm.py::test_x
+    python tests/tools/repeat.py -n 20 --load 1 -k mongo -m "not slow" tests/faults
 """
 
 from __future__ import annotations
@@ -27,8 +28,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--runs", type=int, default=20)
     parser.add_argument("--load", type=int, default=os.cpu_count() or 2, help="busy processes")
-    parser.add_argument("tests", nargs="+", help="test ids; other options go to pytest (-k ...)")
+    # -k and -m take a value: declared here, so the value is not taken for a test id.
+    parser.add_argument("-k", dest="keyword", help="pytest's -k: only tests matching this")
+    parser.add_argument("-m", dest="marker", help="pytest's -m: only tests with these markers")
+    parser.add_argument("tests", nargs="+", help="test ids; other options go to pytest")
     args, pytest_options = parser.parse_known_args()
+    if args.keyword is not None:
+        pytest_options += ["-k", args.keyword]
+    if args.marker is not None:
+        pytest_options += ["-m", args.marker]
     burners = [multiprocessing.Process(target=_burn, daemon=True) for _ in range(args.load)]
     for proc in burners:
         proc.start()

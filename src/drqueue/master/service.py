@@ -13,7 +13,9 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -53,6 +55,38 @@ def _watch_controller(
             died.append(f"the ipyparallel controller died ({why})")
             server.should_exit = True
             return
+
+
+#: Seconds a starting master waits for a busy store before it gives up: a master killed in the
+#: middle of a MongoDB transaction leaves it open on the server, holding what it wrote, until
+#: the server ends it (transactionLifetimeLimitSeconds, 60 s by default).
+START_STORE_WAIT_SECONDS = 150.0
+
+
+def _recover(store: Any) -> None:
+    """What a starting master does to its store: check and repair it, and requeue the tasks
+    the last master left on engines."""
+    for finding in store.check_integrity():
+        log.warning("store: %s", finding)
+    requeued = store.requeue_all_active("master restarted before the task's result came back")
+    if requeued:
+        log.warning("requeued %d tasks that were running when the last master stopped", requeued)
+        store.add_event("master.restart", f"requeued {requeued} tasks left running")
+
+
+def _when_store_free(step: Callable[[], None]) -> None:
+    """Run *step*, again while the store is busy or away, for up to START_STORE_WAIT_SECONDS:
+    each of its changes is whole or not made, so doing it again is safe."""
+    deadline = time.monotonic() + START_STORE_WAIT_SECONDS
+    while True:
+        try:
+            step()
+            return
+        except StoreBusy as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("store busy as the master starts (%s): trying again", exc)
+            time.sleep(2)
 
 
 def master_id(config: Config) -> str:
@@ -121,12 +155,7 @@ def run_master(config: Config) -> None:
         store.close()
         raise
     store.max_lost = config.max_lost
-    for finding in store.check_integrity():
-        log.warning("store: %s", finding)
-    requeued = store.requeue_all_active("master restarted before the task's result came back")
-    if requeued:
-        log.warning("requeued %d tasks that were running when the last master stopped", requeued)
-        store.add_event("master.restart", f"requeued {requeued} tasks left running")
+    _when_store_free(lambda: _recover(store))
     controller = Controller(config)
     controller.start()
     dispatcher = Dispatcher(store, config)
