@@ -256,3 +256,102 @@ def test_store_check_repairs_counts_an_interrupted_change_left(wire_server, tmp_
     finally:
         store._client.drop_database(store.database)
         store.close()
+
+
+# -- found by the hostile review of issue 11 ------------------------------------------------------
+
+
+def _exported(wire_server, tmp_path):
+    from drqueue.store import transfer
+
+    source = MongoStore(wire_server.database_url())
+    try:
+        source.create_job(JobSpec("shell", 1, 2, params={"cmd": "true"}), split_frames(1, 2, 1, 1))
+        path = tmp_path / "farm.jsonl"
+        transfer.write(source, path)
+    finally:
+        source._client.drop_database(source.database)
+        source.close()
+    return path
+
+
+def test_an_import_file_with_ids_that_leave_no_room_is_refused(wire_server, tmp_path):
+    """One event at id 2**63-1 would leave the store no id for the next event: every later
+    write that adds one would fail.  The file is refused before anything is written."""
+    import json
+
+    from drqueue.errors import InvalidExportFile
+    from drqueue.models import MAX_ID
+    from drqueue.store import transfer
+
+    path = _exported(wire_server, tmp_path)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for line in lines:
+        if line.get("kind") == "event":
+            line["record"]["id"] = MAX_ID
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(InvalidExportFile, match="line"):
+        transfer.check(path)
+
+
+def test_a_counter_at_its_limit_is_a_one_line_store_error(wire_server):
+    from drqueue.models import MAX_ID
+
+    store = MongoStore(wire_server.database_url())
+    try:
+        store._db.counters.update_one({"_id": "jobs"}, {"$set": {"next": MAX_ID}})
+        with pytest.raises(StoreError, match="has no jobs ids left"):
+            store.create_job(JobSpec("shell", 1, 1), split_frames(1, 1, 1, 1))
+    finally:
+        store._client.drop_database(store.database)
+        store.close()
+
+
+def test_store_import_is_refused_while_a_master_of_another_root_holds_the_database(
+    wire_server, tmp_path
+):
+    path = _exported(wire_server, tmp_path)
+    url = wire_server.database_url()
+    running = MongoStore(url)  # a master on another root or machine, its claim alive
+    running.claim_master("other-host:its-master-id")
+    try:
+        env = {**os.environ, "DRQUEUE_ROOT": str(tmp_path / "importer"), "DRQUEUE_STORE": url}
+        done = subprocess.run(
+            [sys.executable, "-m", "drqueue.cli.main", "store", "import", str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode != 0, done.stdout
+        assert "another master (on " in done.stderr
+        assert running.is_empty()
+    finally:
+        running._client.drop_database(running.database)
+        running.close()
+
+
+def test_a_url_asking_for_hours_of_timeout_still_fails_start_in_bounded_time(tmp_path):
+    """A server that accepts connections and never answers (a hung mongod, a firewall), and a
+    URL whose serverSelectionTimeoutMS is 27 hours: the master still refuses within 30 s."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        url = (
+            f"mongodb://127.0.0.1:{listener.getsockname()[1]}/db?serverSelectionTimeoutMS=100000000"
+        )
+        line = master_refuses(tmp_path, url)
+        assert "cannot reach the store's MongoDB" in line
+        assert "Topology" not in line
+    finally:
+        listener.close()
+
+
+def test_a_refused_start_writes_nothing_into_the_root(tmp_path):
+    port = free_port_block(1)
+    master_refuses(tmp_path, f"mongodb://127.0.0.1:{port}/x?serverSelectionTimeoutMS=300")
+    etc = tmp_path / "root" / "etc"
+    assert not (etc / "token").exists() and not (etc / "drqueue.toml").exists()

@@ -1118,6 +1118,7 @@ def store_import(path: str) -> None:
     tokens into etc/tokens.json: all of it, or nothing.  Refused while a master runs here."""
     from drqueue.errors import ConfigError, StoreError
     from drqueue.master.lock import take_master_lock
+    from drqueue.master.service import master_id
     from drqueue.master.tokens import replace_token_entries, token_entries
     from drqueue.store import open_store, transfer
 
@@ -1136,7 +1137,10 @@ def store_import(path: str) -> None:
                 "import them"
             )
         store_ = open_store(config.store_url)
+        holder = master_id(config)
         try:
+            # No master of another root may use a shared database (MongoDB) meanwhile.
+            store_.claim_master(holder)
             if not store_.is_empty():
                 raise StoreError(transfer.NOT_EMPTY)
             had_tokens_file = tokens_file.exists()
@@ -1152,6 +1156,8 @@ def store_import(path: str) -> None:
                     tokens_file.unlink()
                 raise
         finally:
+            with contextlib.suppress(Exception):
+                store_.release_master(holder)
             store_.close()
     click.echo(f"imported {transfer.summary(counts | {'token': len(export.tokens)})}")
 

@@ -144,16 +144,16 @@ def run_master(config: Config) -> None:
     config.check_artist_renderers()
     config.ensure_dirs()
     hold_master_lock(config)
-    if config.ensure_config_file():
-        log.info("wrote the default settings, all commented out, to %s", config.config_file)
-    token = config.ensure_token()
-    store = open_store(config.store_url)
-    holder = master_id(config)
+    store = open_store(config.store_url)  # a store it cannot use: one line, nothing written
     try:
+        holder = master_id(config)
         store.claim_master(holder)  # before anything is changed in it
     except BaseException:
         store.close()
         raise
+    if config.ensure_config_file():
+        log.info("wrote the default settings, all commented out, to %s", config.config_file)
+    token = config.ensure_token()
     store.max_lost = config.max_lost
     _when_store_free(lambda: _recover(store))
     controller = Controller(config)

@@ -105,6 +105,9 @@ RETRY_AFTER = 2
 #: and an answer.  A database gone away must not hold an API request for pymongo's default 30 s.
 DEFAULT_TIMEOUTS = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000}
 DEFAULT_SOCKET_TIMEOUT_MS = 30000
+#: The most a URL's serverSelectionTimeoutMS or connectTimeoutMS may ask for (seconds); more,
+#: or 0, is cut to this.
+MAX_TIMEOUT_S = 30.0
 
 #: MongoDB's error codes for a refused login and a command that needs one.
 _AUTH_FAILED, _UNAUTHORIZED = 18, 13
@@ -129,8 +132,16 @@ def _where(url: str) -> str:
         return "the MongoDB URL"
 
 
+def _first_words(exc: BaseException) -> str:
+    """pymongo's message without its topology description: one short line."""
+    text = str(exc).split("\n")[0]
+    for cut in (", Timeout:", " Topology Description", ", Topology"):
+        text = text.split(cut)[0]
+    return text[:200]
+
+
 def _unavailable(where: str, exc: BaseException) -> StoreUnavailable:
-    first = str(exc).split(",")[0].split("\n")[0][:200]
+    first = _first_words(exc).split(",")[0]
     return StoreUnavailable(
         f"the store's MongoDB at {where} does not answer ({type(exc).__name__}: {first}): "
         "ask again in a moment",
@@ -245,10 +256,16 @@ class MongoStore(Store):
             parsed = pymongo.uri_parser.parse_uri(url, connect_timeout=5)
         except (ConfigurationError, ValueError) as exc:
             raise ConfigError(f"bad MongoDB URL: {exc}") from None
-        options = {k.lower() for k in parsed["options"]}
-        settings: dict[str, Any] = {
-            key: value for key, value in DEFAULT_TIMEOUTS.items() if key.lower() not in options
-        }
+        options = {k.lower(): v for k, v in parsed["options"].items()}
+        settings: dict[str, Any] = {}
+        for key, value in DEFAULT_TIMEOUTS.items():
+            given = options.get(key.lower())
+            if given is None:
+                settings[key] = value
+            elif not given or given > MAX_TIMEOUT_S:
+                # 0 or hours: an API request, or the master's start, would hang that long on a
+                # server gone silent.
+                settings[key] = int(MAX_TIMEOUT_S * 1000)
         if "sockettimeoutms" not in options:
             settings["socketTimeoutMS"] = DEFAULT_SOCKET_TIMEOUT_MS
         self._client: Any = pymongo.MongoClient(url, **settings)
@@ -262,7 +279,7 @@ class MongoStore(Store):
         except ConnectionFailure as exc:
             self._client.close()
             raise StoreError(
-                f"cannot reach the store's MongoDB at {self.where}: {str(exc)[:200]}"
+                f"cannot reach the store's MongoDB at {self.where}: {_first_words(exc)}"
             ) from None
         except OperationFailure as exc:
             self._client.close()
@@ -332,13 +349,21 @@ class MongoStore(Store):
 
     def _next_ids(self, name: str, count: int = 1, session: Any = None) -> int:
         """Reserve *count* new ids of *name*; return the first."""
-        doc = self._db.counters.find_one_and_update(
-            {"_id": name},
-            {"$inc": {"next": count}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
+        try:
+            doc = self._db.counters.find_one_and_update(
+                {"_id": name},
+                {"$inc": {"next": count}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+        except OperationFailure as exc:
+            if "overflow" not in str(exc).lower() and "$inc" not in str(exc):
+                raise
+            raise StoreError(
+                f"MongoDB database {self.database!r} has no {name} ids left (its counter is at "
+                "the 64-bit limit): export the farm, fix the ids, import it into a new database"
+            ) from None
         return doc["next"] - count + 1
 
     # -- life --------------------------------------------------------------------------------

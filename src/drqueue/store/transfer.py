@@ -92,7 +92,12 @@ _SUMMARY_KINDS = ("job", "task", "computer", "pool", "event", "token")
 # -- the records -----------------------------------------------------------------------------------
 
 Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=MAX_ID)]
-Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+#: The largest id an imported record may have: new ids continue after the largest imported, so
+#: one near MAX_ID would leave the store no room for new jobs, tasks or events (and JavaScript,
+#: the web UI's, counts exactly only to 2**53).
+IMPORTED_ID_MAX = 2**53
+
+Id = Annotated[StrictInt, Field(ge=1, le=IMPORTED_ID_MAX)]
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_ID)]
 Step = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 
