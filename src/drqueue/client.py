@@ -239,6 +239,11 @@ class Client:
 
     # -- farm ------------------------------------------------------------------------------------
 
+    def login_link(self) -> dict[str, Any]:
+        """A one-time link that logs a browser in to the web UI as the master's admin:
+        {"url", "expires_in"} (an admin token's right; the link works once, for 10 minutes)."""
+        return self._request("POST", "/session/link")
+
     def health(self) -> dict[str, Any]:
         return self._request("GET", "/health")
 

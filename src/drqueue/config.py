@@ -83,6 +83,8 @@ class Config:
     #: Renderers an artist's token may submit, "*" for all; admins submit any.  shell runs any
     #: command and every renderer takes env and params, so an artist runs code on the slaves.
     artist_renderers: list[str] = field(default_factory=lambda: ["*"])
+    #: Hours a web UI session may stay unused before it must log in again.
+    session_hours: float = 12.0
     #: Optional TLS for the API.
     tls_cert: str = ""
     tls_key: str = ""

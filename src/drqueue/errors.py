@@ -74,6 +74,17 @@ class StoreUnavailable(StoreBusy):
     503 with Retry-After, and the dispatcher pauses and tries again until it is back."""
 
 
+class MasterBusy(StoreBusy):
+    """The master is busy with the same kind of work for other requests (making thumbnails):
+    ask again after Retry-After."""
+
+
+class InvalidRequest(DrQueueError):
+    """A request's parameter is out of its range or malformed (the API's 422)."""
+
+    status_code = 422
+
+
 class RequestTooLarge(DrQueueError):
     """The request body is over the master's max_request_bytes."""
 

@@ -125,3 +125,33 @@ def test_a_second_up_prints_the_commands_for_its_own_job(tmp_path):
         assert f"log {job_id} 1" in output and f"job show {job_id}" in output
         command = output.split(f" log {job_id} 1")[0].split()[-1]
         assert command == "drqueue" or Path(command).resolve() == Path(drqueue).resolve()
+
+
+def test_up_prints_the_dashboard_and_a_login_link_that_works_once(tmp_path):
+    import re
+
+    import httpx
+
+    farm = Farm(tmp_path)
+    up = start_up(farm)
+    tree: list[psutil.Process] = []
+    try:
+        tree += farm_of(up, farm)
+        out = farm.root / "up.out"
+        wait_for(lambda: "one-time link" in out.read_text(), 30, 0.2, "the login link")
+        text = out.read_text()
+        dashboard = re.search(r"dashboard: (http://\S+)/", text).group(1)
+        link = re.search(r"(http://\S+/login\?code=\S+)", text).group(1)
+        assert link.startswith(dashboard + "/login?code=")
+        code = link.split("code=", 1)[1]
+        with httpx.Client(base_url=dashboard, timeout=30) as browser:
+            session = browser.post("/api/v1/session", json={"code": code})
+            assert session.status_code == 200, session.text
+            assert session.json()["role"] == "admin"
+            assert browser.get("/api/v1/jobs").status_code == 200  # the cookie logs it in
+            browser.cookies.clear()
+            assert browser.post("/api/v1/session", json={"code": code}).status_code == 401
+        up.send_signal(signal.SIGINT)
+        assert up.wait(60) == 0
+    finally:
+        clean_up(up, tree, farm)

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from drqueue.config import Config
 from drqueue.master.api import create_app
+from drqueue.master.http_server import APIServer
 from drqueue.store.sqlite import SQLiteStore
 
 #: The admin token of the live API.
@@ -31,6 +33,7 @@ class LiveAPI:
     url: str
     store: SQLiteStore
     root: Path
+    app: FastAPI
 
     def env(self, **extra: str) -> dict[str, str]:
         """DRQUEUE_* for a CLI run against this API (CliRunner sets them for the run only)."""
@@ -49,11 +52,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_api(tmp_path: Path) -> Iterator[LiveAPI]:
-    store = SQLiteStore(tmp_path / "db.sqlite")
+def live_api(tmp_path: Path, store: SQLiteStore | None = None) -> Iterator[LiveAPI]:
+    """The API on a free port over *store* (a new SQLite store in *tmp_path* by default),
+    served as the master serves it (:class:`APIServer`: open live streams end at shutdown)."""
+    store = store or SQLiteStore(tmp_path / "db.sqlite")
     app = create_app(store, None, Config(root=tmp_path), TOKEN)
     port = _free_port()
-    server = uvicorn.Server(
+    server = APIServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     thread = threading.Thread(target=server.run, daemon=True)
@@ -64,7 +69,7 @@ def live_api(tmp_path: Path) -> Iterator[LiveAPI]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
     try:
-        yield LiveAPI(f"http://127.0.0.1:{port}", store, tmp_path)
+        yield LiveAPI(f"http://127.0.0.1:{port}", store, tmp_path, app)
     finally:
         server.should_exit = True
         thread.join(10)

@@ -786,3 +786,148 @@ def test_dependencies_wait_until_every_task_of_the_dependency_finished(store):
     store.record_result(c, {"status": "finished"})
     assert store.get_job(second).waiting_for == []
     assert [j.id for j in store.runnable_jobs()] == [second]
+
+
+# -- the web UI's reads: pages of jobs, job counts, frame grids, thumbnails, the frame chart --------
+
+
+def a_farm_of_every_status(store: Store) -> dict[str, int]:
+    """Jobs of many owners, names, renderers, pools and statuses; their ids by what they are."""
+    store.create_pool("gpu")
+    jobs = {}
+    jobs["finished"] = submit(store, 1, 2, name="Shot A", owner="ann", priority=10)
+    for index in (0, 1):
+        store.record_result(dispatch(store, jobs["finished"], index), FINISHED | {"seconds": 4})
+    jobs["queued"] = submit(
+        store, 1, 3, name="shot b", owner="bob", priority=50, requirements=_pools("gpu")
+    )
+    jobs["error"] = submit(
+        store, 1, 1, name="Comp", owner="ann", retries=0, requirements=_pools("gpu")
+    )
+    store.record_result(dispatch(store, jobs["error"], 0), failed())
+    jobs["stopped"] = submit(store, 1, 2, name="ÉTÉ render", owner="carl", priority=70)
+    store.set_job_control(jobs["stopped"], "stopped")
+    jobs["waiting"] = submit(store, 1, 1, name="waits for b", owner="bob", after=[jobs["queued"]])
+    jobs["running"] = submit(store, 1, 4, name="running", owner="ann", priority=70)
+    store.record_result(dispatch(store, jobs["running"], 0), FINISHED | {"seconds": 10})
+    dispatch(store, jobs["running"], 1)
+    jobs["stopping"] = submit(store, 1, 3, name="stopping", owner="dora")
+    dispatch(store, jobs["stopping"], 2)
+    store.set_job_control(jobs["stopping"], "stopped")
+    return jobs
+
+
+def _pools(*pools: str):
+    from drqueue.models import Requirements
+
+    return Requirements(pools=list(pools))
+
+
+def test_a_page_of_jobs_is_filtered_sorted_and_counted_as_jobquery_says(store):
+    from drqueue.store.jobquery import SORTS, JobQuery, page_of
+
+    jobs = a_farm_of_every_status(store)
+    every = store.list_jobs()
+    assert {job.id: job.status for job in every} == {v: k for k, v in jobs.items()}
+    queries = [JobQuery(sort=key, descending=desc) for key in SORTS for desc in (False, True)]
+    queries += [
+        JobQuery(owner="ann"),
+        JobQuery(owner="ann", sort="priority", descending=True, offset=1, limit=1),
+        JobQuery(pool="gpu"),
+        JobQuery(renderer="shell", status="queued"),
+        JobQuery(renderer="blender"),
+        JobQuery(name_contains="été"),
+        JobQuery(name_contains="SHOT", sort="name"),
+        JobQuery(ids=frozenset({jobs["error"], jobs["waiting"], 999})),
+        JobQuery(ids=frozenset()),
+        JobQuery(offset=2, limit=3, descending=True),
+        JobQuery(offset=50, limit=3),
+        JobQuery(limit=0),
+    ]
+    queries += [JobQuery(status=status) for status in jobs]
+    for query in queries:
+        page = store.page_jobs(query)
+        want = page_of(every, query)
+        assert ([j.id for j in page.jobs], page.total) == ([j.id for j in want.jobs], want.total), (
+            query
+        )
+        assert [j.status for j in page.jobs] == [j.status for j in want.jobs]
+    # and by hand, so that jobquery itself is held to what the API promises
+    assert store.page_jobs(JobQuery(status="waiting")).total == 1
+    assert [j.id for j in store.page_jobs(JobQuery(name_contains="été")).jobs] == [jobs["stopped"]]
+    assert {j.id for j in store.page_jobs(JobQuery(pool="gpu")).jobs} == {
+        jobs["queued"],
+        jobs["error"],
+    }
+    by_eta = [j.id for j in store.page_jobs(JobQuery(sort="eta")).jobs]
+    assert by_eta[:3] == sorted([jobs["finished"], jobs["error"]]) + [jobs["running"]]
+    newest = store.page_jobs(JobQuery(descending=True, limit=2))
+    assert [j.id for j in newest.jobs] == sorted(jobs.values())[-2:][::-1]
+    assert newest.total == len(jobs)
+
+
+def test_job_status_counts_name_every_status(store):
+    from collections import Counter
+
+    from drqueue.store.jobquery import STATUSES
+
+    a_farm_of_every_status(store)
+    counts = store.job_status_counts()
+    assert set(counts) == set(STATUSES)
+    assert counts == dict.fromkeys(STATUSES, 0) | Counter(j.status for j in store.list_jobs())
+
+
+def test_task_states_are_by_index(store):
+    job_id = submit(store, 1, 5)
+    store.record_result(dispatch(store, job_id, 3), FINISHED)
+    dispatch(store, job_id, 1)
+    states = store.task_states(job_id)
+    assert states == [TaskState(t.state) for t in store.list_tasks(job_id)]
+    assert [str(s) for s in states] == ["queued", "dispatched", "queued", "finished", "queued"]
+    with pytest.raises(NotFound):
+        store.task_states(job_id + 100)
+
+
+def test_last_finished_task_is_the_one_that_ended_last(store):
+    job_id = submit(store, 1, 4)
+    assert store.last_finished_task(job_id) is None
+    store.record_result(dispatch(store, job_id, 2), FINISHED)
+    store.record_result(dispatch(store, job_id, 0), FINISHED)
+    dispatch(store, job_id, 3)
+    last = store.last_finished_task(job_id)
+    assert last is not None and last.index == 0 and last.outputs == FINISHED["outputs"]
+    with pytest.raises(NotFound):
+        store.last_finished_task(job_id + 100)
+
+
+def test_frames_finished_are_summed_by_hour_of_their_end(store):
+    job_id = submit(store, 1, 5, block_size=2)  # tasks of 2, 2 and 1 frames
+    before = time.time() - 1
+    for index in (0, 2):
+        store.record_result(dispatch(store, job_id, index), FINISHED)
+    after = time.time() + 1
+    ended = {t.index: t.ended_at for t in store.list_tasks(job_id, state="finished")}
+    hours: dict[int, int] = {}
+    for index, frames in ((0, 2), (2, 1)):
+        hours[int(ended[index] // 3600)] = hours.get(int(ended[index] // 3600), 0) + frames
+    assert store.frames_finished(before, after) == hours
+    assert store.frames_finished(after, after + 10) == {}
+    assert store.frames_finished(ended[0], after) == {int(ended[2] // 3600): 1}  # since excluded
+    store.requeue_tasks(job_id, which="one", index=2)
+    assert sum(store.frames_finished(before, after).values()) == 2  # no longer finished
+
+
+def test_events_filter_by_kind_its_family_and_actor(store):
+    job_id = submit(store, owner="ann")
+    store.set_job_control(job_id, "stopped", actor="bob")
+    store.set_job_control(job_id, "active", actor="ann")
+    store.add_event("jobs.other", "not of the job family", actor="bob")
+    store.add_event("job", "the bare kind", actor="carl")
+    kinds = [e.kind for e in store.events(kind="job")]
+    assert "jobs.other" not in kinds and "job" in kinds and "job.submitted" in kinds
+    assert len(kinds) == 4
+    assert [e.kind for e in store.events(kind="job.submitted")] == ["job.submitted"]
+    assert [e.message for e in store.events(actor="bob")][-1] == "not of the job family"
+    assert len(store.events(actor="bob")) == 2
+    assert len(store.events(kind="job", actor="ann", job_id=job_id)) == 2
+    assert store.events(kind="nothing") == []

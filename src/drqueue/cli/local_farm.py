@@ -1,9 +1,10 @@
 """``drqueue up``: a whole farm on this machine, for trying DrQueue out.
 
 It starts ``drqueue master`` and N ``drqueue slave --name HOST-i`` as child
-processes (the same commands an admin runs on real machines), submits a
-sample job with the built-in fractal renderer, shows its progress, and keeps
-the farm up until Ctrl-C, which stops every process it started.
+processes (the same commands an admin runs on real machines), prints the web
+UI's address with a one-time login link, submits a sample job with the
+built-in fractal renderer, shows its progress, and keeps the farm up until
+Ctrl-C, which stops every process it started.
 """
 
 from __future__ import annotations
@@ -79,6 +80,24 @@ def wait_for_master(client: Client, proc: subprocess.Popen, timeout: float = 90)
     raise DrQueueError(f"the master did not answer within {timeout:.0f} s")
 
 
+def print_dashboard(client: Client, config: Config) -> None:
+    """The web UI's address, and a one-time login link to it (it opens a session as the
+    master's admin once, within 10 minutes: `drqueue up` is for trying DrQueue on one's own
+    machine)."""
+    console.print(f"dashboard: [bold]{config.master_url}/[/]", highlight=False)
+    try:
+        link = client.login_link()
+    except DrQueueError as exc:
+        console.print(f"[yellow]no login link: {exc}[/]")
+        return
+    minutes = round(link["expires_in"] / 60)
+    console.print(
+        f"log in with this one-time link (within {minutes} minutes): {link['url']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def run_local_farm(
     config: Config, slaves: int, frames: int, exit_when_done: bool, demo: bool = True
 ) -> int:
@@ -117,6 +136,7 @@ def run_local_farm(
         with console.status("starting the master (controller, store, API)…"):
             wait_for_master(client, master)
         console.print(f"master up at {config.master_url}")
+        print_dashboard(client, config)
         host = socket.gethostname()
         for i in range(1, slaves + 1):
             procs.append(
@@ -154,8 +174,9 @@ def run_local_farm(
         if exit_when_done:
             return status
         console.print(
-            f"the farm is up: try [bold]{drqueue} jobs[/] and [bold]{drqueue} computers[/] in "
-            "another terminal (with the same DRQUEUE_ROOT). Ctrl-C stops it.",
+            f"the farm is up: open the dashboard above, or try [bold]{drqueue} jobs[/] and "
+            f"[bold]{drqueue} computers[/] in another terminal (with the same DRQUEUE_ROOT). "
+            "Ctrl-C stops it.",
             highlight=False,
         )
         while all(p.poll() is None for p in procs):

@@ -40,10 +40,11 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from drqueue.config import Config
 from drqueue.errors import NotFound, StoreBusy
+from drqueue.master.changes import JobChanges
 from drqueue.master.matching import (
     Assignment,
     Slot,
@@ -140,6 +141,16 @@ class Outstanding:
     #: Set when an abort was sent for this queued task and its engine's answer is awaited:
     #: the reason it is requeued with if the engine aborts it (if it started, it ran).
     settling: str | None = None
+
+
+class RunningTask(NamedTuple):
+    """A task on a computer, as of the dispatcher's last chores (for GET /computers)."""
+
+    job_id: int
+    task_id: int
+    task_index: int
+    #: The progress last written to the store (0 before the first write).
+    progress: float
 
 
 @dataclass
@@ -241,7 +252,10 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._chores_at = 0.0
         self._engine_uuids: frozenset[str] = frozenset()
-        self._running_by_computer: dict[str, list[tuple[int, int, int]]] = {}
+        self._running_by_computer: dict[str, list[RunningTask]] = {}
+        #: The jobs whose stored state this dispatcher changed, for the live stream (noted after
+        #: each write; the API notes its own changes here too).
+        self.changed_jobs = JobChanges()
         # Matching state: set _dirty whenever the store or the engines may have changed.
         self._dirty = True
         self._planned_at = 0.0
@@ -305,9 +319,13 @@ class Dispatcher:
         """UUIDs (DRQUEUE_ENGINE_UUID) of the engines registered and probed now."""
         return self._engine_uuids
 
-    def running_by_computer(self) -> dict[str, list[tuple[int, int, int]]]:
-        """(job id, task id, task index) running on each computer, as of the last round."""
+    def running_by_computer(self) -> dict[str, list[RunningTask]]:
+        """The tasks running on each computer, as of the last chores."""
         return self._running_by_computer
+
+    def online_computers(self) -> set[str]:
+        """Names of the computers with an engine registered and probed."""
+        return {e.slot.computer for e in list(self.engines.values()) if e.slot}
 
     def slots_online(self) -> int:
         return sum(1 for e in list(self.engines.values()) if e.ready)
@@ -513,6 +531,7 @@ class Dispatcher:
                     self.store.requeue_attempts, [out.attempt_id], reason, lost=started
                 )
             )
+            self.changed_jobs.note(out.job_id)
         log.info("engine %d on %s lost (%s)", engine_id, name, why)
 
     def _release(self, out: Outstanding) -> None:
@@ -553,6 +572,7 @@ class Dispatcher:
                     lost=False,
                 )
             )
+            self.changed_jobs.note(out.job_id)
         self._abort(out)
 
     def _settle_prefetched(self, engine: EngineState, reason: str) -> None:
@@ -674,6 +694,7 @@ class Dispatcher:
             self.store.requeue_attempts([out.attempt_id], out.settling, lost=False)
         else:
             self._record(out, ar)
+        self.changed_jobs.note(out.job_id)
         self._forget(ar)
 
     def _record(self, out: Outstanding, ar: Any) -> None:
@@ -809,6 +830,7 @@ class Dispatcher:
             f"`drqueue job requeue-failed {job.id}` tries again"
         )
         count = self.store.fail_queued_tasks(job.id, reason)
+        self.changed_jobs.note(job.id)
         log.warning("job %d: %d queued tasks in error: %s", job.id, count, reason)
         self._dirty = True
         return True
@@ -963,6 +985,7 @@ class Dispatcher:
             raise
         if not dispatched:
             return False
+        self.changed_jobs.note(job.id)
         spec = task_spec(job, task, attempt_id, log_path, self.config, assignment.gpu_devices)
         try:
             result = self._view(slot.engine_id).apply_async(run_task, spec)
@@ -976,6 +999,7 @@ class Dispatcher:
                     lost=False,
                 )
             )
+            self.changed_jobs.note(job.id)
             return False
         reserved = tuple(s.engine_id for s in assignment.reserved)
         if prefetch:
@@ -1011,9 +1035,11 @@ class Dispatcher:
         now = time.time()
         online = sorted({e.slot.computer for e in self.engines.values() if e.slot})
         self.store.touch_computers(online, now)
-        running: dict[str, list[tuple[int, int, int]]] = {}
+        running: dict[str, list[RunningTask]] = {}
         for out in self.outstanding.values():
-            running.setdefault(out.computer, []).append((out.job_id, out.task_id, out.task_index))
+            running.setdefault(out.computer, []).append(
+                RunningTask(out.job_id, out.task_id, out.task_index, max(out.last_progress, 0.0))
+            )
         self._running_by_computer = running
         self._refresh_info()
         self._computers = None  # pick up the info and pool changes of the last seconds
@@ -1076,6 +1102,8 @@ class Dispatcher:
             if job.waiting_reason != reasons[job.id]:
                 changed[job.id] = reasons[job.id]
         self.store.set_job_waiting_reason(changed)
+        for job_id in changed:
+            self.changed_jobs.note(job_id)
         self._reasons = {job_id: r for job_id, r in reasons.items() if r}
 
     def _dependency(self, dep: int, seen: dict[int, tuple[str, bool]]) -> tuple[str, bool]:

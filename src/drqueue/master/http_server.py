@@ -8,6 +8,9 @@
 - **A cap on connections** (``api_max_connections``): beyond it uvicorn answers 503 at once.
 - **The master's open-file limit raised** to the system's hard limit, so the cap is reached
   before the descriptors run out.
+- **Live streams end first when the master stops.**  uvicorn waits for every open answer to
+  end before it stops, and a stream (``GET /api/v1/stream``) never ends by itself: the server
+  closes the app's fan-out first (:class:`APIServer`).
 """
 
 from __future__ import annotations
@@ -66,6 +69,16 @@ class HeaderDeadlineProtocol(H11Protocol):
         super().connection_lost(exc)
 
 
+class APIServer(uvicorn.Server):
+    """uvicorn's server, ending the app's live streams before it waits for open answers."""
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        fanout = getattr(getattr(self.config.app, "state", None), "fanout", None)
+        if fanout is not None:
+            fanout.close()
+        await super().shutdown(sockets=sockets)
+
+
 def raise_open_file_limit() -> None:
     """Raise this process's soft limit of open files to its hard limit (POSIX)."""
     with contextlib.suppress(ImportError, OSError, ValueError):
@@ -79,7 +92,7 @@ def raise_open_file_limit() -> None:
 def api_server(app: Any, host: str, port: int, max_connections: int, **ssl: Any) -> uvicorn.Server:
     """The uvicorn server of the master's API."""
     raise_open_file_limit()
-    return uvicorn.Server(
+    return APIServer(
         uvicorn.Config(
             app,
             host=host,

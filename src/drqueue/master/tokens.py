@@ -51,7 +51,8 @@ class Identity:
         return self.role == "slave"
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """The SHA-256 of *token*, as tokens.json keeps it and a web session remembers it."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -106,11 +107,27 @@ class TokenBook:
             and hmac.compare_digest(token.encode(), self.admin_token.encode())
         ):
             return Identity("admin", "admin")
-        digest = _digest(token)
+        return self._identify_digest(token_digest(token))
+
+    def identify_digest(self, digest: str) -> Identity | None:
+        """The identity of the token whose SHA-256 is *digest* (a web session's), or None once
+        that token is revoked or rotated; compared in constant time."""
+        self._load()
+        if self.admin_token and hmac.compare_digest(digest, token_digest(self.admin_token)):
+            return Identity("admin", "admin")
+        return self._identify_digest(digest)
+
+    def _identify_digest(self, digest: str) -> Identity | None:
+        found = None
         for known, identity in self._by_digest.items():
             if hmac.compare_digest(known, digest):
-                return identity
-        return None
+                found = identity
+        return found
+
+    def admin_digest(self) -> str:
+        """The SHA-256 of the master's own token as it is now ("" if there is none)."""
+        self._load()
+        return token_digest(self.admin_token) if self.admin_token else ""
 
 
 def _read_book(config: Config) -> dict[str, Any]:
@@ -147,7 +164,7 @@ def create_token(config: Config, role: str, owner: str) -> str:
     data = _read_book(config)
     token = secrets.token_urlsafe(32)
     data["tokens"].append(
-        {"sha256": _digest(token), "role": role, "owner": owner, "created": time.time()}
+        {"sha256": token_digest(token), "role": role, "owner": owner, "created": time.time()}
     )
     _write_book(config, data)
     return token

@@ -18,7 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from drqueue.models import Computer, FrameBlock, Job, JobSpec, Task
+from drqueue.models import Computer, FrameBlock, Job, JobSpec, Task, TaskState
+from drqueue.store.jobquery import JobPage, JobQuery
 
 #: The schema version this code writes; a store with a newer one is refused.
 SCHEMA_VERSION = 2
@@ -123,6 +124,15 @@ class Store(abc.ABC):
     def list_jobs(self, *, owner: str | None = None, limit: int | None = None) -> list[Job]: ...
 
     @abc.abstractmethod
+    def page_jobs(self, query: JobQuery) -> JobPage:
+        """The jobs *query* keeps, in its order, its page of them, and how many matched
+        (:mod:`drqueue.store.jobquery` defines what each filter and sort key means)."""
+
+    @abc.abstractmethod
+    def job_status_counts(self) -> dict[str, int]:
+        """How many jobs have each status (:data:`jobquery.STATUSES`, every one named)."""
+
+    @abc.abstractmethod
     def job_ids(self) -> set[int]: ...
 
     @abc.abstractmethod
@@ -179,6 +189,20 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def task_for_frame(self, job_id: int, frame: int) -> Task: ...
+
+    @abc.abstractmethod
+    def task_states(self, job_id: int) -> list[TaskState]:
+        """The state of each of the job's tasks, by index (NotFound for no job): the frame
+        grid of a 100,000-task job without reading its tasks."""
+
+    @abc.abstractmethod
+    def last_finished_task(self, job_id: int) -> Task | None:
+        """The job's finished task that ended last, or None (NotFound for no job)."""
+
+    @abc.abstractmethod
+    def frames_finished(self, since: float, until: float) -> dict[int, int]:
+        """Frames of the tasks now finished whose ``ended_at`` is in (since, until], summed by
+        hour (``int(ended_at // 3600)``, hours since the epoch): the live stream's chart."""
 
     @abc.abstractmethod
     def runnable_jobs(self) -> list[Job]:
@@ -275,9 +299,19 @@ class Store(abc.ABC):
         since_id: int = 0,
         before_id: int | None = None,
         limit: int = 200,
+        kind: str | None = None,
+        actor: str | None = None,
     ) -> list[Event]:
         """The newest *limit* events with since_id < id < before_id (of one job if given), oldest
-        first.  Page back through the trail with ``before_id=`` the first id of the last page."""
+        first.  Page back through the trail with ``before_id=`` the first id of the last page.
+        *kind* keeps that kind and the kinds of its family (``job`` keeps
+        ``job.stopped``, ``job.submitted``…: :func:`kind_matches`); *actor* keeps one actor's."""
+
+
+def kind_matches(kind: str, wanted: str) -> bool:
+    """Whether an event of *kind* is kept by the ``kind`` filter *wanted*: the same kind, or
+    a kind of the family *wanted* (``task`` keeps ``task.failed``)."""
+    return kind == wanted or kind.startswith(wanted + ".")
 
 
 def shown_url(url: str) -> str:

@@ -36,7 +36,8 @@ from drqueue.models import (
     TaskState,
 )
 from drqueue.store import policy, transfer
-from drqueue.store.base import Dispatch, Event, Store
+from drqueue.store.base import Dispatch, Event, Store, kind_matches
+from drqueue.store.jobquery import STATUSES, JobPage, JobQuery, page_of
 
 #: The range of an integer the store keeps, as SQLite's INTEGER (a frame beyond it is refused).
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
@@ -389,6 +390,21 @@ class MemoryStore(Store):
                 jobs = jobs[-limit:]
             return [self._job_out(job) for job in jobs]
 
+    def page_jobs(self, query: JobQuery) -> JobPage:
+        with self._lock:
+            if query.ids is not None:
+                records = [self._jobs[i] for i in query.ids if i in self._jobs]
+            else:
+                records = list(self._jobs.values())
+            return page_of((self._job_out(job) for job in records), query)
+
+    def job_status_counts(self) -> dict[str, int]:
+        with self._lock:
+            counts = dict.fromkeys(STATUSES, 0)
+            for job in self._jobs.values():
+                counts[self._job_out(job).status] += 1
+            return counts
+
     def job_ids(self) -> set[int]:
         with self._lock:
             return set(self._jobs)
@@ -524,6 +540,30 @@ class MemoryStore(Store):
             if not spec.start <= frame <= spec.end or (frame - spec.start) % spec.step:
                 raise NotFound(f"job {job_id} does not render frame {frame}")
             return self.get_task(job_id, (frame - spec.start) // (spec.step * spec.block_size))
+
+    def task_states(self, job_id: int) -> list[TaskState]:
+        with self._lock:
+            return [self._tasks[t].state for t in self._job(job_id).task_ids]
+
+    def last_finished_task(self, job_id: int) -> Task | None:
+        with self._lock:
+            finished = [
+                self._tasks[t]
+                for t in self._job(job_id).task_ids
+                if self._tasks[t].state == TaskState.FINISHED
+            ]
+            last = max(finished, key=lambda t: (t.ended_at or 0.0, t.index), default=None)
+            return _copy(last) if last else None
+
+    def frames_finished(self, since: float, until: float) -> dict[int, int]:
+        with self._lock:
+            hours: dict[int, int] = {}
+            for task in self._tasks.values():
+                ended = task.ended_at
+                if task.state == TaskState.FINISHED and ended and since < ended <= until:
+                    hour = int(ended // 3600)
+                    hours[hour] = hours.get(hour, 0) + len(task.block)
+            return hours
 
     def runnable_jobs(self) -> list[Job]:
         with self._lock:
@@ -794,6 +834,8 @@ class MemoryStore(Store):
         since_id: int = 0,
         before_id: int | None = None,
         limit: int = 200,
+        kind: str | None = None,
+        actor: str | None = None,
     ) -> list[Event]:
         with self._lock:
             found = [
@@ -802,5 +844,7 @@ class MemoryStore(Store):
                 if e.id > since_id
                 and (before_id is None or e.id < before_id)
                 and (job_id is None or e.job_id == job_id)
+                and (kind is None or kind_matches(e.kind, kind))
+                and (actor is None or e.actor == actor)
             ]
             return [dataclasses.replace(e) for e in found[-limit:]] if limit > 0 else []

@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -64,6 +65,7 @@ from drqueue.models import (
 )
 from drqueue.store import policy, transfer
 from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store
+from drqueue.store.jobquery import STATUSES, JobPage, JobQuery, page_of
 
 try:
     import pymongo
@@ -367,6 +369,9 @@ class MongoStore(Store):
         db.hosts.create_index([("job_id", asc), ("computer", asc)], unique=True)
         db.members.create_index([("pool", asc), ("computer", asc)], unique=True)
         db.events.create_index([("job_id", asc), ("_id", asc)])
+        db.tasks.create_index(
+            [("ended_at", asc)], partialFilterExpression={"state": str(TaskState.FINISHED)}
+        )
         for name in ("jobs", "tasks", "events"):  # transactions then only update them
             db.counters.update_one({"_id": name}, {"$setOnInsert": {"next": 0}}, upsert=True)
         if meta is None:
@@ -734,6 +739,24 @@ class MongoStore(Store):
         return self._jobs_out(docs)
 
     @_guarded
+    def page_jobs(self, query: JobQuery) -> JobPage:
+        """Filtered by owner and ids in MongoDB, the rest by :func:`jobquery.page_of` over the
+        jobs read (their specs are decoded once, as for list_jobs)."""
+        find: dict[str, Any] = {"control": {"$ne": CREATING}}
+        if query.owner is not None:
+            find["owner"] = query.owner
+        if query.ids is not None:
+            find["_id"] = {"$in": sorted(query.ids)}
+        return page_of(self._jobs_out(list(self._db.jobs.find(find, {"spec": 0}))), query)
+
+    @_guarded
+    def job_status_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for job in self.list_jobs():
+            counts[job.status] += 1
+        return counts
+
+    @_guarded
     def job_ids(self) -> set[int]:
         return {
             doc["_id"] for doc in self._db.jobs.find({"control": {"$ne": CREATING}}, {"_id": 1})
@@ -966,6 +989,31 @@ class MongoStore(Store):
         if not spec.start <= frame <= spec.end or (frame - spec.start) % spec.step:
             raise NotFound(f"job {job_id} does not render frame {frame}")
         return self.get_task(job_id, (frame - spec.start) // (spec.step * spec.block_size))
+
+    @_guarded
+    def task_states(self, job_id: int) -> list[TaskState]:
+        self._job_doc(job_id)
+        states = {str(state): state for state in TaskState}
+        cursor = self._db.tasks.find({"job_id": job_id}, {"state": 1, "_id": 0}).sort("idx", 1)
+        return [states[doc["state"]] for doc in cursor]
+
+    @_guarded
+    def last_finished_task(self, job_id: int) -> Task | None:
+        self._job_doc(job_id)
+        cursor = self._db.tasks.find({"job_id": job_id, "state": str(TaskState.FINISHED)})
+        docs = list(cursor.sort([("ended_at", -1), ("idx", -1)]).limit(1))
+        return _task(docs[0]) if docs else None
+
+    @_guarded
+    def frames_finished(self, since: float, until: float) -> dict[int, int]:
+        hours: dict[int, int] = {}
+        for doc in self._db.tasks.find(
+            {"state": str(TaskState.FINISHED), "ended_at": {"$gt": since, "$lte": until}},
+            {"ended_at": 1, "start": 1, "end": 1, "step": 1, "_id": 0},
+        ):
+            hour = int(doc["ended_at"] // 3600)
+            hours[hour] = hours.get(hour, 0) + (doc["end"] - doc["start"]) // doc["step"] + 1
+        return hours
 
     @_guarded
     def runnable_jobs(self) -> list[Job]:
@@ -1350,6 +1398,8 @@ class MongoStore(Store):
         since_id: int = 0,
         before_id: int | None = None,
         limit: int = 200,
+        kind: str | None = None,
+        actor: str | None = None,
     ) -> list[Event]:
         if limit <= 0:
             return []
@@ -1359,6 +1409,10 @@ class MongoStore(Store):
         query: dict[str, Any] = {"_id": ids}
         if job_id is not None:
             query["job_id"] = job_id
+        if kind is not None:  # base.kind_matches
+            query["$or"] = [{"kind": kind}, {"kind": {"$regex": "^" + re.escape(kind + ".")}}]
+        if actor is not None:
+            query["actor"] = actor
         docs = list(self._db.events.find(query).sort("_id", -1).limit(limit))
         return [_event_out(doc) for doc in reversed(docs)]
 

@@ -43,6 +43,7 @@ from drqueue.models import (
 )
 from drqueue.store import policy, transfer
 from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store
+from drqueue.store.jobquery import STATUSES, JobPage, JobQuery
 from drqueue.store.policy import TAIL_CHARS
 
 #: The SQL list of the states of a task on an engine: ('dispatched', 'running').
@@ -108,6 +109,43 @@ CREATE TABLE events (
 );
 CREATE INDEX events_job ON events(job_id, id);
 """
+
+#: Indexes added since a schema version: made, if missing, each time a store is opened (old code
+#: reads a store that has them).  tasks_finished_at: the live stream's frames per hour.
+_LATER_INDEXES = (
+    f"CREATE INDEX IF NOT EXISTS tasks_finished_at ON tasks(ended_at) "
+    f"WHERE state = '{TaskState.FINISHED}'",
+)
+
+#: A job's status (models.job_status) in SQL, over a row of jobs: what GET /jobs filters and
+#: sorts by, and the live stream counts.  The contract suite holds it to Job.status.
+_STATUS_SQL = f"""(CASE
+    WHEN n_total > 0 AND {" + ".join(f"n_{name}" for name in policy.ENDED_COUNTERS)} = n_total
+        THEN CASE WHEN n_error > 0 THEN 'error' WHEN n_cancelled > 0 THEN 'cancelled'
+            ELSE 'finished' END
+    WHEN control = '{JobControl.STOPPED}' THEN CASE WHEN n_running > 0 THEN 'stopping'
+        ELSE 'stopped' END
+    WHEN n_running > 0 THEN 'running'
+    WHEN after != '[]' AND EXISTS (SELECT 1 FROM json_each(jobs.after) AS d WHERE NOT EXISTS
+        (SELECT 1 FROM jobs AS dep WHERE dep.id = d.value AND dep.n_finished = dep.n_total))
+        THEN 'waiting'
+    ELSE 'queued' END)"""
+
+#: The SQL each sort key of jobquery.SORTS orders by (the same values as jobquery.SORT_VALUE).
+_SORT_SQL = {
+    "id": "id",
+    "name": "name",
+    "owner": "owner",
+    "priority": "priority",
+    "status": _STATUS_SQL,
+    "submitted": "submitted_at",
+    "progress": "(CASE WHEN n_total = 0 THEN 0.0 ELSE CAST(n_finished AS REAL) / n_total END)",
+    "eta": "(CASE WHEN n_queued + n_running = 0 THEN 0.0 WHEN timed_tasks = 0 THEN 9e999 "
+    "ELSE task_seconds / timed_tasks * (n_queued + n_running) END)",
+}
+
+#: TaskState by its stored value (calling TaskState per row is slow for 100,000 tasks).
+_STATES = {str(state): state for state in TaskState}
 
 #: The counter column on jobs of each counter of policy.COUNTER.
 _COLUMN = {name: f"n_{name}" for name in policy.COUNTERS}
@@ -261,6 +299,10 @@ def _counts_from_row(row: sqlite3.Row) -> Counts:
         error=row["n_error"],
         cancelled=row["n_cancelled"],
     )
+
+
+def _casefold(text: Any) -> Any:
+    return text.casefold() if isinstance(text, str) else text
 
 
 def _busy_or(exc: sqlite3.OperationalError) -> Exception:
@@ -468,6 +510,8 @@ class SQLiteStore(Store):
         # A checkpoint that empties the WAL also truncates it to this: a big submit or
         # delete must not leave a WAL of its size behind for good.
         conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+        # page_jobs' name filter: case-insensitive as Python's casefold, not SQLite's ASCII-only.
+        conn.create_function("drq_casefold", 1, _casefold, deterministic=True)
         return conn
 
     def _conn(self) -> sqlite3.Connection:
@@ -521,6 +565,8 @@ class SQLiteStore(Store):
                 conn.execute(
                     "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
+                for statement in _LATER_INDEXES:
+                    conn.execute(statement)
                 return
             version = int(
                 conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
@@ -529,6 +575,9 @@ class SQLiteStore(Store):
                 for statement in _MIGRATIONS[step]:
                     conn.execute(statement)
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(step),))
+            if version <= SCHEMA_VERSION:
+                for statement in _LATER_INDEXES:
+                    conn.execute(statement)
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has schema version {version}, newer than this DrQueue's "
@@ -950,6 +999,50 @@ class SQLiteStore(Store):
                 self._specs.pop(gone, None)
         return self._jobs_from_rows(conn, rows)
 
+    def page_jobs(self, query: JobQuery) -> JobPage:
+        where = ["control != ?"]
+        args: list[Any] = [CREATING]
+        if query.ids is not None:
+            where.append("id IN (SELECT value FROM json_each(?))")
+            args.append(json.dumps(sorted(query.ids)))
+        for column, value in (("owner", query.owner), ("renderer", query.renderer)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.pool is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM json_each(requirements, '$.pools') WHERE value = ?)"
+            )
+            args.append(query.pool)
+        if query.name_contains is not None:
+            where.append("instr(drq_casefold(name), ?) > 0")
+            args.append(query.name_contains.casefold())
+        if query.status is not None:
+            where.append(f"{_STATUS_SQL} = ?")
+            args.append(query.status)
+        sql_where = " AND ".join(where)
+        direction = "DESC" if query.descending else "ASC"
+        conn = self._conn()
+        total = conn.execute(f"SELECT COUNT(*) FROM jobs WHERE {sql_where}", args).fetchone()[0]
+        if query.limit is not None and query.limit <= 0:
+            return JobPage([], total)
+        rows = conn.execute(
+            f"SELECT {_JOB_STATE_COLUMNS} FROM jobs WHERE {sql_where} "
+            f"ORDER BY {_SORT_SQL[query.sort]} {direction}, id {direction} LIMIT ? OFFSET ?",
+            [*args, -1 if query.limit is None else query.limit, query.offset],
+        ).fetchall()
+        return JobPage(self._jobs_from_rows(conn, rows), total)
+
+    def job_status_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for status, count in self._conn().execute(
+            f"SELECT {_STATUS_SQL} AS status, COUNT(*) FROM jobs WHERE control != ? "
+            "GROUP BY status",
+            (CREATING,),
+        ):
+            counts[status] = count
+        return counts
+
     def job_ids(self) -> set[int]:
         return {
             row[0]
@@ -1141,6 +1234,36 @@ class SQLiteStore(Store):
             raise NotFound(f"job {job_id} does not render frame {frame}")
         index = (frame - job["start"]) // (step * job["block_size"])
         return self.get_task(job_id, index)
+
+    def task_states(self, job_id: int) -> list[TaskState]:
+        conn = self._conn()
+        self._job_row(conn, job_id)
+        states = _STATES
+        return [
+            states[row[0]]
+            for row in conn.execute(
+                "SELECT state FROM tasks WHERE job_id = ? ORDER BY idx", (job_id,)
+            )
+        ]
+
+    def last_finished_task(self, job_id: int) -> Task | None:
+        conn = self._conn()
+        self._job_row(conn, job_id)
+        row = conn.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE job_id = ? AND state = ? "
+            "ORDER BY ended_at DESC, idx DESC LIMIT 1",
+            (job_id, str(TaskState.FINISHED)),
+        ).fetchone()
+        return _task_from_row(row) if row else None
+
+    def frames_finished(self, since: float, until: float) -> dict[int, int]:
+        return dict(
+            self._conn().execute(
+                'SELECT CAST(ended_at / 3600 AS INTEGER) AS hour, SUM(("end" - start) / step + 1) '
+                "FROM tasks WHERE state = ? AND ended_at > ? AND ended_at <= ? GROUP BY hour",
+                (str(TaskState.FINISHED), since, until),
+            )
+        )
 
     def runnable_jobs(self) -> list[Job]:
         conn = self._conn()
@@ -1466,6 +1589,8 @@ class SQLiteStore(Store):
         since_id: int = 0,
         before_id: int | None = None,
         limit: int = 200,
+        kind: str | None = None,
+        actor: str | None = None,
     ) -> list[Event]:
         sql = "SELECT * FROM events WHERE id > ?"
         args: list[Any] = [since_id]
@@ -1475,6 +1600,12 @@ class SQLiteStore(Store):
         if job_id is not None:
             sql += " AND job_id = ?"
             args.append(job_id)
+        if kind is not None:  # base.kind_matches
+            sql += " AND (kind = ? OR substr(kind, 1, ?) = ?)"
+            args += [kind, len(kind) + 1, kind + "."]
+        if actor is not None:
+            sql += " AND actor = ?"
+            args.append(actor)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
         rows = self._conn().execute(sql, args).fetchall()

@@ -1,0 +1,97 @@
+"""The farm: liveness, dispatch counters, renderers, and what slaves ask (heartbeat, the engine
+connection file)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+import drqueue
+from drqueue.errors import NotFound
+from drqueue.master.api.deps import Auth, MasterDep, SlaveOrAdmin
+from drqueue.master.api.files import LOG_CHUNK_BYTES, open_inside, read_at
+from drqueue.master.api.shapes import JSONBytesResponse
+from drqueue.renderers import all_renderers
+
+router = APIRouter(prefix="/api/v1", default_response_class=JSONBytesResponse)
+
+
+class HeartbeatIn(BaseModel):
+    engines: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=1024
+    )
+
+
+@router.get("/health")
+async def health() -> dict[str, Any]:
+    # async: answered on the event loop, never queued behind busy worker threads
+    return {"status": "ok", "version": drqueue.__version__}
+
+
+@router.get("/farm")
+def farm(_: Auth, m: MasterDep) -> dict[str, Any]:
+    dispatcher = m.dispatcher
+    stats = dispatcher.stats if dispatcher else None
+    return {
+        "instance": dispatcher.instance_id if dispatcher else "",
+        "engines": m.slots(),
+        "dispatched": stats.dispatched if stats else 0,
+        "prefetched": stats.prefetched if stats else 0,
+        "finished": stats.finished if stats else 0,
+        "failed": stats.failed if stats else 0,
+        "stale": stats.stale if stats else 0,
+        "lost": stats.lost if stats else 0,
+        "aborts_confirmed": stats.aborts_confirmed if stats else 0,
+    }
+
+
+@router.get("/renderers")
+def renderers(_: Auth) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": cls.name,
+            "description": cls.description,
+            "executable": cls.executable,
+            "needs_scene": cls.needs_scene,
+            "params": [
+                {
+                    "name": p.name,
+                    "type": p.type,
+                    "default": p.default,
+                    "help": p.help,
+                    "required": p.required,
+                    "choices": list(p.choices),
+                }
+                for p in cls.params
+            ],
+        }
+        for cls in all_renderers().values()
+    ]
+
+
+@router.post("/slaves/{name}/heartbeat")
+def heartbeat(name: str, body: HeartbeatIn, _: SlaveOrAdmin, m: MasterDep) -> dict[str, Any]:
+    dispatcher = m.dispatcher
+    registered = dispatcher.engine_uuids() if dispatcher else frozenset()
+    return {
+        "instance": dispatcher.instance_id if dispatcher else "",
+        "registered": [engine for engine in body.engines if engine in registered],
+    }
+
+
+@router.get("/farm/engine-connection")
+def engine_connection(_: SlaveOrAdmin, m: MasterDep) -> dict[str, Any]:
+    """The engine connection file, for `drqueue slave --master URL` on another machine."""
+    engine_file = m.config.engine_file
+    try:
+        fd = open_inside(engine_file.parent, engine_file, "the engine connection file")
+    except NotFound:
+        raise NotFound("the controller has not written its engine connection file yet") from None
+    try:
+        return json.loads(read_at(fd, 0, LOG_CHUNK_BYTES))
+    finally:
+        os.close(fd)

@@ -1,0 +1,296 @@
+"""Jobs: submit (and its preview), the list and its pages, one job, control, the frame grid and
+the thumbnail of the last rendered frame.
+
+Every change is noted in ``m.changes`` after its store write, so the live stream sends the job
+at its next tick.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict
+
+from drqueue.config import Config
+from drqueue.errors import Conflict, Forbidden, InvalidJob, InvalidRequest, SceneNotFound
+from drqueue.master.api.deps import (
+    MAX_PAGE,
+    Auth,
+    JobIdPath,
+    MasterDep,
+)
+from drqueue.master.api.shapes import JSONBytesResponse
+from drqueue.master.thumbnails import thumbnail_of
+from drqueue.master.tokens import Identity
+from drqueue.models import (
+    MAX_ID,
+    JobIn,
+    JobSpec,
+    PathName,
+    Priority,
+    count_frames,
+    gc_paused,
+    split_frames,
+)
+from drqueue.renderers import get_renderer
+from drqueue.slave.runner import host_os
+from drqueue.store.jobquery import SORTS, STATUSES, JobQuery
+
+router = APIRouter(prefix="/api/v1", default_response_class=JSONBytesResponse)
+
+#: The Idempotency-Key header of POST /jobs: any printable token a client makes up.
+IdempotencyKey = Annotated[
+    str | None, Header(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+]
+#: The most jobs one page of the web UI's jobs table holds.
+JOBS_PAGE_MAX = 500
+#: Jobs in a page when the request names no limit.
+JOBS_PAGE_DEFAULT = 100
+#: Blocks a preview lists (the first ones).
+PREVIEW_BLOCKS = 100
+#: One letter per task state in GET /jobs/ID/frames.
+STATE_LETTERS = {
+    "queued": "q",
+    "dispatched": "d",
+    "running": "r",
+    "finished": "f",
+    "error": "e",
+    "cancelled": "c",
+}
+
+
+class PriorityIn(BaseModel):
+    model_config = ConfigDict(strict=True)
+    priority: Priority
+
+
+class HostIn(BaseModel):
+    model_config = ConfigDict(strict=True)
+    host: PathName
+
+
+def validate_job(body: JobIn, config: Config) -> JobSpec:
+    """Turn a submission into a valid JobSpec, or raise a DrQueueError with a one-line reason.
+
+    The field rules are JobIn's (models.py); here come the renderer's own (its params, and
+    :meth:`Renderer.validate_job`, e.g. POV-Ray's frames), the farm's frame cap and the scene."""
+    renderer = get_renderer(body.renderer)
+    spec = body.to_spec()
+    spec.renderer = renderer.name
+    spec.params = renderer.validate_params(body.params)
+    if renderer.needs_scene and not spec.scene:
+        raise InvalidJob(f"renderer {renderer.name!r} needs a scene file")
+    spec.validate(max_frames=config.max_frames_per_job)
+    renderer.validate_job(spec)
+    if spec.scene and body.check_scene:
+        local = spec.scene
+        if config.path_map:
+            from drqueue.pathmap import map_path
+
+            local = map_path(spec.scene, config.path_map, host_os())
+        if not os.path.isfile(local):
+            raise SceneNotFound(f"scene file {spec.scene} does not exist (as seen from the master)")
+    return spec
+
+
+def submitted_spec(body: JobIn, who: Identity, config: Config) -> JobSpec:
+    """What POST /jobs would store for *who*, with every check it makes (POST /jobs/preview
+    makes the same, so the same body gets the same error from both)."""
+    renderer = get_renderer(body.renderer).name
+    if not who.admin and not config.artist_may_submit(renderer):
+        raise Forbidden(
+            f"{who.name}'s {who.role} token may not submit {renderer} jobs: this farm's "
+            f"artist_renderers allows {', '.join(config.artist_renderers) or 'none'}"
+        )
+    spec = validate_job(body, config)
+    spec.owner = body.owner if who.admin else who.name  # an artist submits as themself
+    return spec
+
+
+@router.post("/jobs", status_code=201)
+def submit(
+    body: JobIn, who: Auth, m: MasterDep, response: Response, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
+    """Create a job (201); with an Idempotency-Key the owner used before, answer that
+    job as the first submit did (200), so a client may resend a submit it lost."""
+    store = m.store
+    owner = body.owner if who.admin else who.name
+    if idempotency_key is not None:
+        existing = store.job_by_key(owner, idempotency_key)
+        if existing is not None:
+            response.status_code = 200
+            return {"id": existing, "tasks": store.get_job(existing).counts.total}
+    spec = submitted_spec(body, who, m.config)
+    blocks = split_frames(spec.start, spec.end, spec.step, spec.block_size)
+    try:
+        job_id = store.create_job(spec, blocks, idempotency_key=idempotency_key)
+    except Conflict:  # the same key, sent twice at once: the other request created it
+        assert idempotency_key is not None
+        existing = store.job_by_key(owner, idempotency_key)
+        if existing is None:
+            raise
+        response.status_code = 200
+        return {"id": existing, "tasks": store.get_job(existing).counts.total}
+    m.changes.note(job_id)
+    m.wake()
+    return {"id": job_id, "tasks": len(blocks)}
+
+
+@router.post("/jobs/preview")
+def preview(body: JobIn, who: Auth, m: MasterDep) -> dict[str, Any]:
+    """What POST /jobs would make of this body, with the same checks and errors, storing
+    nothing: how many tasks and frames, and the first PREVIEW_BLOCKS blocks [start, end, step]."""
+    spec = submitted_spec(body, who, m.config)
+    frames = count_frames(spec.start, spec.end, spec.step, spec.block_size)
+    shown = min(frames, PREVIEW_BLOCKS * spec.block_size)
+    first = split_frames(
+        spec.start, spec.start + (shown - 1) * spec.step, spec.step, spec.block_size
+    )
+    return {
+        "tasks": -(-frames // spec.block_size),
+        "frames": frames,
+        "blocks": [[block.start, block.end, block.step] for block in first],
+    }
+
+
+@router.get("/jobs", response_class=JSONBytesResponse)
+def jobs(
+    request: Request,
+    _: Auth,
+    m: MasterDep,
+    owner: str | None = None,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+    offset: Annotated[int | None, Query(ge=0, le=MAX_PAGE * 100)] = None,
+    sort: Literal[SORTS] | None = None,  # type: ignore[valid-type]
+    order: Literal["asc", "desc"] | None = None,
+    state: Literal[STATUSES] | None = None,  # type: ignore[valid-type]
+    pool: Annotated[str | None, Query(max_length=100)] = None,
+    renderer: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+) -> JSONBytesResponse:
+    """Without paging parameters: the newest *limit* jobs (of *owner* if given), oldest first,
+    each as GET /jobs/ID lists it.  With any of offset, sort, order, state, pool, renderer or q:
+    one page of at most JOBS_PAGE_MAX (the web UI's table), sorted by *sort* (default id) in
+    *order* (default desc), with the header X-Total-Count: how many jobs matched."""
+    paged = any(v is not None for v in (offset, sort, order, state, pool, renderer, q))
+    if not paged:
+        with gc_paused():  # 10,000 jobs are some 100,000 new dicts, lists and objects
+            return JSONBytesResponse(
+                [
+                    m.job_listed(job)
+                    for job in m.store.list_jobs(owner=owner, limit=limit or MAX_PAGE)
+                ]
+            )
+    if limit is not None and limit > JOBS_PAGE_MAX:
+        raise InvalidRequest(f"limit: a page holds at most {JOBS_PAGE_MAX} jobs, not {limit}")
+    page = m.store.page_jobs(
+        JobQuery(
+            owner=owner,
+            status=state,
+            pool=pool,
+            renderer=renderer,
+            name_contains=q,
+            sort=sort or "id",
+            descending=order != "asc",
+            offset=offset or 0,
+            limit=limit or JOBS_PAGE_DEFAULT,
+        )
+    )
+    return JSONBytesResponse(
+        [m.job_listed(job) for job in page.jobs], headers={"X-Total-Count": str(page.total)}
+    )
+
+
+@router.get("/jobs/{job_id}")
+def job(job_id: JobIdPath, who: Auth, m: MasterDep) -> dict[str, Any]:
+    return m.job_shown(m.store.get_job(job_id), who)
+
+
+# Before /jobs/{job_id}/{action}, which would otherwise take "unblock" for its action.
+@router.post("/jobs/{job_id}/unblock")
+def unblock(job_id: JobIdPath, body: HostIn, who: Auth, m: MasterDep) -> dict[str, Any]:
+    m.own(who, job_id)
+    m.store.unblock_host(job_id, body.host, actor=who.name)
+    m.changes.note(job_id)
+    m.wake()
+    return m.job_out(m.store.get_job(job_id))
+
+
+@router.post("/jobs/{job_id}/{action}")
+def job_action(
+    job_id: JobIdPath,
+    action: Literal["stop", "continue", "kill", "rerun", "requeue-failed"],
+    who: Auth,
+    m: MasterDep,
+) -> dict[str, Any]:
+    m.own(who, job_id)
+    store = m.store
+    if action == "stop":
+        store.set_job_control(job_id, "stopped", actor=who.name)
+    elif action == "continue":
+        store.set_job_control(job_id, "active", actor=who.name)
+    elif action == "kill":
+        store.set_job_control(job_id, "stopped", actor=who.name)
+        m.kill(store.kill_tasks(job_id, actor=who.name))
+    elif action == "rerun":
+        m.kill(store.requeue_tasks(job_id, which="all", actor=who.name))
+        store.set_job_control(job_id, "active", actor=who.name)
+    elif action == "requeue-failed":
+        m.kill(store.requeue_tasks(job_id, which="failed", actor=who.name))
+    m.changes.note(job_id)
+    m.wake()
+    return m.job_out(store.get_job(job_id))
+
+
+@router.delete("/jobs/{job_id}")
+def delete(job_id: JobIdPath, who: Auth, m: MasterDep, force: bool = False) -> dict[str, Any]:
+    m.own(who, job_id)
+    m.kill(m.store.delete_job(job_id, force=force, actor=who.name))
+    m.changes.note_deleted(job_id)
+    return {"deleted": job_id}
+
+
+@router.put("/jobs/{job_id}/priority")
+def priority(job_id: JobIdPath, body: PriorityIn, who: Auth, m: MasterDep) -> dict[str, Any]:
+    m.own(who, job_id)
+    m.store.set_job_priority(job_id, body.priority, actor=who.name)
+    m.changes.note(job_id)
+    m.wake()
+    return m.job_out(m.store.get_job(job_id))
+
+
+@router.get("/jobs/{job_id}/frames")
+def frames(job_id: JobIdPath, _: Auth, m: MasterDep) -> dict[str, Any]:
+    """The frame grid: the job's range and one letter per task, by index (q queued,
+    d dispatched, r running, f finished, e error, c cancelled)."""
+    spec = m.store.get_job(job_id).spec
+    letters = STATE_LETTERS
+    return {
+        "start": spec.start,
+        "end": spec.end,
+        "step": spec.step,
+        "block_size": spec.block_size,
+        "states": "".join(letters[state] for state in m.store.task_states(job_id)),
+    }
+
+
+@router.get("/jobs/{job_id}/thumbnail", response_class=Response)
+def thumbnail(
+    job_id: JobIdPath,
+    _: Auth,
+    m: MasterDep,
+    task: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """A JPEG of at most 480 px of the first image output (PNG, JPEG, TIFF) of the job's last
+    finished task, or of task *task*; 404 when there is none, 403 for a file refused
+    (drqueue.master.thumbnails says which).  Made once per output file and cached."""
+    store = m.store
+    found = store.get_task(job_id, task) if task is not None else store.last_finished_task(job_id)
+    image = thumbnail_of(job_id, found, m.config)
+    headers = {"ETag": image.etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    if if_none_match == image.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(image.jpeg, media_type="image/jpeg", headers=headers)

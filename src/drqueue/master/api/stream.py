@@ -1,0 +1,27 @@
+"""``GET /api/v1/stream``: the live stream (server-sent events) the web UI listens to.
+
+Every client is fed by the master's one fan-out (:mod:`drqueue.master.fanout`), which says what
+each event holds."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from drqueue.master.api.deps import Auth
+from drqueue.master.api.shapes import JSONBytesResponse
+
+router = APIRouter(prefix="/api/v1", default_response_class=JSONBytesResponse)
+
+
+@router.get("/stream", response_class=StreamingResponse)
+async def stream(request: Request, _: Auth) -> StreamingResponse:
+    """``text/event-stream``: ``farm`` at connect and every 2 s, ``jobs`` (changed and deleted
+    jobs), ``log`` (new store events), a ``: keep-alive`` comment after 15 s of silence."""
+    fanout = request.app.state.fanout
+    client = fanout.connect()
+    return StreamingResponse(
+        fanout.stream(client),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

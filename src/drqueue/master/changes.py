@@ -1,0 +1,42 @@
+"""Which jobs changed: noted by the dispatcher and the API, drained by the live stream.
+
+The live stream (``GET /api/v1/stream``, :mod:`drqueue.master.fanout`) sends each browser the
+jobs that changed, without listing every job twice a second to find them: whoever writes a
+change to a job in the store notes its id here *after* the write, and the fan-out takes the
+whole set at each tick and reads just those jobs.  Noting costs a set insert under an
+uncontended lock, so the dispatcher's hot path does not feel it.
+
+A job noted twice between two ticks is read once.  A change the store makes that nobody noted
+(a job no longer waiting because the job it waited for finished) reaches the browsers with
+that job's next noted change; the UI re-reads what it shows when the stream reconnects.
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class JobChanges:
+    """A thread-safe set of changed and deleted job ids."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed: set[int] = set()
+        self._deleted: set[int] = set()
+
+    def note(self, job_id: int) -> None:
+        """Job *job_id* changed in the store (call after the write is committed)."""
+        with self._lock:
+            self._changed.add(job_id)
+
+    def note_deleted(self, job_id: int) -> None:
+        with self._lock:
+            self._deleted.add(job_id)
+            self._changed.discard(job_id)
+
+    def drain(self) -> tuple[set[int], set[int]]:
+        """(changed, deleted) since the last drain; both empty afterwards."""
+        with self._lock:
+            changed, deleted = self._changed, self._deleted
+            self._changed, self._deleted = set(), set()
+        return changed - deleted, deleted
