@@ -1,6 +1,6 @@
 // A task's log: the live tail of a running task, and the paged log of an ended one.
 //
-// GET /jobs/ID/log?frame=F answers a chunk of the log of the task that rendered frame F, with
+// GET /jobs/ID/log?task=N answers a chunk of the log of task N (its current attempt), with
 // X-Log-Size (the whole log) and X-Log-Offset (where the chunk starts).  While the task runs
 // the view asks every second for what was added since the last answer; once it has ended,
 // the view pages through the log a chunk at a time.  Text is put in a <pre> as text.
@@ -15,7 +15,7 @@ const POLL_MS = 1000;
 export class LogView {
   constructor(jobId) {
     this.jobId = jobId;
-    this.frame = null;
+    this.index = null;
     this.active = false;
     this.timer = null;
     this.generation = 0;
@@ -37,11 +37,11 @@ export class LogView {
     return h("button", { type: "button", class: "btn btn-small", onclick }, label);
   }
 
-  /** Show the log of the task that renders *frame*; *active* while it runs. */
-  show(frame, active) {
-    if (frame === this.frame && active === this.active) return;
-    const endedNow = frame === this.frame && this.active && !active;
-    this.frame = frame;
+  /** Show the log of task *index*; *active* while it runs. */
+  show(index, active) {
+    if (index === this.index && active === this.active) return;
+    const endedNow = index === this.index && this.active && !active;
+    this.index = index;
     this.active = active;
     this.stopPolling();
     if (endedNow) {
@@ -70,7 +70,7 @@ export class LogView {
 
   async fetchChunk(params) {
     const resp = await request("GET", `/jobs/${seg(this.jobId)}/log`, {
-      params: { frame: this.frame, ...params },
+      params: { task: this.index, ...params },
       raw: true,
       headers: { Accept: "text/plain" },
     });

@@ -293,7 +293,7 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
     openTask = null;
     panel.hidden = true;
     logView.destroy();
-    logView.frame = null;
+    logView.index = null;
     logView.active = false;
     grid.select(null);
     setQuery({});
@@ -384,10 +384,10 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
       ? h("details", {}, h("summary", { text: `${plural(outputs.length, "output")}` }),
         h("ul", { class: "output-list" }, ...outputs.slice(0, 50).map((path) => h("li", {}, h("code", { text: path })))))
       : null);
-    if (task.log_path || ACTIVE.has(task.state)) logView.show(task.start, ACTIVE.has(task.state));
+    if (task.log_path || ACTIVE.has(task.state)) logView.show(task.index, ACTIVE.has(task.state));
     else {
       logView.destroy();
-      logView.frame = null;
+      logView.index = null;
       logView.active = false;
       logView.pre.textContent = "";
       logView.info.textContent = "No log yet: the task has not run.";
