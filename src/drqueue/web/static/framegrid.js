@@ -1,8 +1,8 @@
 // The frame grid of a job: one cell per task on a canvas, so 10,000 tasks cost one small
 // answer (GET /jobs/ID/frames, a letter per task) and one drawing, not 10,000 elements.
 //
-// Each state has a colour AND a shape, so the grid reads without colour: queued is an empty
-// outline, dispatched an outline with a dot, running half filled, finished filled, error
+// Each state has a colour AND a shape, so the grid reads without colour: queued is a dim
+// square, dispatched an outline with a dot, running half filled, finished filled, error
 // filled with a cross, cancelled an outline with a slash.  The legend draws the same shapes
 // with their counts.  Mouse: hover names the cell, click opens its task.  Keyboard: the grid
 // is one tab stop; arrow keys, Home and End move, Enter opens.
@@ -19,6 +19,7 @@ export const STATES = {
 };
 const ORDER = ["f", "r", "d", "e", "c", "q"];
 const MARK = "#0f1115";
+const QUEUED_FILL = "#2b313b";
 
 /** Draw one cell of *state* at (x, y), *size* px square. */
 export function drawCell(ctx, x, y, size, state) {
@@ -58,7 +59,14 @@ export function drawCell(ctx, x, y, size, state) {
       ctx.stroke();
       break;
     default:
-      ctx.strokeRect(x + inset, y + inset, size - line, size - line);
+      // Queued: a dim square, outlined when there is room (a 10,000-cell grid of outlines
+      // shimmers).
+      ctx.fillStyle = QUEUED_FILL;
+      ctx.fillRect(x, y, size, size);
+      if (size >= 9) {
+        ctx.strokeStyle = look.colour;
+        ctx.strokeRect(x + inset, y + inset, size - line, size - line);
+      }
   }
 }
 

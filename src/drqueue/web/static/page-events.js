@@ -53,8 +53,10 @@ export function mount(main, { query, setQuery }) {
 
   async function load() {
     setQuery({ ...state, before: before ?? undefined });
-    // A whole kind ("task.failed") goes to the master; a prefix ("task") is filtered here.
-    const kind = /^[a-z]+\.[a-z_]+$/.test(state.kind) ? state.kind : undefined;
+    // A kind ("task.failed") or a family of them ("task") goes to the master; anything else
+    // typed so far ("tas") is only matched here.
+    const known = KINDS.includes(state.kind) || KINDS.some((k) => k.split(".")[0] === state.kind);
+    const kind = known ? state.kind : undefined;
     const params = { limit: LIMIT, before: before ?? undefined, kind, actor: state.actor };
     let events;
     try {

@@ -197,8 +197,9 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
     ];
     if (job.after && job.after.length) rows.push(["After", job.after.map((id) => jobLink(id))]);
     if (job.waiting_for && job.waiting_for.length) rows.push(["Waiting for", job.waiting_for.map((id) => jobLink(id))]);
-    if (job.params && Object.keys(job.params).length) {
-      rows.push(["Parameters", h("ul", { class: "kv" }, ...Object.entries(job.params).map(([k, v]) =>
+    const params = Object.entries(job.params || {}).filter(([, v]) => v !== null && v !== "");
+    if (params.length) {
+      rows.push(["Parameters", h("ul", { class: "kv" }, ...params.map(([k, v]) =>
         h("li", {}, h("code", { text: k }), " ", h("span", { text: typeof v === "string" ? v : JSON.stringify(v) }))))]);
     }
     if (job.env && Object.keys(job.env).length) {
@@ -254,7 +255,8 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
       td({ "data-label": "CPU", class: "num", text: task.cpu_seconds === null ? DASH : duration(task.cpu_seconds) }),
       td({ "data-label": "Peak memory", class: "num", text: kib(task.peak_rss_kb) }),
       td({ "data-label": "Exit", class: "num", text: task.exit_code === null ? DASH : String(task.exit_code) }),
-      td({ "data-label": "Reason", class: "reason", title: task.reason || "", text: task.reason || "" }));
+      td({ "data-label": "Reason", class: "reason", title: task.reason || "" },
+        task.reason ? h("span", { class: "clamp", text: task.reason }) : null));
     tr.addEventListener("click", (event) => {
       if (event.target.closest("button, a")) return;
       openTaskPanel(task.index, true);
