@@ -174,7 +174,9 @@ export function framesChart(counts) {
   const step = (width - left) / 24;
   const plot = height - top - bottom;
   const total = values.reduce((a, b) => a + b, 0);
-  const nowHour = new Date().getHours();
+  // The master's buckets are hours of the clock in UTC, the last one this hour; each is
+  // labelled with its start in the browser's time.
+  const thisHour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
   const svg = h("svg:svg", {
     viewBox: `0 0 ${width} ${height}`,
     class: "chart",
@@ -187,7 +189,7 @@ export function framesChart(counts) {
   }
   values.forEach((value, i) => {
     const barHeight = value ? Math.max(2, (plot * value) / peak) : 0;
-    const hour = (nowHour - (23 - i) + 48) % 24;
+    const hour = new Date(thisHour - (23 - i) * 3_600_000).getHours();
     const rect = h("svg:rect", {
       x: left + i * step + 1,
       y: top + plot - barHeight,

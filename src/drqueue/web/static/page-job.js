@@ -462,7 +462,8 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
       }
       const updated = (message.jobs || []).find((j) => j.id === jobId);
       if (updated) {
-        showJob(updated);
+        // The stream lists jobs without env and params (GET /jobs/ID has them): keep ours.
+        showJob({ ...job, ...updated });
         refresh();
       }
     }),
