@@ -435,3 +435,103 @@ def test_a_write_without_the_csrf_token_is_refused_and_logging_out_ends_the_sess
     assert api.get(f"{url}/api/v1/session").status == 401
     assert api.get(f"{url}/api/v1/jobs").status == 401
     shoot(page, "logged-out", ready="#token")
+
+
+def test_an_admin_stops_kills_and_reprioritises_several_jobs_at_once_from_the_jobs_list(
+    page, url, admin_token, farm, tmp_path, shoot
+):
+    gate = tmp_path / "gate"  # never opened: the tasks run until they are killed
+    # One task at a time each, so both jobs run on the farm's two slots.
+    jobs = [
+        farm.client.submit(
+            "shell", None, start=1, end=4, name=f"web bulk {n}", max_parallel=1,
+            params={"cmd": f"sh -c 'while [ ! -e {gate} ]; do sleep 0.2; done'"},
+        )["id"]
+        for n in (1, 2)
+    ]  # fmt: skip
+    wait_for(
+        lambda: all(farm.client.job(j)["status"] == "running" for j in jobs),
+        60,
+        what="both jobs running",
+    )
+    log_in(page, url, admin_token)
+    page.goto(f"{url}/jobs")
+    rows = [page.locator(f"tr[data-job='{j}']") for j in jobs]
+    for row in rows:
+        expect(row.locator(".badge")).to_have_text(re.compile("running"))
+        row.locator("input[type=checkbox]").check()
+    bulk = page.get_by_role("region", name="Selected jobs")
+    expect(bulk).to_contain_text("2 jobs selected")
+
+    bulk.get_by_role("button", name="Stop").click()
+    for row in rows:  # the stream brings each row's new status
+        expect(row.locator(".badge")).to_have_text(re.compile("stopping"))
+    assert [farm.client.job(j)["control"] for j in jobs] == ["stopped", "stopped"]
+
+    bulk.get_by_role("button", name="Kill").click()
+    page.get_by_role("dialog").get_by_role("button", name="Kill").click()
+    for row in rows:
+        expect(row.locator(".badge")).to_have_text(re.compile("stopped"))
+    assert [farm.client.job(j)["counts"]["running"] for j in jobs] == [0, 0]
+
+    page.locator("#bulk-priority").fill("77")
+    bulk.get_by_role("button", name="Set").click()
+    for row in rows:
+        expect(row.locator(".col-priority")).to_have_text("77")
+    assert [farm.client.job(j)["priority"] for j in jobs] == [77, 77]
+    shoot(page, "stopped", ready=".jobs-table tbody tr")
+
+
+def test_an_admin_disables_a_computer_limits_another_and_edits_a_pool_from_the_computers_page(
+    page, url, admin_token, farm, shoot
+):
+    log_in(page, url, admin_token)
+    page.goto(f"{url}/computers")
+    alpha = page.locator("tr[data-computer='alpha']")
+    beta = page.locator("tr[data-computer='beta']")
+    try:
+        beta.get_by_role("button", name="Disable").click()
+        expect(beta.locator(".badge")).to_have_text(re.compile("disabled"))
+        assert farm.client.computer("beta")["enabled"] is False
+        beta.get_by_role("button", name="Enable").click()
+        expect(beta.locator(".badge")).not_to_have_text(re.compile("disabled"))
+        assert farm.client.computer("beta")["enabled"] is True
+
+        alpha.locator("#c-alpha-limit").fill("0")
+        alpha.get_by_role("button", name="Set").click()
+        wait_for(lambda: farm.client.computer("alpha")["max_tasks"] == 0, 30, what="limit 0")
+        expect(alpha.locator("#c-alpha-limit")).to_have_value("0")
+
+        page.locator("#new-pool").fill("webpool")
+        page.get_by_role("button", name="Create").click()
+        expect(page.locator("#pools")).to_contain_text("webpool")
+        alpha.get_by_label("Add alpha to a pool").select_option("webpool")
+        expect(alpha.locator(".chip", has_text="webpool")).to_be_visible()
+        assert "webpool" in farm.client.computer("alpha")["pools"]
+        shoot(page, "edited", ready=".computers-table tbody tr")
+        alpha.get_by_role("button", name="Remove alpha from pool webpool").click()
+        expect(alpha.locator(".chip", has_text="webpool")).to_have_count(0)
+        assert "webpool" not in farm.client.computer("alpha")["pools"]
+
+        alpha.locator("#c-alpha-limit").fill("")
+        alpha.get_by_role("button", name="Set").click()
+        wait_for(lambda: farm.client.computer("alpha")["max_tasks"] is None, 30, what="no limit")
+    finally:
+        farm.cli("computer", "enable", "beta")
+        farm.cli("computer", "limit", "alpha")
+
+
+def test_the_frame_grid_opens_a_task_from_the_keyboard(page, url, admin_token, farm):
+    job = farm.client.submit("shell", None, start=1, end=3, name="web keys", params={"cmd": "true"})
+    farm.wait_job(job["id"])
+    log_in(page, url, admin_token)
+    page.goto(f"{url}/jobs/{job['id']}")
+    expect(page.locator(".legend-item", has_text="finished")).to_contain_text("3")
+    grid = page.locator("canvas.grid-canvas")
+    grid.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator(".frame-grid .sr-only")).to_have_text("Task 2 · frame 3 · finished")
+    page.keyboard.press("Enter")
+    expect(page.locator("#task-panel h2")).to_contain_text("Task 2")
+    expect(page).to_have_url(re.compile(r"\?task=2$"))

@@ -2,11 +2,12 @@
 //
 // Slaves and jobs by state and the frames-per-hour chart come from the stream's "farm"
 // message (every 2 s, one read of the store for every browser).  The jobs that need a human
-// (in error, hosts blocked, waiting on a dependency that cannot finish) are read again when
-// the stream says jobs changed.
+// (in error, hosts blocked, waiting on a dependency that cannot finish) are read once, then
+// follow the stream's "jobs" messages; the activity list follows its "log" messages.  So an
+// open dashboard costs the master nothing but its place in the stream.
 
 import { get, mayControl, post, seg } from "./api.js";
-import { ago, fullTime, h, num, plural, replace, throttle } from "./dom.js";
+import { ago, fullTime, h, num, plural, replace } from "./dom.js";
 import * as stream from "./stream.js";
 import { badge, card, failure, jobLink, progressBar, showError, toast } from "./ui.js";
 
@@ -60,23 +61,42 @@ export function mount(main) {
     replace(chartBox, framesChart(farm.frames_per_hour || []));
   }
 
+  // The jobs that need a human: read once (and after a reconnect), then kept up to date from
+  // the stream's "jobs" messages, which carry every job that changed: no read per browser.
+  const stuck = new Map(); // job id -> job
+
   async function loadAttention() {
     try {
       const jobs = await get("/jobs", { attention: "true", limit: 100, offset: 0, sort: "id", order: "desc" });
-      const stuck = jobs.map((job) => [job, attentionReason(job)]).filter(([, why]) => why);
-      if (!stuck.length) {
-        replace(attention, h("p", { class: "all-good" },
-          h("span", { "aria-hidden": "true", text: "✓ " }), "Nothing needs you: no job in error, blocked or stuck."));
-        return;
-      }
-      const list = h("ul", { class: "attention-list" });
-      for (const [job, why] of stuck.slice(0, 20)) list.appendChild(attentionItem(job, why));
-      replace(attention, list,
-        stuck.length > 20 && h("p", { class: "muted" }, `and ${num(stuck.length - 20)} more: `,
-          h("a", { href: "/jobs?state=error", text: "jobs in error" })));
+      stuck.clear();
+      for (const job of jobs) if (attentionReason(job)) stuck.set(job.id, job);
+      showAttention();
     } catch (error) {
       replace(attention, failure(error, loadAttention));
     }
+  }
+
+  function onJobs(message) {
+    for (const id of message.deleted || []) stuck.delete(id);
+    for (const job of message.jobs || []) {
+      if (attentionReason(job)) stuck.set(job.id, job);
+      else stuck.delete(job.id);
+    }
+    showAttention();
+  }
+
+  function showAttention() {
+    const listed = [...stuck.values()].sort((x, y) => y.id - x.id);
+    if (!listed.length) {
+      replace(attention, h("p", { class: "all-good" },
+        h("span", { "aria-hidden": "true", text: "✓ " }), "Nothing needs you: no job in error, blocked or stuck."));
+      return;
+    }
+    const list = h("ul", { class: "attention-list" });
+    for (const job of listed.slice(0, 20)) list.appendChild(attentionItem(job, attentionReason(job)));
+    replace(attention, list,
+      listed.length > 20 && h("p", { class: "muted" }, `and ${num(listed.length - 20)} more: `,
+        h("a", { href: "/jobs?state=error", text: "jobs in error" })));
   }
 
   function attentionItem(job, why) {
@@ -86,7 +106,6 @@ export function mount(main) {
         try {
           await post(`/jobs/${seg(job.id)}/requeue-failed`);
           toast(`Job ${job.id}: failed tasks requeued`);
-          refreshAttention();
         } catch (error) {
           showError(error, `Job ${job.id}`);
         }
@@ -118,13 +137,12 @@ export function mount(main) {
     while (activity.children.length > ACTIVITY) activity.lastElementChild.remove();
   }
 
-  const refreshAttention = throttle(loadAttention, 3000);
   const unsubscribe = [
     stream.on("farm", showFarm),
-    stream.on("jobs", refreshAttention),
+    stream.on("jobs", onJobs),
     stream.on("log", addActivity),
     stream.on("resync", () => {
-      refreshAttention();
+      loadAttention();
       loadActivity();
     }),
   ];
@@ -138,7 +156,6 @@ export function mount(main) {
   }, 15000);
   return () => {
     unsubscribe.forEach((off) => off());
-    refreshAttention.cancel();
     clearInterval(ticker);
   };
 }

@@ -16,6 +16,8 @@ import {
 } from "./ui.js";
 
 const TASK_PAGE = 100;
+// How often the grid and the task table are read while tasks run (see loadFrames).
+const ACTIVE_POLL_MS = 5000;
 const ACTIVE = new Set(["dispatched", "running"]);
 const TASK_STATES = ["queued", "dispatched", "running", "finished", "error", "cancelled"];
 
@@ -28,6 +30,7 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
   let controlsKey = "";
   let thumbVersion = null;
   let taskTimer = null;
+  let activeTimer = null;
   let destroyed = false;
 
   const root = h("div", { class: "page job-page" }, h("p", { class: "muted", text: "Loading…" }));
@@ -215,9 +218,15 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
   // -- frames and tasks --
   async function loadFrames() {
     try {
-      grid.update(await get(`/jobs/${seg(jobId)}/frames`));
+      const data = await get(`/jobs/${seg(jobId)}/frames`);
+      grid.update(data);
       if (openTask !== null) grid.select(openTask);
       replace(gridError);
+      // The stream tells when a task's result is recorded, not when a dispatched task starts
+      // or how far it is: while tasks are on engines, read the grid and the table again now
+      // and then.
+      clearTimeout(activeTimer);
+      if (!destroyed && /[dr]/.test(data.states)) activeTimer = setTimeout(refresh, ACTIVE_POLL_MS);
     } catch (error) {
       if (!destroyed) replace(gridError, failure(error, loadFrames));
     }
@@ -483,6 +492,7 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
     unsubscribe.forEach((off) => off());
     refresh.cancel();
     clearTimeout(taskTimer);
+    clearTimeout(activeTimer);
     logView.destroy();
     grid.destroy();
   };

@@ -298,6 +298,21 @@ export function mount(main, { query, setQuery }) {
 
   // -- live --
   const reload = throttle(load, 2000);
+
+  /** Whether a job not shown might belong on this page now (then the page is read again): not
+   *  when the filters exclude it, nor, sorted by id, when its id falls beyond this page. */
+  function mayBelongHere(job) {
+    if (state.owner && job.owner !== state.owner) return false;
+    if (state.state && job.status !== state.state) return false;
+    if (state.renderer && job.renderer !== state.renderer) return false;
+    if (state.q && !(job.name || "").toLowerCase().includes(state.q.toLowerCase())) return false;
+    if (state.pool && !(job.requirements?.pools || []).includes(state.pool)) return false;
+    if (state.sort === "id" && rows.size >= LIMIT) {
+      const ids = [...rows.keys()];
+      return state.order === "asc" ? job.id < Math.max(...ids) : job.id > Math.min(...ids);
+    }
+    return true;
+  }
   function onJobs(message) {
     if (message.deleted && message.deleted.some((id) => rows.has(id))) {
       reload();
@@ -307,7 +322,7 @@ export function mount(main, { query, setQuery }) {
     for (const job of message.jobs || []) {
       const row = rows.get(job.id);
       if (!row) {
-        outside = true;
+        outside = outside || mayBelongHere(job);
         continue;
       }
       if (state.state && job.status !== state.state) outside = true;
