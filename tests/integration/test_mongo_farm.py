@@ -83,7 +83,14 @@ def test_mongodb_going_away_mid_job_loses_nothing(mongo_farm, server, tmp_path):
         # which pauses.
         wait_for(lambda: len(frames_in(out)) > rendered, 60, what="a render ending meanwhile")
         master_log = mongo_farm.root / "master.out"
-        wait_for(lambda: "store unavailable" in master_log.read_text(), 90, what="the pause")
+        # The dispatcher collects such a result, and owes its write to the store (GET /farm
+        # needs no store).
+        wait_for(
+            lambda: mongo_farm.client.farm()["store_writes_owed"] > 0,
+            90,
+            what="a result's write owed to the store",
+        )
+        assert "store unavailable" in master_log.read_text()
     finally:
         server.start()
     done = mongo_farm.wait_job(job_id, timeout=180)
@@ -94,3 +101,50 @@ def test_mongodb_going_away_mid_job_loses_nothing(mongo_farm, server, tmp_path):
     assert all(t["state"] == "finished" for t in tasks)
     assert "store back" in master_log.read_text()
     assert "Traceback" not in master_log.read_text()
+
+
+def test_a_second_master_on_the_same_database_is_refused(mongo_farm, server, tmp_path):
+    """Two masters on two roots must never share one farm: the second refuses to start, in one
+    line, and changes nothing (the first keeps running its jobs)."""
+    second = Farm(tmp_path / "second", store=server.database_url("farm"))
+    second.master_proc = second._spawn(["master"], "master.out")
+    assert second.master_proc.wait(120) != 0
+    out = (second.root / "master.out").read_text()
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "another master (on " in errors[0], out
+    assert "uses MongoDB database 'farm'" in errors[0]
+    job = mongo_farm.client.submit("shell", None, start=1, end=2, params={"cmd": "true"})
+    assert mongo_farm.wait_job(job["id"])["status"] == "finished"
+
+
+def test_a_master_killed_and_restarted_on_its_root_takes_its_claim_back_at_once(mongo_farm, server):
+    """SIGKILL leaves the claim in the database; the same root's next master (the root's
+    lock says the last one is gone) takes it over without waiting for it to run out."""
+    mongo_farm.kill_master()
+    mongo_farm.start_master()
+    mongo_farm.wait_engines(2, timeout=120)
+    job = mongo_farm.client.submit("shell", None, start=1, end=2, params={"cmd": "true"})
+    assert mongo_farm.wait_job(job["id"])["status"] == "finished"
+
+
+def test_a_master_whose_claim_another_took_exits(mongo_farm, server):
+    """Cut off longer than a lease, a master may find another master's claim: it exits
+    (status 1, one line saying why) rather than write the same farm as another."""
+    import time
+
+    import pymongo
+
+    raw = pymongo.MongoClient(server.url)
+    try:
+        raw.farm.meta.update_one(
+            {"_id": "master"},
+            {"$set": {"holder": "elsewhere:1", "host": "elsewhere", "until": time.time() + 600}},
+        )
+        assert mongo_farm.master_proc.wait(60) == 1
+        out = (mongo_farm.root / "master.out").read_text()
+        assert "another master (on elsewhere" in out
+        raw.farm.meta.delete_one({"_id": "master"})
+    finally:
+        raw.close()
+    mongo_farm.start_master()
+    mongo_farm.wait_engines(2, timeout=120)

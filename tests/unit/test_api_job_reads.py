@@ -55,6 +55,7 @@ def test_a_page_of_jobs_is_sorted_filtered_and_counted(api):
         2,
     )
     assert page(http, q="été") == ([jobs["stopped"]], 1)
+    assert page(http, attention="true") == ([jobs["error"]], 1)  # needs a human
     assert page(http, sort="progress", limit=1) == ([jobs["finished"]], len(jobs))
     by_status = [
         job["status"] for job in http.get("/api/v1/jobs?sort=status&order=asc", headers=AUTH).json()

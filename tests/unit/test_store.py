@@ -931,3 +931,33 @@ def test_events_filter_by_kind_its_family_and_actor(store):
     assert len(store.events(actor="bob")) == 2
     assert len(store.events(kind="job", actor="ann", job_id=job_id)) == 2
     assert store.events(kind="nothing") == []
+
+
+def test_attention_keeps_errors_blocked_hosts_and_dead_end_dependencies(store):
+    from drqueue.store.jobquery import JobQuery, page_of
+
+    partly = submit(store, 1, 2, retries=0, owner="ann")
+    store.record_result(dispatch(store, partly, 0), failed())  # one task in error, one queued
+    broken = submit(store, 1, 1, retries=0, owner="ann")
+    store.record_result(dispatch(store, broken, 0), failed())  # ended in error
+    blocked = submit(store, owner="bob")
+    store.block_host(blocked, "alpha")
+    waits_for_broken = submit(store, 1, 1, after=[broken], owner="bob")
+    stopped = submit(store, 1, 1)
+    store.set_job_control(stopped, "stopped")
+    waits_for_stopped = submit(store, 1, 1, after=[stopped])
+    doomed = submit(store, 1, 1)
+    waits_for_deleted = submit(store, 1, 1, after=[doomed], owner="bob")
+    store.delete_job(doomed, force=True)
+    fine_dependency = submit(store, 1, 2)
+    waits_for_fine = submit(store, 1, 1, after=[fine_dependency])
+    retried = submit(store, 1, 1, retries=3)
+    store.record_result(dispatch(store, retried, 0), failed())  # failed once, queued again
+    wanted = [partly, broken, blocked, waits_for_broken, waits_for_stopped, waits_for_deleted]
+    page = store.page_jobs(JobQuery(attention=True))
+    assert ([j.id for j in page.jobs], page.total) == (sorted(wanted), len(wanted))
+    assert waits_for_fine not in [j.id for j in page.jobs] and stopped not in wanted
+    bobs = store.page_jobs(JobQuery(attention=True, owner="bob", descending=True))
+    assert [j.id for j in bobs.jobs] == sorted([blocked, waits_for_broken, waits_for_deleted])[::-1]
+    reference = page_of(store.list_jobs(), JobQuery(attention=True))
+    assert [j.id for j in reference.jobs] == sorted(wanted)

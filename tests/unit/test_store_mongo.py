@@ -214,3 +214,45 @@ def test_open_refuses_a_store_error_for_a_cut_short_import(wire_server):
     finally:
         raw.drop_database(name)
         raw.close()
+
+
+def test_a_claim_is_renewed_by_its_holder_and_refused_to_another(wire_server):
+    store = MongoStore(wire_server.database_url())
+    try:
+        store.claim_master("host-a:1")
+        store.claim_master("host-a:1")  # a renewal
+        with pytest.raises(StoreError, match="another master .* uses MongoDB database"):
+            store.claim_master("host-b:2")
+        store.release_master("host-a:1")
+        store.claim_master("host-b:2")  # released: the next takes it at once
+        store._db.meta.update_one({"_id": "master"}, {"$set": {"until": 0}})
+        store.claim_master("host-a:1")  # run out: anyone may take it
+    finally:
+        store._client.drop_database(store.database)
+        store.close()
+
+
+def test_store_check_repairs_counts_an_interrupted_change_left(wire_server, tmp_path):
+    """Without transactions a master killed between a task's write and its job's counters
+    leaves counts that `drqueue store check` (and every master start) recounts."""
+    from click.testing import CliRunner
+
+    from drqueue.cli.main import cli
+
+    url = wire_server.database_url()
+    store = MongoStore(url, transactions=False)
+    try:
+        job_id = store.create_job(JobSpec("shell", 1, 3), split_frames(1, 3, 1, 1))
+        task = store.next_queued(job_id, 1)[0]
+        # The task's write made, its job's counter write not (as a kill between them leaves).
+        store._db.tasks.update_one({"_id": task.id}, {"$set": {"state": "finished"}})
+        env = {"DRQUEUE_ROOT": str(tmp_path / "root"), "DRQUEUE_STORE": url}
+        result = CliRunner().invoke(cli, ["store", "check"], env=env)
+        assert result.exit_code == 0, result.output
+        assert f"repaired: recounted the tasks of job {job_id}" in result.output
+        assert store.get_job(job_id).counts.finished == 1
+        again = CliRunner().invoke(cli, ["store", "check"], env=env)
+        assert again.output.strip() == "the store is consistent"
+    finally:
+        store._client.drop_database(store.database)
+        store.close()

@@ -1156,6 +1156,37 @@ def store_import(path: str) -> None:
     click.echo(f"imported {transfer.summary(counts | {'token': len(export.tokens)})}")
 
 
+@store.command("check")
+def store_check() -> None:
+    """Check the store and repair what a master killed mid-change can leave, as every master
+    start does: counts recounted from the tasks, jobs cut short in their creation and the
+    tasks of deleted jobs removed, impossible states requeued.  Refused while a master runs."""
+    from drqueue.master.lock import take_master_lock
+    from drqueue.master.service import master_id
+
+    config = load_config()
+    config.ensure_dirs()
+    lock = take_master_lock(
+        config,
+        refusal="a master runs on {root} (pid {pid}): it checked the store as it started; "
+        "stop it to check again",
+    )
+    with contextlib.closing(lock):
+        store_ = _existing_store(config)
+        try:
+            holder = master_id(config)
+            store_.claim_master(holder)  # no master of another root may use it meanwhile
+            try:
+                found = store_.check_integrity()
+            finally:
+                store_.release_master(holder)
+        finally:
+            store_.close()
+    for line in found:
+        click.echo(f"repaired: {line}")
+    click.echo("the store is consistent" if not found else f"{len(found)} repairs made")
+
+
 def _by_digest(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Token entries in one order, to tell whether two lists hold the same tokens."""
     return sorted(entries, key=lambda entry: str(entry.get("sha256")))

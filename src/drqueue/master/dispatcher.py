@@ -164,6 +164,8 @@ class DispatcherStats:
     lost: int = 0
     #: Aborts of queued tasks their engine has confirmed (it will not start them).
     aborts_confirmed: int = 0
+    #: Store writes owed while the store was unavailable (and written once it was back).
+    owed: int = 0
     rounds: int = 0
     decisions: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -362,9 +364,7 @@ class Dispatcher:
                 busy = self.step()
             except StoreBusy as exc:
                 # The store is unavailable: pause, and try again with what is owed to it.
-                if self._store_down_since is None:
-                    self._store_down_since = time.monotonic()
-                    log.warning("store unavailable, dispatching paused until it is back: %s", exc)
+                self._store_down(exc)
                 busy = False
                 self._dirty = True
                 self._stop.wait(pause)
@@ -375,7 +375,7 @@ class Dispatcher:
                 busy = False
                 self._dirty = True
                 time.sleep(0.5)
-            if self._store_down_since is not None:
+            if self._store_down_since is not None and not self._owed:
                 log.warning(
                     "store back after %.1f s: dispatching again",
                     time.monotonic() - self._store_down_since,
@@ -413,13 +413,25 @@ class Dispatcher:
         """Do a store write that follows state this dispatcher already dropped from memory;
         while the store is unavailable, owe it (in order) and go on."""
         if self._owed:
-            self._owed.append(write)
+            self._owe(write)
             return
         try:
             write()
         except StoreBusy as exc:
-            self._owed.append(write)
-            log.warning("store unavailable, a write is kept until it is back: %s", exc)
+            self._owe(write)
+            self._store_down(exc)
+
+    def _owe(self, write: Callable[[], Any]) -> None:
+        self._owed.append(write)
+        self.stats.owed += 1
+
+    def _store_down(self, exc: StoreBusy) -> None:
+        """Note (and log, once an outage) that the store is unavailable."""
+        if self._store_down_since is None:
+            self._store_down_since = time.monotonic()
+            log.warning(
+                "store unavailable, dispatching paused and writes kept until it is back: %s", exc
+            )
 
     def _pay_owed(self) -> None:
         """Make the writes owed to the store, in order; StoreBusy (the round ends) if it is
@@ -974,7 +986,7 @@ class Dispatcher:
         except StoreBusy:
             # The write may have been made and only its answer lost: once the store is back,
             # put the task back in the queue (nothing, if the write was not made).
-            self._owed.append(
+            self._owe(
                 functools.partial(
                     self.store.requeue_attempts,
                     [attempt_id],

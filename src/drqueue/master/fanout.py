@@ -194,7 +194,7 @@ class Fanout:
             await asyncio.sleep(self.tick_seconds)
             if not self.clients:
                 self.master.changes.drain()  # nobody to tell; a new client reads afresh
-                self._event_cursor = None
+                self._event_cursor = self._farm = None
                 continue
             farm_due = time.monotonic() - self._farm_at >= self.farm_seconds
             try:

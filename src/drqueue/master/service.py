@@ -8,15 +8,18 @@ stops everything this process started, the controller included.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import threading
+import uuid
 from typing import Any
 
 import uvicorn
 
-from drqueue.config import Config
-from drqueue.errors import DrQueueError
+from drqueue.config import Config, write_private
+from drqueue.errors import DrQueueError, StoreBusy, StoreError
 from drqueue.master.api import create_app
 from drqueue.master.controller import Controller
 from drqueue.master.dispatcher import Dispatcher
@@ -52,6 +55,35 @@ def _watch_controller(
             return
 
 
+def master_id(config: Config) -> str:
+    """This root's master, as its claim on the store names it (Store.claim_master): the same
+    after a restart (the root's master lock says the last one is gone, so it may take its
+    claim over at once), another for a master on another root or machine."""
+    path = config.etc_dir / "master-id"
+    if not path.exists():
+        write_private(path, uuid.uuid4().hex)
+    return f"{socket.gethostname()}:{path.read_text().strip()}"
+
+
+def _keep_claim(
+    store: Any, holder: str, server: Any, stopping: threading.Event, died: list[str]
+) -> None:
+    """Renew this master's claim on its store (Store.claim_master) three times a lease; exit
+    the master if another took it meanwhile (this one was cut off from the database longer
+    than a lease), so two masters never write one farm."""
+    while not stopping.wait(store.MASTER_LEASE_SECONDS / 3):
+        try:
+            store.claim_master(holder)
+        except StoreBusy:
+            continue  # the store is away: the API and the dispatcher wait for it too
+        except StoreError as exc:
+            if not stopping.is_set():
+                log.error("%s: this master exits", exc)
+                died.append(str(exc))
+                server.should_exit = True
+            return
+
+
 #: The open master lock files of this process (closing one would release its lock).
 _LOCKS: list[Any] = []
 
@@ -82,6 +114,12 @@ def run_master(config: Config) -> None:
         log.info("wrote the default settings, all commented out, to %s", config.config_file)
     token = config.ensure_token()
     store = open_store(config.store_url)
+    holder = master_id(config)
+    try:
+        store.claim_master(holder)  # before anything is changed in it
+    except BaseException:
+        store.close()
+        raise
     store.max_lost = config.max_lost
     for finding in store.check_integrity():
         log.warning("store: %s", finding)
@@ -115,6 +153,12 @@ def run_master(config: Config) -> None:
             daemon=True,
         )
         watchdog.start()
+        threading.Thread(
+            target=_keep_claim,
+            args=(store, holder, server, stopping, died),
+            name="store-claim",
+            daemon=True,
+        ).start()
         server.run()
         if died:
             raise DrQueueError(f"{died[0]}: the master exits so that its supervisor restarts it")
@@ -126,5 +170,7 @@ def run_master(config: Config) -> None:
         stopping.set()
         dispatcher.stop()
         controller.stop()
+        with contextlib.suppress(Exception):
+            store.release_master(holder)
         store.close()
         (config.tmp_dir / "master.pid").unlink(missing_ok=True)

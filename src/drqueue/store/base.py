@@ -69,6 +69,20 @@ class Store(abc.ABC):
     def backup(self, path: str) -> None:
         """Write a consistent copy of the store to *path* while it is in use."""
 
+    #: Seconds a master's claim on the store lasts unless renewed (claim_master).
+    MASTER_LEASE_SECONDS = 30.0
+
+    def claim_master(self, holder: str) -> None:
+        """Claim the store for the master *holder* for MASTER_LEASE_SECONDS, or renew its
+        claim; StoreError if another master's claim is alive.  A store in the master's root
+        (SQLite's default) is already held by the root's master lock, so the default does
+        nothing; a database many machines can reach (MongoDB) keeps the claim in itself."""
+        return
+
+    def release_master(self, holder: str) -> None:
+        """Give up *holder*'s claim (a master that stops), so the next may start at once."""
+        return
+
     def compact(self) -> dict[str, int]:
         """Give the space of deleted rows back to the file system; return the bytes the store
         took ``before`` and ``after``.  A backend that needs no compaction returns them equal."""
@@ -312,6 +326,38 @@ def kind_matches(kind: str, wanted: str) -> bool:
     """Whether an event of *kind* is kept by the ``kind`` filter *wanted*: the same kind, or
     a kind of the family *wanted* (``task`` keeps ``task.failed``)."""
     return kind == wanted or kind.startswith(wanted + ".")
+
+
+def computer_from_info(
+    name: str,
+    info: dict[str, Any],
+    *,
+    pools: list[str],
+    enabled: bool,
+    max_tasks: int | None,
+    last_seen: float | None,
+    info_at: float | None,
+) -> Computer:
+    """A stored computer: what its slave reported (*info*, as upsert_computer keeps it) and
+    what the store keeps beside (its pools, enabled, max_tasks, when it was seen)."""
+    return Computer(
+        name=name,
+        hostname=info.get("hostname", ""),
+        os=info.get("os", ""),
+        arch=info.get("arch", ""),
+        cores=info.get("cores", 0),
+        ram_mb=info.get("ram_mb", 0),
+        free_ram_mb=info.get("free_ram_mb", 0),
+        load=info.get("load", 0.0),
+        gpus=info.get("gpus", 0),
+        pools=pools,
+        renderers=list(info.get("renderers", [])),
+        enabled=bool(enabled),
+        max_tasks=max_tasks,
+        slots=info.get("slots", 0),
+        last_seen=last_seen,
+        info_at=info_at,
+    )
 
 
 def shown_url(url: str) -> str:

@@ -9,7 +9,8 @@ page, and the contract suite (tests/unit/test_store.py) holds it to these functi
 - **Filters** (all optional, all must hold): the owner; the job's status (:attr:`Job.status`);
   a pool the job requires; the renderer; ``name_contains``, a case-insensitive substring of the
   name (``str.casefold``); ``ids``, a set of job ids (the live stream reads the jobs that
-  changed this way).
+  changed this way); ``attention``, the jobs a wrangler should look at
+  (:func:`needs_attention`).
 - **Sort keys** (:data:`SORTS`): ``id``; ``name`` and ``owner`` (by code point, so ``B`` before
   ``a``); ``priority``; ``status`` (alphabetical); ``submitted`` (submit time); ``progress``
   (finished tasks / tasks); ``eta``, the work left: the job's mean task time times its tasks
@@ -22,11 +23,11 @@ page, and the contract suite (tests/unit/test_store.py) holds it to these functi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from drqueue.models import Job
+from drqueue.models import Job, dependency_dead_end
 
 #: The keys a page may be sorted by.
 SORTS = ("id", "name", "owner", "priority", "status", "submitted", "progress", "eta")
@@ -54,6 +55,7 @@ class JobQuery:
     renderer: str | None = None
     name_contains: str | None = None
     ids: frozenset[int] | None = None
+    attention: bool = False
     sort: str = "id"
     descending: bool = False
     offset: int = 0
@@ -100,8 +102,21 @@ SORT_VALUE: dict[str, Callable[[Job], Any]] = {
 }
 
 
-def matches(job: Job, query: JobQuery) -> bool:
-    """Whether *job* passes every filter of *query*."""
+def needs_attention(job: Job, status_of: Mapping[int, str]) -> bool:
+    """Whether a wrangler should look at *job*: a task of it in error, a host blocked for it,
+    or it waits for a job that cannot finish without a user (deleted, ended in error or
+    cancelled, stopped: :func:`drqueue.models.dependency_dead_end`).  *status_of* has the
+    status of every job (a dependency missing from it was deleted)."""
+    if job.counts.error or job.blocked_hosts:
+        return True
+    return job.status == "waiting" and any(
+        dependency_dead_end(status_of.get(dep)) for dep in job.waiting_for
+    )
+
+
+def matches(job: Job, query: JobQuery, status_of: Mapping[int, str] | None = None) -> bool:
+    """Whether *job* passes every filter of *query* (*status_of* as needs_attention's, for
+    ``attention``)."""
     spec = job.spec
     return (
         (query.ids is None or job.id in query.ids)
@@ -110,12 +125,15 @@ def matches(job: Job, query: JobQuery) -> bool:
         and (query.pool is None or query.pool in spec.requirements.pools)
         and (query.name_contains is None or query.name_contains.casefold() in spec.name.casefold())
         and (query.status is None or job.status == query.status)
+        and (not query.attention or needs_attention(job, status_of or {}))
     )
 
 
 def page_of(jobs: Iterable[Job], query: JobQuery) -> JobPage:
-    """The page *query* asks for, of *jobs* (any order)."""
-    kept = [job for job in jobs if matches(job, query)]
+    """The page *query* asks for, of *jobs* (any order; with ``attention``, every job)."""
+    jobs = list(jobs)
+    status_of = {job.id: job.status for job in jobs} if query.attention else None
+    kept = [job for job in jobs if matches(job, query, status_of)]
     value = SORT_VALUE[query.sort]
     kept.sort(key=lambda job: (value(job), job.id), reverse=query.descending)
     end = None if query.limit is None else query.offset + query.limit

@@ -36,7 +36,7 @@ from drqueue.models import (
     TaskState,
 )
 from drqueue.store import policy, transfer
-from drqueue.store.base import Dispatch, Event, Store, kind_matches
+from drqueue.store.base import Dispatch, Event, Store, computer_from_info, kind_matches
 from drqueue.store.jobquery import STATUSES, JobPage, JobQuery, page_of
 
 #: The range of an integer the store keeps, as SQLite's INTEGER (a frame beyond it is refused).
@@ -392,7 +392,7 @@ class MemoryStore(Store):
 
     def page_jobs(self, query: JobQuery) -> JobPage:
         with self._lock:
-            if query.ids is not None:
+            if query.ids is not None and not query.attention:
                 records = [self._jobs[i] for i in query.ids if i in self._jobs]
             else:
                 records = list(self._jobs.values())
@@ -737,22 +737,12 @@ class MemoryStore(Store):
                     self._computers[name].last_seen = at
 
     def _computer_out(self, name: str, record: _ComputerRecord) -> Computer:
-        info = record.info
-        return Computer(
-            name=name,
-            hostname=info.get("hostname", ""),
-            os=info.get("os", ""),
-            arch=info.get("arch", ""),
-            cores=info.get("cores", 0),
-            ram_mb=info.get("ram_mb", 0),
-            free_ram_mb=info.get("free_ram_mb", 0),
-            load=info.get("load", 0.0),
-            gpus=info.get("gpus", 0),
+        return computer_from_info(
+            name,
+            record.info,
             pools=sorted(pool for pool, member in self._members if member == name),
-            renderers=list(info.get("renderers", [])),
             enabled=record.enabled,
             max_tasks=record.max_tasks,
-            slots=info.get("slots", 0),
             last_seen=record.last_seen,
             info_at=record.info_at,
         )

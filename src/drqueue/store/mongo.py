@@ -35,7 +35,9 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -64,7 +66,7 @@ from drqueue.models import (
     TaskState,
 )
 from drqueue.store import policy, transfer
-from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store
+from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store, computer_from_info
 from drqueue.store.jobquery import STATUSES, JobPage, JobQuery, page_of
 
 try:
@@ -381,6 +383,38 @@ class MongoStore(Store):
 
     def close(self) -> None:
         self._client.close()
+
+    @_guarded
+    def claim_master(self, holder: str) -> None:
+        """The claim is a document (meta "master": holder, host, pid, until) that only its
+        holder may renew, or anyone once it has run out: two masters on two roots never share
+        one database.  "until" is the claiming master's clock: keep the masters' clocks in
+        step (NTP), as a farm does anyway."""
+        now = time.time()
+        claim = {
+            "holder": holder,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "until": now + self.MASTER_LEASE_SECONDS,
+        }
+        try:
+            self._db.meta.update_one(
+                {"_id": "master", "$or": [{"holder": holder}, {"until": {"$lt": now}}]},
+                {"$set": claim},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            other = self._db.meta.find_one({"_id": "master"}) or {}
+            left = max(0.0, float(other.get("until", now)) - now)
+            raise StoreError(
+                f"another master (on {other.get('host', '?')}, pid {other.get('pid', '?')}) "
+                f"uses MongoDB database {self.database!r} at {self.where}: stop it first, or "
+                f"wait {left:.0f} s if it died"
+            ) from None
+
+    @_guarded
+    def release_master(self, holder: str) -> None:
+        self._db.meta.delete_one({"_id": "master", "holder": holder})
 
     def backup(self, path: str) -> None:
         raise StoreError(
@@ -743,9 +777,9 @@ class MongoStore(Store):
         """Filtered by owner and ids in MongoDB, the rest by :func:`jobquery.page_of` over the
         jobs read (their specs are decoded once, as for list_jobs)."""
         find: dict[str, Any] = {"control": {"$ne": CREATING}}
-        if query.owner is not None:
+        if query.owner is not None and not query.attention:  # attention reads dependencies
             find["owner"] = query.owner
-        if query.ids is not None:
+        if query.ids is not None and not query.attention:
             find["_id"] = {"$in": sorted(query.ids)}
         return page_of(self._jobs_out(list(self._db.jobs.find(find, {"spec": 0}))), query)
 
@@ -1275,21 +1309,12 @@ class MongoStore(Store):
         for doc in self._db.computers.find(query).sort("_id", 1):
             info = json.loads(doc["info"])
             computers.append(
-                Computer(
-                    name=doc["_id"],
-                    hostname=info.get("hostname", ""),
-                    os=info.get("os", ""),
-                    arch=info.get("arch", ""),
-                    cores=info.get("cores", 0),
-                    ram_mb=info.get("ram_mb", 0),
-                    free_ram_mb=info.get("free_ram_mb", 0),
-                    load=info.get("load", 0.0),
-                    gpus=info.get("gpus", 0),
+                computer_from_info(
+                    doc["_id"],
+                    info,
                     pools=pools.get(doc["_id"], []),
-                    renderers=info.get("renderers", []),
-                    enabled=bool(doc.get("enabled", True)),
+                    enabled=doc.get("enabled", True),
                     max_tasks=doc.get("max_tasks"),
-                    slots=info.get("slots", 0),
                     last_seen=doc.get("last_seen"),
                     info_at=doc.get("info_at"),
                 )

@@ -42,7 +42,7 @@ from drqueue.models import (
     TaskState,
 )
 from drqueue.store import policy, transfer
-from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store
+from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store, computer_from_info
 from drqueue.store.jobquery import STATUSES, JobPage, JobQuery
 from drqueue.store.policy import TAIL_CHARS
 
@@ -130,6 +130,19 @@ _STATUS_SQL = f"""(CASE
         (SELECT 1 FROM jobs AS dep WHERE dep.id = d.value AND dep.n_finished = dep.n_total))
         THEN 'waiting'
     ELSE 'queued' END)"""
+
+#: SQL true of a job jobquery.needs_attention keeps: a task in error, a host blocked, or waiting
+#: for a job that cannot finish without a user (deleted, ended in error or cancelled, stopped).
+_ATTENTION_SQL = f"""(n_error > 0
+    OR EXISTS (SELECT 1 FROM host_failures AS h WHERE h.job_id = jobs.id AND h.blocked)
+    OR ({_STATUS_SQL} = 'waiting' AND EXISTS (SELECT 1 FROM json_each(jobs.after) AS d
+        LEFT JOIN jobs AS dep ON dep.id = d.value
+        WHERE dep.id IS NULL
+        OR (dep.n_total > 0 AND dep.n_finished + dep.n_error + dep.n_cancelled = dep.n_total
+            AND dep.n_error + dep.n_cancelled > 0)
+        OR (dep.control = '{JobControl.STOPPED}' AND dep.n_running = 0
+            AND NOT (dep.n_total > 0
+                AND dep.n_finished + dep.n_error + dep.n_cancelled = dep.n_total)))))"""
 
 #: The SQL each sort key of jobquery.SORTS orders by (the same values as jobquery.SORT_VALUE).
 _SORT_SQL = {
@@ -1020,6 +1033,8 @@ class SQLiteStore(Store):
         if query.status is not None:
             where.append(f"{_STATUS_SQL} = ?")
             args.append(query.status)
+        if query.attention:
+            where.append(_ATTENTION_SQL)
         sql_where = " AND ".join(where)
         direction = "DESC" if query.descending else "ASC"
         conn = self._conn()
@@ -1483,21 +1498,12 @@ class SQLiteStore(Store):
         for row in conn.execute(f"SELECT * FROM computers {where} ORDER BY name", args):
             info = json.loads(row["info"])
             computers.append(
-                Computer(
-                    name=row["name"],
-                    hostname=info.get("hostname", ""),
-                    os=info.get("os", ""),
-                    arch=info.get("arch", ""),
-                    cores=info.get("cores", 0),
-                    ram_mb=info.get("ram_mb", 0),
-                    free_ram_mb=info.get("free_ram_mb", 0),
-                    load=info.get("load", 0.0),
-                    gpus=info.get("gpus", 0),
+                computer_from_info(
+                    row["name"],
+                    info,
                     pools=pools.get(row["name"], []),
-                    renderers=info.get("renderers", []),
-                    enabled=bool(row["enabled"]),
+                    enabled=row["enabled"],
                     max_tasks=row["max_tasks"],
-                    slots=info.get("slots", 0),
                     last_seen=row["last_seen"],
                     info_at=row["info_at"],
                 )

@@ -66,6 +66,11 @@ class Master:
         if self.dispatcher is not None:
             self.dispatcher.kill(dispatches)
 
+    def changed(self, job_id: int) -> None:
+        """After a write to job *job_id*: the live stream sends it, the dispatcher looks again."""
+        self.changes.note(job_id)
+        self.wake()
+
     def slots(self) -> int:
         return self.dispatcher.slots_online() if self.dispatcher is not None else 0
 

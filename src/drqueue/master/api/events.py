@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from drqueue.master.api.deps import (
     Auth,
@@ -27,49 +27,39 @@ KindFilter = Annotated[str | None, Query(min_length=1, max_length=100)]
 ActorFilter = Annotated[str | None, Query(min_length=1, max_length=100)]
 
 
-@router.get("/jobs/{job_id}/events")
-def job_events(
-    job_id: JobIdPath,
-    _: Auth,
-    m: MasterDep,
+def trail_page(
     since: EventId = 0,
     before: OptionalEventId = None,
     limit: EventsLimit = 200,
     kind: KindFilter = None,
     actor: ActorFilter = None,
     before_id: OptionalEventId = None,
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
+    """The page of the trail the query asks for, as Store.events' arguments (*before_id* is
+    another name of *before*)."""
+    return {
+        "since_id": since,
+        "before_id": before if before is not None else before_id,
+        "limit": limit,
+        "kind": kind,
+        "actor": actor,
+    }
+
+
+TrailPage = Annotated[dict[str, Any], Depends(trail_page)]
+
+
+@router.get("/jobs/{job_id}/events")
+def job_events(job_id: JobIdPath, _: Auth, m: MasterDep, page: TrailPage) -> list[dict[str, Any]]:
     m.store.get_job(job_id)
-    found = m.store.events(
-        job_id=job_id,
-        since_id=since,
-        before_id=before if before is not None else before_id,
-        limit=limit,
-        kind=kind,
-        actor=actor,
-    )
-    return [event_dict(e) for e in found]
+    return [event_dict(e) for e in m.store.events(job_id=job_id, **page)]
 
 
 @router.get("/events")
 def events(
     _: Auth,
     m: MasterDep,
-    since: EventId = 0,
-    before: OptionalEventId = None,
-    limit: EventsLimit = 200,
+    page: TrailPage,
     job: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
-    kind: KindFilter = None,
-    actor: ActorFilter = None,
-    before_id: OptionalEventId = None,
 ) -> list[dict[str, Any]]:
-    """*before_id* is another name of *before* (the web UI's)."""
-    found = m.store.events(
-        job_id=job,
-        since_id=since,
-        before_id=before if before is not None else before_id,
-        limit=limit,
-        kind=kind,
-        actor=actor,
-    )
-    return [event_dict(e) for e in found]
+    return [event_dict(e) for e in m.store.events(job_id=job, **page)]

@@ -46,6 +46,7 @@ def farm(_: Auth, m: MasterDep) -> dict[str, Any]:
         "stale": stats.stale if stats else 0,
         "lost": stats.lost if stats else 0,
         "aborts_confirmed": stats.aborts_confirmed if stats else 0,
+        "store_writes_owed": stats.owed if stats else 0,
     }
 
 

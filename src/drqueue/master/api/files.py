@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 from drqueue.errors import Forbidden, NotFound
@@ -34,35 +35,38 @@ def open_inside(root: Path, path: Path, what: str) -> int:
         parts = ()
     if not parts or any(part in ("..", ".") for part in parts):
         raise Forbidden(f"{what} ({path}) is not inside {root}: refused")
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
-    dir_fd = fd = -1
     try:
-        dir_fd = os.open(root, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECTORY)
-        for part in parts[:-1]:
-            below = os.open(part, flags | os.O_DIRECTORY, dir_fd=dir_fd)
-            os.close(dir_fd)
-            dir_fd = below
-        fd = os.open(parts[-1], flags | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=dir_fd)
-        st = os.fstat(fd)
+        fd = open_under(root, parts)
     except FileNotFoundError:
-        if fd >= 0:
-            os.close(fd)
         raise NotFound(f"{what} ({path}) is gone") from None
     except OSError as exc:
-        if fd >= 0:
-            os.close(fd)
         raise Forbidden(
             f"{what} ({path}) is refused: a symlink or unreadable path "
             f"({exc.strerror or exc}); only regular files inside {root} are served"
         ) from None
-    finally:
-        if dir_fd >= 0:
-            os.close(dir_fd)
+    st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         os.close(fd)
         kind = "a hard link" if stat.S_ISREG(st.st_mode) else "not a regular file"
         raise Forbidden(f"{what} ({path}) is refused: it is {kind}")
     return fd
+
+
+def open_under(root: Path, parts: Sequence[str]) -> int:
+    """A read-only descriptor of root/parts[0]/…/parts[-1], each component opened relative to
+    the one before with O_NOFOLLOW (a symlink anywhere below *root* is an OSError, and no
+    check-then-open race remains), the last with O_NONBLOCK (a FIFO never blocks its reader).
+    The caller checks what it got (os.fstat)."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+    dir_fd = os.open(root, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            below = os.open(part, flags | os.O_DIRECTORY, dir_fd=dir_fd)
+            os.close(dir_fd)
+            dir_fd = below
+        return os.open(parts[-1], flags | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def read_at(fd: int, offset: int, length: int) -> bytes:

@@ -133,8 +133,7 @@ def submit(
             raise
         response.status_code = 200
         return {"id": existing, "tasks": store.get_job(existing).counts.total}
-    m.changes.note(job_id)
-    m.wake()
+    m.changed(job_id)
     return {"id": job_id, "tasks": len(blocks)}
 
 
@@ -169,12 +168,14 @@ def jobs(
     pool: Annotated[str | None, Query(max_length=100)] = None,
     renderer: Annotated[str | None, Query(max_length=100)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
+    attention: bool | None = None,
 ) -> JSONBytesResponse:
     """Without paging parameters: the newest *limit* jobs (of *owner* if given), oldest first,
-    each as GET /jobs/ID lists it.  With any of offset, sort, order, state, pool, renderer or q:
+    each as GET /jobs/ID lists it.  With any of offset, sort, order, state, pool, renderer, q or
+    attention (only the jobs a wrangler should look at: jobquery.needs_attention):
     one page of at most JOBS_PAGE_MAX (the web UI's table), sorted by *sort* (default id) in
     *order* (default desc), with the header X-Total-Count: how many jobs matched."""
-    paged = any(v is not None for v in (offset, sort, order, state, pool, renderer, q))
+    paged = any(v is not None for v in (offset, sort, order, state, pool, renderer, q, attention))
     if not paged:
         with gc_paused():  # 10,000 jobs are some 100,000 new dicts, lists and objects
             return JSONBytesResponse(
@@ -192,6 +193,7 @@ def jobs(
             pool=pool,
             renderer=renderer,
             name_contains=q,
+            attention=bool(attention),
             sort=sort or "id",
             descending=order != "asc",
             offset=offset or 0,
@@ -213,8 +215,7 @@ def job(job_id: JobIdPath, who: Auth, m: MasterDep) -> dict[str, Any]:
 def unblock(job_id: JobIdPath, body: HostIn, who: Auth, m: MasterDep) -> dict[str, Any]:
     m.own(who, job_id)
     m.store.unblock_host(job_id, body.host, actor=who.name)
-    m.changes.note(job_id)
-    m.wake()
+    m.changed(job_id)
     return m.job_out(m.store.get_job(job_id))
 
 
@@ -239,8 +240,7 @@ def job_action(
         store.set_job_control(job_id, "active", actor=who.name)
     elif action == "requeue-failed":
         m.kill(store.requeue_tasks(job_id, which="failed", actor=who.name))
-    m.changes.note(job_id)
-    m.wake()
+    m.changed(job_id)
     return m.job_out(store.get_job(job_id))
 
 
@@ -256,8 +256,7 @@ def delete(job_id: JobIdPath, who: Auth, m: MasterDep, force: bool = False) -> d
 def priority(job_id: JobIdPath, body: PriorityIn, who: Auth, m: MasterDep) -> dict[str, Any]:
     m.own(who, job_id)
     m.store.set_job_priority(job_id, body.priority, actor=who.name)
-    m.changes.note(job_id)
-    m.wake()
+    m.changed(job_id)
     return m.job_out(m.store.get_job(job_id))
 
 

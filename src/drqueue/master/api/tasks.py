@@ -66,8 +66,7 @@ def task_action(
                 f"job {job_id} task {index} is {found.state}, not running: nothing to kill"
             )
         m.kill(store.kill_tasks(job_id, index=index, actor=who.name))
-    m.changes.note(job_id)
-    m.wake()
+    m.changed(job_id)
     return task_dict(store.get_task(job_id, index))
 
 

@@ -22,7 +22,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from drqueue.master.api.files import read_at
+from drqueue.master.api.files import open_under, read_at
 
 #: The package's folder of the UI's files.
 STATIC_DIR = Path(__file__).resolve().parents[2] / "web" / "static"
@@ -120,17 +120,11 @@ def read_asset(folder: Path, name: str) -> tuple[bytes, bytes] | None:
     parts = name.split("/")
     if not all(_ASSET_NAME.match(part) for part in parts):
         return None
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
-    fd = -1
     try:
-        fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECTORY)
-        for part in parts[:-1]:
-            below = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = below
-        below = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
-        os.close(fd)
-        fd = below
+        fd = open_under(folder, parts)
+    except OSError:
+        return None
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ASSET_BYTES:
             return None
@@ -138,7 +132,6 @@ def read_asset(folder: Path, name: str) -> tuple[bytes, bytes] | None:
     except OSError:
         return None
     finally:
-        if fd >= 0:
-            os.close(fd)
+        os.close(fd)
     etag = b'"' + hashlib.sha256(data).hexdigest()[:20].encode() + b'"'
     return data, etag
