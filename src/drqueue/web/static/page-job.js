@@ -11,7 +11,7 @@ import { FrameGrid } from "./framegrid.js";
 import { LogView } from "./logview.js";
 import * as stream from "./stream.js";
 import {
-  badge, card, emptyRow, failure, jobActions, jobControls, jobLink, pager, progressBar,
+  badge, card, confirmDialog, emptyRow, failure, jobActions, jobControls, jobLink, pager, progressBar,
   showError, td, thumbnailUrl, toast, updateProgressBar,
 } from "./ui.js";
 
@@ -373,6 +373,10 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
     replace(p.actions, ...actions.map(([action, label]) => h("button", {
       type: "button", class: ["btn", action === "kill" && "danger"], dataset: { taskAction: action },
       onclick: async () => {
+        const sure = await confirmDialog(action === "kill"
+          ? { title: `Kill task ${task.index}?`, message: "Its render stops now and the task goes back to the queue.", confirm: "Kill", danger: true }
+          : { title: `Requeue task ${task.index}?`, message: task.state === "finished" ? "Its frames are rendered again." : "It goes back to the queue and runs again.", confirm: "Requeue" });
+        if (!sure) return;
         try {
           await post(`/jobs/${seg(jobId)}/tasks/${seg(task.index)}/${action}`);
           toast(`Task ${task.index}: ${label.toLowerCase()} done`);
