@@ -24,7 +24,6 @@ export function mount(main, { query, setQuery }) {
   let pools = [];
   let progress = new Map(); // "job:task" -> progress, for running tasks without it
   const admin = isAdmin();
-  let waitingForBlur = false;
 
   const stateSelect = h("select", { id: "c-state" }, h("option", { value: "", text: "every state" }),
     ...STATES.map((s) => h("option", { value: s, text: s })));
@@ -78,26 +77,28 @@ export function mount(main, { query, setQuery }) {
     progress = next;
   }
 
+  // Rows are kept, keyed by name, and updated in place: a refresh every 2 s must never wipe a
+  // limit being typed, close a pool menu or move the button under the pointer.
+  const rowsByName = new Map(); // name -> {tr, cells, c, keys}
+  let refocus = null; // the computer whose pool controls get the focus once redrawn
+
   function render() {
-    const editing = document.activeElement;
-    if (editing && tbody.contains(editing) && (editing.tagName === "INPUT" || editing.tagName === "SELECT")) {
-      // Someone is typing a limit or choosing a pool: draw again when they leave the field.
-      if (!waitingForBlur) {
-        waitingForBlur = true;
-        editing.addEventListener("blur", () => {
-          waitingForBlur = false;
-          setTimeout(render, 0);
-        }, { once: true });
-      }
-      return;
-    }
     const q = search.toLowerCase();
     const shown = computers.filter((c) => (!filter || computerState(c) === filter)
       && (!q || c.name.toLowerCase().includes(q) || (c.pools || []).some((p) => p.toLowerCase().includes(q))));
-    const focused = document.activeElement && tbody.contains(document.activeElement) ? document.activeElement.id : null;
-    replace(tbody, ...shown.map(row));
-    if (!shown.length) tbody.appendChild(emptyRow(columns, computers.length ? "No computer matches." : "No computer has joined yet: start `drqueue slave`."));
-    if (focused) document.getElementById(focused)?.focus();
+    const names = new Set(computers.map((c) => c.name));
+    for (const name of [...rowsByName.keys()]) if (!names.has(name)) rowsByName.delete(name);
+    const wanted = shown.map((c) => {
+      const row = rowsByName.get(c.name) || makeRow(c);
+      rowsByName.set(c.name, row);
+      updateRow(row, c);
+      return row.tr;
+    });
+    if (!shown.length) {
+      replace(tbody, emptyRow(columns, computers.length ? "No computer matches." : "No computer has joined yet: start `drqueue slave`."));
+    } else if (wanted.length !== tbody.children.length || wanted.some((tr, i) => tbody.children[i] !== tr)) {
+      replace(tbody, ...wanted);
+    }
     const counts = {};
     for (const c of computers) counts[computerState(c)] = (counts[computerState(c)] || 0) + 1;
     summary.textContent = `${plural(computers.length, "computer")}: ${STATES.map((s) => `${num(counts[s] || 0)} ${s}`).join(" · ")}`;
@@ -111,9 +112,50 @@ export function mount(main, { query, setQuery }) {
     return h("span", { class: "meter" }, meter, h("span", { class: "meter-text", text: label }));
   }
 
-  function row(c) {
+  function makeRow(c) {
+    const cells = {
+      name: td({ "data-label": "Computer" }),
+      state: td({ "data-label": "State" }),
+      load: td({ "data-label": "Load" }),
+      memory: td({ "data-label": "Memory" }),
+      running: td({ "data-label": "Running" }),
+      slots: td({ "data-label": "Slots", class: "num" }),
+      gpus: td({ "data-label": "GPUs", class: "num" }),
+      pools: td({ "data-label": "Pools" }),
+      limit: td({ "data-label": "Task limit", class: "num" }),
+      control: admin ? td({ "data-label": "Control" }) : null,
+    };
+    const row = { tr: h("tr", { dataset: { computer: c.name } }, ...Object.values(cells)), cells, c, keys: {} };
+    if (admin) {
+      row.limitInput = h("input", { type: "number", class: "num-input", min: "0", step: "1", id: `c-${c.name}-limit`,
+        placeholder: "none", "aria-label": `Task limit of ${c.name} (empty: no limit)` });
+      row.limitInput.addEventListener("input", () => { row.limitInput.dataset.dirty = "1"; });
+      const form = h("form", { class: "inline-form" }, row.limitInput, h("button", { type: "submit", class: "btn btn-small" }, "Set"));
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        setLimit(row);
+      });
+      cells.limit.appendChild(form);
+      row.toggle = h("button", { type: "button", class: "btn btn-small", id: `c-${c.name}-toggle`,
+        dataset: { toggle: c.name }, onclick: () => action(row.c, row.c.enabled ? "disable" : "enable") });
+      cells.control.appendChild(row.toggle);
+    }
+    return row;
+  }
+
+  function updateRow(row, c) {
+    row.c = c;
+    const { cells } = row;
     const state = computerState(c);
+    row.tr.className = `computer-row st-row-${state}`;
     const used = c.ram_mb ? (c.ram_mb - (c.free_ram_mb || 0)) : 0;
+    replace(cells.name, h("strong", { text: c.name }),
+      h("span", { class: "sub muted", text: [c.os, c.arch, c.cores ? `${c.cores} cores` : ""].filter(Boolean).join(" · "),
+        title: c.last_seen ? `last seen ${fullTime(c.last_seen)}` : "" }));
+    replace(cells.state, badge(state),
+      state === "offline" && c.last_seen ? h("span", { class: "sub muted", text: `seen ${ago(c.last_seen)}` }) : null);
+    replace(cells.load, c.cores ? bar(c.load / c.cores, `${(c.load ?? 0).toFixed(2)} / ${c.cores}`) : String(c.load ?? DASH));
+    replace(cells.memory, c.ram_mb ? bar(used / c.ram_mb, `${mib(used)} / ${mib(c.ram_mb)}`) : DASH);
     const running = (c.running || []).map((r) => {
       const job = r.job ?? r.job_id;
       const task = r.task ?? r.task_index;
@@ -122,25 +164,29 @@ export function mount(main, { query, setQuery }) {
         jobLink(job, `#${job}`), h("a", { href: `/jobs/${job}?task=${task}`, text: ` task ${task}` }),
         p === undefined || p === null ? null : h("span", { class: "muted", text: ` ${Math.round(p * 100)}%` }));
     });
-    const name = `c-${c.name}`;
-    return h("tr", { class: `computer-row st-row-${state}`, dataset: { computer: c.name } },
-      td({ "data-label": "Computer" }, h("strong", { text: c.name }),
-        h("span", { class: "sub muted", text: [c.os, c.arch, c.cores ? `${c.cores} cores` : ""].filter(Boolean).join(" · "),
-          title: c.last_seen ? `last seen ${fullTime(c.last_seen)}` : "" })),
-      td({ "data-label": "State" }, badge(state),
-        state === "offline" && c.last_seen ? h("span", { class: "sub muted", text: `seen ${ago(c.last_seen)}` }) : null),
-      td({ "data-label": "Load" }, c.cores ? bar(c.load / c.cores, `${(c.load ?? 0).toFixed(2)} / ${c.cores}`) : (c.load ?? DASH)),
-      td({ "data-label": "Memory" }, c.ram_mb ? bar(used / c.ram_mb, `${mib(used)} / ${mib(c.ram_mb)}`) : DASH),
-      td({ "data-label": "Running" }, running.length ? running : h("span", { class: "muted", text: DASH })),
-      td({ "data-label": "Slots", class: "num", text: String(c.slots ?? DASH) }),
-      td({ "data-label": "GPUs", class: "num", text: String(c.gpus ?? 0) }),
-      td({ "data-label": "Pools" }, poolChips(c)),
-      td({ "data-label": "Task limit", class: "num" }, admin ? limitForm(c, name) : (c.max_tasks === null || c.max_tasks === undefined ? "none" : String(c.max_tasks))),
-      admin ? td({ "data-label": "Control" }, h("button", {
-        type: "button", class: ["btn", "btn-small", c.enabled && "danger-quiet"], id: `${name}-toggle`,
-        dataset: { toggle: c.name },
-        onclick: () => action(c, c.enabled ? "disable" : "enable"),
-      }, c.enabled ? "Disable" : "Enable")) : null);
+    replace(cells.running, ...(running.length ? running : [h("span", { class: "muted", text: DASH })]));
+    cells.slots.textContent = String(c.slots ?? DASH);
+    cells.gpus.textContent = String(c.gpus ?? 0);
+    const poolsKey = JSON.stringify([c.pools || [], pools.map((p) => p.name)]);
+    if (row.keys.pools !== poolsKey && !cells.pools.contains(document.activeElement)) {
+      row.keys.pools = poolsKey;
+      replace(cells.pools, poolChips(c));
+      if (refocus === c.name) {
+        refocus = null;
+        cells.pools.querySelector("select, button")?.focus();
+      }
+    }
+    const limit = c.max_tasks === null || c.max_tasks === undefined ? "" : String(c.max_tasks);
+    if (!admin) {
+      cells.limit.textContent = limit === "" ? "none" : limit;
+    } else if (row.keys.limit !== limit && document.activeElement !== row.limitInput && !row.limitInput.dataset.dirty) {
+      row.keys.limit = limit;
+      row.limitInput.value = limit;
+    }
+    if (admin) {
+      row.toggle.textContent = c.enabled ? "Disable" : "Enable";
+      row.toggle.classList.toggle("danger-quiet", c.enabled);
+    }
   }
 
   function poolChips(c) {
@@ -165,23 +211,18 @@ export function mount(main, { query, setQuery }) {
     return chips;
   }
 
-  function limitForm(c, name) {
-    const input = h("input", { type: "number", class: "num-input", min: "0", step: "1", id: `${name}-limit`,
-      value: c.max_tasks === null || c.max_tasks === undefined ? "" : String(c.max_tasks), placeholder: "none",
-      "aria-label": `Task limit of ${c.name} (empty: no limit)` });
-    const form = h("form", { class: "inline-form" }, input, h("button", { type: "submit", class: "btn btn-small" }, "Set"));
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const value = input.value.trim();
-      try {
-        await put(`/computers/${seg(c.name)}/limit`, { max_tasks: value === "" ? null : Number(value) });
-        toast(`${c.name}: task limit ${value === "" ? "removed" : value}`);
-        load();
-      } catch (error) {
-        showError(error, `${c.name}: task limit`);
-      }
-    });
-    return form;
+  async function setLimit(row) {
+    const name = row.c.name;
+    const value = row.limitInput.value.trim();
+    try {
+      await put(`/computers/${seg(name)}/limit`, { max_tasks: value === "" ? null : Number(value) });
+      delete row.limitInput.dataset.dirty;
+      row.keys.limit = undefined;
+      toast(`${name}: task limit ${value === "" ? "removed" : value}`);
+      load();
+    } catch (error) {
+      showError(error, `${name}: task limit`);
+    }
   }
 
   async function action(c, verb) {
@@ -199,35 +240,47 @@ export function mount(main, { query, setQuery }) {
       if (member) await post(`/pools/${seg(pool)}/members`, { computer });
       else await del(`/pools/${seg(pool)}/members/${seg(computer)}`);
       toast(`${computer} ${member ? "added to" : "removed from"} ${pool}`);
+      // The control used is redrawn: give the focus back to the row's pool controls after.
+      const cell = rowsByName.get(computer)?.cells.pools;
+      if (cell && cell.contains(document.activeElement)) {
+        document.activeElement.blur();
+        refocus = computer;
+      }
       load();
     } catch (error) {
       showError(error, `Pool ${pool}`);
     }
   }
 
+  const poolList = h("ul", { class: "pool-list" });
+  let poolsKey = null;
   function renderPools() {
-    const list = h("ul", { class: "pool-list" }, ...pools.map((p) => h("li", {},
+    const key = JSON.stringify(pools);
+    if (key === poolsKey) return;
+    poolsKey = key;
+    replace(poolList, ...pools.map((p) => h("li", {},
       h("strong", { text: p.name }), p.description ? h("span", { class: "muted", text: ` ${p.description}` }) : null,
       h("span", { class: "muted", text: ` · ${p.members && p.members.length ? p.members.join(", ") : "no members"}` }))));
-    if (!pools.length) list.appendChild(h("li", { class: "muted", text: "No pools." }));
-    const parts = [list];
-    if (admin) {
-      const nameInput = h("input", { type: "text", id: "new-pool", placeholder: "gpu", "aria-label": "New pool name" });
-      const form = h("form", { class: "inline-form" }, h("label", { for: "new-pool", text: "New pool" }), nameInput,
-        h("button", { type: "submit", class: "btn btn-small" }, "Create"));
-      form.addEventListener("submit", async (event) => {
-        event.preventDefault();
-        try {
-          await post("/pools", { name: nameInput.value.trim() });
-          toast(`Pool ${nameInput.value.trim()} created`);
-          load();
-        } catch (error) {
-          showError(error, "New pool");
-        }
-      });
-      parts.push(form);
-    }
-    replace(poolBox, ...parts);
+    if (!pools.length) poolList.appendChild(h("li", { class: "muted", text: "No pools." }));
+  }
+  poolBox.appendChild(poolList);
+  if (admin) {
+    const nameInput = h("input", { type: "text", id: "new-pool", placeholder: "gpu", "aria-label": "New pool name" });
+    const form = h("form", { class: "inline-form" }, h("label", { for: "new-pool", text: "New pool" }), nameInput,
+      h("button", { type: "submit", class: "btn btn-small" }, "Create"));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const name = nameInput.value.trim();
+      try {
+        await post("/pools", { name });
+        toast(`Pool ${name} created`);
+        nameInput.value = "";
+        load();
+      } catch (error) {
+        showError(error, "New pool");
+      }
+    });
+    poolBox.appendChild(form);
   }
 
   stateSelect.addEventListener("change", () => {
