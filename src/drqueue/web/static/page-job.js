@@ -363,8 +363,9 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
       ["Peak memory", kib(task.peak_rss_kb)],
       ["Exit code", task.exit_code === null ? DASH : String(task.exit_code)],
     ];
-    if (task.reason) facts.push(["Reason", task.reason]);
-    replace(p.facts, ...facts.flatMap(([label, value]) => [h("dt", { text: label }), h("dd", { text: value })]));
+    if (task.reason) facts.push(["Reason", task.reason, "wide"]);
+    replace(p.facts, ...facts.flatMap(([label, value, wide]) => [
+      h("dt", { class: wide, text: label }), h("dd", { class: wide, text: value })]));
     const actions = [];
     if (mayControl(job || { owner: "" })) {
       if (task.state !== "queued") actions.push(["requeue", "Requeue"]);
