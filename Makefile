@@ -1,12 +1,15 @@
 # The two commands: `make demo` (a local farm rendering a sample job) and `make test`.
 # Both set everything up on a fresh machine: a virtualenv in .venv, and for the
-# tests Debian's blender, povray and ffmpeg (the end-to-end renders need them).
+# tests Debian's blender, povray and ffmpeg (the end-to-end renders need them) and chromium
+# (the web UI's end-to-end tests drive it with Playwright).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RENDERERS := blender povray ffmpeg
+#: The browser tests/e2e/test_web.py drives (Playwright's own browser download is not used).
+BROWSER := chromium
 
 .PHONY: demo test test-slow repeat bench lint renderers venv clean
 
@@ -22,13 +25,13 @@ venv: $(BIN)/drqueue
 demo: venv
 	$(BIN)/drqueue up --slaves 2
 
-## Installs the renderers the end-to-end tests use, and iproute2 for the network-namespace
-## test (Debian/Ubuntu), if missing.
+## Installs the renderers the end-to-end tests use, chromium for the web UI's tests, and
+## iproute2 for the network-namespace test (Debian/Ubuntu), if missing.
 renderers:
-	@missing=""; for p in $(RENDERERS) ip; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(RENDERERS) $(BROWSER) ip; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(RENDERERS) iproute2 >/dev/null; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(RENDERERS) $(BROWSER) iproute2 >/dev/null; \
 	fi
 
 ## Sets up and runs the whole test suite (real controller, engines and renderers).

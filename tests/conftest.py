@@ -113,3 +113,10 @@ def reopen(how: tuple) -> "Store":  # noqa: F821
     if how[0] == "sqlite":
         return SQLiteStore(how[1])
     return MongoStore(how[1], transactions=how[2])
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Say where tests/e2e/test_web.py saved the web UI's screenshots, to be looked at."""
+    folder = getattr(config, "web_screenshots", None)
+    if folder is not None:
+        terminalreporter.write_line(f"web UI screenshots: {folder}")
