@@ -698,6 +698,8 @@ class Dispatcher:
                     out.last_progress = progress
                     out.last_write = now
                     self.store.mark_running(out.attempt_id, progress, str(data.get("tail", "")))
+                    # Running (from dispatched) and its progress: the live pages show both.
+                    self.changed_jobs.note(out.job_id)
         return did
 
     def _conclude(self, out: Outstanding, ar: Any) -> None:

@@ -1,8 +1,9 @@
 // One job: its header and controls, the frame grid, the task table, the open task (details,
 // thumbnail, log), the last rendered frame, what it needs, why it waits, and its events.
 //
-// The stream's "jobs" message carries the job whenever it changes; the grid (one letter per
-// task) and the task page are read again at most once a second after that.  An open running
+// The stream's "jobs" message carries the job whenever it changes (a task dispatched, started,
+// its progress written, its result recorded); the grid (one letter per task) and the task page
+// are read again at most once a second after that: no page polls the master on its own.  An open running
 // task is read every 2 s for its progress, and its log is tailed by LogView.
 
 import { ApiError, get, mayControl, post, seg } from "./api.js";
@@ -16,8 +17,6 @@ import {
 } from "./ui.js";
 
 const TASK_PAGE = 100;
-// How often the grid and the task table are read while tasks run (see loadFrames).
-const ACTIVE_POLL_MS = 5000;
 const ACTIVE = new Set(["dispatched", "running"]);
 const TASK_STATES = ["queued", "dispatched", "running", "finished", "error", "cancelled"];
 
@@ -30,7 +29,6 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
   let controlsKey = "";
   let thumbVersion = null;
   let taskTimer = null;
-  let activeTimer = null;
   let destroyed = false;
 
   const root = h("div", { class: "page job-page" }, h("p", { class: "muted", text: "Loading…" }));
@@ -222,11 +220,6 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
       grid.update(data);
       if (openTask !== null) grid.select(openTask);
       replace(gridError);
-      // The stream tells when a task's result is recorded, not when a dispatched task starts
-      // or how far it is: while tasks are on engines, read the grid and the table again now
-      // and then.
-      clearTimeout(activeTimer);
-      if (!destroyed && /[dr]/.test(data.states)) activeTimer = setTimeout(refresh, ACTIVE_POLL_MS);
     } catch (error) {
       if (!destroyed) replace(gridError, failure(error, loadFrames));
     }
@@ -497,7 +490,6 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
     unsubscribe.forEach((off) => off());
     refresh.cancel();
     clearTimeout(taskTimer);
-    clearTimeout(activeTimer);
     logView.destroy();
     grid.destroy();
   };
