@@ -1,7 +1,7 @@
 """Run every benchmark in bench/ and print one table of figures.
 
     python bench/run_all.py [--only dispatch,query] [--skip soak] [--args 'utilisation=--tasks 500']
-                            [--commit HEAD] [--timeout 600] [--budget 900] [--json results.json] [-v]
+                            [--commit HEAD] [--timeout 1200] [--budget 900] [--json results.json] [-v]
 
 Each bench/NAME.py (not this file, not files starting with "_") runs in its own subprocess, one
 after the other (they all start real processes on the same cores; running two at once would
@@ -12,7 +12,8 @@ gives it (sized so that the whole run takes under 15 minutes on 2 cores), or tho
 returns nothing) is run as a script with those arguments and the last lines it printed go into
 the table instead.  Ratios against each benchmark's same-run baseline are rows of their own
 (unit "x").  A benchmark that fails or times out gets a row saying so; the others still run,
-and the exit status is 1.  A missed target is a figure, not a failure.
+and the exit status is 1.  A benchmark that times out is stopped with everything it started
+(SIGINT first, so that it stops its own farms; then its process group).  A missed target is a figure, not a failure.
 
 The store is a dimension of the dispatch, submit, query and dispatcher benchmarks: each runs on
 SQLite and on MongoDB by default (``--store sqlite|mongo|both``; MongoDB is the test server,
@@ -32,6 +33,7 @@ import io
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tarfile
@@ -111,32 +113,38 @@ def run_one(
     path: Path, argv: list[str], timeout: float, env: dict[str, str] | None = None
 ) -> tuple[list[dict[str, Any]], str, float]:
     started = time.monotonic()
+    # Its own process group: a benchmark that times out (or a Ctrl-C here) is stopped with
+    # everything it started (masters, slaves, engines, the test MongoDB server), not just the
+    # driver, which would leave them running.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(path), json.dumps(argv)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=path.parent.parent,
+        env=env,
+        start_new_session=True,
+    )
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", DRIVER, str(path), json.dumps(argv)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=path.parent.parent,
-            env=env,
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout or ""
-        if isinstance(out, bytes):
-            out = out.decode(errors="replace")
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stdout, stderr = stop_group(proc)
         row = {"benchmark": path.stem, "figure": f"TIMED OUT after {timeout:.0f} s", "ok": False}
-        return [row], out, timeout
+        return [row], stdout + stderr, timeout
+    except BaseException:
+        stop_group(proc)
+        raise
     seconds = time.monotonic() - started
-    output = proc.stdout + proc.stderr
+    output = stdout + stderr
     rows: list[dict[str, Any]] = []
     printed = []
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith(MARK):
             rows += as_rows(path.stem, json.loads(line[len(MARK) :]))
         else:
             printed.append(line)
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        last = (stderr.strip().splitlines() or ["?"])[-1]
         figure = f"FAILED (exit {proc.returncode}): {last[:120]}"
         rows.append({"benchmark": path.stem, "figure": figure, "ok": False})
     elif not rows:  # a script that only prints: keep its last lines as the figures
@@ -146,6 +154,26 @@ def run_one(
             if line.strip()
         ]
     return rows, output, seconds
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 60) -> tuple[str, str]:
+    """Stop a benchmark and everything it started; what it printed.  SIGINT to the benchmark
+    first (its ``finally`` blocks stop its masters, slaves and servers and remove their
+    folders), then SIGTERM and at last SIGKILL to what is left of its process group."""
+    output = ("", "")
+    steps = ((proc.pid, signal.SIGINT, grace), (-proc.pid, signal.SIGTERM, 20))
+    for target, sig, wait in (*steps, (-proc.pid, signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, sig)
+        try:
+            stdout, stderr = proc.communicate(timeout=wait)
+            output = (stdout or "", stderr or "")
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):  # anything the benchmark left behind
+        os.killpg(proc.pid, signal.SIGTERM)
+    return output
 
 
 def failed(rows: list[dict[str, Any]]) -> bool:
@@ -226,7 +254,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         help="arguments for one benchmark instead of BENCH_ARGS (repeatable)",
     )
     parser.add_argument("--commit", help="run the benchmarks and the code of this commit")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds per benchmark")
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds per benchmark")
     parser.add_argument(
         "--budget", type=float, default=BUDGET_SECONDS, help="seconds the whole run should take"
     )

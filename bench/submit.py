@@ -7,6 +7,8 @@ A real ``drqueue master`` (no slaves, so nothing is dispatched while it runs) ge
 ``POST /api/v1/jobs`` for a shell job of frames 1..N, block size 1, from drqueue.Client;
 the figure is the wall time of that call as the client sees it.  100,000 frames is timed
 ``--repeat`` times (median); 1,000,000 once.  The master's RSS after the submits is printed.
+The masters run with ``max_frames_per_job`` raised to the largest job sent (the default,
+100,000, would refuse the 1,000,000-frame job).
 
 One master per store (``--store``, default both: its SQLite file, and MongoDB over the wire,
 the test server SecantusDB started here, or ``--mongo-url``), all up at once; the 100,000-frame
@@ -90,7 +92,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         clients: dict[str, Client] = {}
         masters: dict[str, tuple[psutil.Process, int]] = {}
         for name in store_names:
-            farm = stack.enter_context(drqueue_farm(args.src, **stores.farm_settings(name)))
+            settings = stores.farm_settings(name)
+            settings["max_frames_per_job"] = max(args.frames, 1_000_000)
+            farm = stack.enter_context(drqueue_farm(args.src, **settings))
             farm.start_master()
             config = farm.config
             clients[name] = client = Client(config=config, token=config.api_token(), timeout=1800)
