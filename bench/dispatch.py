@@ -432,8 +432,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             if not args.no_direct:
                 sides.append(RawDirectSide(sides[-1]))
         runs = {side.name: [] for side in sides}
-        for side in sides:
+        for side in sides:  # every side's folder goes, even if an earlier side fails to start
             stack.callback(side.stop)
+        for side in sides:
             side.start()
             if side.startup:
                 print(f"{side.name}: {k} engines up in {side.startup:.1f} s", flush=True)
