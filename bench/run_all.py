@@ -115,25 +115,31 @@ def run_one(
     started = time.monotonic()
     # Its own process group: a benchmark that times out (or a Ctrl-C here) is stopped with
     # everything it started (masters, slaves, engines, the test MongoDB server), not just the
-    # driver, which would leave them running.
-    proc = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, str(path), json.dumps(argv)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=path.parent.parent,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        stdout, stderr = stop_group(proc)
-        row = {"benchmark": path.stem, "figure": f"TIMED OUT after {timeout:.0f} s", "ok": False}
-        return [row], stdout + stderr, timeout
-    except BaseException:
-        stop_group(proc)
-        raise
+    # driver, which would leave them running.  Its own TMPDIR, removed after it: the folders
+    # of farms and servers it had no time to remove go too.
+    with tempfile.TemporaryDirectory(prefix="drqueue-bench-run-") as scratch:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", DRIVER, str(path), json.dumps(argv)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=path.parent.parent,
+            env={**(os.environ if env is None else env), "TMPDIR": scratch},
+            start_new_session=True,
+        )
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stdout, stderr = stop_group(proc)
+            figure = f"TIMED OUT after {timeout:.0f} s"
+            return (
+                [{"benchmark": path.stem, "figure": figure, "ok": False}],
+                stdout + stderr,
+                timeout,
+            )
+        except BaseException:
+            stop_group(proc)
+            raise
     seconds = time.monotonic() - started
     output = stdout + stderr
     rows: list[dict[str, Any]] = []
