@@ -65,7 +65,10 @@ BUDGET_SECONDS = 900
 # baseline) by its code, as it does for a script's, instead of importing its module on the engine
 # (where "bench_dispatch" would not exist).
 DRIVER = r"""
-import importlib.util, json, runpy, sys
+import importlib.util, json, runpy, signal, sys
+# SIGINT is how run_all asks it to stop (stop_group): a KeyboardInterrupt even where it was
+# ignored, as it is for a run_all started in the background of a shell script.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 path, argv = sys.argv[1], json.loads(sys.argv[2])
 sys.argv = [path, *argv]
 if "def main(" in open(path).read():
