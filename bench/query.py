@@ -5,7 +5,7 @@
 
 The store is filled before the master starts (10,000 ten-frame jobs and one job of 100,000
 one-frame tasks, written with the store's own create_job: submitting 10,000 jobs over HTTP
-would only time the submit again).  Then a real ``drqueue master`` (no slaves) answers
+would only time the submit again); every store before any master.  Then a real ``drqueue master`` (no slaves) answers
 drqueue.Client, timed as the client sees each call, median of ``--repeat``:
 
 - ``GET /jobs`` (``drqueue jobs``): all 10,000 jobs;
@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -93,18 +94,23 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows = []
     with contextlib.ExitStack() as stack:
         stores = stack.enter_context(Stores(store_names, args.mongo_url))  # closed last
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="drqueue-bench-")))
         clients: dict[str, Client] = {}
         bigs: dict[str, int] = {}
+        urls: dict[str, str] = {}
+        # Every store is filled before any farm picks its ports: filling one on MongoDB takes
+        # minutes, long enough for other processes to take a port picked before it.
         for name in store_names:
-            farm = stack.enter_context(drqueue_farm(args.src, **stores.farm_settings(name)))
-            config = farm.config
-            config.ensure_dirs()
+            urls[name] = stores.url(name, folder)
             t0 = time.perf_counter()
-            bigs[name] = fill_store(config.store_url, args.jobs, args.tasks)
+            bigs[name] = fill_store(urls[name], args.jobs, args.tasks)
             print(
                 f"  [{stores.label(name)}] store filled in {time.perf_counter() - t0:.1f} s",
                 flush=True,
             )
+        for name in store_names:
+            farm = stack.enter_context(drqueue_farm(args.src, store=urls[name]))
+            config = farm.config
             farm.start_master()
             clients[name] = client = Client(config=config, token=config.api_token(), timeout=600)
             stack.callback(client.close)
