@@ -8,17 +8,22 @@
 - :func:`api_client`: a drqueue.Client on a farm's API with its admin token.
 - :func:`submit_shell`: a shell job of one-frame tasks, the benchmarks' load;
   :func:`warm_up`: one untimed task per engine, so engines have imported the runner.
+- :class:`Stores`: the store as a dimension (``--store sqlite|mongo|both``): a fresh store
+  URL per backend; for MongoDB the test server (tests/mongo_server.py: SecantusDB, *not*
+  ``mongod``) started in a temporary folder and stopped at the end, or ``--mongo-url``.
 - :func:`wait_job`, :func:`process_tree`, :func:`rss_mb`, :func:`tree_rss_mb`,
   :func:`peak_rss_mb`, :func:`row`, :func:`report`, :func:`print_load`.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,9 @@ if str(ROOT / "tests") not in sys.path:
 
 MB = 2**20
 ENDED = ("finished", "error", "cancelled")
+
+#: The store backends a benchmark can run on, in the order their rows are printed.
+STORES = ("sqlite", "mongo")
 
 
 def print_load(what: str = "") -> None:
@@ -201,8 +209,12 @@ def row(
     unit: str,
     target: str | None = None,
     ok: bool | None = None,
+    *,
+    store: str | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"figure": figure, "value": value, "unit": unit}
+    if store is not None:
+        out["store"] = store
     if target is not None:
         out["target"] = target
         out["ok"] = bool(ok)
@@ -214,7 +226,122 @@ def report(benchmark: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         r["benchmark"] = benchmark
         line = f"{r['figure']}: {r['value']} {r['unit']}"
+        if "store" in r:
+            line = f"[{r['store']}] {line}"
         if "target" in r:
             line += f" (target {r['target']}: {'met' if r['ok'] else 'MISSED'})"
         print(line, flush=True)
     return rows
+
+
+# -- the store as a dimension ----------------------------------------------------------------------
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """``--store sqlite|mongo|both`` (default both) and ``--mongo-url``."""
+    parser.add_argument(
+        "--store",
+        choices=(*STORES, "both"),
+        default="both",
+        help="the store backend(s) to measure, side by side (default: both)",
+    )
+    parser.add_argument(
+        "--mongo-url",
+        help="a MongoDB server (mongodb://host:port/) to measure instead of starting the test "
+        "server (SecantusDB); each store gets a fresh database there, dropped at the end",
+    )
+
+
+def chosen_stores(choice: str) -> list[str]:
+    """The backends a ``--store`` value names."""
+    return list(STORES) if choice == "both" else [choice]
+
+
+class Stores:
+    """Fresh, empty stores of each backend a benchmark measures, and the servers they need.
+
+    SQLite needs none: a store is a file in a folder the caller owns.  MongoDB is the test
+    server, tests/mongo_server.py's WireServer (SecantusDB over the wire, a Python server on
+    WiredTiger: *not* ``mongod``, so its figures are not mongod's), started in a temporary
+    folder at the first MongoDB store and stopped, with its data, on the way out; or the
+    server of *mongo_url*, where each store is a new database dropped on the way out.
+    Use it as a context manager.
+    """
+
+    def __init__(self, names: list[str], mongo_url: str | None = None):
+        self.names = names
+        self.mongo_url = mongo_url
+        self._server: Any = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._databases: list[str] = []
+
+    def __enter__(self) -> Stores:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def label(self, name: str) -> str:
+        """What a row's ``store`` column says: sqlite, mongo (the test server) or mongo-url."""
+        return "mongo-url" if name == "mongo" and self.mongo_url else name
+
+    @property
+    def server_pid(self) -> int | None:
+        """The test server's process id (for CPU accounting), None when it is not ours."""
+        if self._server is None or self._server.process is None:
+            return None
+        return self._server.process.pid
+
+    def url(self, name: str, folder: Path) -> str:
+        """The URL of a new, empty store of backend *name*; SQLite's is a file in *folder*."""
+        if name == "sqlite":
+            folder.mkdir(parents=True, exist_ok=True)
+            return f"sqlite:///{folder / f'drqueue-{uuid.uuid4().hex[:8]}.sqlite'}"
+        database = f"drqbench_{uuid.uuid4().hex[:12]}"
+        self._databases.append(database)
+        if self.mongo_url:
+            base = self.mongo_url.split("?")[0].rstrip("/")
+            host = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
+            query = self.mongo_url.partition("?")[2]
+            return f"{host}/{database}" + (f"?{query}" if query else "")
+        return self._test_server().database_url(database)
+
+    def farm_settings(self, name: str) -> dict[str, str]:
+        """Farm(root, **settings) for a master on a new store of *name*: nothing for SQLite
+        (the master's own file under its root), ``store=URL`` for MongoDB."""
+        return {} if name == "sqlite" else {"store": self.url(name, Path())}
+
+    def _test_server(self) -> Any:
+        if self._server is None:
+            from mongo_server import WireServer
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="drqueue-bench-mongo-")
+            server = WireServer(Path(self._tmp.name))
+            started = time.monotonic()
+            server.start()
+            self._server = server
+            print(
+                f"  (test MongoDB server, SecantusDB, on port {server.port}: up in "
+                f"{time.monotonic() - started:.1f} s)",
+                flush=True,
+            )
+        return self._server
+
+    def close(self) -> None:
+        if self.mongo_url and self._databases:
+            import pymongo
+
+            client = pymongo.MongoClient(self.mongo_url, serverSelectionTimeoutMS=5000)
+            try:
+                for database in self._databases:
+                    with contextlib.suppress(pymongo.errors.PyMongoError):
+                        client.drop_database(database)
+            finally:
+                client.close()
+        self._databases.clear()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None

@@ -1,11 +1,14 @@
 """Dispatch throughput: N no-op tasks (`true`) on K local engines, DrQueue versus raw ipyparallel.
 
     python bench/dispatch.py [--tasks 500] [--engines 4] [--repeat 3] [--profile DIR] [--src DIR]
+                             [--store sqlite|mongo|both] [--mongo-url URL]
 
 (a) DrQueue end to end: a real ``drqueue master`` and one ``drqueue slave --slots K``
     (started as tests/farm.py does), one shell job ``cmd: "true"`` of N one-frame tasks,
     timed from just before the submit request to the job's ``finished_at`` as the API
     reports it (the API is polled every 0.1 s; the polled wall time is printed too).
+    Once per store (``--store``, default both): the master's SQLite file, and MongoDB over
+    the wire, the test server (SecantusDB, not mongod) started here, or ``--mongo-url``.
 (b) raw ipyparallel: its own controller (``--nodb``, the default hwm=1, as DrQueue's) and
     K engines from ``ipyparallel.Cluster``, a LoadBalancedView applying
     ``subprocess.run(["true"])`` N times, timed from the first submit to the last result.
@@ -13,13 +16,15 @@
     sends each task to an idle engine it picked (one DirectView per engine, one task per
     engine at a time): DrQueue's dispatch pattern with no store and no runner.
 
-Both farms are started first and stay up; then the timed rounds alternate (DrQueue, raw,
-DrQueue, raw, ...) so that load from other work on the machine hits both sides alike, and the
-figures are the median rate of each side.  Both sides first run K untimed warm-up tasks, so
+All farms are started first and stay up; then the timed rounds alternate (DrQueue on each
+store, raw, direct, DrQueue, ...) so that load from other work on the machine hits every side
+alike, and the figures are the median rate of each side, with the ratios DrQueue / raw for
+each store and MongoDB / SQLite.  Both sides first run K untimed warm-up tasks, so
 imports on the engines are not timed.
 The CPU seconds each process group spent during the timed phase are printed per task.
 ``--profile DIR`` records the master (and one engine) with py-spy during the DrQueue
-phase into ``DIR/master.txt`` and ``DIR/engine.txt`` (collapsed stacks; summarise them with
+phase into ``DIR/master.txt`` and ``DIR/engine.txt``, or ``DIR/STORE/…`` when more than one
+store is measured (collapsed stacks; summarise them with
 ``python bench/_pyspy_top.py DIR/master.txt``).  Sampling costs CPU: profiled rates are lower.
 ``--src DIR`` runs the master and slave from another source tree (a patched copy of src/),
 to measure a proposed change without touching the working tree.
@@ -45,7 +50,13 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import process_tree, submit_shell  # noqa: E402
+from _common import (  # noqa: E402
+    Stores,
+    add_store_options,
+    chosen_stores,
+    process_tree,
+    submit_shell,
+)
 
 TARGET_RATIO = 0.8
 
@@ -135,17 +146,28 @@ def _stop_spies(spies: list[subprocess.Popen]) -> None:
 
 
 class DrQueueSide:
-    """A real master and one slave with K slots (as tests/farm.py starts them)."""
+    """A real master and one slave with K slots (as tests/farm.py starts them), on one store."""
 
-    name = "drqueue"
-
-    def __init__(self, engines: int, src: Path | None = None, profile: Path | None = None):
+    def __init__(
+        self,
+        engines: int,
+        src: Path | None = None,
+        profile: Path | None = None,
+        *,
+        store: str = "sqlite",
+        stores: Stores | None = None,
+    ):
         from farm import Farm
 
+        stores = stores or Stores([store])
+        self.store = stores.label(store)
+        self.name = f"drqueue-{self.store}"
         self.engines = engines
         self.profile = profile
         self._tmp = tempfile.TemporaryDirectory(prefix="drqueue-bench-")
-        self.farm = Farm(Path(self._tmp.name) / "farm")
+        self.farm = Farm(Path(self._tmp.name) / "farm", **stores.farm_settings(store))
+        #: The test MongoDB server this side's master uses (started by farm_settings), if any.
+        self._server_pid = stores.server_pid if store == "mongo" else None
         if src is not None:
             self.farm.env["PYTHONPATH"] = str(src.resolve())
         self.rounds = 0
@@ -177,6 +199,8 @@ class DrQueueSide:
             "engines": self.engine_procs,
             "slave": slave_tree[:1],
         }
+        if self._server_pid is not None:  # the test MongoDB server, a process of its own
+            self.groups["database"] = process_tree(self._server_pid)
 
     def _submit(self, n: int) -> tuple[float, dict]:
         t0 = time.time()
@@ -380,25 +404,37 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument(
         "--src", type=Path, help="run master and slave from this source tree (PYTHONPATH)"
     )
+    add_store_options(parser)
     args = parser.parse_args(argv)
     n, k = args.tasks, args.engines
+    store_names = chosen_stores(args.store) if args.only != "raw" else []
     print(
-        f"{n} tasks on {k} engines, {args.repeat} rounds per side; "
+        f"{n} tasks on {k} engines, {args.repeat} rounds per side, stores: "
+        f"{', '.join(store_names) or 'none'}; "
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs before the run",
         flush=True,
     )
 
-    sides: list[Any] = []
-    if args.only != "raw":
-        sides.append(DrQueueSide(k, args.src, args.profile))
-    if args.only != "drqueue":
-        sides.append(RawSide(k))
-        if not args.no_direct:
-            sides.append(RawDirectSide(sides[-1]))
-    runs: dict[str, list[dict[str, Any]]] = {side.name: [] for side in sides}
+    runs: dict[str, list[dict[str, Any]]] = {}
+    drqueue_sides: dict[str, str] = {}  # side name -> store label
     with contextlib.ExitStack() as stack:
-        for side in sides:
+        stores = stack.enter_context(Stores(store_names, args.mongo_url))  # closed last
+        sides: list[Any] = []
+        for store in store_names:
+            profile = args.profile
+            if profile is not None and len(store_names) > 1:
+                profile = profile / stores.label(store)
+            side = DrQueueSide(k, args.src, profile, store=store, stores=stores)
+            drqueue_sides[side.name] = side.store
+            sides.append(side)
+        if args.only != "drqueue":
+            sides.append(RawSide(k))
+            if not args.no_direct:
+                sides.append(RawDirectSide(sides[-1]))
+        runs = {side.name: [] for side in sides}
+        for side in sides:  # every side's folder goes, even if an earlier side fails to start
             stack.callback(side.stop)
+        for side in sides:
             side.start()
             if side.startup:
                 print(f"{side.name}: {k} engines up in {side.startup:.1f} s", flush=True)
@@ -408,33 +444,43 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 runs[side.name].append(r)
                 cpu = ", ".join(f"{g} {v:.2f}" for g, v in r["cpu_ms_per_task"].items())
                 print(
-                    f"  round {i + 1} {side.name:7}: {r['finished']}/{n} in {r['seconds']:.2f} s = "
-                    f"{r['rate']:6.1f} tasks/s   CPU ms/task: {cpu}",
+                    f"  round {i + 1} {side.name:14}: {r['finished']}/{n} in {r['seconds']:.2f} s"
+                    f" = {r['rate']:6.1f} tasks/s   CPU ms/task: {cpu}",
                     flush=True,
                 )
 
     def median_rate(name: str) -> float:
         return statistics.median(r["rate"] for r in runs[name])
 
+    def median_cpu(name: str) -> str:
+        groups = runs[name][0]["cpu_ms_per_task"]
+        return ", ".join(
+            f"{g} {statistics.median(r['cpu_ms_per_task'][g] for r in runs[name]):.2f}"
+            for g in groups
+        )
+
     rows = []
     label = f"{n} x `true` on {k} engines"
     figures = {
-        "drqueue": f"DrQueue end to end, {label}",
         "raw": f"raw ipyparallel LoadBalancedView, {label}",
         "direct": f"raw ipyparallel, client picks an idle engine per task (DrQueue's pattern), {label}",
     }
     for name in runs:
         rate = median_rate(name)
         spread = ", ".join(f"{r['rate']:.0f}" for r in runs[name])
-        print(f"{name}: median {rate:.1f} tasks/s (rounds: {spread})")
-        rows.append(
-            {
-                "benchmark": "dispatch",
-                "figure": figures[name] + f" (median of {len(runs[name])})",
-                "value": round(rate, 1),
-                "unit": "tasks/s",
-            }
+        print(
+            f"{name}: median {rate:.1f} tasks/s (rounds: {spread}); CPU ms/task {median_cpu(name)}"
         )
+        out = {
+            "benchmark": "dispatch",
+            "figure": figures.get(name, f"DrQueue end to end, {label}")
+            + f" (median of {len(runs[name])})",
+            "value": round(rate, 1),
+            "unit": "tasks/s",
+        }
+        if name in drqueue_sides:
+            out["store"] = drqueue_sides[name]
+        rows.append(out)
     if "direct" in runs:
         ratio = median_rate("direct") / median_rate("raw")
         rows.append(
@@ -446,22 +492,38 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             }
         )
         print(f"ratio raw one-per-engine / raw LoadBalancedView: {ratio:.2f}")
-    if "drqueue" in runs and "raw" in runs:
-        ratio = median_rate("drqueue") / median_rate("raw")
+    if "raw" in runs:
+        for name, store in drqueue_sides.items():
+            ratio = median_rate(name) / median_rate("raw")
+            rows.append(
+                {
+                    "benchmark": "dispatch",
+                    "store": store,
+                    "figure": "DrQueue / raw",
+                    "value": round(ratio, 2),
+                    "unit": "x",
+                    "target": f">= {TARGET_RATIO}",
+                    "ok": ratio >= TARGET_RATIO,
+                }
+            )
+            print(
+                f"ratio DrQueue/raw, {store}: {ratio:.2f} (target >= {TARGET_RATIO}: "
+                f"{'met' if ratio >= TARGET_RATIO else 'MISSED'})"
+            )
+    by_store = {store: name for name, store in drqueue_sides.items()}
+    mongo = by_store.get("mongo-url") or by_store.get("mongo")
+    if mongo and "sqlite" in by_store:
+        ratio = median_rate(mongo) / median_rate(by_store["sqlite"])
         rows.append(
             {
                 "benchmark": "dispatch",
-                "figure": "DrQueue / raw",
+                "store": drqueue_sides[mongo],
+                "figure": "DrQueue on MongoDB / DrQueue on SQLite, tasks/s",
                 "value": round(ratio, 2),
                 "unit": "x",
-                "target": f">= {TARGET_RATIO}",
-                "ok": ratio >= TARGET_RATIO,
             }
         )
-        print(
-            f"ratio DrQueue/raw: {ratio:.2f} (target >= {TARGET_RATIO}: "
-            f"{'met' if ratio >= TARGET_RATIO else 'MISSED'})"
-        )
+        print(f"ratio DrQueue on MongoDB / on SQLite: {ratio:.2f}")
     return rows
 
 

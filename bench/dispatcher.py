@@ -7,21 +7,27 @@ job) holding 1k, 10k or 100k queued tasks.  Three figures per size:
 
 * ``plan``    the pure decision, :func:`drqueue.master.matching.plan`;
 * ``decide``  what the dispatcher does before it commits anything: read the runnable jobs
-  and the computers from a real SQLite store, ``plan``, and fetch the chosen tasks
+  and the computers from a real store, ``plan``, and fetch the chosen tasks
   (:meth:`drqueue.master.dispatcher.Dispatcher.decide`);
 * ``round``   a whole dispatch round: ``decide``, then commit each task as dispatched (one
   transaction each) and hand it to a stand-in for ipyparallel.
+
+``decide`` and ``round`` are measured on each store (``--store``, default both): a SQLite
+file, and MongoDB over the wire (the test server, SecantusDB, started here; or
+``--mongo-url``), with the ratio MongoDB / SQLite of each.  ``plan`` touches no store.
 
 The decision must not grow with the queued tasks: the ratios to the 1k case stay near 1.
 A second table shows how ``plan`` grows with the number of *jobs* (it is linear in them).
 
     python bench/dispatcher.py            # print the figures
     python bench/dispatcher.py --check    # exit 1 if 100k tasks cost over 2x what 1k do
+    python bench/dispatcher.py --store sqlite
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +45,11 @@ from drqueue.models import (
     Requirements,
     split_frames,
 )
-from drqueue.store.sqlite import SQLiteStore
+from drqueue.store import open_store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Stores, add_store_options, chosen_stores  # noqa: E402
 
 #: Queue sizes measured, in tasks.
 SIZES = (1_000, 10_000, 100_000)
@@ -147,9 +157,10 @@ class FakeClient:
         return _Engine()
 
 
-def simulated_dispatcher(folder: Path, tasks: int) -> tuple[Dispatcher, list[Slot]]:
-    """A Dispatcher over a real SQLite store holding the farm and *tasks* queued tasks."""
-    store = SQLiteStore(folder / f"bench-{tasks}.sqlite")
+def simulated_dispatcher(store_url: str, folder: Path, tasks: int) -> tuple[Dispatcher, list[Slot]]:
+    """A Dispatcher over a new, real store (*store_url*) holding the farm and *tasks* queued
+    tasks."""
+    store = open_store(store_url)
     infos, slots = farm_computers()
     for info in infos:
         store.upsert_computer(info)
@@ -187,30 +198,30 @@ def timed(function, repeat: int) -> float:
     return best
 
 
-def measure(tasks: int, folder: Path, repeat: int) -> dict[str, float]:
+def measure_plan(tasks: int, repeat: int) -> float:
+    """Seconds of one ``plan`` for the simulated farm with *tasks* queued (no store)."""
     infos, slots = farm_computers()
-    computers = {
-        info["name"]: Computer(
-            **{k: v for k, v in info.items() if k in Computer.__dataclass_fields__}
-        )
-        for info in infos
-    }
+    computers = {info["name"]: as_computer(info) for info in infos}
     jobs = plain_jobs(tasks)
-    figures = {"plan": timed(lambda: plan(slots, jobs, computers), repeat)}
-    dispatcher, slots = simulated_dispatcher(folder, tasks)
-    decided = dispatcher.decide(slots)
-    figures["assigned"] = len(decided)
+    return timed(lambda: plan(slots, jobs, computers), repeat)
+
+
+def measure(tasks: int, store_url: str, folder: Path, repeat: int, rounds: int) -> dict[str, float]:
+    """``assigned``, ``decide`` (best of *repeat*) and ``round`` (best of *rounds*), in
+    seconds, on a new store of *store_url*."""
+    dispatcher, slots = simulated_dispatcher(store_url, folder, tasks)
+    figures: dict[str, float] = {"assigned": len(dispatcher.decide(slots))}
     figures["decide"] = timed(lambda: dispatcher.decide(slots), repeat)
 
     def one_round() -> None:
         dispatcher._dirty = True
         dispatcher._dispatch()
 
-    rounds = []
-    for _ in range(max(3, repeat // 4)):
-        rounds.append(timed(one_round, 1))
+    times = []
+    for _ in range(rounds):
+        times.append(timed(one_round, 1))
         reset(dispatcher)
-    figures["round"] = min(rounds)
+    figures["round"] = min(times)
     dispatcher.store.close()
     return figures
 
@@ -224,39 +235,80 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument(
         "--check", action="store_true", help=f"exit 1 if a ratio exceeds {MAX_RATIO}"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="whole rounds per figure (the best is shown; default repeat/4, at least 3)",
+    )
+    add_store_options(parser)
     args = parser.parse_args(argv)
+    store_names = chosen_stores(args.store)
+    rounds = args.rounds or max(3, args.repeat // 4)
 
     infos, slots = farm_computers()
     print(f"simulated farm: {len(slots)} idle slots on {len(infos)} computers, {JOBS} jobs\n")
     print(
-        f"{'queued tasks':>12}  {'assigned':>8}  {'plan ms':>8}  {'decide ms':>9}  {'round ms':>8}"
-        f"  {'plan x':>6}  {'decide x':>8}  {'round x':>7}"
+        f"{'store':>9}  {'queued tasks':>12}  {'assigned':>8}  {'plan ms':>8}  {'decide ms':>9}"
+        f"  {'round ms':>8}  {'plan x':>6}  {'decide x':>8}  {'round x':>7}"
     )
-    results: dict[int, dict[str, float]] = {}
+    plans: dict[int, float] = {}
+    results: dict[str, dict[int, dict[str, float]]] = {name: {} for name in store_names}
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as folder:
+    first = SIZES[0]
+    with tempfile.TemporaryDirectory() as folder, Stores(store_names, args.mongo_url) as stores:
         for tasks in SIZES:
-            results[tasks] = figures = measure(tasks, Path(folder), args.repeat)
-            base = results[SIZES[0]]
-            ratios = {key: figures[key] / base[key] for key in ("plan", "decide", "round")}
-            print(
-                f"{tasks:>12,}  {int(figures['assigned']):>8}  {figures['plan'] * 1e3:>8.2f}  "
-                f"{figures['decide'] * 1e3:>9.2f}  {figures['round'] * 1e3:>8.1f}  "
-                f"{ratios['plan']:>6.2f}  {ratios['decide']:>8.2f}  {ratios['round']:>7.2f}"
-            )
-            for key in ("plan", "decide", "round"):
-                row = {
-                    "benchmark": "dispatcher",
-                    "figure": f"{key}, {tasks:,} queued, {len(slots)} idle",
-                    "value": round(figures[key] * 1e3, 2),
-                    "unit": "ms",
-                }
-                if key != "round" and tasks != SIZES[0]:
-                    row.update(
-                        target=f"<= {MAX_RATIO} x the {SIZES[0]:,} case",
-                        ok=ratios[key] <= MAX_RATIO,
+            plans[tasks] = measure_plan(tasks, args.repeat)
+            plan_x = plans[tasks] / plans[first]
+            out = {
+                "benchmark": "dispatcher",
+                "figure": f"plan, {tasks:,} queued, {len(slots)} idle",
+                "value": round(plans[tasks] * 1e3, 2),
+                "unit": "ms",
+            }
+            if tasks != first:
+                out.update(target=f"<= {MAX_RATIO} x the {first:,} case", ok=plan_x <= MAX_RATIO)
+            rows.append(out)
+            for name in store_names:
+                label = stores.label(name)
+                url = stores.url(name, Path(folder))
+                results[name][tasks] = figures = measure(
+                    tasks, url, Path(folder), args.repeat, rounds
+                )
+                base = results[name][first]
+                ratios = {key: figures[key] / base[key] for key in ("decide", "round")}
+                print(
+                    f"{label:>9}  {tasks:>12,}  {int(figures['assigned']):>8}  "
+                    f"{plans[tasks] * 1e3:>8.2f}  {figures['decide'] * 1e3:>9.2f}  "
+                    f"{figures['round'] * 1e3:>8.1f}  {plan_x:>6.2f}  {ratios['decide']:>8.2f}  "
+                    f"{ratios['round']:>7.2f}",
+                    flush=True,
+                )
+                for key in ("decide", "round"):
+                    out = {
+                        "benchmark": "dispatcher",
+                        "store": label,
+                        "figure": f"{key}, {tasks:,} queued, {len(slots)} idle",
+                        "value": round(figures[key] * 1e3, 2),
+                        "unit": "ms",
+                    }
+                    if key == "decide" and tasks != first:
+                        out.update(
+                            target=f"<= {MAX_RATIO} x the {first:,} case",
+                            ok=ratios[key] <= MAX_RATIO,
+                        )
+                    rows.append(out)
+            if "sqlite" in results and "mongo" in results:
+                for key in ("decide", "round"):
+                    ratio = results["mongo"][tasks][key] / results["sqlite"][tasks][key]
+                    rows.append(
+                        {
+                            "benchmark": "dispatcher",
+                            "store": stores.label("mongo"),
+                            "figure": f"MongoDB / SQLite, {key}, {tasks:,} queued",
+                            "value": round(ratio, 2),
+                            "unit": "x",
+                        }
                     )
-                rows.append(row)
 
     print(f"\nplan alone as the number of jobs grows (10k tasks, {len(slots)} idle slots):")
     print(f"{'jobs':>12}  {'plan ms':>8}")
@@ -274,11 +326,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             }
         )
 
-    worst = max(results[SIZES[-1]][k] / results[SIZES[0]][k] for k in ("plan", "decide"))
+    worst = plans[SIZES[-1]] / plans[first]
+    for name in store_names:
+        worst = max(worst, results[name][SIZES[-1]]["decide"] / results[name][first]["decide"])
     verdict = "does not grow" if worst <= MAX_RATIO else "GROWS"
-    print(
-        f"\ndecision time at {SIZES[-1]:,} vs {SIZES[0]:,} queued tasks: x{worst:.2f} ({verdict})"
-    )
+    print(f"\ndecision time at {SIZES[-1]:,} vs {first:,} queued tasks: x{worst:.2f} ({verdict})")
     if args.check and worst > MAX_RATIO:
         raise SystemExit(1)
     return rows

@@ -1,18 +1,24 @@
 """Run every benchmark in bench/ and print one table of figures.
 
     python bench/run_all.py [--only dispatch,query] [--skip soak] [--args 'utilisation=--tasks 500']
-                            [--commit HEAD] [--timeout 600] [--budget 900] [--json results.json] [-v]
+                            [--commit HEAD] [--timeout 1200] [--budget 900] [--json results.json] [-v]
 
 Each bench/NAME.py (not this file, not files starting with "_") runs in its own subprocess, one
 after the other (they all start real processes on the same cores; running two at once would
 measure each other).  A benchmark that exposes ``main(argv)`` returning rows (dicts with
-benchmark, figure, value, unit, target, ok) is called with the arguments :data:`BENCH_ARGS`
+benchmark, store, figure, value, unit, target, ok) is called with the arguments :data:`BENCH_ARGS`
 gives it (sized so that the whole run takes under 15 minutes on 2 cores), or those given with
 ``--args NAME=ARGS``, and its rows go into the table; any other benchmark (or a main() that
 returns nothing) is run as a script with those arguments and the last lines it printed go into
 the table instead.  Ratios against each benchmark's same-run baseline are rows of their own
 (unit "x").  A benchmark that fails or times out gets a row saying so; the others still run,
-and the exit status is 1.  A missed target is a figure, not a failure.
+and the exit status is 1.  A benchmark that times out is stopped with everything it started
+(SIGINT first, so that it stops its own farms; then its process group).  A missed target is a figure, not a failure.
+
+The store is a dimension of the dispatch, submit, query and dispatcher benchmarks: each runs on
+SQLite and on MongoDB by default (``--store sqlite|mongo|both``; MongoDB is the test server,
+SecantusDB, which each of them starts in a temporary folder and stops), and the table's
+``store`` column says which backend a row measured (empty where the store plays no part).
 
 ``--commit REV`` runs the benchmarks, tests/farm.py and the master and slaves they start from
 ``git archive REV`` (a temporary copy, on PYTHONPATH) instead of the working tree, so that the
@@ -27,6 +33,7 @@ import io
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tarfile
@@ -39,8 +46,15 @@ HERE = Path(__file__).resolve().parent
 MARK = "@@BENCH_ROWS@@ "
 
 #: Arguments each benchmark gets from run_all (its own defaults otherwise).  Every benchmark's own
-#: defaults are the full-size run; only these are cut to keep the whole run under 15 minutes.
-BENCH_ARGS: dict[str, list[str]] = {}
+#: defaults are the full-size run; only these are cut to keep the whole run near 15 minutes.
+#: Both on MongoDB over the test server (SecantusDB, a Python server): the 1,000,000-frame
+#: submit alone takes minutes there, and a dispatch round of 500 tasks about 10 s.
+#: (``--args submit=`` gives a benchmark no arguments, e.g. for a ``--commit`` older than
+#: these options.)
+BENCH_ARGS: dict[str, list[str]] = {
+    "submit": ["--million", "sqlite"],
+    "dispatcher": ["--rounds", "3"],
+}
 
 #: What the whole run should stay under, in seconds (issue 6: 15 minutes on 2 cores).
 BUDGET_SECONDS = 900
@@ -51,7 +65,10 @@ BUDGET_SECONDS = 900
 # baseline) by its code, as it does for a script's, instead of importing its module on the engine
 # (where "bench_dispatch" would not exist).
 DRIVER = r"""
-import importlib.util, json, runpy, sys
+import importlib.util, json, runpy, signal, sys
+# SIGINT is how run_all asks it to stop (stop_group): a KeyboardInterrupt even where it was
+# ignored, as it is for a run_all started in the background of a shell script.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 path, argv = sys.argv[1], json.loads(sys.argv[2])
 sys.argv = [path, *argv]
 if "def main(" in open(path).read():
@@ -67,7 +84,9 @@ else:
     runpy.run_path(path, run_name="__main__")
 """.replace("MARK", repr(MARK))
 
-COLUMNS = ("benchmark", "figure", "value", "unit", "target", "ok")
+COLUMNS = ("benchmark", "store", "figure", "value", "unit", "target", "ok")
+#: The columns a row given as a tuple fills, in order.
+POSITIONAL = ("figure", "value", "unit", "target", "ok")
 
 
 def benchmarks(folder: Path, only: set[str] | None, skip: set[str]) -> list[Path]:
@@ -87,7 +106,7 @@ def as_rows(name: str, rows: Any) -> list[dict[str, Any]]:
         if isinstance(row, dict):
             out.append({"benchmark": name, **row})
         elif isinstance(row, (list, tuple)):
-            out.append({"benchmark": name, **dict(zip(COLUMNS[1:], row, strict=False))})
+            out.append({"benchmark": name, **dict(zip(POSITIONAL, row, strict=False))})
         else:
             out.append({"benchmark": name, "figure": str(row)})
     return out
@@ -97,32 +116,44 @@ def run_one(
     path: Path, argv: list[str], timeout: float, env: dict[str, str] | None = None
 ) -> tuple[list[dict[str, Any]], str, float]:
     started = time.monotonic()
-    try:
-        proc = subprocess.run(
+    # Its own process group: a benchmark that times out (or a Ctrl-C here) is stopped with
+    # everything it started (masters, slaves, engines, the test MongoDB server), not just the
+    # driver, which would leave them running.  Its own TMPDIR, removed after it: the folders
+    # of farms and servers it had no time to remove go too.
+    with tempfile.TemporaryDirectory(prefix="drqueue-bench-run-") as scratch:
+        proc = subprocess.Popen(
             [sys.executable, "-c", DRIVER, str(path), json.dumps(argv)],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
             cwd=path.parent.parent,
-            env=env,
+            env={**(os.environ if env is None else env), "TMPDIR": scratch},
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout or ""
-        if isinstance(out, bytes):
-            out = out.decode(errors="replace")
-        row = {"benchmark": path.stem, "figure": f"TIMED OUT after {timeout:.0f} s", "ok": False}
-        return [row], out, timeout
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stdout, stderr = stop_group(proc)
+            figure = f"TIMED OUT after {timeout:.0f} s"
+            return (
+                [{"benchmark": path.stem, "figure": figure, "ok": False}],
+                stdout + stderr,
+                timeout,
+            )
+        except BaseException:
+            stop_group(proc)
+            raise
     seconds = time.monotonic() - started
-    output = proc.stdout + proc.stderr
+    output = stdout + stderr
     rows: list[dict[str, Any]] = []
     printed = []
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith(MARK):
             rows += as_rows(path.stem, json.loads(line[len(MARK) :]))
         else:
             printed.append(line)
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        last = (stderr.strip().splitlines() or ["?"])[-1]
         figure = f"FAILED (exit {proc.returncode}): {last[:120]}"
         rows.append({"benchmark": path.stem, "figure": figure, "ok": False})
     elif not rows:  # a script that only prints: keep its last lines as the figures
@@ -132,6 +163,26 @@ def run_one(
             if line.strip()
         ]
     return rows, output, seconds
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 60) -> tuple[str, str]:
+    """Stop a benchmark and everything it started; what it printed.  SIGINT to the benchmark
+    first (its ``finally`` blocks stop its masters, slaves and servers and remove their
+    folders), then SIGTERM and at last SIGKILL to what is left of its process group."""
+    output = ("", "")
+    steps = ((proc.pid, signal.SIGINT, grace), (-proc.pid, signal.SIGTERM, 20))
+    for target, sig, wait in (*steps, (-proc.pid, signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, sig)
+        try:
+            stdout, stderr = proc.communicate(timeout=wait)
+            output = (stdout or "", stderr or "")
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):  # anything the benchmark left behind
+        os.killpg(proc.pid, signal.SIGTERM)
+    return output
 
 
 def failed(rows: list[dict[str, Any]]) -> bool:
@@ -212,7 +263,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         help="arguments for one benchmark instead of BENCH_ARGS (repeatable)",
     )
     parser.add_argument("--commit", help="run the benchmarks and the code of this commit")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds per benchmark")
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds per benchmark")
     parser.add_argument(
         "--budget", type=float, default=BUDGET_SECONDS, help="seconds the whole run should take"
     )

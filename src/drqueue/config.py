@@ -55,7 +55,7 @@ class Config:
     #: Address the ipyparallel controller binds, and its fixed port range (at least 18 ports).
     controller_ip: str = "127.0.0.1"
     controller_ports: str = "7681-7700"
-    #: Store URL: sqlite:///path/to/file.sqlite (default under root/db).
+    #: Store URL: sqlite:///path (default under root/db) or mongodb://… (docs/storage.md).
     store: str = ""
     #: Engine heartbeat: period in ms and misses before an engine counts as lost.
     heartbeat_ms: int = 2000
