@@ -355,3 +355,20 @@ def test_a_refused_start_writes_nothing_into_the_root(tmp_path):
     master_refuses(tmp_path, f"mongodb://127.0.0.1:{port}/x?serverSelectionTimeoutMS=300")
     etc = tmp_path / "root" / "etc"
     assert not (etc / "token").exists() and not (etc / "drqueue.toml").exists()
+
+
+def test_a_dotted_database_name_is_refused_not_cut_short():
+    with pytest.raises(ConfigError, match="holds a dot"):
+        MongoStore("mongodb://127.0.0.1:1/dr.queue")
+
+
+def test_a_sqlite_url_names_an_absolute_path_whatever_the_folder(tmp_path, monkeypatch):
+    from drqueue.store.base import sqlite_path
+
+    monkeypatch.chdir(tmp_path)
+    assert sqlite_path("sqlite:///srv/drqueue.sqlite") == "/srv/drqueue.sqlite"
+    assert sqlite_path("sqlite:////srv/drqueue.sqlite") == "/srv/drqueue.sqlite"
+    store = open_store(f"sqlite://{tmp_path}/abs.sqlite")  # sqlite:///tmp/…/abs.sqlite
+    store.close()
+    assert (tmp_path / "abs.sqlite").exists()
+    assert not (tmp_path / tmp_path.relative_to("/") / "abs.sqlite").exists()

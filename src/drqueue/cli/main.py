@@ -1057,10 +1057,10 @@ def _existing_store(config: Config) -> Store:
     import os
 
     from drqueue.errors import ConfigError
-    from drqueue.store import open_store
+    from drqueue.store.base import open_store, sqlite_path
 
     url = config.store_url
-    source = url[len("sqlite:///") :] if url.startswith("sqlite:///") else None
+    source = sqlite_path(url) if url.startswith("sqlite:///") else None
     if source is not None and not os.path.isfile(source):
         raise ConfigError(f"no store at {source}: is DRQUEUE_ROOT the master's?")
     return open_store(url)

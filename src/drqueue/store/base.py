@@ -370,13 +370,20 @@ def shown_url(url: str) -> str:
     return f"{scheme}://{userinfo.split(':')[0]}:***@{hosts}{slash}{path}"
 
 
+def sqlite_path(url: str) -> str:
+    """The file of a sqlite:/// URL, always absolute: ``sqlite:///srv/drqueue.sqlite`` and
+    ``sqlite:////srv/drqueue.sqlite`` both name /srv/drqueue.sqlite.  (A path relative to
+    wherever the master happened to start would open a new, empty store from another folder.)"""
+    return "/" + url[len("sqlite:///") :].lstrip("/")
+
+
 def open_store(url: str) -> Store:
     """Open the store a URL names: sqlite:///path (the default), or mongodb://… and
     mongodb+srv://… (a MongoDB database: docs/storage.md)."""
     if url.startswith("sqlite:///"):
         from drqueue.store.sqlite import SQLiteStore
 
-        return SQLiteStore(url[len("sqlite:///") :])
+        return SQLiteStore(sqlite_path(url))
     if url.startswith(("mongodb://", "mongodb+srv://")):
         from drqueue.store.mongo import MongoStore
 

@@ -256,6 +256,11 @@ class MongoStore(Store):
             parsed = pymongo.uri_parser.parse_uri(url, connect_timeout=5)
         except (ConfigurationError, ValueError) as exc:
             raise ConfigError(f"bad MongoDB URL: {exc}") from None
+        if parsed.get("collection"):  # "/dr.queue" is database "dr", collection "queue"
+            raise ConfigError(
+                f"bad MongoDB URL: the database name {parsed['database']}.{parsed['collection']} "
+                "holds a dot; MongoDB database names may not"
+            )
         options = {k.lower(): v for k, v in parsed["options"].items()}
         settings: dict[str, Any] = {}
         for key, value in DEFAULT_TIMEOUTS.items():
