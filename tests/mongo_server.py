@@ -4,8 +4,8 @@ SecantusDB (PyPI ``secantusdb``, a test-only dependency) is an embeddable server
 that speaks MongoDB's wire protocol; it is *not* ``mongod``.  It reports itself as a
 one-member replica set and runs multi-document transactions.  The tests that take a MongoDB
 store start one of these per test module, as a real process, and stop or restart it to play
-a database that goes away.  When ``DRQUEUE_TEST_MONGO_URL`` is set, or a real ``mongod`` is on
-PATH, the store tests run against that too (see :func:`mongo_urls`).
+a database that goes away.  When ``DRQUEUE_TEST_MONGO_URL`` is set, the store tests run against
+that server too (see :func:`mongo_urls`); nothing starts a ``mongod`` by itself.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -112,41 +111,3 @@ def mongo_urls() -> list[str]:
     (a database name in it is replaced by a fresh one per test)."""
     url = os.environ.get("DRQUEUE_TEST_MONGO_URL")
     return [url] if url else []
-
-
-def start_mongod(root: Path) -> tuple[subprocess.Popen, str] | None:
-    """A real mongod on a free loopback port, started as a one-member replica set (for
-    transactions), if mongod is on PATH; else None."""
-    exe = shutil.which("mongod")
-    if exe is None:
-        return None
-    port = free_port_block(1)
-    data = root / "mongod"
-    data.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [exe, "--bind_ip", "127.0.0.1", "--port", str(port), "--dbpath", str(data)]
-        + ["--replSet", "rs0", "--quiet"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    import pymongo
-
-    url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    client = pymongo.MongoClient(url, serverSelectionTimeoutMS=1000)
-
-    def up() -> bool:
-        try:
-            client.admin.command("ping")
-            return True
-        except pymongo.errors.PyMongoError:
-            return False
-
-    wait_for(up, timeout=60, what="mongod")
-    client.admin.command("replSetInitiate")
-    deadline = time.monotonic() + 60
-    while not client.admin.command("hello").get("isWritablePrimary"):
-        if time.monotonic() > deadline:
-            raise RuntimeError("mongod did not become primary")
-        time.sleep(0.2)
-    client.close()
-    return process, f"mongodb://127.0.0.1:{port}/"

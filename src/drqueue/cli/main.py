@@ -1203,10 +1203,12 @@ def store_compact() -> None:
     """Give back the space of deleted jobs: checkpoint the WAL into the store and VACUUM it."""
     from drqueue.store import open_store
 
-    sizes = open_store(load_config().store_url).compact()
+    url = load_config().store_url
+    sizes = open_store(url).compact()
+    what = "store and WAL" if url.startswith("sqlite:") else "the database's storage"
     click.echo(
         f"store compacted: {sizes['before'] / 1e6:.1f} MB before, {sizes['after'] / 1e6:.1f} MB "
-        "after (store and WAL)"
+        f"after ({what})"
     )
 
 

@@ -304,6 +304,13 @@ class MongoStore(Store):
         self.transactions = transactions
         try:
             self._init_schema()
+        except OperationFailure as exc:
+            self._client.close()
+            raise StoreError(
+                f"MongoDB at {self.where} refused to set up database {self.database!r} "
+                f"(the store's user needs the readWrite role): "
+                f"{(exc.details or {}).get('errmsg', exc)}"
+            ) from None
         except BaseException:
             self._client.close()
             raise
