@@ -266,9 +266,18 @@ def test_computers_show_the_running_task_and_idle_info_is_refreshed(farm):
     wait_for(lambda: farm.client.tasks(job_id)[0]["state"] == "running", 30, 0.1, "the task to run")
     running_since = time.time()
     busy = wait_for(lambda: (c := computer(farm, "cpu1"))["running"] and c, 10, 0.2, "cpu1's task")
-    assert busy["online"] and busy["running"] == [
-        {"job_id": job_id, "task_id": farm.client.tasks(job_id)[0]["id"], "task_index": 0}
-    ]
+    task_id = farm.client.tasks(job_id)[0]["id"]
+    assert busy["online"] and len(busy["running"]) == 1
+    running = busy["running"][0]
+    # The CLI's keys, and the web UI's (job, task, progress: docs/api.md).
+    assert {k: running[k] for k in ("job_id", "task_id", "task_index", "job", "task")} == {
+        "job_id": job_id,
+        "task_id": task_id,
+        "task_index": 0,
+        "job": job_id,
+        "task": 0,
+    }
+    assert 0.0 <= running["progress"] <= 1.0
     assert f"job {job_id} task 0" in farm.cli("computers", check=True).stdout
     idle_before = computer(farm, "render2")["info_at"]
     wait_for(
