@@ -951,12 +951,19 @@ def test_attention_keeps_errors_blocked_hosts_and_dead_end_dependencies(store):
     store.delete_job(doomed, force=True)
     fine_dependency = submit(store, 1, 2)
     waits_for_fine = submit(store, 1, 1, after=[fine_dependency])
+    waits_for_waiting = submit(store, 1, 1, after=[waits_for_fine])
     retried = submit(store, 1, 1, retries=3)
     store.record_result(dispatch(store, retried, 0), failed())  # failed once, queued again
+    # A chain: a comp waits for a render that waits for the stopped job, and an encode for it.
+    render = submit(store, 1, 1, after=[stopped])
+    comp = submit(store, 1, 1, after=[fine_dependency, render])
+    encode = submit(store, 1, 1, after=[comp])
     wanted = [partly, broken, blocked, waits_for_broken, waits_for_stopped, waits_for_deleted]
+    wanted += [render, comp, encode]
     page = store.page_jobs(JobQuery(attention=True))
     assert ([j.id for j in page.jobs], page.total) == (sorted(wanted), len(wanted))
     assert waits_for_fine not in [j.id for j in page.jobs] and stopped not in wanted
+    assert waits_for_waiting not in [j.id for j in page.jobs]
     bobs = store.page_jobs(JobQuery(attention=True, owner="bob", descending=True))
     assert [j.id for j in bobs.jobs] == sorted([blocked, waits_for_broken, waits_for_deleted])[::-1]
     reference = page_of(store.list_jobs(), JobQuery(attention=True))

@@ -23,7 +23,7 @@ page, and the contract suite (tests/unit/test_store.py) holds it to these functi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,20 +102,36 @@ SORT_VALUE: dict[str, Callable[[Job], Any]] = {
 }
 
 
-def needs_attention(job: Job, status_of: Mapping[int, str]) -> bool:
+def stalled_jobs(jobs: Iterable[Job]) -> set[int]:
+    """The ids of the waiting *jobs* that cannot go on without a user: one of their
+    dependencies is deleted, ended in error or cancelled, or stopped
+    (:func:`drqueue.models.dependency_dead_end`), or is stalled itself, however long the chain.
+    *jobs* is every job (a dependency missing from it was deleted)."""
+    jobs = list(jobs)
+    status_of = {job.id: job.status for job in jobs}
+    waiting = {job.id: job.waiting_for for job in jobs if job.status == "waiting"}
+    stalled = {
+        job_id
+        for job_id, deps in waiting.items()
+        if any(dependency_dead_end(status_of.get(dep)) for dep in deps)
+    }
+    while more := {
+        job_id
+        for job_id, deps in waiting.items()
+        if job_id not in stalled and any(dep in stalled for dep in deps)
+    }:
+        stalled |= more
+    return stalled
+
+
+def needs_attention(job: Job, stalled: Set[int]) -> bool:
     """Whether a wrangler should look at *job*: a task of it in error, a host blocked for it,
-    or it waits for a job that cannot finish without a user (deleted, ended in error or
-    cancelled, stopped: :func:`drqueue.models.dependency_dead_end`).  *status_of* has the
-    status of every job (a dependency missing from it was deleted)."""
-    if job.counts.error or job.blocked_hosts:
-        return True
-    return job.status == "waiting" and any(
-        dependency_dead_end(status_of.get(dep)) for dep in job.waiting_for
-    )
+    or it is one of the *stalled* jobs (:func:`stalled_jobs`)."""
+    return bool(job.counts.error or job.blocked_hosts) or job.id in stalled
 
 
-def matches(job: Job, query: JobQuery, status_of: Mapping[int, str] | None = None) -> bool:
-    """Whether *job* passes every filter of *query* (*status_of* as needs_attention's, for
+def matches(job: Job, query: JobQuery, stalled: Set[int] = frozenset()) -> bool:
+    """Whether *job* passes every filter of *query* (*stalled* as needs_attention's, for
     ``attention``)."""
     spec = job.spec
     return (
@@ -125,15 +141,15 @@ def matches(job: Job, query: JobQuery, status_of: Mapping[int, str] | None = Non
         and (query.pool is None or query.pool in spec.requirements.pools)
         and (query.name_contains is None or query.name_contains.casefold() in spec.name.casefold())
         and (query.status is None or job.status == query.status)
-        and (not query.attention or needs_attention(job, status_of or {}))
+        and (not query.attention or needs_attention(job, stalled))
     )
 
 
 def page_of(jobs: Iterable[Job], query: JobQuery) -> JobPage:
     """The page *query* asks for, of *jobs* (any order; with ``attention``, every job)."""
     jobs = list(jobs)
-    status_of = {job.id: job.status for job in jobs} if query.attention else None
-    kept = [job for job in jobs if matches(job, query, status_of)]
+    stalled = stalled_jobs(jobs) if query.attention else set()
+    kept = [job for job in jobs if matches(job, query, stalled)]
     value = SORT_VALUE[query.sort]
     kept.sort(key=lambda job: (value(job), job.id), reverse=query.descending)
     end = None if query.limit is None else query.offset + query.limit

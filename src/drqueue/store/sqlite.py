@@ -131,18 +131,26 @@ _STATUS_SQL = f"""(CASE
         THEN 'waiting'
     ELSE 'queued' END)"""
 
-#: SQL true of a job jobquery.needs_attention keeps: a task in error, a host blocked, or waiting
-#: for a job that cannot finish without a user (deleted, ended in error or cancelled, stopped).
+#: SQL true of a job jobquery.needs_attention keeps: a task in error, a host blocked, or one of
+#: jobquery.stalled_jobs: waiting for a job that cannot finish without a user (deleted, ended in
+#: error or cancelled, stopped), or for a job stalled itself (the recursive part of ``stalled``).
 _ATTENTION_SQL = f"""(n_error > 0
     OR EXISTS (SELECT 1 FROM host_failures AS h WHERE h.job_id = jobs.id AND h.blocked)
-    OR ({_STATUS_SQL} = 'waiting' AND EXISTS (SELECT 1 FROM json_each(jobs.after) AS d
-        LEFT JOIN jobs AS dep ON dep.id = d.value
-        WHERE dep.id IS NULL
-        OR (dep.n_total > 0 AND dep.n_finished + dep.n_error + dep.n_cancelled = dep.n_total
-            AND dep.n_error + dep.n_cancelled > 0)
-        OR (dep.control = '{JobControl.STOPPED}' AND dep.n_running = 0
-            AND NOT (dep.n_total > 0
-                AND dep.n_finished + dep.n_error + dep.n_cancelled = dep.n_total)))))"""
+    OR jobs.id IN (WITH RECURSIVE
+        waiting(id, after) AS (SELECT id, after FROM jobs WHERE {_STATUS_SQL} = 'waiting'),
+        stalled(id) AS (
+            SELECT w.id FROM waiting AS w, json_each(w.after) AS d
+                LEFT JOIN jobs AS dep ON dep.id = d.value
+            WHERE dep.id IS NULL
+            OR (dep.n_total > 0 AND dep.n_finished + dep.n_error + dep.n_cancelled = dep.n_total
+                AND dep.n_error + dep.n_cancelled > 0)
+            OR (dep.control = '{JobControl.STOPPED}' AND dep.n_running = 0
+                AND NOT (dep.n_total > 0
+                    AND dep.n_finished + dep.n_error + dep.n_cancelled = dep.n_total))
+            UNION
+            SELECT w.id FROM waiting AS w, json_each(w.after) AS d, stalled AS s
+            WHERE s.id = d.value)
+        SELECT id FROM stalled))"""
 
 #: The SQL each sort key of jobquery.SORTS orders by (the same values as jobquery.SORT_VALUE).
 _SORT_SQL = {
