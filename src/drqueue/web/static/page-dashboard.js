@@ -9,7 +9,7 @@
 import { get, mayControl, post, seg } from "./api.js";
 import { ago, fullTime, h, num, plural, replace } from "./dom.js";
 import * as stream from "./stream.js";
-import { badge, card, failure, jobLink, progressBar, showError, toast } from "./ui.js";
+import { badge, card, failure, jobLink, liveEvents, progressBar, showError, toast } from "./ui.js";
 
 const SLAVE_STATES = ["busy", "idle", "offline", "disabled"];
 const JOB_STATES = ["running", "queued", "waiting", "stopped", "error", "finished"];
@@ -120,27 +120,18 @@ export function mount(main) {
       h("div", { class: "attention-foot" }, progressBar(job.counts), actions));
   }
 
-  async function loadActivity() {
-    try {
-      const events = await get("/events", { limit: ACTIVITY });
-      replace(activity, ...events.reverse().map(activityItem));
-      if (!events.length) activity.appendChild(h("li", { class: "muted", text: "No events yet." }));
-    } catch (error) {
-      replace(activity, h("li", {}, failure(error, loadActivity)));
-    }
-  }
-
-  function addActivity(event) {
-    const empty = activity.querySelector(".muted");
-    if (empty && !activity.querySelector(".event")) empty.remove();
-    activity.prepend(activityItem(event));
-    while (activity.children.length > ACTIVITY) activity.lastElementChild.remove();
-  }
+  const activityList = liveEvents(activity, {
+    load: () => get("/events", { limit: ACTIVITY }),
+    item: activityItem,
+    limit: ACTIVITY,
+    empty: "No events yet.",
+  });
+  const loadActivity = activityList.reload;
 
   const unsubscribe = [
     stream.on("farm", showFarm),
     stream.on("jobs", onJobs),
-    stream.on("log", addActivity),
+    stream.on("log", activityList.add),
     stream.on("resync", () => {
       loadAttention();
       loadActivity();

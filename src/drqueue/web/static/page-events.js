@@ -113,7 +113,8 @@ export function mount(main, { query, setQuery }) {
 
   const unsubscribe = [
     stream.on("log", (event) => {
-      if (before !== null || !matches(event)) return;
+      // The first page and the stream can both carry the events of the moment it loaded.
+      if (before !== null || !matches(event) || (shown.length && event.id <= shown[0].id)) return;
       if (shown.length === 0) tbody.replaceChildren();
       shown.unshift(event);
       tbody.prepend(row(event));

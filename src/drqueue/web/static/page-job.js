@@ -13,7 +13,7 @@ import { LogView } from "./logview.js";
 import * as stream from "./stream.js";
 import {
   badge, card, confirmDialog, emptyRow, failure, jobActions, jobControls, jobLink, pager, progressBar,
-  showError, td, thumbnailUrl, toast, updateProgressBar,
+  liveEvents, showError, td, thumbnailUrl, toast, updateProgressBar,
 } from "./ui.js";
 
 const TASK_PAGE = 100;
@@ -405,15 +405,13 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
   }
 
   // -- the job's events --
-  async function loadEvents() {
-    try {
-      const events = await get(`/jobs/${seg(jobId)}/events`, { limit: 20 });
-      replace(eventsList, ...events.reverse().map(eventItem));
-      if (!events.length) eventsList.appendChild(h("li", { class: "muted", text: "No events." }));
-    } catch (error) {
-      replace(eventsList, h("li", {}, failure(error, loadEvents)));
-    }
-  }
+  const events = liveEvents(eventsList, {
+    load: () => get(`/jobs/${seg(jobId)}/events`, { limit: 20 }),
+    item: eventItem,
+    limit: 20,
+    empty: "No events.",
+  });
+  const loadEvents = events.reload;
 
   function eventItem(event) {
     return h("li", { class: "event" },
@@ -475,11 +473,7 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
       }
     }),
     stream.on("log", (event) => {
-      if (event.job_id !== jobId || !job) return;
-      const empty = eventsList.querySelector(".muted");
-      if (empty && !eventsList.querySelector(".event")) empty.remove();
-      eventsList.prepend(eventItem(event));
-      while (eventsList.children.length > 20) eventsList.lastElementChild.remove();
+      if (event.job_id === jobId && job) events.add(event);
     }),
     stream.on("resync", loadAll),
   ];

@@ -166,8 +166,10 @@ export function mount(main, { query, navigate }) {
     rendererHelp.textContent = r ? r.description : "";
     const scene = inputs.scene;
     scene.required = Boolean(r && r.needs_scene);
-    sceneField.querySelector(".req")?.remove();
-    if (scene.required) sceneField.querySelector("label").appendChild(h("span", { class: "req", "aria-hidden": "true", text: " *" }));
+    const label = sceneField.querySelector("label");
+    label.querySelector(".req")?.remove();
+    label.firstChild.textContent = scene.required ? "Scene file" : "Scene file (optional)";
+    if (scene.required) label.appendChild(h("span", { class: "req", "aria-hidden": "true", text: " *" }));
     replace(paramsBox, ...(r ? r.params.map(paramControl) : []));
     if (r && !r.params.length) paramsBox.appendChild(h("p", { class: "muted", text: "This renderer has no parameters." }));
   }
@@ -323,8 +325,25 @@ export function mount(main, { query, navigate }) {
   let previewTicket = 0;
   const schedulePreview = debounce(preview, 350);
 
+  /** The label of the first required field left empty, or null: the preview waits for it
+   *  rather than asking the master about a form that cannot be valid yet. */
+  function firstEmptyRequired() {
+    for (const element of Object.values(inputs)) {
+      if (element.required && element.type !== "checkbox" && !element.value.trim()) {
+        const label = document.querySelector(`label[for="${element.id}"]`);
+        return label ? label.firstChild.textContent.trim() : element.dataset.path;
+      }
+    }
+    return null;
+  }
+
   async function preview() {
     const ticket = ++previewTicket;
+    const empty = firstEmptyRequired();
+    if (empty) {
+      replace(previewBox, h("p", { class: "muted", text: `Fill in ${empty} to see the tasks.` }));
+      return;
+    }
     const { out, problems } = body();
     if (problems.length) {
       showProblem(problems[0][1]);

@@ -318,4 +318,31 @@ export function thumbnailUrl(jobId, { task, version } = {}) {
   return `${API}/jobs/${seg(jobId)}/thumbnail${text ? `?${text}` : ""}`;
 }
 
+/** A live list of the newest *limit* events, newest first, in the element *list*: *load* (an
+ *  async function answering them oldest first, as GET /events does) fills it, the stream's
+ *  "log" messages given to add() extend it.  The GET and the stream can both carry the events
+ *  of the moment the page opened, so add() skips an event no newer than the newest shown. */
+export function liveEvents(list, { load, item, limit, empty }) {
+  let newest = -Infinity;
+  async function reload() {
+    try {
+      const events = await load();
+      newest = events.length ? Math.max(newest, events[events.length - 1].id) : newest;
+      replace(list, ...events.reverse().map(item));
+      if (!events.length) list.appendChild(h("li", { class: "muted", text: empty }));
+    } catch (error) {
+      replace(list, h("li", {}, failure(error, reload)));
+    }
+  }
+  function add(event) {
+    if (event.id <= newest) return;
+    newest = event.id;
+    const placeholder = list.querySelector(".muted");
+    if (placeholder && !list.querySelector(".event")) placeholder.remove();
+    list.prepend(item(event));
+    while (list.children.length > limit) list.lastElementChild.remove();
+  }
+  return { reload, add };
+}
+
 export { DASH, replace };
