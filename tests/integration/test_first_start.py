@@ -65,3 +65,26 @@ def test_a_second_master_on_the_same_root_refuses_and_the_first_runs_on(tmp_path
         assert farm.client.farm()
     finally:
         farm.stop()
+
+
+def test_an_api_port_in_use_is_one_line_before_anything_starts(tmp_path):
+    """The master binds its API port first: one taken by another program is the master's only
+    line, with no controller started and nothing written to the store."""
+    import socket
+
+    farm = Farm(tmp_path)
+    port = int(farm.env["DRQUEUE_API_PORT"])
+    with socket.create_server(("127.0.0.1", port)):
+        refused = farm.cli("master", timeout=60)
+    assert refused.returncode == 1, refused
+    assert refused.stderr.strip().splitlines() == [
+        f"error: cannot serve the API on 127.0.0.1:{port}: Address already in use (another "
+        "master or program has the port? set api_port in drqueue.toml or --port)"
+    ]
+    assert not (tmp_path / "logs" / "controller.log").exists()
+    assert not list((tmp_path / "db").glob("*.sqlite"))
+    farm.start_master()  # the port free again: the same root starts
+    try:
+        assert farm.client.farm()
+    finally:
+        farm.stop()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import Any
 
 import uvicorn
@@ -87,6 +88,33 @@ def raise_open_file_limit() -> None:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft != hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def bind_api(host: str, port: int) -> socket.socket:
+    """The API's socket, bound before the master starts anything else, so a port in use is one
+    line and the master's first words, not uvicorn's after a started controller.  It listens
+    only once uvicorn serves it (asyncio's create_server calls listen): until then a client is
+    refused at once, as before, rather than left waiting in the backlog."""
+    import os
+
+    from drqueue.errors import ConfigError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve the API on {host}:{port}: {exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot serve the API on {host}:{port}: "
+            f"{os.strerror(exc.errno) if exc.errno else exc} (another master or "
+            "program has the port? set api_port in drqueue.toml or --port)"
+        ) from None
+    return sock
 
 
 def api_server(app: Any, host: str, port: int, max_connections: int, **ssl: Any) -> uvicorn.Server:

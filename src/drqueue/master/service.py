@@ -25,7 +25,7 @@ from drqueue.errors import DrQueueError, StoreBusy, StoreError
 from drqueue.master.api import create_app
 from drqueue.master.controller import Controller
 from drqueue.master.dispatcher import Dispatcher
-from drqueue.master.http_server import api_server
+from drqueue.master.http_server import api_server, bind_api
 from drqueue.store import open_store, shown_url
 
 log = logging.getLogger("drqueue.master")
@@ -144,6 +144,7 @@ def run_master(config: Config) -> None:
     config.check_artist_renderers()
     config.ensure_dirs()
     hold_master_lock(config)
+    api_socket = bind_api(config.api_host, config.api_port)
     store = open_store(config.store_url)  # a store it cannot use: one line, nothing written
     try:
         holder = master_id(config)
@@ -188,7 +189,7 @@ def run_master(config: Config) -> None:
             name="store-claim",
             daemon=True,
         ).start()
-        server.run()
+        server.run(sockets=[api_socket])
         if died:
             raise DrQueueError(f"{died[0]}: the master exits so that its supervisor restarts it")
         if not server.started:
