@@ -62,6 +62,9 @@ from drqueue.store.base import Dispatch, Store
 
 log = logging.getLogger(__name__)
 
+#: Dependencies a waiting reason names (a job may wait for up to 1,000).
+REASON_DEPENDENCIES = 5
+
 #: Seconds between progress writes to the store for one task.
 PROGRESS_WRITE_INTERVAL = 1.0
 #: Seconds between the slow chores (last-seen times, waiting reasons, info refresh).
@@ -1089,13 +1092,15 @@ class Dispatcher:
         online = list(computers.values())
         jobs = self.store.runnable_jobs()
         reasons: dict[int, str | None] = {}
-        dependency_state: dict[int, tuple[str, bool]] = {}
+        dependency_ends: dict[int, tuple[int, str] | None] = {}
         by_kind: dict[tuple, str | None] = {}
         for job in jobs:
             if job.waiting_for:
-                reason = "waiting for " + ", ".join(
-                    self._dependency(dep, dependency_state)[0] for dep in job.waiting_for
-                )
+                shown = [self._dependency(d, dependency_ends) for d in job.waiting_for]
+                shown.sort(key=lambda text: "(" not in text)  # the ones stalling it first
+                reason = "waiting for " + ", ".join(shown[:REASON_DEPENDENCIES])
+                if len(shown) > REASON_DEPENDENCIES:
+                    reason += f" and {len(shown) - REASON_DEPENDENCIES} more jobs"
             elif job.counts.running:
                 reason = None  # it runs, so something can run it
             else:
@@ -1120,26 +1125,50 @@ class Dispatcher:
             self.changed_jobs.note(job_id)
         self._reasons = {job_id: r for job_id, r in reasons.items() if r}
 
-    def _dependency(self, dep: int, seen: dict[int, tuple[str, bool]]) -> tuple[str, bool]:
-        """How a dependency reads in a waiting reason, and whether it can never finish on its
-        own: ("job 3", False), ("job 3 (ended in error: ...)", True), or
-        ("job 3 (waits for job 2 (stopped: ...))", True) when it is stalled itself.
-        models.dependency_dead_end says which dependencies cannot finish without a user."""
-        if dep not in seen:
-            seen[dep] = (f"job {dep}", False)  # a guard while its own dependencies are read
-            try:
-                job: Job | None = self.store.get_job(dep)
-            except NotFound:
-                job = None
+    def _dependency(self, dep: int, ends: dict[int, tuple[int, str] | None]) -> str:
+        """How a dependency reads in a waiting reason: "job 3", "job 3 (ended in error: ...)",
+        or "job 3 (waits for job 2 (stopped: ...))" when it is stalled itself, naming the job
+        at the end of its chain however long the chain (so the text stays one line).
+        *ends* is :meth:`_dead_end`'s memo for this pass."""
+        found = self._dead_end(dep, ends)
+        if found is None:
+            return f"job {dep}"
+        end, why = found
+        return f"job {dep} ({why})" if end == dep else f"job {dep} (waits for job {end} ({why}))"
+
+    def _dead_end(
+        self, start: int, ends: dict[int, tuple[int, str] | None]
+    ) -> tuple[int, str] | None:
+        """(the job, why) that keeps *start* from ever finishing without a user: *start* itself
+        if models.dependency_dead_end says so, else the first such job down its chain of
+        waiting dependencies; None if there is none.
+
+        Depth first with a stack of its own, not recursion: an artist's chain of thousands of
+        jobs once passed Python's recursion limit and failed every chores pass.  *ends* keeps
+        each job's answer for the pass, so each job is read once; a cycle (refused at submit)
+        ends in None."""
+        visiting: set[int] = set()
+        read: dict[int, Job | None] = {}
+        stack = [start]
+        while stack:
+            job_id = stack[-1]
+            if job_id in ends:
+                stack.pop()
+                continue
+            if job_id not in read:
+                try:
+                    read[job_id] = self.store.get_job(job_id)
+                except NotFound:
+                    read[job_id] = None
+            job = read[job_id]
             why = dependency_dead_end(job.status if job else None)
-            if why:
-                seen[dep] = (f"job {dep} ({why})", True)
-            elif job is not None and job.status == "waiting":
-                stalled = [
-                    text
-                    for text, dead in (self._dependency(d, seen) for d in job.waiting_for)
-                    if dead
-                ]
-                if stalled:
-                    seen[dep] = (f"job {dep} (waits for {', '.join(stalled)})", True)
-        return seen[dep]
+            if why or job is None or job.status != "waiting":
+                ends[job_id] = (job_id, why) if why else None
+                stack.pop()
+            elif job_id not in visiting:  # its dependencies first, then itself again
+                visiting.add(job_id)
+                stack += [d for d in job.waiting_for if d not in ends and d not in visiting]
+            else:
+                ends[job_id] = next((ends[d] for d in job.waiting_for if ends.get(d)), None)
+                stack.pop()
+        return ends[start]

@@ -43,7 +43,7 @@ from drqueue.models import (
 )
 from drqueue.store import policy, transfer
 from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store, computer_from_info
-from drqueue.store.jobquery import STATUSES, JobPage, JobQuery
+from drqueue.store.jobquery import STATUSES, JobPage, JobQuery, stalled_jobs
 from drqueue.store.policy import TAIL_CHARS
 
 #: The SQL list of the states of a task on an engine: ('dispatched', 'running').
@@ -131,26 +131,12 @@ _STATUS_SQL = f"""(CASE
         THEN 'waiting'
     ELSE 'queued' END)"""
 
-#: SQL true of a job jobquery.needs_attention keeps: a task in error, a host blocked, or one of
-#: jobquery.stalled_jobs: waiting for a job that cannot finish without a user (deleted, ended in
-#: error or cancelled, stopped), or for a job stalled itself (the recursive part of ``stalled``).
-_ATTENTION_SQL = f"""(n_error > 0
+#: SQL true of a job jobquery.needs_attention keeps, but for the stalled ones (waiting for a
+#: job that cannot finish without a user, however long the chain: jobquery.stalled_jobs, which
+#: page_jobs finds first and names in ``?``): a task in error or a host blocked.
+_ATTENTION_SQL = """(n_error > 0
     OR EXISTS (SELECT 1 FROM host_failures AS h WHERE h.job_id = jobs.id AND h.blocked)
-    OR jobs.id IN (WITH RECURSIVE
-        waiting(id, after) AS (SELECT id, after FROM jobs WHERE {_STATUS_SQL} = 'waiting'),
-        stalled(id) AS (
-            SELECT w.id FROM waiting AS w, json_each(w.after) AS d
-                LEFT JOIN jobs AS dep ON dep.id = d.value
-            WHERE dep.id IS NULL
-            OR (dep.n_total > 0 AND dep.n_finished + dep.n_error + dep.n_cancelled = dep.n_total
-                AND dep.n_error + dep.n_cancelled > 0)
-            OR (dep.control = '{JobControl.STOPPED}' AND dep.n_running = 0
-                AND NOT (dep.n_total > 0
-                    AND dep.n_finished + dep.n_error + dep.n_cancelled = dep.n_total))
-            UNION
-            SELECT w.id FROM waiting AS w, json_each(w.after) AS d, stalled AS s
-            WHERE s.id = d.value)
-        SELECT id FROM stalled))"""
+    OR jobs.id IN (SELECT value FROM json_each(?)))"""
 
 #: The SQL each sort key of jobquery.SORTS orders by (the same values as jobquery.SORT_VALUE).
 _SORT_SQL = {
@@ -1020,6 +1006,19 @@ class SQLiteStore(Store):
                 self._specs.pop(gone, None)
         return self._jobs_from_rows(conn, rows)
 
+    def _stalled_jobs(self) -> set[int]:
+        """jobquery.stalled_jobs of every job, read as (id, status, dependencies) rows."""
+        rows = self._conn().execute(
+            f"SELECT id, {_STATUS_SQL} AS status, after FROM jobs WHERE control != ?", (CREATING,)
+        )
+        status_of: dict[int, str] = {}
+        waiting_for: dict[int, list[int]] = {}
+        for job_id, status, after in rows:
+            status_of[job_id] = status
+            if status == "waiting":
+                waiting_for[job_id] = json.loads(after)
+        return stalled_jobs(status_of, waiting_for)
+
     def page_jobs(self, query: JobQuery) -> JobPage:
         where = ["control != ?"]
         args: list[Any] = [CREATING]
@@ -1043,6 +1042,7 @@ class SQLiteStore(Store):
             args.append(query.status)
         if query.attention:
             where.append(_ATTENTION_SQL)
+            args.append(json.dumps(sorted(self._stalled_jobs())))
         sql_where = " AND ".join(where)
         direction = "DESC" if query.descending else "ASC"
         conn = self._conn()
