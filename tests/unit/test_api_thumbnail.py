@@ -230,3 +230,50 @@ def test_path_components_climbing_out_are_resolved_before_the_checks(tmp_path):
         image_file(fine)
         roundabout = str(tmp_path / "logs" / ".." / "renders" / "." / "ok.png")
         shown(thumbnail(http, finished_job(store, [[roundabout]])))
+
+
+def test_a_hard_link_a_render_made_is_refused(tmp_path):
+    with in_process_api(tmp_path) as (http, store):
+        private = tmp_path / "private.png"
+        image_file(private)
+        linked = tmp_path / "renders" / "frame.png"
+        linked.parent.mkdir()
+        os.link(private, linked)
+        answer = thumbnail(http, finished_job(store, [[str(linked)]]))
+        assert answer.status_code == 403 and "hard links" in answer.json()["detail"]
+
+
+def test_a_storm_of_thumbnail_requests_is_503_at_once_and_other_routes_answer(tmp_path):
+    """While the decoder is busy, DECODE_WAITERS requests wait for it and any more are answered
+    503 at once, never holding another worker thread: the rest of the API answers."""
+    import threading
+
+    from farm import wait_for
+
+    with in_process_api(tmp_path) as (http, store):
+        frames = [image_file(tmp_path / f"f{i}.png", size=(64, 64)) for i in range(3)]
+        job_id = finished_job(store, [[frame] for frame in frames])
+        answers: list[int] = []
+        # One request is decoding: it holds its admission and the decoder.
+        assert thumbnails._admitted.acquire(timeout=5)
+        assert thumbnails._decoding.acquire(timeout=5)
+        try:
+            waiting = [
+                threading.Thread(
+                    target=lambda i=i: answers.append(thumbnail(http, job_id, task=i).status_code)
+                )
+                for i in range(thumbnails.DECODE_WAITERS)
+            ]
+            for thread in waiting:
+                thread.start()
+            wait_for(lambda: thumbnails._admitted._value == 0, 30, what="the waiters admitted")
+            busy = thumbnail(http, job_id, task=2)
+            assert busy.status_code == 503 and "busy" in busy.json()["detail"], busy.text
+            assert http.get(f"/api/v1/jobs/{job_id}", headers=AUTH).status_code == 200
+        finally:
+            thumbnails._decoding.release()
+            thumbnails._admitted.release()
+        for thread in waiting:
+            thread.join(30)
+        assert answers == [200] * thumbnails.DECODE_WAITERS
+        assert thumbnail(http, job_id, task=2).status_code == 200

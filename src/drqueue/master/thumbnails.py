@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drqueue.config import Config
-from drqueue.errors import Forbidden, MasterBusy, NotFound
+from drqueue.errors import DrQueueError, Forbidden, MasterBusy, NotFound
 from drqueue.master.api.files import read_at
 from drqueue.models import Task, TaskState
 
@@ -63,12 +63,22 @@ CACHE_BYTES = 64 << 20
 #: Images decoded at once, and how long a request waits for its turn.
 DECODERS = 1
 DECODE_WAIT_SECONDS = 10.0
+#: Requests that may wait for a decoder; one more is answered 503 at once, so thumbnails never
+#: hold more than DECODERS + DECODE_WAITERS of the API's worker threads (a storm of requests
+#: for big images once held them all, and every other route waited behind it).
+DECODE_WAITERS = 2
+#: Files a thumbnail could not be made of, remembered (by path, inode, size and time) so that
+#: asking again answers the same refusal without decoding again.
+FAILURES_KEPT = 1000
 #: Symlinks followed on the way to one file, at most (the kernel's own limit is 40).
 MAX_SYMLINKS = 40
 #: Where an output may never be read from, whatever the path says.
 SYSTEM_TREES = ("/proc", "/sys", "/dev", "/run")
 
 _decoding = threading.BoundedSemaphore(DECODERS)
+_admitted = threading.BoundedSemaphore(DECODERS + DECODE_WAITERS)
+_failures: dict[str, tuple[type[DrQueueError], str]] = {}
+_failures_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,8 @@ def thumbnail_of(job_id: int, task: Task | None, config: Config) -> Thumbnail:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise Forbidden(f"output {path} is not a regular file: refused")
+        if st.st_nlink != 1:  # a render's hard link to a file it may not read itself
+            raise Forbidden(f"output {path} has {st.st_nlink} hard links: refused")
         if st.st_size == 0:
             raise NotFound(f"output {path} is empty: no thumbnail")
         if st.st_size > MAX_INPUT_BYTES:
@@ -109,10 +121,22 @@ def thumbnail_of(job_id: int, task: Task | None, config: Config) -> Thumbnail:
         cached = read_cached(config, key)
         if cached is not None:
             return Thumbnail(cached, f'"{key}"')
+        with _failures_lock:
+            failed = _failures.get(key)
+        if failed is not None:
+            kind, message = failed
+            raise kind(message)
         data = read_at(fd, 0, MAX_INPUT_BYTES)
     finally:
         os.close(fd)
-    jpeg = make_thumbnail(data, path)
+    try:
+        jpeg = make_thumbnail(data, path)
+    except (Forbidden, NotFound) as exc:
+        with _failures_lock:
+            while len(_failures) >= FAILURES_KEPT:
+                del _failures[next(iter(_failures))]
+            _failures[key] = (type(exc), str(exc))
+        raise
     write_cached(config, key, jpeg)
     return Thumbnail(jpeg, f'"{key}"')
 
@@ -210,8 +234,12 @@ def make_thumbnail(data: bytes, path: str) -> bytes:
     """A JPEG thumbnail of the image in *data* (refused or NotFound as the docstring says)."""
     from PIL import Image, UnidentifiedImageError
 
+    busy = MasterBusy("the master is busy making other thumbnails: ask again in a moment")
+    if not _admitted.acquire(blocking=False):
+        raise busy
     if not _decoding.acquire(timeout=DECODE_WAIT_SECONDS):
-        raise MasterBusy("the master is busy making other thumbnails: ask again in a moment")
+        _admitted.release()
+        raise busy
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as image:
             width, height = image.size
@@ -232,6 +260,7 @@ def make_thumbnail(data: bytes, path: str) -> bytes:
         raise NotFound(f"output {path} is not a readable PNG, JPEG or TIFF image") from None
     finally:
         _decoding.release()
+        _admitted.release()
 
 
 def as_rgb(image: object) -> object:
