@@ -100,3 +100,14 @@ class StoreError(DrQueueError):
 
 class InvalidExportFile(DrQueueError):
     """A file `drqueue store import` cannot import; the message names the line and the fault."""
+
+
+class TooManyRequests(DrQueueError):
+    """The caller holds as many of something as one caller may (live streams): 429, with the
+    seconds to wait before asking again."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -233,3 +233,82 @@ def test_an_open_stream_does_not_hold_the_masters_shutdown(tmp_path):
     assert time.monotonic() - started < 8  # live_api's exit stopped the server
     listener.join(10)
     assert not listener.is_alive() and "retry: 2000" in received
+
+
+def test_a_stream_ends_when_its_token_is_revoked_or_its_session_logs_out(tmp_path, monkeypatch):
+    """Access ends at once for an open stream too: a revoked bearer token's stream and a logged
+    out session's stream are closed by the master within AUTH_CHECK_SECONDS."""
+    from drqueue.config import Config
+    from drqueue.master import fanout
+    from drqueue.master.tokens import create_token, revoke_tokens
+
+    monkeypatch.setattr(fanout, "AUTH_CHECK_SECONDS", 0.3)
+    config = Config(root=tmp_path)
+    artist = create_token(config, "artist", "mallory")
+
+    async def ended(http: httpx.AsyncClient, end) -> None:
+        async with http.stream("GET", "/api/v1/stream") as stream:
+            assert stream.status_code == 200
+            events = read_events(stream)
+            assert await until(events, lambda e, d: e == "farm", 10) is not None
+            await end()
+
+            async def rest() -> None:
+                async for _ in events:
+                    pass
+
+            await asyncio.wait_for(rest(), 20)  # the server ends it: no time-out
+
+    async def main(url: str) -> None:
+        headers = {"Authorization": f"Bearer {artist}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+            await ended(http, lambda: asyncio.to_thread(revoke_tokens, config, "mallory"))
+            assert (await http.get("/api/v1/jobs")).status_code == 401
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            session = (await http.post("/api/v1/session", json={"token": TOKEN})).json()
+
+            async def log_out() -> None:
+                answer = await http.delete(
+                    "/api/v1/session", headers={"X-CSRF-Token": session["csrf"]}
+                )
+                assert answer.status_code == 204
+
+            await ended(http, log_out)
+
+    with live_api(tmp_path) as live:
+        asyncio.run(main(live.url))
+
+
+def test_one_user_may_hold_only_so_many_streams_and_the_master_so_many_in_all(
+    tmp_path, monkeypatch
+):
+    """An artist opening streams without end gets 429 once they hold STREAMS_PER_USER, while
+    another user still gets one; beyond the master's share of connections, 503."""
+    from drqueue.config import Config
+    from drqueue.master import fanout
+    from drqueue.master.tokens import create_token
+
+    monkeypatch.setattr(fanout, "STREAMS_PER_USER", 2)
+    artist = create_token(Config(root=tmp_path), "artist", "mallory")
+
+    async def main(url: str, hub: Fanout) -> None:
+        async with (
+            httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {artist}"}) as own,
+            httpx.AsyncClient(base_url=url, headers=AUTH) as admin,
+            own.stream("GET", "/api/v1/stream") as first,
+            own.stream("GET", "/api/v1/stream") as second,
+        ):
+            assert first.status_code == second.status_code == 200
+            refused = await own.get("/api/v1/stream")
+            assert refused.status_code == 429, refused.text
+            assert "mallory has 2 live streams open" in refused.json()["detail"]
+            assert int(refused.headers["Retry-After"]) > 0
+            hub.max_clients = 3
+            async with admin.stream("GET", "/api/v1/stream") as third:
+                assert third.status_code == 200
+                full = await admin.get("/api/v1/stream")
+                assert full.status_code == 503 and "live streams" in full.json()["detail"]
+            assert (await admin.get("/api/v1/health")).status_code == 200
+
+    with live_api(tmp_path) as live:
+        asyncio.run(main(live.url, live.app.state.fanout))

@@ -26,11 +26,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from drqueue.errors import DrQueueError
+from drqueue.errors import DrQueueError, MasterBusy, TooManyRequests
 from drqueue.master.api.shapes import event_dict, json_bytes
 from drqueue.store.base import Store
 from drqueue.store.jobquery import JobQuery
@@ -55,6 +55,14 @@ EVENTS_PER_TICK = 500
 #: How many seconds behind now the frame chart reads: a result is stamped inside its store
 #: transaction, which commits within this.
 FRAMES_LAG_SECONDS = 2.0
+#: Live streams one artist (a token's name) may hold open at once: their tabs and windows.
+STREAMS_PER_USER = 16
+#: The share of the master's connections (api_max_connections) live streams may take, so that
+#: streams held open never leave the other routes, the slaves' heartbeats included, without one.
+STREAMS_SHARE = 0.5
+#: Seconds between the checks that an open stream's token or session is still valid: a
+#: revoked token, a rotated one or a logout ends its streams within this.
+AUTH_CHECK_SECONDS = 5.0
 #: What a stream sends first: the browser's EventSource reconnects after 2 s.
 RETRY = b"retry: 2000\n\n"
 KEEPALIVE = b": keep-alive\n\n"
@@ -73,6 +81,8 @@ class StreamClient:
         default_factory=lambda: asyncio.Queue(QUEUE_MESSAGES)
     )
     dropped: bool = False
+    #: Whose stream this is (the name of the token that opened it).
+    user: str = ""
 
 
 class FrameChart:
@@ -113,6 +123,8 @@ class Fanout:
         self.tick_seconds = tick_seconds
         self.farm_seconds = farm_seconds
         self.keepalive_seconds = keepalive_seconds
+        #: The most streams open at once (STREAMS_SHARE of the master's connections).
+        self.max_clients = max(1, int(master.config.api_max_connections * STREAMS_SHARE))
         self.clients: set[StreamClient] = set()
         #: Ticks that read the store (the cost of the stream, whatever the number of clients).
         self.reads = 0
@@ -126,13 +138,24 @@ class Fanout:
 
     # -- clients (on the event loop) -----------------------------------------------------------
 
-    def connect(self) -> StreamClient:
-        """A new client, with the last farm message queued (or one due at the next tick)."""
+    def connect(self, user: str = "", *, admin: bool = True) -> StreamClient:
+        """A new client of *user*, with the last farm message queued (or one due at the next
+        tick); TooManyRequests beyond STREAMS_PER_USER of one user who is not an *admin*,
+        MasterBusy beyond the streams' share of the master's connections."""
+        if not admin and sum(1 for c in self.clients if c.user == user) >= STREAMS_PER_USER:
+            raise TooManyRequests(
+                f"{user} has {STREAMS_PER_USER} live streams open on this master already: "
+                "close a page of the web UI"
+            )
+        if len(self.clients) >= self.max_clients:
+            raise MasterBusy(
+                f"the master serves {self.max_clients} live streams already: ask again later"
+            )
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._loop is not loop:
             self._loop = loop
             self._task = loop.create_task(self._run(), name="drqueue-stream-fanout")
-        client = StreamClient()
+        client = StreamClient(user=user)
         self.clients.add(client)
         if self._farm is not None:
             client.queue.put_nowait(self._farm)
@@ -159,18 +182,32 @@ class Fanout:
         if self._task is not None:
             self._task.cancel()
 
-    async def stream(self, client: StreamClient) -> AsyncIterator[bytes]:
-        """What one client receives, until it goes away or is dropped."""
+    async def stream(
+        self, client: StreamClient, still_valid: Callable[[], bool] = lambda: True
+    ) -> AsyncIterator[bytes]:
+        """What one client receives, until it goes away, is dropped, or *still_valid* (asked
+        every AUTH_CHECK_SECONDS) says its token or session is no longer good."""
         try:
             yield RETRY
+            checked = sent = time.monotonic()
+            wait = min(self.keepalive_seconds, AUTH_CHECK_SECONDS)
             while True:
                 try:
-                    message = await asyncio.wait_for(client.queue.get(), self.keepalive_seconds)
+                    message = await asyncio.wait_for(client.queue.get(), wait)
                 except TimeoutError:
-                    yield KEEPALIVE
-                    continue
+                    message = b""
                 if message is None:
                     return
+                now = time.monotonic()
+                if now - checked >= AUTH_CHECK_SECONDS:
+                    if not still_valid():
+                        return
+                    checked = now
+                if not message:
+                    if now - sent < self.keepalive_seconds:
+                        continue
+                    message = KEEPALIVE
+                sent = now
                 yield message
         finally:
             self.disconnect(client)

@@ -8,20 +8,32 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from drqueue.master.api.deps import Auth
+from drqueue.errors import DrQueueError
+from drqueue.master.api.deps import Auth, identified
 from drqueue.master.api.shapes import JSONBytesResponse
 
 router = APIRouter(prefix="/api/v1", default_response_class=JSONBytesResponse)
 
 
 @router.get("/stream", response_class=StreamingResponse)
-async def stream(request: Request, _: Auth) -> StreamingResponse:
+async def stream(request: Request, who: Auth) -> StreamingResponse:
     """``text/event-stream``: ``farm`` at connect and every 2 s, ``jobs`` (changed and deleted
-    jobs), ``log`` (new store events), a ``: keep-alive`` comment after 15 s of silence."""
+    jobs), ``log`` (new store events), a ``: keep-alive`` comment after 15 s of silence.
+
+    At most fanout.STREAMS_PER_USER streams per artist (429 beyond); a stream ends within
+    fanout.AUTH_CHECK_SECONDS of its token being revoked or its session ending."""
     fanout = request.app.state.fanout
-    client = fanout.connect()
+    client = fanout.connect(who.name, admin=who.admin)
+    authorization = request.headers.get("authorization")
+
+    def still_valid() -> bool:
+        try:
+            return identified(request, authorization) == who
+        except DrQueueError:
+            return False
+
     return StreamingResponse(
-        fanout.stream(client),
+        fanout.stream(client, still_valid),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
