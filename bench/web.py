@@ -2,7 +2,7 @@
 master's CPU with 50 live event-stream clients against none.
 
     python bench/web.py [--jobs 10000] [--frames 10000] [--repeat 3] [--window 8]
-                        [--clients 0,1,10,50] [--browsers 2] [--quick]
+                        [--clients 0,1,10,50] [--browsers 1,3] [--quick]
 
 Three real masters (tests/farm.py), in one run, each figure against a baseline of the same run:
 
@@ -32,9 +32,10 @@ Three real masters (tests/farm.py), in one run, each figure against a baseline o
   master's CPU for each count, the ratio 50 clients / none, the extra CPU per message a client
   received, and the store reads of the fan-out (``GET /api/v1/farm``'s ``stream_reads``) per
   second for each count, which is flat when the store is not polled per client.  With
-  ``--browsers N`` the same window is measured once more with N Chromium pages open on the
-  running job's page and no other client: a page does more than listen (it reads the job's grid
-  and tasks again after each change it is told of).
+  ``--browsers 1,3`` the same window is measured again with 1, then 3, Chromium pages open on
+  the running job's page and no other client: a page does more than listen (it reads the
+  job's grid, tasks and thumbnail again after each change it is told of), and the API requests
+  each page made per second are printed.
 
 ``--quick``: 2,000 jobs and a 2,000-frame job, 2 repeats, 4 s windows, 1 browser page.
 """
@@ -43,12 +44,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
+import re
 import shutil
 import statistics
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,7 +321,12 @@ class Window:
 
 
 def measure_stream(
-    farm: Any, counts: list[int], window: float, browser: Any, browsers: int, site: Site | None
+    farm: Any,
+    counts: list[int],
+    window: float,
+    browser: Any,
+    browsers: list[int],
+    site: Site | None,
 ) -> list[dict[str, Any]]:
     client = farm.client
     job = submit_shell(client, "web-live", tasks=LIVE_TASKS, cmd="sleep 0.25")
@@ -346,9 +355,11 @@ def measure_stream(
             )
         streams.resize(0)
         wait_stream_clients(client, 0)
-        pages: Window | None = None
-        if browsers and site is not None:
-            pages = browser_window(browser, site, browsers, window, master, client, streams)
+        with_pages: dict[int, Window] = {}
+        for pages in browsers if site is not None else []:
+            with_pages[pages] = browser_window(
+                browser, site, pages, window, master, client, streams
+            )
     finally:
         streams.close()
         client.job_action(job["id"], "kill")
@@ -381,21 +392,12 @@ def measure_stream(
     if 0 in counts and top:
         share = total(top, "cpu") / total(top, "wall")
         rows.append(row(f"master CPU, {top} stream clients / none", round(share / base, 2), "x"))
-    if pages is not None:
-        share = pages.cpu / pages.wall
+    for pages, spent_now in with_pages.items():
+        share = spent_now.cpu / spent_now.wall
+        figure = f"master CPU, job running, {pages} browser pages on its job page"
+        rows.append(row(figure, round(share * 100, 1), "%"))
         rows.append(
-            row(
-                f"master CPU, job running, {browsers} browser pages on its job page",
-                round(share * 100, 1),
-                "%",
-            )
-        )
-        rows.append(
-            row(
-                "master CPU per browser page on the running job's page, above no client",
-                round((share - base) / browsers * 100, 1),
-                "%",
-            )
+            row(f"{figure}, per page above none", round((share - base) / pages * 100, 1), "%")
         )
     return rows
 
@@ -410,18 +412,30 @@ def browser_window(
     streams: StreamClients,
 ) -> Window:
     """The master's spending over one window with *pages* Chromium pages on the job page."""
+    requests: collections.Counter[str] = collections.Counter()
+    counting = False
+
+    def count(request: Any) -> None:
+        path = urllib.parse.urlsplit(request.url).path
+        if counting and path.startswith("/api/v1/") and path != "/api/v1/stream":
+            requests[re.sub(r"/\d+", "/N", path.removeprefix("/api/v1"))] += 1
+
     with contextlib.ExitStack() as stack:
         for _ in range(pages):
             page = stack.enter_context(fresh_page(browser, site))
+            page.on("request", count)
             page.goto(f"{site.url}/jobs/{site.job_id}", wait_until="commit")
             wait_mark(page, "grid")
         wait_stream_clients(client, pages)
-        time.sleep(1.0)
+        page.wait_for_timeout(1000)
+        counting = True
         with Window(master, client, streams) as spent:
-            time.sleep(window)
+            page.wait_for_timeout(window * 1000)  # not time.sleep: this delivers page events
+        counting = False
+    asked = ", ".join(f"{path} {n / pages / spent.wall:.2f}" for path, n in requests.most_common())
     print(
         f"  {pages} browser pages: master CPU {spent.cpu:.2f} s in {spent.wall:.1f} s, "
-        f"{spent.reads} store reads",
+        f"{spent.reads} store reads; API requests per page per second: {asked}",
         flush=True,
     )
     return spent
@@ -439,15 +453,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--repeat", type=int, default=3, help="times each page is opened")
     parser.add_argument("--window", type=float, default=8.0, help="seconds of each CPU window")
     parser.add_argument("--clients", default="0,1,10,50", help="stream clients of each window")
-    parser.add_argument("--browsers", type=int, default=2, help="pages of the browser window")
+    parser.add_argument(
+        "--browsers", default="1,3", help="Chromium pages of each browser window ('' for none)"
+    )
     parser.add_argument("--quick", action="store_true", help="a smaller, shorter run")
     parser.add_argument(
         "--src", type=Path, help="run the masters from this source tree (PYTHONPATH)"
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.jobs, args.frames, args.repeat, args.window, args.browsers = 2000, 2000, 2, 4.0, 1
+        args.jobs, args.frames, args.repeat, args.window, args.browsers = 2000, 2000, 2, 4.0, "1"
     counts = [int(n) for n in args.clients.split(",")]
+    browsers = [int(n) for n in args.browsers.split(",") if n.strip()]
     chromium = shutil.which("chromium")
     if chromium is None:
         raise SystemExit("web: Debian's chromium is not installed (apt-get install chromium)")
@@ -481,7 +498,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         for site in (*sites.values(), live_site):
             log_in(browser, site)
         rows += measure_pages(browser, sites["small"], sites["big"], args.repeat)
-        rows += measure_stream(live, counts, args.window, browser, args.browsers, live_site)
+        rows += measure_stream(live, counts, args.window, browser, browsers, live_site)
     return report("web", rows)
 
 
