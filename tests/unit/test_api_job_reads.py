@@ -11,9 +11,11 @@ from _api import AUTH, TOKEN
 from test_store import FINISHED, a_farm_of_every_status, dispatch, failed, submit
 
 from drqueue.config import Config
+from drqueue.master import framegrids
 from drqueue.master.api import create_app
 from drqueue.master.api.jobs import JOBS_PAGE_MAX
 from drqueue.master.api.shapes import computer_dict
+from drqueue.master.changes import VERSIONS_KEPT, JobChanges
 from drqueue.master.dispatcher import RunningTask
 from drqueue.models import Computer
 
@@ -104,6 +106,45 @@ def test_the_frame_grid_is_one_letter_per_task(api):
     answer = http.get(f"/api/v1/jobs/{job_id}/frames", headers=AUTH)
     assert answer.json() == {"start": 10, "end": 19, "step": 1, "block_size": 2, "states": "fedrq"}
     assert http.get(f"/api/v1/jobs/{job_id + 9}/frames", headers=AUTH).status_code == 404
+
+
+def test_the_frame_grid_is_read_once_per_noted_change_of_its_job(api, monkeypatch):
+    http, store = api
+    master = http.app.state.master
+    job_id = submit(store, 1, 3, retries=0)
+    url = f"/api/v1/jobs/{job_id}/frames"
+
+    def states() -> str:
+        return http.get(url, headers=AUTH).json()["states"]
+
+    assert [states() for _ in range(5)] == ["qqq"] * 5
+    assert master.frame_grids.reads == 1  # five pages asked, the store was read once
+    store.record_result(dispatch(store, job_id, 0), FINISHED)  # a write nobody noted yet
+    assert states() == "qqq"
+    master.changes.note(job_id)  # as the dispatcher does after each write
+    assert states() == "fqq" and master.frame_grids.reads == 2
+    answer = http.post(f"/api/v1/jobs/{job_id}/tasks/0/requeue", headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    assert states() == "qqq"  # the API notes its own writes
+    dispatch(store, job_id, 1)  # nobody notes it: the kept answer ages out
+    monkeypatch.setattr(framegrids, "MAX_AGE_SECONDS", 0.0)
+    assert states() == "qdq"
+
+
+def test_a_jobs_version_changes_with_each_noted_change_and_a_forgotten_one_is_new():
+    changes = JobChanges()
+    first = changes.version(1)
+    assert changes.version(1) == first
+    changes.note(2)  # another job's change leaves it alone
+    assert changes.version(1) == first
+    changes.note(1)
+    second = changes.version(1)
+    assert second != first and changes.version(1) == second
+    for job_id in range(100, 100 + VERSIONS_KEPT):  # job 1 is forgotten...
+        changes.version(job_id)
+    assert changes.version(1) not in (first, second)  # ...so it gets a new number
+    changes.note_deleted(100 + VERSIONS_KEPT - 1)
+    assert changes.version(100 + VERSIONS_KEPT - 1) > second
 
 
 def test_a_preview_answers_what_a_submit_would_make_and_stores_nothing(api):

@@ -156,6 +156,8 @@ def test_fifty_clients_cost_the_store_what_one_does(tmp_path):
             tasks = [asyncio.create_task(one_client(r, go, job)) for r in readies]
             await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
             assert len(fanout.clients) == clients
+            farm = (await http.get("/api/v1/farm")).json()  # what bench/web.py reads
+            assert farm["stream_clients"] == clients and farm["stream_reads"] <= fanout.reads
             reads_before, calls_before = fanout.reads, dict(store.calls)
             job.append((await http.post("/api/v1/jobs", json=JOB)).json()["id"])
             go.set()

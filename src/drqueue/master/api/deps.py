@@ -10,7 +10,7 @@ is the whole of what the API uses of the master.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Header, Query, Request
@@ -21,6 +21,7 @@ from drqueue.errors import AuthError, Forbidden
 from drqueue.master.api.shapes import HIDDEN, computer_dict, job_dict
 from drqueue.master.changes import JobChanges
 from drqueue.master.dispatcher import Dispatcher
+from drqueue.master.framegrids import FrameGrids
 from drqueue.master.sessions import COOKIE, Session, Sessions
 from drqueue.master.tokens import Identity, TokenBook
 from drqueue.models import MAX_ID, Computer, Job
@@ -56,6 +57,8 @@ class Master:
     tokens: TokenBook
     sessions: Sessions
     changes: JobChanges
+    #: The frame grids read once per change of their job (GET /jobs/ID/frames).
+    frame_grids: FrameGrids = field(default_factory=FrameGrids)
 
     def wake(self) -> None:
         """The store changed in a way the dispatcher must see now."""

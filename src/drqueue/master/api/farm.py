@@ -7,7 +7,7 @@ import json
 import os
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 import drqueue
@@ -33,9 +33,10 @@ async def health() -> dict[str, Any]:
 
 
 @router.get("/farm")
-def farm(_: Auth, m: MasterDep) -> dict[str, Any]:
+def farm(_: Auth, m: MasterDep, request: Request) -> dict[str, Any]:
     dispatcher = m.dispatcher
     stats = dispatcher.stats if dispatcher else None
+    fanout = request.app.state.fanout
     return {
         "instance": dispatcher.instance_id if dispatcher else "",
         "engines": m.slots(),
@@ -47,6 +48,8 @@ def farm(_: Auth, m: MasterDep) -> dict[str, Any]:
         "lost": stats.lost if stats else 0,
         "aborts_confirmed": stats.aborts_confirmed if stats else 0,
         "store_writes_owed": stats.owed if stats else 0,
+        "stream_clients": len(fanout.clients),
+        "stream_reads": fanout.reads,
     }
 
 

@@ -263,16 +263,21 @@ def priority(job_id: JobIdPath, body: PriorityIn, who: Auth, m: MasterDep) -> di
 @router.get("/jobs/{job_id}/frames")
 def frames(job_id: JobIdPath, _: Auth, m: MasterDep) -> dict[str, Any]:
     """The frame grid: the job's range and one letter per task, by index (q queued,
-    d dispatched, r running, f finished, e error, c cancelled)."""
-    spec = m.store.get_job(job_id).spec
-    letters = STATE_LETTERS
-    return {
-        "start": spec.start,
-        "end": spec.end,
-        "step": spec.step,
-        "block_size": spec.block_size,
-        "states": "".join(letters[state] for state in m.store.task_states(job_id)),
-    }
+    d dispatched, r running, f finished, e error, c cancelled).  Read from the store once per
+    change of the job, however many pages ask (:mod:`drqueue.master.framegrids`)."""
+
+    def read() -> dict[str, Any]:
+        spec = m.store.get_job(job_id).spec
+        letters = STATE_LETTERS
+        return {
+            "start": spec.start,
+            "end": spec.end,
+            "step": spec.step,
+            "block_size": spec.block_size,
+            "states": "".join(letters[state] for state in m.store.task_states(job_id)),
+        }
+
+    return m.frame_grids.get(job_id, m.changes.version(job_id), read)
 
 
 @router.get("/jobs/{job_id}/thumbnail", response_class=Response)
