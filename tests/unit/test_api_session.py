@@ -199,3 +199,27 @@ def test_a_login_link_dies_with_a_rotated_admin_token(tmp_path):
         code = http.post("/api/v1/session/link", headers=admin).json()["url"].split("code=")[1]
         rotate_admin_token(Config(root=tmp_path))
         assert http.post("/api/v1/session", json={"code": code}).status_code == 401
+
+
+def test_one_token_logging_in_without_end_pushes_out_only_its_own_sessions(tmp_path, monkeypatch):
+    """An artist who logs in thousands of times (no cookie jar) once pushed every other
+    browser's session out of the master's table, the admin's included."""
+    from drqueue.config import Config
+    from drqueue.master import sessions
+
+    monkeypatch.setattr(sessions, "MAX_SESSIONS_PER_TOKEN", 5)
+    with in_process_api(tmp_path) as (http, _):
+        artist = create_token(Config(root=tmp_path), "artist", "mallory")
+        admin = http.post("/api/v1/session", json={"token": TOKEN})
+        admin_cookie = admin.cookies[COOKIE]
+        http.cookies.clear()
+        first = None
+        for _ in range(sessions.MAX_SESSIONS_PER_TOKEN + 3):
+            answer = http.post("/api/v1/session", json={"token": artist})
+            first = first or answer.cookies[COOKIE]
+            http.cookies.clear()
+        assert len(http.app.state.master.sessions) == sessions.MAX_SESSIONS_PER_TOKEN + 1
+        http.cookies.set(COOKIE, admin_cookie)
+        assert http.get("/api/v1/session").status_code == 200
+        http.cookies.set(COOKIE, first)
+        assert http.get("/api/v1/session").status_code == 401

@@ -12,7 +12,8 @@ kept, and why:
   SHA-256 of the id, so a lookup's timing says nothing about a valid id; CSRF tokens are
   compared with :func:`hmac.compare_digest`.
 - **Idle expiry**: a session unused for ``session_hours`` (config, default 12) is gone.  At most
-  :data:`MAX_SESSIONS` are kept; beyond, the least recently used one is dropped.
+  :data:`MAX_SESSIONS` are kept, at most :data:`MAX_SESSIONS_PER_TOKEN` of one token;
+  beyond, the least recently used one (of that token) is dropped.
 - **One-time login codes** (the link ``drqueue up`` prints): each works once, within
   :data:`CODE_SECONDS`, and logs in as the master's admin.  At most :data:`MAX_CODES` wait at
   once; a new one beyond drops the oldest.
@@ -37,6 +38,9 @@ COOKIE = "drqueue_session"
 CODE_SECONDS = 600
 #: The most sessions kept at once (the least recently used go first).
 MAX_SESSIONS = 10_000
+#: The most sessions one token may hold: its own least recently used go first, so one token
+#: logging in without end pushes out only its own sessions, never another user's.
+MAX_SESSIONS_PER_TOKEN = 100
 #: The most one-time codes waiting at once (the oldest go first).
 MAX_CODES = 100
 
@@ -77,6 +81,9 @@ class Sessions:
         session = Session(name, role, secrets.token_urlsafe(32), token_digest, self._clock())
         with self._lock:
             self._drop_expired()
+            same = [k for k, v in self._sessions.items() if v.token_digest == token_digest]
+            for key in same[: max(0, len(same) - MAX_SESSIONS_PER_TOKEN + 1)]:
+                del self._sessions[key]
             self._sessions[_key(session_id)] = session
             while len(self._sessions) > MAX_SESSIONS:
                 self._sessions.popitem(last=False)

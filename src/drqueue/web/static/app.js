@@ -121,9 +121,16 @@ function showLogin() {
   });
 }
 
-/** Only a path of this app, never another origin ("//evil" or "https:..."). */
+/** Only a path of this app, never another origin ("//evil", "/\\evil" or "https:..."): a
+ *  path made only of printable characters other than a backslash, resolving to this origin. */
 function safeNext(next) {
   if (!next || !next.startsWith("/") || next.startsWith("//") || next.startsWith("/login")) return "/";
+  if (/[\\\u0000-\u001f\u007f]/.test(next)) return "/";
+  try {
+    if (new URL(next, location.origin).origin !== location.origin) return "/";
+  } catch {
+    return "/";
+  }
   return next;
 }
 

@@ -138,7 +138,7 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
     showDetails();
     if (thumbVersion !== c.finished) {
       thumbVersion = c.finished;
-      if (c.finished) thumbImg.src = thumbUrlFor(undefined, c.finished);
+      refreshThumb();
     }
     if (statusChanged) loadEvents();
   }
@@ -422,6 +422,12 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
   }
 
   // -- loading and live updates --
+  // The last frame's thumbnail at most every 10 s while frames finish (each one is a request
+  // the master answers from a file; twice a second per page was most of a page's cost), the
+  // latest one always shown in the end.
+  const refreshThumb = throttle(() => {
+    if (job && job.counts.finished) thumbImg.src = thumbUrlFor(undefined, job.counts.finished);
+  }, 10000);
   const refresh = throttle(() => {
     loadFrames();
     loadTasks();
@@ -483,6 +489,7 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
     destroyed = true;
     unsubscribe.forEach((off) => off());
     refresh.cancel();
+    refreshThumb.cancel();
     clearTimeout(taskTimer);
     logView.destroy();
     grid.destroy();
