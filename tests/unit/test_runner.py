@@ -783,3 +783,15 @@ def test_block_frames_helper_matches_the_task_spec(tmp_path):
     spec = make_spec(tmp_path, "true", start=1, end=10, step=3, block_size=2, task_index=1)
     assert (spec["task_start"], spec["task_end"], spec["step"]) == (7, 10, 3)
     assert FrameBlock(spec["task_start"], spec["task_end"], spec["step"]).frames == [7, 10]
+
+
+def test_a_small_render_of_a_big_engine_reports_its_own_peak_memory(tmp_path):
+    """Linux gives a render, at exec, the peak of the memory it had before: its engine's.  So
+    every task once reported the engine's size, an `exit 3` included.  Here the engine (this
+    process) holds 300 MiB more while a shell that needs a few MiB runs."""
+    ballast = bytearray(300 * 2**20)
+    ballast[:: 4096] = b"x" * len(ballast[:: 4096])  # touched: resident
+    result = run_task(make_spec(tmp_path, "sh -c 'sleep 0.6'"))
+    assert result["status"] == "finished", result["reason"]
+    assert 0 < result["peak_rss_kb"] < 50 * 1024, result["peak_rss_kb"]
+    del ballast

@@ -364,6 +364,23 @@ def _maxrss_kb(ru_maxrss: int) -> int:
     return ru_maxrss // 1024 if sys.platform == "darwin" else ru_maxrss
 
 
+def _render_maxrss_kb(child_maxrss: int) -> int:
+    """A reaped render's peak memory from its getrusage *child_maxrss*, in KiB, or 0 when that
+    figure cannot be the render's own.
+
+    Linux records, when a process calls exec, the peak of the memory it had before: for a
+    render forked (or vforked) from this engine, the engine's own.  So a render that never grew
+    past the engine's size reports the engine's peak (every task once showed 80 MiB, an
+    ``exit 3`` included).  Only a peak above this process's own is the render's; below it, the
+    tree's samples (:class:`_TreeUsage`) are what is known."""
+    try:
+        import resource
+    except ImportError:
+        return _maxrss_kb(child_maxrss)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return _maxrss_kb(child_maxrss) if child_maxrss > own else 0
+
+
 _DEVNULL: int | None = None
 
 
@@ -706,6 +723,8 @@ def _wait(
     """
     progress = output.progress
     started = last_publish = time.monotonic()  # short tasks finish before their first publish
+    tree = _TreeUsage(proc.pid)
+    next_sample = started + FIRST_SAMPLE_SECONDS  # after exec: before it, the engine's memory
     poller = select.poll()
     poller.register(output.fd, select.POLLIN)
     reading = True
@@ -720,7 +739,8 @@ def _wait(
                 exited()  # before the reap: the render's group id is still its own
                 _, status, usage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(status)
-                result["peak_rss_kb"] = max(result["peak_rss_kb"], _maxrss_kb(usage.ru_maxrss))
+                peak = max(_render_maxrss_kb(usage.ru_maxrss), tree.peak_rss_kb)
+                result["peak_rss_kb"] = max(result["peak_rss_kb"], peak)
                 result["cpu_seconds"] += usage.ru_utime + usage.ru_stime
                 if reading:
                     output.read()
@@ -733,7 +753,10 @@ def _wait(
             if now - last_publish >= PUBLISH_INTERVAL:
                 last_publish = now
                 _publish_progress(result["attempt_id"], progress)
-            timeout = last_publish + PUBLISH_INTERVAL - now
+            if now >= next_sample:
+                tree.sample()
+                next_sample = now + max(0.2, _sample_interval(now - started))
+            timeout = min(last_publish + PUBLISH_INTERVAL, next_sample) - now
             if deadline is not None:
                 timeout = min(timeout, deadline - now)
             if pidfd is None:
@@ -787,7 +810,7 @@ class _TreeUsage:
             return self.peak_rss_kb, sum(self._cpu.values())
         peak = self.peak_rss_kb
         if after.ru_maxrss > self._before.ru_maxrss:
-            peak = max(peak, _maxrss_kb(after.ru_maxrss))
+            peak = max(peak, _render_maxrss_kb(after.ru_maxrss))
         cpu = after.ru_utime + after.ru_stime - self._before.ru_utime - self._before.ru_stime
         return peak, max(0.0, cpu)
 
@@ -800,6 +823,12 @@ def _children_usage():
     except ImportError:
         return None
     return resource.getrusage(resource.RUSAGE_CHILDREN)
+
+
+#: Seconds after a render's start of the first sample of its memory (on Linux; the portable
+#: path samples from the start).  A shorter render's peak is known only if it passed the
+#: engine's own (see _render_maxrss_kb).
+FIRST_SAMPLE_SECONDS = 0.1
 
 
 def _sample_interval(age: float) -> float:
