@@ -578,7 +578,10 @@ class Job:
         return job_status(self.control, self.counts, self.waiting_for)
 
     def eta_seconds(self, slots: int) -> float | None:
-        """Seconds until the job ends, from its mean task time and the slots it can use."""
+        """Seconds until the job ends, from its mean task time and the slots it can use; None
+        when unknown, and for a stopped job (it will not end in any time by itself)."""
+        if self.control == JobControl.STOPPED:
+            return None
         remaining = self.counts.queued + self.counts.running
         if not remaining:
             return 0.0

@@ -495,6 +495,8 @@ def test_eta_uses_the_mean_task_time_and_the_slots_the_job_can_use():
     assert job.eta_seconds(0) is None
     job.spec.max_parallel = 2
     assert job.eta_seconds(5) == 50.0
+    job.control = JobControl.STOPPED  # it will not end by itself: no ETA
+    assert job.eta_seconds(5) is None
 
 
 # -- the decision does not depend on the number of queued tasks ---------------------------------------

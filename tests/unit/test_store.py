@@ -615,6 +615,12 @@ def test_upsert_computer_keeps_enabled_and_pools(store):
     store.upsert_computer({"name": "alpha", "os": "linux", "cores": 16, "pools": []})
     computer = store.get_computer("alpha")
     assert (computer.cores, computer.enabled, computer.pools) == (16, False, ["gpu"])
+    store.update_computer("alpha", enabled=True, max_tasks=None, actor="wendy")
+    changed = [(e.message, e.computer, e.actor) for e in store.events(kind="computer.changed")]
+    assert changed == [
+        ("computer alpha disabled", "alpha", ""),
+        ("computer alpha enabled, task limit removed", "alpha", "wendy"),
+    ]
     with pytest.raises(NotFound, match="no computer 'nope'"):
         store.get_computer("nope")
 

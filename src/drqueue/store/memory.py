@@ -768,7 +768,7 @@ class MemoryStore(Store):
                 raise NotFound(f"no computer {name!r}: see `drqueue computers`")
             for key, value in changes.items():
                 setattr(record, key, bool(value) if key == "enabled" else value)
-            self._event(*policy.computer_changed_event(changes), computer=name, actor=actor)
+            self._event(*policy.computer_changed_event(name, changes), computer=name, actor=actor)
 
     def list_pools(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -337,8 +337,17 @@ def unblock_event(computer: str) -> tuple[str, str]:
     return "job.unblock", f"{computer} unblocked"
 
 
-def computer_changed_event(changes: dict[str, Any]) -> tuple[str, str]:
-    return "computer.changed", ", ".join(f"{k}={v}" for k, v in changes.items())
+def computer_changed_event(name: str, changes: dict[str, Any]) -> tuple[str, str]:
+    """"computer alpha disabled", "computer alpha enabled, task limit removed"."""
+    said = []
+    for key, value in changes.items():
+        if key == "enabled":
+            said.append("enabled" if value else "disabled")
+        elif key == "max_tasks":
+            said.append("task limit removed" if value is None else f"task limit {value}")
+        else:
+            said.append(f"{key} set to {value}")
+    return "computer.changed", f"computer {name} {', '.join(said)}"
 
 
 def pool_created_event(name: str) -> tuple[str, str]:
