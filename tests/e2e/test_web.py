@@ -539,3 +539,22 @@ def test_the_frame_grid_opens_a_task_from_the_keyboard(page, url, admin_token, f
     page.keyboard.press("Enter")
     expect(page.locator("#task-panel h2")).to_contain_text("Task 2")
     expect(page).to_have_url(re.compile(r"\?task=2$"))
+
+
+def test_losing_the_master_shows_a_banner_and_its_return_asks_for_a_login(
+    page, url, admin_token, farm, screenshots
+):
+    """The master going away was shown only by the header's small word: now a banner says the
+    page may be out of date.  Sessions live in the master's memory, so the master back means
+    logging in again.  (Last in the module: the master restarts.)"""
+    log_in(page, url, admin_token)
+    expect(page.locator("#lost")).to_be_hidden()
+    farm.master_proc.terminate()
+    farm.master_proc.wait(60)
+    expect(page.locator("#lost")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#main")).to_have_class(re.compile(r"\bstale\b"))
+    page.screenshot(path=screenshots / "losing-the-master--banner--desktop.png")
+    farm.start_master()
+    expect(page.locator("#token")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#lost")).to_be_hidden()
+    farm.wait_engines(2, timeout=120)

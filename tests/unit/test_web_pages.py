@@ -105,3 +105,18 @@ def test_the_ui_is_served_from_the_package_folder_that_ships_in_the_wheel():
     assert Path(drqueue.__file__).parent / "web" / "static" == STATIC_DIR
     pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
     assert '"web/static/*"' in pyproject
+
+
+def test_a_browser_asking_for_no_page_gets_the_ui_saying_so_with_a_404(web):
+    """A mistyped address in a browser shows the UI's own "Nothing here" page, not raw JSON;
+    a program (no text/html in Accept), the API and the OpenAPI description are answered as
+    before."""
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("/nonsense", "/jobs/abc", "/static-ish/x"):
+        answer = web.get(path, headers=html)
+        assert answer.status_code == 404, path
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "/static/app.js" in answer.text  # the UI's page
+    assert web.get("/nonsense").headers["content-type"].startswith("application/json")
+    assert web.get("/api/v1/nothing", headers=html).json()["detail"]
+    assert "paths" in web.get("/openapi.json", headers=html).json()

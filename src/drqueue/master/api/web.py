@@ -77,29 +77,37 @@ class WebUI:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        missing = False
         if PAGES.match(path):
             name = "index.html"
         elif path.startswith("/static/"):
             name = path[len("/static/") :]
+        elif not path.startswith(("/api/", "/openapi.json")) and b"text/html" in dict(
+            scope["headers"]
+        ).get(b"accept", b""):
+            # A browser's address of no page: the UI says so in its own page, with a 404.
+            name, missing = "index.html", True
         else:
             await self.app(scope, receive, send)
             return
-        await self._answer(scope, send, self._folder(scope), name)
+        await self._answer(scope, send, self._folder(scope), name, missing=missing)
 
     def _folder(self, scope: dict[str, Any]) -> Path:
         app = scope.get("app")
         state = getattr(app, "state", None)
         return getattr(state, "web_static", None) or self.static_dir or STATIC_DIR
 
-    async def _answer(self, scope: dict[str, Any], send: Any, folder: Path, name: str) -> None:
+    async def _answer(
+        self, scope: dict[str, Any], send: Any, folder: Path, name: str, *, missing: bool = False
+    ) -> None:
         found = read_asset(folder, name)
         if found is None:
             body = b"not found"
             status, headers = 404, [(b"content-type", b"text/plain; charset=utf-8")]
         else:
             data, etag = found
-            matched = dict(scope["headers"]).get(b"if-none-match") == etag
-            status = 304 if matched else 200
+            matched = not missing and dict(scope["headers"]).get(b"if-none-match") == etag
+            status = 404 if missing else 304 if matched else 200
             body = b"" if matched else data
             content_type = CONTENT_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
             headers = [

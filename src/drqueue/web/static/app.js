@@ -109,6 +109,7 @@ function goToLogin() {
 
 function showLogin() {
   stream.disconnect();
+  showLost(false);
   document.getElementById("top").hidden = true;
   document.title = "Log in · DrQueue";
   replace(main);
@@ -156,6 +157,25 @@ const LIVE_TEXT = {
   closed: ["✕", "Offline"],
 };
 
+/** A banner over the page while the master cannot be reached for more than LOST_AFTER_MS: the
+ *  data shown may be out of date, and the page says so (the header's word alone was missed). */
+const LOST_AFTER_MS = 3000;
+let lostTimer = null;
+
+function showLost(lost) {
+  const banner = document.getElementById("lost");
+  clearTimeout(lostTimer);
+  if (!lost) {
+    banner.hidden = true;
+    main.classList.remove("stale");
+    return;
+  }
+  lostTimer = setTimeout(() => {
+    banner.hidden = false;
+    main.classList.add("stale");
+  }, LOST_AFTER_MS);
+}
+
 function wireHeader() {
   stream.on("status", (status) => {
     const live = document.getElementById("live");
@@ -163,6 +183,7 @@ function wireHeader() {
     live.className = `live live-${status}`;
     replace(live, h("span", { "aria-hidden": "true", text: glyph }), ` ${text}`);
     live.title = status === "live" ? "Updates arrive as they happen" : "Live updates are paused";
+    showLost(status !== "live" && session.current !== null);
   });
   document.getElementById("logout").addEventListener("click", async () => {
     try {

@@ -58,10 +58,15 @@ export function mount(main, { query, setQuery }) {
     const known = KINDS.includes(state.kind) || KINDS.some((k) => k.split(".")[0] === state.kind);
     const kind = known ? state.kind : undefined;
     const params = { limit: LIMIT, before: before ?? undefined, kind, actor: state.actor };
+    if (state.job && !/^\d+$/.test(state.job)) {
+      replace(tbody, emptyRow(7, "Job: type a job's number, like 7 or #7."));
+      replace(pagerBox);
+      return;
+    }
     let events;
     try {
-      if (state.job && /^\d+$/.test(state.job)) events = await get(`/jobs/${seg(state.job)}/events`, params);
-      else events = await get("/events", { ...params, job: state.job });
+      if (state.job) events = await get(`/jobs/${seg(state.job)}/events`, params);
+      else events = await get("/events", params);
     } catch (error) {
       replace(tbody, h("tr", {}, h("td", { colspan: "7" }, failure(error, load))));
       return;
@@ -102,7 +107,7 @@ export function mount(main, { query, setQuery }) {
   }
 
   const changed = debounce(() => {
-    state.job = jobInput.value.trim();
+    state.job = jobInput.value.trim().replace(/^#/, "");  // "#7", as every page writes it
     state.kind = kindInput.value.trim();
     state.actor = actorInput.value.trim();
     before = null;

@@ -138,6 +138,7 @@ export function mount(main, { query, navigate }) {
 
     rendererSelect.addEventListener("change", () => {
       localStorage.setItem(REMEMBER, rendererSelect.value);
+      clearErrors();  // they were the other renderer's
       buildParams();
       schedulePreview();
     });

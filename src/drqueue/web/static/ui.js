@@ -15,7 +15,7 @@ const GLYPHS = {
   dispatched: "→",
   running: "▶",
   stopping: "‖",
-  stopped: "‖",
+  stopped: "■",
   waiting: "◷",
   finished: "✓",
   error: "✕",
