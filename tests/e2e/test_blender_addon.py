@@ -126,8 +126,15 @@ def test_blender_submits_its_saved_scene_and_the_farm_renders_its_frames(
     assert outcome["error"] is None and outcome["result"] == ["FINISHED"], output[-3000:]
     job_id = outcome["job_id"]
     assert f"DrQueue job {job_id} submitted: frames 1-3, 2 tasks" in output
-    # The Watch area read the job as soon as it was made.
+    # The Watch area read the job as soon as it was made, and the panel shows it.
     assert outcome["watch"].split(":")[0] in ("queued", "running", "finished"), outcome
+    panel = outcome["panel"]
+    assert panel[:3] == [f"label Master: {farm.client.url}", "prop frame_start", "prop frame_end"]
+    assert "operator drqueue.submit" in panel and "prop block_size" in panel
+    assert panel[-4:] == [
+        f"label Watch: job {job_id}", "operator drqueue.open_job",
+        "operator drqueue.stop_watching", f"label {outcome['watch']}",
+    ]  # fmt: skip
 
     job = farm.wait_job(job_id, timeout=300)
     assert job["status"] == "finished", job
