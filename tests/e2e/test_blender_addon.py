@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -74,10 +75,9 @@ def addon_zip(work: Path) -> Path:
     return make_zip(work / "drqueue_submit.zip")
 
 
-@pytest.fixture
-def scene(tmp_path: Path) -> Path:
-    """A new copy of the test scene in a folder of its own; its output is //render/frame_####."""
-    path = tmp_path / "shot.blend"
+def make_scene(path: Path) -> Path:
+    """The test scene at *path*, by make_scene.py; its output is //render/frame_####."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     made = subprocess.run(
         ["blender", "-b", "--factory-startup", "--python-exit-code", "1",
          "--python", str(SCENES / "make_scene.py"), "--", str(path)],
@@ -85,6 +85,18 @@ def scene(tmp_path: Path) -> Path:
     )  # fmt: skip
     assert made.returncode == 0 and path.is_file(), made.stdout[-3000:] + made.stderr[-3000:]
     return path
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> Path:
+    """A new scene in a folder of its own, for a submit that renders."""
+    return make_scene(tmp_path / "shot.blend")
+
+
+@pytest.fixture(scope="module")
+def refused_scene(work: Path) -> Path:
+    """One scene for the submits that must be refused (nothing renders it)."""
+    return make_scene(work / "refused" / "shot.blend")
 
 
 def submit_from_blender(
@@ -125,7 +137,7 @@ def test_blender_submits_its_saved_scene_and_the_farm_renders_its_frames(
     )
     assert outcome["error"] is None and outcome["result"] == ["FINISHED"], output[-3000:]
     job_id = outcome["job_id"]
-    assert f"DrQueue job {job_id} submitted: frames 1-3, 2 tasks" in output
+    assert f"DrQueue job {job_id} submitted: frames 1-3, 2 tasks" in output, output[-3000:]
     # The Watch area read the job as soon as it was made, and the panel shows it.
     assert outcome["watch"].split(":")[0] in ("queued", "running", "finished"), outcome
     panel = outcome["panel"]
@@ -137,7 +149,7 @@ def test_blender_submits_its_saved_scene_and_the_farm_renders_its_frames(
     ]  # fmt: skip
 
     job = farm.wait_job(job_id, timeout=300)
-    assert job["status"] == "finished", job
+    assert job["status"] == "finished", (job, farm.client.tasks(job_id))
     assert (job["owner"], job["renderer"], job["scene"]) == ("ann", "blender", str(scene))
     assert (job["start"], job["end"], job["step"], job["block_size"]) == (1, 3, 1, 2)
     assert job["name"] == "shot"
@@ -146,7 +158,7 @@ def test_blender_submits_its_saved_scene_and_the_farm_renders_its_frames(
 
     frames = scene.parent / "render"
     expected = [f"frame_{frame:04d}.png" for frame in (1, 2, 3)]
-    assert sorted(path.name for path in frames.iterdir()) == expected
+    assert sorted(path.name for path in frames.iterdir()) == expected, farm.client.tasks(job_id)
     for name in expected:
         data = (frames / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 100, name
@@ -163,11 +175,30 @@ def submit_refused(farm: Farm, *args: Any) -> tuple[str, str]:
     return outcome["error"], output
 
 
-def test_a_wrong_token_is_reported_in_blender_and_makes_no_job(farm, addon_zip, scene):
-    error, output = submit_refused(farm, scene, addon_zip, farm.client.url, "not-a-token")
+def test_a_wrong_token_is_reported_in_blender_and_makes_no_job(farm, addon_zip, refused_scene):
+    error, output = submit_refused(farm, refused_scene, addon_zip, farm.client.url, "not-a-token")
     assert error.startswith("Error: DrQueue: missing or wrong API token"), error
     assert "Preferences → Add-ons → DrQueue Submit" in error
     assert error in output  # Blender printed the report as its UI shows it
+
+
+def test_an_unreachable_master_is_reported_in_blender_and_makes_no_job(
+    farm, artist_token, addon_zip, refused_scene
+):
+    with socket.socket() as closed:  # bound, never listening: a connection is refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        error, _ = submit_refused(farm, refused_scene, addon_zip, url, artist_token)
+    assert error.startswith(f"Error: DrQueue: cannot reach the DrQueue master at {url}: "), error
+
+
+def test_a_job_the_master_finds_invalid_is_reported_in_blender_with_its_reason(
+    farm, artist_token, addon_zip, refused_scene
+):
+    error, _ = submit_refused(
+        farm, refused_scene, addon_zip, farm.client.url, artist_token, "--pool", "no-such-pool"
+    )
+    assert "pool 'no-such-pool', which does not exist" in error, error
 
 
 @pytest.mark.parametrize(
@@ -181,12 +212,11 @@ def test_a_wrong_token_is_reported_in_blender_and_makes_no_job(farm, addon_zip, 
     ],
 )
 def test_a_file_unlike_its_saved_copy_is_refused_with_a_clear_message_and_makes_no_job(
-    request, farm, artist_token, addon_zip, case, message
+    farm, artist_token, addon_zip, refused_scene, case, message
 ):
     if case == "never-saved":
         args = (None, addon_zip, farm.client.url, artist_token)
     else:
-        scene = request.getfixturevalue("scene")
-        args = (scene, addon_zip, farm.client.url, artist_token, "--change-after-save")
+        args = (refused_scene, addon_zip, farm.client.url, artist_token, "--change-after-save")
     error, _ = submit_refused(farm, *args)
     assert error == f"Error: DrQueue: {message}"

@@ -28,9 +28,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Seconds a request may take, connecting and reading; the Submit button waits at most
-#: about SUBMIT_ATTEMPTS times this when the master does not answer at all.
-TIMEOUT = 5.0
+#: Seconds a request may take, connecting and reading (a busy master may take seconds); the
+#: Submit button waits at most about SUBMIT_ATTEMPTS times this when no answer comes at all.
+TIMEOUT = 10.0
 #: How many times a submit is sent (with the same Idempotency-Key) when no answer came.
 SUBMIT_ATTEMPTS = 3
 #: The master a blank URL means: DRQUEUE_MASTER, else a master on this machine.

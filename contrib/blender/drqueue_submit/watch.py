@@ -51,12 +51,15 @@ class Watch:
         if bpy.app.timers.is_registered(self._tick):
             bpy.app.timers.unregister(self._tick)
 
-    def read_now(self) -> None:
+    def read_now(self) -> bool:
         """Read the job and show it, waiting for the answer (for scripts; the panel never
-        calls this)."""
-        if self.job is not None:
-            self._fetch(self.job.job_id, self.job.master, self.job.token)
-            self._show()
+        calls this); whether the master answered with the job."""
+        if self.job is None:
+            return False
+        self._fetch(self.job.job_id, self.job.master, self.job.token)
+        answered = self._answer is not None and not isinstance(self._answer[1], str)
+        self._show()
+        return answered
 
     def _tick(self) -> float | None:
         job = self.job

@@ -4,18 +4,19 @@ Run with Blender on a scene, not with Python::
 
     blender -b [SCENE.blend] --factory-startup --python submit_with_addon.py -- \
         --zip drqueue_submit.zip --master URL --token TOKEN [--frames 1-3] [--block-size 2]
-        [--change-after-save]
+        [--pool NAME] [--change-after-save]
 
 It installs the add-on's zip (Preferences → Add-ons → Install) and enables it, sets its
-preferences (master URL, token), sets the scene's frames and the panel's block size, saves
-the file (File → Save; not when Blender was started without one), optionally changes the
-scene again without saving (an edit in the UI pushes an undo step, which marks the file
-modified: a change by script alone does not), and presses Submit (the ``drqueue.submit``
-operator).  Then it reads the submitted job once as the Watch area does, and draws the
-DrQueue panel into a RecordingLayout.  Last, it prints one line ``DRQUEUE_RESULT {json}``:
-the operator's result, or the error it reported (Blender raises a RuntimeError for an
-operator's ERROR report), the Watch area's line and what the panel showed.  Run with BLENDER_USER_SCRIPTS and BLENDER_USER_CONFIG pointing at a
-folder of the test's own, so the add-on is installed there and not for the machine's user.
+preferences (master URL, token), sets the scene's frames and the panel's block size and
+pool, saves the file (File → Save; not when Blender was started without one), optionally
+changes the scene again without saving (an edit in the UI pushes an undo step, which marks
+the file modified: a change by script alone does not), and presses Submit (the
+``drqueue.submit`` operator).  Then it reads the submitted job once as the Watch area does,
+and draws the DrQueue panel into a RecordingLayout.  Last, it prints one line
+``DRQUEUE_RESULT {json}``: the operator's result, or the error it reported (Blender raises a
+RuntimeError for an operator's ERROR report), the Watch area's line and what the panel
+showed.  Run with BLENDER_USER_SCRIPTS and BLENDER_USER_CONFIG pointing at a folder of the
+test's own, so the add-on is installed there and not for the machine's user.
 """
 
 import argparse
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--token", required=True)
     parser.add_argument("--frames", default="1-3")
     parser.add_argument("--block-size", type=int, default=1)
+    parser.add_argument("--pool", default="")
     parser.add_argument("--change-after-save", action="store_true")
     args = parser.parse_args(sys.argv[sys.argv.index("--") + 1 :])
 
@@ -82,6 +84,7 @@ def main() -> None:
     start, end = (int(frame) for frame in args.frames.split("-"))
     scene.frame_start, scene.frame_end = start, end
     scene.drqueue.block_size = args.block_size
+    scene.drqueue.pool = args.pool
     if bpy.data.filepath:
         bpy.ops.wm.save_mainfile()
     if args.change_after_save:
@@ -97,7 +100,10 @@ def main() -> None:
     from drqueue_submit.watch import WATCH
 
     if WATCH.job is not None:
-        WATCH.read_now()
+        # As the Watch area does, ask again while the master does not answer (a busy machine).
+        for _ in range(10):
+            if WATCH.read_now():
+                break
         outcome["job_id"] = WATCH.job.job_id
         outcome["watch"] = WATCH.job.line
     outcome["panel"] = draw_panel(DRQUEUE_PT_submit)
