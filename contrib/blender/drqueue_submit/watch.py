@@ -3,8 +3,8 @@
 A ``bpy.app.timers`` timer runs on Blender's main thread every :data:`POLL_SECONDS`; it never
 waits on the network.  Each tick hands ``GET /jobs/ID`` to a daemon thread (one at a time)
 and shows the answer the previous thread left, then redraws the Properties editors.  The
-thread touches no ``bpy`` data.  Polling stops when the job ends (finished, error, cancelled)
-or the artist closes the Watch area.
+thread touches no ``bpy`` data.  Polling stops when the job ends (finished, error, cancelled),
+is deleted, or the artist closes the Watch area.
 """
 
 from __future__ import annotations
@@ -36,28 +36,31 @@ class Watched:
 class Watch:
     def __init__(self) -> None:
         self.job: Watched | None = None
-        self._answer: tuple[int, dict[str, Any] | str] | None = None
+        self._answer: tuple[int, dict[str, Any] | farm.FarmError] | None = None
         self._thread: threading.Thread | None = None
+        # bpy.app.timers knows a timer by the function object, and each `self._tick` makes a
+        # new bound method: keep one, to register, look up and unregister the same.
+        self._timer = self._tick
 
     def start(self, job_id: int, master: str, token: str) -> None:
         """Watch *job_id* (replacing the job watched before)."""
         self.job = Watched(job_id, master, token)
         self._answer = None
-        if not bpy.app.timers.is_registered(self._tick):
-            bpy.app.timers.register(self._tick, first_interval=0.0, persistent=True)
+        if not bpy.app.timers.is_registered(self._timer):
+            bpy.app.timers.register(self._timer, first_interval=0.0, persistent=True)
 
     def stop(self) -> None:
         self.job = None
-        if bpy.app.timers.is_registered(self._tick):
-            bpy.app.timers.unregister(self._tick)
+        if bpy.app.timers.is_registered(self._timer):
+            bpy.app.timers.unregister(self._timer)
 
     def read_now(self) -> bool:
-        """Read the job and show it, waiting for the answer (for scripts; the panel never
-        calls this); whether the master answered with the job."""
+        """Read the job on the thread, wait for the answer and show it (for scripts; the panel
+        never waits); whether the master answered with the job."""
         if self.job is None:
             return False
-        self._fetch(self.job.job_id, self.job.master, self.job.token)
-        answered = self._answer is not None and not isinstance(self._answer[1], str)
+        self._read(self.job).join()
+        answered = self._answer is not None and isinstance(self._answer[1], dict)
         self._show()
         return answered
 
@@ -68,6 +71,11 @@ class Watch:
         self._show()
         if job.ended:
             return None
+        self._read(job)
+        return POLL_SECONDS
+
+    def _read(self, job: Watched) -> threading.Thread:
+        """The thread reading *job*: a new one, unless one is reading still."""
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(
                 target=self._fetch,
@@ -76,14 +84,14 @@ class Watch:
                 daemon=True,
             )
             self._thread.start()
-        return POLL_SECONDS
+        return self._thread
 
     def _fetch(self, job_id: int, master: str, token: str) -> None:
         # On the thread: no bpy here.  A plain assignment hands the answer over.
         try:
-            answer: dict[str, Any] | str = farm.get_job(master, token, job_id)
+            answer: dict[str, Any] | farm.FarmError = farm.get_job(master, token, job_id)
         except farm.FarmError as exc:
-            answer = f"{exc} (asking again every {POLL_SECONDS:.0f} s)"
+            answer = exc
         self._answer = (job_id, answer)
 
     def _show(self) -> None:
@@ -91,8 +99,10 @@ class Watch:
         if answer is None or job is None or answer[0] != job.job_id:
             return
         self._answer = None
-        if isinstance(answer[1], str):
-            job.line = answer[1]
+        if isinstance(answer[1], farm.FarmError):
+            job.ended = answer[1].status == 404  # deleted: there is nothing more to watch
+            again = "" if job.ended else f" (asking again every {POLL_SECONDS:.0f} s)"
+            job.line = f"{answer[1]}{again}"
         else:
             job.fraction, job.line = farm.job_progress(answer[1])
             job.ended = answer[1].get("status") in farm.END_STATES
