@@ -11,7 +11,7 @@ RENDERERS := blender povray ffmpeg
 #: The browser tests/e2e/test_web.py drives (Playwright's own browser download is not used).
 BROWSER := chromium
 
-.PHONY: demo test test-slow repeat bench lint renderers venv clean
+.PHONY: demo test test-slow repeat bench lint renderers venv clean blender-addon
 
 $(BIN)/drqueue: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,12 +47,16 @@ N ?= 20
 repeat: venv renderers
 	$(BIN)/python tests/tools/repeat.py -n $(N) $(T)
 
+## The Blender add-on's zip, to install in Blender (docs/blender.md).
+blender-addon:
+	$(PYTHON) contrib/blender/make_zip.py build/drqueue_submit.zip
+
 bench: venv
 	$(BIN)/python bench/run_all.py
 
 lint: venv
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench contrib
+	$(BIN)/ruff format --check src tests bench contrib
 
 clean:
 	rm -rf $(VENV) build *.egg-info
