@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -37,13 +38,16 @@ def main() -> int:
         pytest_options += ["-k", args.keyword]
     if args.marker is not None:
         pytest_options += ["-m", args.marker]
+    # SIGTERM (a `kill`, a time-out) stops the run as Ctrl-C does: the pytest run and the
+    # busy processes end with it, instead of running on without their parent.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     burners = [multiprocessing.Process(target=_burn, daemon=True) for _ in range(args.load)]
     for proc in burners:
         proc.start()
     try:
         for run in range(1, args.runs + 1):
             started = time.monotonic()
-            result = subprocess.run(
+            pytest = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
@@ -55,12 +59,19 @@ def main() -> int:
                     *pytest_options,
                 ]
                 + args.tests,
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
             )
+            try:
+                stdout, stderr = pytest.communicate()
+            finally:
+                if pytest.poll() is None:  # stopped: the run goes with it (its farms too)
+                    pytest.terminate()
+                    pytest.wait(60)
             took = time.monotonic() - started
-            if result.returncode != 0:
-                print(result.stdout[-6000:], result.stderr[-2000:], sep="\n")
+            if pytest.returncode != 0:
+                print(stdout[-6000:], stderr[-2000:], sep="\n")
                 print(f"run {run}/{args.runs}: FAILED after {took:.0f} s")
                 return 1
             print(f"run {run}/{args.runs}: passed in {took:.0f} s", flush=True)
