@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from drqueue.api_types import APIObject
 from drqueue.client import Client
 from drqueue.config import load_config
 from drqueue.errors import DrQueueError, InvalidJob, NotFound, UnknownRenderer
@@ -71,7 +72,14 @@ def _client() -> Client:
 
 
 def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+    """*data* as the API sent it: a typed answer prints as its JSON (``.raw``)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=_api_json))
+
+
+def _api_json(value: Any) -> Any:
+    if isinstance(value, APIObject):
+        return value.raw
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _ago(timestamp: float | None) -> str:
