@@ -16,9 +16,11 @@ error answer raises the :mod:`drqueue.errors` class the master named (``JobNotFo
 from __future__ import annotations
 
 import getpass
+import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -44,6 +46,7 @@ from drqueue.api_types import (
 )
 from drqueue.config import Config, load_config
 from drqueue.models import JobIn, JobSpec, parse_job
+from drqueue.waiting import stalled_by, terminal_console, wait_for_end
 
 #: Times Client.submit sends a submit that got no answer (the same Idempotency-Key each time).
 SUBMIT_ATTEMPTS = 4
@@ -51,6 +54,13 @@ SUBMIT_ATTEMPTS = 4
 TASKS_PAGE = 10_000
 #: Bytes of a log asked for at a time (the master's most, api.LOG_CHUNK_BYTES).
 LOG_PAGE_BYTES = 1 << 20
+#: Seconds between two attempts to reopen a broken live stream (its own ``retry:``).
+RECONNECT_SECONDS = 2.0
+#: Seconds Client.watch keeps reopening the stream of a master that is gone, by default.
+WATCH_RECONNECT_SECONDS = 60.0
+#: Seconds of silence after which the live stream is taken as broken (it sends a farm message
+#: every 2 s and a keep-alive after 15 s without one).
+STREAM_SILENCE_SECONDS = 45.0
 #: The error raised for an error answer whose ``error`` names no class of drqueue.errors
 #: (an older master, or a proxy in front of it), by its status.
 ERROR_BY_STATUS: dict[int, type[errors.DrQueueError]] = {
@@ -78,6 +88,50 @@ def _segment(name: str) -> str:
     if text in (".", ".."):
         return text.replace(".", "%2E")
     return quote(text, safe="")
+
+
+def sse_messages(lines: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Server-sent events as (event, data): ("open", {}) first, then each message whose data
+    is a JSON object.  Comments (the keep-alives) and ``retry:`` lines are skipped."""
+    yield "open", {}
+    kind, data = "message", []
+    for line in lines:
+        if not line:
+            payload = _json_object("\n".join(data)) if data else None
+            if payload is not None:
+                yield kind, payload
+            kind, data = "message", []
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            kind = value
+        elif field == "data":
+            data.append(value)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _worth_a_look(kind: str, data: dict[str, Any], last: int, job: int | None) -> bool:
+    """Whether a live-stream message may mean events after *last* (of *job*, if one):
+    a new event of the job, the stream opened (what happened while it was not), or the
+    periodic farm message (an event the stream's first tick did not send)."""
+    if kind == "log":
+        return data.get("id", 0) > last and (job is None or data.get("job_id") == job)
+    return kind in ("open", "farm")
 
 
 def job_id(job: int | Job | Submitted) -> int:
@@ -164,11 +218,7 @@ class Client:
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
         if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            raise error_for(response.status_code, body, response.text)
+            raise error_for(response.status_code, _json_or_none(response), response.text)
         return response
 
     def _unreachable(self, exc: Exception) -> errors.MasterUnreachable:
@@ -210,6 +260,79 @@ class Client:
                     raise
                 time.sleep(min(2.0, 0.25 * 2**attempt))
         raise AssertionError("unreachable")
+
+    def wait(
+        self, job: int | Job | Submitted, *, progress: bool = True, interval: float = 0.5
+    ) -> Job:
+        """Wait until the job ends and answer it as it ended: finished, error, cancelled,
+        stopped, or waiting for a dependency that cannot finish by itself (deleted, ended in
+        error, stopped: :meth:`stalled_by` says which).  With *progress*, a rich progress bar
+        shows on the terminal (stderr, else stdout); a script whose output is not a terminal
+        gets none.  drqueue.waiting is the loop, the same as `drqueue submit --wait`'s."""
+        console = terminal_console() if progress else None
+        return wait_for_end(self, job_id(job), console=console, interval=interval).job
+
+    def stalled_by(self, job: int | Job | Submitted) -> str | None:
+        """Why a waiting job cannot go on by itself (``waiting for job 7 (stopped: continue it
+        to go on)``), or None."""
+        return stalled_by(self, job if isinstance(job, Job) else self.job(job))
+
+    def watch(
+        self,
+        job: int | Job | Submitted | None = None,
+        *,
+        since: int | None = None,
+        reconnect_for: float = WATCH_RECONNECT_SECONDS,
+    ) -> Iterator[Event]:
+        """The farm's events (of one *job* if given) as they happen, oldest first, for ever:
+        break out of the loop when you have seen what you wait for.
+
+        It starts after the newest event (after the event id *since*, if given).  It listens
+        to the master's live stream (GET /stream) to know *when* to look, and reads the events
+        themselves from GET /events since the last id it gave, so none is lost or repeated: not
+        in a burst larger than the stream sends at once, not when the stream breaks.  A broken
+        stream (the master restarted) is reopened every RECONNECT_SECONDS; MasterUnreachable
+        after *reconnect_for* seconds without the master."""
+        wanted = job_id(job) if job is not None else None
+        # Read now, not at the first next(): the events start after this call.
+        last = since if since is not None else self._newest_event_id(wanted)
+        return self._events_after(last, wanted, reconnect_for)
+
+    def _events_after(self, last: int, wanted: int | None, reconnect_for: float) -> Iterator[Event]:
+        down_since: float | None = None
+        while True:
+            try:
+                with self._live_stream() as messages:
+                    down_since = None
+                    for kind, data in messages:
+                        if not _worth_a_look(kind, data, last, wanted):
+                            continue
+                        for event in self.all_events(wanted, since=last):
+                            last = event.id
+                            yield event
+            except (errors.MasterUnreachable, errors.StoreBusy):
+                down_since = down_since or time.monotonic()
+                if time.monotonic() - down_since > reconnect_for:
+                    raise
+            time.sleep(RECONNECT_SECONDS)
+
+    def _newest_event_id(self, job: int | None) -> int:
+        newest = self.events(job, limit=1)
+        return newest[-1].id if newest else 0
+
+    @contextmanager
+    def _live_stream(self) -> Iterator[Iterator[tuple[str, dict[str, Any]]]]:
+        """The live stream's messages as (event, data), the first ("open", {}) once it is
+        open; MasterUnreachable when it cannot be opened, or breaks while it is read."""
+        timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_SILENCE_SECONDS)
+        try:
+            with self._http.stream("GET", "/stream", timeout=timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_for(response.status_code, _json_or_none(response), response.text)
+                yield sse_messages(response.iter_lines())
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
 
     def jobs(self, owner: str | None = None) -> list[Job]:
         """The newest jobs (10,000 at most), oldest first; each without env and params."""
