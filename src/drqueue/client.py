@@ -134,7 +134,7 @@ def _worth_a_look(kind: str, data: dict[str, Any], last: int, job: int | None) -
     return kind in ("open", "farm")
 
 
-def job_id(job: int | Job | Submitted) -> int:
+def id_of(job: int | Job | Submitted) -> int:
     """The id of *job*: a job's id, or a Job or a submit's answer."""
     return int(job.id if isinstance(job, APIObject) else job)
 
@@ -262,7 +262,7 @@ class Client:
         raise AssertionError("unreachable")
 
     def wait(
-        self, job: int | Job | Submitted, *, progress: bool = True, interval: float = 0.5
+        self, job_id: int | Job | Submitted, *, progress: bool = True, interval: float = 0.5
     ) -> Job:
         """Wait until the job ends and answer it as it ended: finished, error, cancelled,
         stopped, or waiting for a dependency that cannot finish by itself (deleted, ended in
@@ -270,16 +270,16 @@ class Client:
         shows on the terminal (stderr, else stdout); a script whose output is not a terminal
         gets none.  drqueue.waiting is the loop, the same as `drqueue submit --wait`'s."""
         console = terminal_console() if progress else None
-        return wait_for_end(self, job_id(job), console=console, interval=interval).job
+        return wait_for_end(self, id_of(job_id), console=console, interval=interval).job
 
-    def stalled_by(self, job: int | Job | Submitted) -> str | None:
+    def stalled_by(self, job_id: int | Job | Submitted) -> str | None:
         """Why a waiting job cannot go on by itself (``waiting for job 7 (stopped: continue it
         to go on)``), or None."""
-        return stalled_by(self, job if isinstance(job, Job) else self.job(job))
+        return stalled_by(self, job_id if isinstance(job_id, Job) else self.job(job_id))
 
     def watch(
         self,
-        job: int | Job | Submitted | None = None,
+        job_id: int | Job | Submitted | None = None,
         *,
         since: int | None = None,
         reconnect_for: float = WATCH_RECONNECT_SECONDS,
@@ -293,7 +293,7 @@ class Client:
         in a burst larger than the stream sends at once, not when the stream breaks.  A broken
         stream (the master restarted) is reopened every RECONNECT_SECONDS; MasterUnreachable
         after *reconnect_for* seconds without the master."""
-        wanted = job_id(job) if job is not None else None
+        wanted = id_of(job_id) if job_id is not None else None
         # Read now, not at the first next(): the events start after this call.
         last = since if since is not None else self._newest_event_id(wanted)
         return self._events_after(last, wanted, reconnect_for)
@@ -339,37 +339,39 @@ class Client:
         data = self._request("GET", "/jobs", params={"owner": owner} if owner else None)
         return Job.list_from_json(data)
 
-    def job(self, job: int | Job | Submitted) -> Job:
+    def job(self, job_id: int | Job | Submitted) -> Job:
         """One job, env and params included; JobNotFound if there is none."""
-        return Job.from_json(self._request("GET", f"/jobs/{job_id(job)}"))
+        return Job.from_json(self._request("GET", f"/jobs/{id_of(job_id)}"))
 
-    def job_action(self, job: int | Job | Submitted, action: str) -> Job:
+    def job_action(self, job_id: int | Job | Submitted, action: str) -> Job:
         """stop, continue, kill, rerun or requeue-failed; the job after it."""
-        return Job.from_json(self._request("POST", f"/jobs/{job_id(job)}/{_segment(action)}"))
+        return Job.from_json(self._request("POST", f"/jobs/{id_of(job_id)}/{_segment(action)}"))
 
-    def stop(self, job: int | Job | Submitted) -> Job:
+    def stop(self, job_id: int | Job | Submitted) -> Job:
         """No new tasks; the running ones finish."""
-        return self.job_action(job, "stop")
+        return self.job_action(job_id, "stop")
 
-    def kill(self, job: int | Job | Submitted) -> Job:
+    def kill(self, job_id: int | Job | Submitted) -> Job:
         """Stop the job and kill its running tasks (they go back to the queue)."""
-        return self.job_action(job, "kill")
+        return self.job_action(job_id, "kill")
 
-    def delete_job(self, job: int | Job | Submitted, force: bool = False) -> Deleted:
-        answer = self._request("DELETE", f"/jobs/{job_id(job)}", params={"force": force})
+    def delete_job(self, job_id: int | Job | Submitted, force: bool = False) -> Deleted:
+        answer = self._request("DELETE", f"/jobs/{id_of(job_id)}", params={"force": force})
         return Deleted.from_json(answer)
 
-    def set_priority(self, job: int | Job | Submitted, priority: int) -> Job:
-        answer = self._request("PUT", f"/jobs/{job_id(job)}/priority", json={"priority": priority})
+    def set_priority(self, job_id: int | Job | Submitted, priority: int) -> Job:
+        answer = self._request(
+            "PUT", f"/jobs/{id_of(job_id)}/priority", json={"priority": priority}
+        )
         return Job.from_json(answer)
 
-    def unblock(self, job: int | Job | Submitted, host: str) -> Job:
-        answer = self._request("POST", f"/jobs/{job_id(job)}/unblock", json={"host": host})
+    def unblock(self, job_id: int | Job | Submitted, host: str) -> Job:
+        answer = self._request("POST", f"/jobs/{id_of(job_id)}/unblock", json={"host": host})
         return Job.from_json(answer)
 
     def tasks(
         self,
-        job: int | Job | Submitted,
+        job_id: int | Job | Submitted,
         *,
         state: str | None = None,
         offset: int = 0,
@@ -378,7 +380,7 @@ class Client:
         """The job's tasks by index; *state* keeps one state, *offset*/*limit* take a page.
 
         With no *limit*, every task from *offset* on, read a page (the API's most) at a time."""
-        path = f"/jobs/{job_id(job)}/tasks"
+        path = f"/jobs/{id_of(job_id)}/tasks"
         params: dict[str, Any] = {"offset": offset}
         if state is not None:
             params["state"] = state
@@ -394,24 +396,24 @@ class Client:
                 return found
             params["offset"] += len(page)
 
-    def task_action(self, job: int | Job | Submitted, index: int, action: str) -> Task:
+    def task_action(self, job_id: int | Job | Submitted, index: int, action: str) -> Task:
         """requeue or kill one task; the task after it."""
-        path = f"/jobs/{job_id(job)}/tasks/{int(index)}/{_segment(action)}"
+        path = f"/jobs/{id_of(job_id)}/tasks/{int(index)}/{_segment(action)}"
         return Task.from_json(self._request("POST", path))
 
-    def log(self, job: int | Job | Submitted, frame: int) -> str:
+    def log(self, job_id: int | Job | Submitted, frame: int) -> str:
         """The whole log of the task that rendered *frame* (see log_chunks for a big one)."""
-        return b"".join(self.log_chunks(job, frame)).decode("utf-8", "replace")
+        return b"".join(self.log_chunks(job_id, frame)).decode("utf-8", "replace")
 
     def log_chunks(
-        self, job: int | Job | Submitted, frame: int, *, offset: int = 0
+        self, job_id: int | Job | Submitted, frame: int, *, offset: int = 0
     ) -> Iterator[bytes]:
         """The log of the task that rendered *frame*, from byte *offset*, in the pieces of at
         most LOG_PAGE_BYTES the master serves (it never sends a log whole)."""
         while True:
             response = self._send(
                 "GET",
-                f"/jobs/{job_id(job)}/log",
+                f"/jobs/{id_of(job_id)}/log",
                 params={"frame": frame, "offset": offset, "limit": LOG_PAGE_BYTES},
             )
             chunk = response.content
@@ -423,7 +425,7 @@ class Client:
 
     def events(
         self,
-        job: int | Job | Submitted | None = None,
+        job_id: int | Job | Submitted | None = None,
         *,
         since: int = 0,
         before: int | None = None,
@@ -436,17 +438,17 @@ class Client:
         params: dict[str, int] = {"since": since, "limit": limit}
         if before is not None:
             params["before"] = before
-        path = f"/jobs/{job_id(job)}/events" if job is not None else "/events"
+        path = f"/jobs/{id_of(job_id)}/events" if job_id is not None else "/events"
         return Event.list_from_json(self._request("GET", path, params=params))
 
     def all_events(
-        self, job: int | Job | Submitted | None = None, *, since: int = 0, page: int = 1000
+        self, job_id: int | Job | Submitted | None = None, *, since: int = 0, page: int = 1000
     ) -> list[Event]:
         """Every event with id > since (of one job if given), oldest first, read *page* at a time."""
         pages: list[list[Event]] = []
         before = None
         while True:
-            pages.append(self.events(job, since=since, before=before, limit=page))
+            pages.append(self.events(job_id, since=since, before=before, limit=page))
             if len(pages[-1]) < page:
                 return [event for chunk in reversed(pages) for event in chunk]
             before = pages[-1][0].id

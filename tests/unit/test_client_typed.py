@@ -57,6 +57,13 @@ def test_raw_keeps_the_json_and_keys_read_it_as_before(client, api):
     assert job.counts.raw is job.raw["counts"]
 
 
+def test_the_job_id_keyword_of_the_dict_era_client_still_works(client):
+    job = client.submit("shell", start=1, end=1, **SHELL)
+    assert client.events(job_id=job.id)[0].job_id == job.id
+    assert client.tasks(job_id=job)[0].job_id == job.id
+    assert client.job(job_id=job.id).id == job.id
+
+
 def test_keys_a_newer_master_adds_do_not_break_an_older_client():
     job = drqueue.Job.from_json(
         {"id": 1, "renderer": "shell", "start": 1, "end": 1, "status": "queued", "colour": "red"}
