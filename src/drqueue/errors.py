@@ -32,6 +32,10 @@ class NotFound(DrQueueError):
     status_code = 404
 
 
+class JobNotFound(NotFound):
+    """A job id that is not in the store (never submitted, or deleted)."""
+
+
 class Conflict(DrQueueError):
     """The request is valid but the current state refuses it (e.g. delete while running)."""
 
@@ -52,6 +56,12 @@ class AuthError(DrQueueError):
     """The master refused the API token."""
 
     status_code = 401
+
+
+class Unauthorized(AuthError):
+    """What :class:`drqueue.Client` raises for every 401 answer: no token, a wrong or revoked
+    one, or an ended web session.  (The master names its 401s ``AuthError``, the web UI's word;
+    an ``except AuthError`` catches this too.)"""
 
 
 class ConfigError(DrQueueError):

@@ -52,12 +52,15 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_api(tmp_path: Path, store: SQLiteStore | None = None) -> Iterator[LiveAPI]:
-    """The API on a free port over *store* (a new SQLite store in *tmp_path* by default),
-    served as the master serves it (:class:`APIServer`: open live streams end at shutdown)."""
+def live_api(
+    tmp_path: Path, store: SQLiteStore | None = None, *, port: int | None = None
+) -> Iterator[LiveAPI]:
+    """The API on a free port (or *port*: a master restarted) over *store* (the SQLite store
+    in *tmp_path* by default), served as the master serves it (:class:`APIServer`: open live
+    streams end at shutdown)."""
     store = store or SQLiteStore(tmp_path / "db.sqlite")
     app = create_app(store, None, Config(root=tmp_path), TOKEN)
-    port = _free_port()
+    port = port or _free_port()
     server = APIServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )

@@ -790,7 +790,7 @@ def test_a_small_render_of_a_big_engine_reports_its_own_peak_memory(tmp_path):
     every task once reported the engine's size, an `exit 3` included.  Here the engine (this
     process) holds 300 MiB more while a shell that needs a few MiB runs."""
     ballast = bytearray(300 * 2**20)
-    ballast[:: 4096] = b"x" * len(ballast[:: 4096])  # touched: resident
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touched: resident
     result = run_task(make_spec(tmp_path, "sh -c 'sleep 0.6'"))
     assert result["status"] == "finished", result["reason"]
     assert 0 < result["peak_rss_kb"] < 50 * 1024, result["peak_rss_kb"]

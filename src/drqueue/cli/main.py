@@ -21,11 +21,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from drqueue.api_types import APIObject
 from drqueue.client import Client
 from drqueue.config import load_config
-from drqueue.errors import DrQueueError, InvalidJob, NotFound, UnknownRenderer
-from drqueue.models import dependency_dead_end, parse_env
+from drqueue.errors import DrQueueError, InvalidJob, UnknownRenderer
+from drqueue.models import parse_env
 from drqueue.renderers import all_renderers
+from drqueue.waiting import ENDED, wait_for_end
 
 if TYPE_CHECKING:
     from drqueue.config import Config
@@ -59,8 +61,6 @@ def _print_field(key: str, value: object, width: int) -> None:
     console.print(Text.assemble((f"{key:>{width}}", "bold"), "  ", printable(value)))
 
 
-#: Job states after which nothing more happens without a user's action.
-ENDED = ("finished", "error", "cancelled")
 #: Settings of the commands whose number arguments may be negative (`log ID -4`, `job priority
 #: ID -10`): such an argument is not taken for an unknown option.  Their own options still work.
 NEGATIVE_NUMBERS = {"ignore_unknown_options": True}
@@ -71,7 +71,14 @@ def _client() -> Client:
 
 
 def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+    """*data* as the API sent it: a typed answer prints as its JSON (``.raw``)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=_api_json))
+
+
+def _api_json(value: Any) -> Any:
+    if isinstance(value, APIObject):
+        return value.raw
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _ago(timestamp: float | None) -> str:
@@ -468,76 +475,13 @@ def submit(**_options: Any) -> None:
     """
 
 
-def stalled_by(client: Client, job: dict[str, Any]) -> str | None:
-    """Why a waiting *job* cannot go on by itself: a dependency that is deleted, ended without
-    finishing, stopped, or stalled itself (the rule of models.dependency_dead_end); or None."""
-    seen: set[int] = set()
-
-    def dead_end(dep: int) -> str | None:
-        if dep in seen:
-            return None
-        seen.add(dep)
-        try:
-            data = client.job(dep)
-        except NotFound:
-            return f"job {dep} ({dependency_dead_end(None)})"
-        why = dependency_dead_end(data["status"])
-        if why:
-            return f"job {dep} ({why})"
-        if data["status"] == "waiting":
-            for inner in data["waiting_for"]:
-                if found := dead_end(inner):
-                    return f"job {dep} (waits for {found})"
-        return None
-
-    for dep in job.get("waiting_for") or []:
-        if found := dead_end(dep):
-            return f"waiting for {found}"
-    return None
-
-
 def wait_for_job(client: Client, job_id: int, console_: Console | None = None) -> int:
     """A live progress bar until the job ends, is stopped, or waits for a dependency that cannot
-    finish (see :func:`stalled_by`); returns 0 if it finished, else 1.
-
-    It reads only the job (GET /jobs/ID: its counters), never its task list, so a long wait on
-    a big job costs the master little; the dependencies are read only while the job waits.
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    finish (drqueue.waiting says when), then one line of how it ended; 0 if it finished, else 1."""
     out = console_ or err_console
-    why_not: str | None = None
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=out,
-    ) as progress:
-        bar = progress.add_task(f"job {job_id}", total=None, detail="")
-        while True:
-            job = client.job(job_id)
-            counts = job["counts"]
-            detail = f"{counts['running']} running, {counts['error']} failed · {job['status']}"
-            if job.get("waiting_reason"):
-                detail += f" · {job['waiting_reason']}"
-            progress.update(bar, total=counts["total"], completed=counts["finished"], detail=detail)
-            if job["status"] in ENDED:
-                break
-            if job["status"] == "stopped":
-                why_not = f"stopped: `drqueue job continue {job_id}` to go on"
-                break
-            if job["status"] == "waiting" and (why_not := stalled_by(client, job)):
-                break
-            time.sleep(0.5)
-    out.print(
-        f"job {job_id} {job['status']}: {counts['finished']}/{counts['total']} tasks finished, "
-        f"{counts['error']} in error" + (f"; {why_not}" if why_not else ""),
-        highlight=False,
-        soft_wrap=True,
-    )
-    return 1 if job["status"] != "finished" else 0
+    end = wait_for_end(client, job_id, console=out)
+    out.print(end.summary, highlight=False, soft_wrap=True)
+    return 0 if end.job.status == "finished" else 1
 
 
 # -- jobs --------------------------------------------------------------------------------------------

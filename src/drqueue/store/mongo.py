@@ -1381,7 +1381,9 @@ class MongoStore(Store):
                 {"_id": name}, {"$set": values}, session=s
             ).matched_count:
                 raise NotFound(f"no computer {name!r}: see `drqueue computers`")
-            self._event(s, *policy.computer_changed_event(name, changes), computer=name, actor=actor)
+            self._event(
+                s, *policy.computer_changed_event(name, changes), computer=name, actor=actor
+            )
 
         self._write(change)
 

@@ -338,7 +338,7 @@ def unblock_event(computer: str) -> tuple[str, str]:
 
 
 def computer_changed_event(name: str, changes: dict[str, Any]) -> tuple[str, str]:
-    """"computer alpha disabled", "computer alpha enabled, task limit removed"."""
+    """ "computer alpha disabled", "computer alpha enabled, task limit removed"."""
     said = []
     for key, value in changes.items():
         if key == "enabled":

@@ -1536,7 +1536,9 @@ class SQLiteStore(Store):
                 raise NotFound(f"no computer {name!r}: see `drqueue computers`")
             for key, value in changes.items():
                 conn.execute(f"UPDATE computers SET {key} = ? WHERE name = ?", (value, name))
-            self._event(conn, *policy.computer_changed_event(name, changes), computer=name, actor=actor)
+            self._event(
+                conn, *policy.computer_changed_event(name, changes), computer=name, actor=actor
+            )
 
     def list_pools(self) -> list[dict[str, Any]]:
         conn = self._conn()

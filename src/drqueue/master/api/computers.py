@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from drqueue.master.api.deps import MAX_PAGE, Admin, Auth, MasterDep, PageLimit
+from drqueue.api_types import Computer, Deleted, Pool, PoolCreated, PoolMember
+from drqueue.master.api.deps import AUTHED, MAX_PAGE, Admin, Auth, MasterDep, PageLimit, answers
 from drqueue.master.api.shapes import JSONBytesResponse
 from drqueue.models import PathName
 
-router = APIRouter(prefix="/api/v1", default_response_class=JSONBytesResponse)
+router = APIRouter(
+    prefix="/api/v1", default_response_class=JSONBytesResponse, responses=answers(*AUTHED)
+)
 
 
 def _printable_text(value: str) -> str:
@@ -37,61 +40,63 @@ class MemberIn(BaseModel):
     computer: PathName
 
 
-@router.get("/computers")
-def computers(_: Auth, m: MasterDep, limit: PageLimit = MAX_PAGE) -> list[dict[str, Any]]:
+@router.get("/computers", response_model=list[Computer])
+def computers(_: Auth, m: MasterDep, limit: PageLimit = MAX_PAGE) -> JSONBytesResponse:
     """The first *limit* computers by name, each with its online state and running tasks."""
-    return [m.computer_out(c) for c in m.store.list_computers()[:limit]]
+    return JSONBytesResponse([m.computer_out(c) for c in m.store.list_computers()[:limit]])
 
 
-@router.get("/computers/{name}")
-def computer(name: str, _: Auth, m: MasterDep) -> dict[str, Any]:
-    return m.computer_out(m.store.get_computer(name))
+@router.get("/computers/{name}", response_model=Computer, responses=answers(404))
+def computer(name: str, _: Auth, m: MasterDep) -> JSONBytesResponse:
+    return JSONBytesResponse(m.computer_out(m.store.get_computer(name)))
 
 
-@router.post("/computers/{name}/{action}")
+@router.post("/computers/{name}/{action}", response_model=Computer, responses=answers(404))
 def computer_action(
     name: str, action: Literal["enable", "disable"], who: Admin, m: MasterDep
-) -> dict[str, Any]:
+) -> JSONBytesResponse:
     m.store.update_computer(name, enabled=action == "enable", actor=who.name)
     m.wake()
-    return m.computer_out(m.store.get_computer(name))
+    return JSONBytesResponse(m.computer_out(m.store.get_computer(name)))
 
 
-@router.put("/computers/{name}/limit")
-def computer_limit(name: str, body: LimitIn, who: Admin, m: MasterDep) -> dict[str, Any]:
+@router.put("/computers/{name}/limit", response_model=Computer, responses=answers(404, 413))
+def computer_limit(name: str, body: LimitIn, who: Admin, m: MasterDep) -> JSONBytesResponse:
     m.store.update_computer(name, max_tasks=body.max_tasks, actor=who.name)
     m.wake()
-    return m.computer_out(m.store.get_computer(name))
+    return JSONBytesResponse(m.computer_out(m.store.get_computer(name)))
 
 
-@router.get("/pools")
-def pools(_: Auth, m: MasterDep, limit: PageLimit = MAX_PAGE) -> list[dict[str, Any]]:
+@router.get("/pools", response_model=list[Pool])
+def pools(_: Auth, m: MasterDep, limit: PageLimit = MAX_PAGE) -> JSONBytesResponse:
     """The first *limit* pools by name."""
-    return m.store.list_pools()[:limit]
+    return JSONBytesResponse(m.store.list_pools()[:limit])
 
 
-@router.post("/pools", status_code=201)
-def create_pool(body: PoolIn, who: Admin, m: MasterDep) -> dict[str, Any]:
+@router.post("/pools", status_code=201, response_model=PoolCreated, responses=answers(409, 413))
+def create_pool(body: PoolIn, who: Admin, m: MasterDep) -> JSONBytesResponse:
     m.store.create_pool(body.name, body.description, actor=who.name)
-    return {"name": body.name}
+    return JSONBytesResponse({"name": body.name}, status_code=201)
 
 
-@router.delete("/pools/{name}")
-def delete_pool(name: str, who: Admin, m: MasterDep) -> dict[str, Any]:
+@router.delete("/pools/{name}", response_model=Deleted, responses=answers(404))
+def delete_pool(name: str, who: Admin, m: MasterDep) -> JSONBytesResponse:
     m.store.delete_pool(name, actor=who.name)
     m.wake()  # the dispatcher's cached pool membership is stale
-    return {"deleted": name}
+    return JSONBytesResponse({"deleted": name})
 
 
-@router.post("/pools/{name}/members")
-def add_member(name: str, body: MemberIn, who: Admin, m: MasterDep) -> dict[str, Any]:
+@router.post("/pools/{name}/members", response_model=PoolMember, responses=answers(404, 413))
+def add_member(name: str, body: MemberIn, who: Admin, m: MasterDep) -> JSONBytesResponse:
     m.store.set_pool_member(name, body.computer, True, actor=who.name)
     m.wake()
-    return {"pool": name, "computer": body.computer}
+    return JSONBytesResponse({"pool": name, "computer": body.computer})
 
 
-@router.delete("/pools/{name}/members/{computer}")
-def remove_member(name: str, computer: str, who: Admin, m: MasterDep) -> dict[str, Any]:
+@router.delete(
+    "/pools/{name}/members/{computer}", response_model=PoolMember, responses=answers(404)
+)
+def remove_member(name: str, computer: str, who: Admin, m: MasterDep) -> JSONBytesResponse:
     m.store.set_pool_member(name, computer, False, actor=who.name)
     m.wake()  # the dispatcher's cached pool membership is stale
-    return {"pool": name, "computer": computer, "removed": True}
+    return JSONBytesResponse({"pool": name, "computer": computer, "removed": True})

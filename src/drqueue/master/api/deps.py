@@ -16,8 +16,9 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Header, Query, Request
 from fastapi import Path as FastPath
 
+from drqueue.api_types import ErrorBody
 from drqueue.config import Config
-from drqueue.errors import AuthError, Forbidden
+from drqueue.errors import AuthError, Forbidden, JobNotFound, NotFound
 from drqueue.master.api.shapes import HIDDEN, computer_dict, job_dict
 from drqueue.master.changes import JobChanges
 from drqueue.master.dispatcher import Dispatcher
@@ -42,6 +43,32 @@ OptionalEventId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 #: How many events one request returns.
 EventsLimit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 TaskStateName = Literal["queued", "dispatched", "running", "finished", "error", "cancelled"]
+
+#: What each error answer means, for the OpenAPI description; every one has the body
+#: ErrorBody, {"detail": one line, "error": the drqueue.errors class}.
+ERROR_ANSWERS = {
+    400: "the job cannot run: unknown renderer, wrong params, no scene (InvalidJob, ...)",
+    401: "no token, a wrong or revoked one, or an ended web session (AuthError)",
+    403: "the token's role may not do this: a slave token, an artist on another's job, a "
+    "web session's missing CSRF token, a file refused (Forbidden)",
+    404: "no such job (JobNotFound), task, computer, pool or file (NotFound)",
+    409: "the current state refuses it: a running job deleted, a pool that exists (Conflict)",
+    413: "the body is over the master's max_request_bytes (RequestTooLarge)",
+    422: "a parameter or field is out of its range or malformed (InvalidRequest)",
+    429: "the caller holds as many as one caller may (an artist's live streams): ask again "
+    "after Retry-After (TooManyRequests)",
+    503: "the store is busy or cannot be reached: ask again after Retry-After (StoreBusy)",
+}
+#: The error answers of every route that needs a token and reads the store.
+AUTHED = (401, 403, 422, 503)
+
+
+def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers *statuses* as a route's ``responses``, each with its ErrorBody."""
+    return {
+        status: {"model": ErrorBody, "description": ERROR_ANSWERS[status]} for status in statuses
+    }
+
 
 #: Methods that change state: with a session cookie they need the X-CSRF-Token header.
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -103,9 +130,16 @@ class Master:
             out["env"] = dict.fromkeys(job.spec.env, HIDDEN)
         return out
 
+    def job(self, job_id: int) -> Job:
+        """The stored job *job_id*; JobNotFound (a NotFound the client names) if none."""
+        try:
+            return self.store.get_job(job_id)
+        except NotFound as exc:
+            raise JobNotFound(str(exc)) from None
+
     def own(self, who: Identity, job_id: int) -> None:
         """Artists control only their own jobs; admins control all."""
-        owner = self.store.get_job(job_id).spec.owner
+        owner = self.job(job_id).spec.owner
         if not who.admin and owner != who.name:
             raise Forbidden(
                 f"job {job_id} belongs to {owner!r}: {who.name}'s artist token may not change it"

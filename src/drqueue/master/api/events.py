@@ -8,18 +8,23 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from drqueue.api_types import Event
 from drqueue.master.api.deps import (
+    AUTHED,
     Auth,
     EventId,
     EventsLimit,
     JobIdPath,
     MasterDep,
     OptionalEventId,
+    answers,
 )
 from drqueue.master.api.shapes import JSONBytesResponse, event_dict
 from drqueue.models import MAX_ID
 
-router = APIRouter(prefix="/api/v1", default_response_class=JSONBytesResponse)
+router = APIRouter(
+    prefix="/api/v1", default_response_class=JSONBytesResponse, responses=answers(*AUTHED)
+)
 
 #: The ``kind`` filter: an event kind (``job.stopped``) or a family of them (``job``).
 KindFilter = Annotated[str | None, Query(min_length=1, max_length=100)]
@@ -49,17 +54,17 @@ def trail_page(
 TrailPage = Annotated[dict[str, Any], Depends(trail_page)]
 
 
-@router.get("/jobs/{job_id}/events")
-def job_events(job_id: JobIdPath, _: Auth, m: MasterDep, page: TrailPage) -> list[dict[str, Any]]:
-    m.store.get_job(job_id)
-    return [event_dict(e) for e in m.store.events(job_id=job_id, **page)]
+@router.get("/jobs/{job_id}/events", response_model=list[Event], responses=answers(404))
+def job_events(job_id: JobIdPath, _: Auth, m: MasterDep, page: TrailPage) -> JSONBytesResponse:
+    m.job(job_id)
+    return JSONBytesResponse([event_dict(e) for e in m.store.events(job_id=job_id, **page)])
 
 
-@router.get("/events")
+@router.get("/events", response_model=list[Event])
 def events(
     _: Auth,
     m: MasterDep,
     page: TrailPage,
     job: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
-) -> list[dict[str, Any]]:
-    return [event_dict(e) for e in m.store.events(job_id=job, **page)]
+) -> JSONBytesResponse:
+    return JSONBytesResponse([event_dict(e) for e in m.store.events(job_id=job, **page)])

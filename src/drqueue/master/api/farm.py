@@ -11,8 +11,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 import drqueue
+from drqueue.api_types import FarmCounters, Health, HeartbeatAnswer, RendererInfo
 from drqueue.errors import NotFound
-from drqueue.master.api.deps import Auth, MasterDep, SlaveOrAdmin
+from drqueue.master.api.deps import AUTHED, Auth, MasterDep, SlaveOrAdmin, answers
 from drqueue.master.api.files import LOG_CHUNK_BYTES, open_inside, read_at
 from drqueue.master.api.shapes import JSONBytesResponse
 from drqueue.renderers import all_renderers
@@ -26,69 +27,84 @@ class HeartbeatIn(BaseModel):
     )
 
 
-@router.get("/health")
-async def health() -> dict[str, Any]:
+@router.get("/health", response_model=Health)
+async def health() -> JSONBytesResponse:
     # async: answered on the event loop, never queued behind busy worker threads
-    return {"status": "ok", "version": drqueue.__version__}
+    return JSONBytesResponse({"status": "ok", "version": drqueue.__version__})
 
 
-@router.get("/farm")
-def farm(_: Auth, m: MasterDep, request: Request) -> dict[str, Any]:
+@router.get("/farm", response_model=FarmCounters, responses=answers(*AUTHED))
+def farm(_: Auth, m: MasterDep, request: Request) -> JSONBytesResponse:
     dispatcher = m.dispatcher
     stats = dispatcher.stats if dispatcher else None
     fanout = request.app.state.fanout
-    return {
-        "instance": dispatcher.instance_id if dispatcher else "",
-        "engines": m.slots(),
-        "dispatched": stats.dispatched if stats else 0,
-        "prefetched": stats.prefetched if stats else 0,
-        "finished": stats.finished if stats else 0,
-        "failed": stats.failed if stats else 0,
-        "stale": stats.stale if stats else 0,
-        "lost": stats.lost if stats else 0,
-        "aborts_confirmed": stats.aborts_confirmed if stats else 0,
-        "store_writes_owed": stats.owed if stats else 0,
-        "stream_clients": len(fanout.clients),
-        "stream_reads": fanout.reads,
-    }
-
-
-@router.get("/renderers")
-def renderers(_: Auth) -> list[dict[str, Any]]:
-    return [
+    return JSONBytesResponse(
         {
-            "name": cls.name,
-            "description": cls.description,
-            "executable": cls.executable,
-            "needs_scene": cls.needs_scene,
-            "params": [
-                {
-                    "name": p.name,
-                    "type": p.type,
-                    "default": p.default,
-                    "help": p.help,
-                    "required": p.required,
-                    "choices": list(p.choices),
-                }
-                for p in cls.params
-            ],
+            "instance": dispatcher.instance_id if dispatcher else "",
+            "engines": m.slots(),
+            "dispatched": stats.dispatched if stats else 0,
+            "prefetched": stats.prefetched if stats else 0,
+            "finished": stats.finished if stats else 0,
+            "failed": stats.failed if stats else 0,
+            "stale": stats.stale if stats else 0,
+            "lost": stats.lost if stats else 0,
+            "aborts_confirmed": stats.aborts_confirmed if stats else 0,
+            "store_writes_owed": stats.owed if stats else 0,
+            "stream_clients": len(fanout.clients),
+            "stream_reads": fanout.reads,
         }
-        for cls in all_renderers().values()
-    ]
+    )
 
 
-@router.post("/slaves/{name}/heartbeat")
-def heartbeat(name: str, body: HeartbeatIn, _: SlaveOrAdmin, m: MasterDep) -> dict[str, Any]:
+@router.get("/renderers", response_model=list[RendererInfo], responses=answers(*AUTHED))
+def renderers(_: Auth) -> JSONBytesResponse:
+    return JSONBytesResponse(
+        [
+            {
+                "name": cls.name,
+                "description": cls.description,
+                "executable": cls.executable,
+                "needs_scene": cls.needs_scene,
+                "params": [
+                    {
+                        "name": p.name,
+                        "type": p.type,
+                        "default": p.default,
+                        "help": p.help,
+                        "required": p.required,
+                        "choices": list(p.choices),
+                    }
+                    for p in cls.params
+                ],
+            }
+            for cls in all_renderers().values()
+        ]
+    )
+
+
+@router.post(
+    "/slaves/{name}/heartbeat", response_model=HeartbeatAnswer, responses=answers(*AUTHED, 413)
+)
+def heartbeat(name: str, body: HeartbeatIn, _: SlaveOrAdmin, m: MasterDep) -> JSONBytesResponse:
     dispatcher = m.dispatcher
     registered = dispatcher.engine_uuids() if dispatcher else frozenset()
-    return {
-        "instance": dispatcher.instance_id if dispatcher else "",
-        "registered": [engine for engine in body.engines if engine in registered],
-    }
+    return JSONBytesResponse(
+        {
+            "instance": dispatcher.instance_id if dispatcher else "",
+            "registered": [engine for engine in body.engines if engine in registered],
+        }
+    )
 
 
-@router.get("/farm/engine-connection")
-def engine_connection(_: SlaveOrAdmin, m: MasterDep) -> dict[str, Any]:
+@router.get(
+    "/farm/engine-connection",
+    response_model=dict[str, Any],
+    responses={
+        200: {"description": "ipyparallel's engine connection file, as the controller wrote it"},
+        **answers(*AUTHED, 404),
+    },
+)
+def engine_connection(_: SlaveOrAdmin, m: MasterDep) -> JSONBytesResponse:
     """The engine connection file, for `drqueue slave --master URL` on another machine."""
     engine_file = m.config.engine_file
     try:
@@ -96,6 +112,6 @@ def engine_connection(_: SlaveOrAdmin, m: MasterDep) -> dict[str, Any]:
     except NotFound:
         raise NotFound("the controller has not written its engine connection file yet") from None
     try:
-        return json.loads(read_at(fd, 0, LOG_CHUNK_BYTES))
+        return JSONBytesResponse(json.loads(read_at(fd, 0, LOG_CHUNK_BYTES)))
     finally:
         os.close(fd)

@@ -13,13 +13,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
+from drqueue.api_types import Deleted, FrameGrid, Job, Preview, Submitted
 from drqueue.config import Config
 from drqueue.errors import Conflict, Forbidden, InvalidJob, InvalidRequest, SceneNotFound
 from drqueue.master.api.deps import (
+    AUTHED,
     MAX_PAGE,
     Auth,
     JobIdPath,
     MasterDep,
+    answers,
 )
 from drqueue.master.api.shapes import JSONBytesResponse
 from drqueue.master.thumbnails import thumbnail_of
@@ -38,7 +41,9 @@ from drqueue.renderers import get_renderer
 from drqueue.slave.runner import host_os
 from drqueue.store.jobquery import SORTS, STATUSES, JobQuery
 
-router = APIRouter(prefix="/api/v1", default_response_class=JSONBytesResponse)
+router = APIRouter(
+    prefix="/api/v1", default_response_class=JSONBytesResponse, responses=answers(*AUTHED)
+)
 
 #: The Idempotency-Key header of POST /jobs: any printable token a client makes up.
 IdempotencyKey = Annotated[
@@ -109,10 +114,21 @@ def submitted_spec(body: JobIn, who: Identity, config: Config) -> JobSpec:
     return spec
 
 
-@router.post("/jobs", status_code=201)
+@router.post(
+    "/jobs",
+    status_code=201,
+    response_model=Submitted,
+    responses={
+        200: {
+            "model": Submitted,
+            "description": "the job an earlier submit with this Idempotency-Key made",
+        },
+        **answers(400, 409, 413),
+    },
+)
 def submit(
-    body: JobIn, who: Auth, m: MasterDep, response: Response, idempotency_key: IdempotencyKey = None
-) -> dict[str, Any]:
+    body: JobIn, who: Auth, m: MasterDep, idempotency_key: IdempotencyKey = None
+) -> JSONBytesResponse:
     """Create a job (201); with an Idempotency-Key the owner used before, answer that
     job as the first submit did (200), so a client may resend a submit it lost."""
     store = m.store
@@ -120,8 +136,7 @@ def submit(
     if idempotency_key is not None:
         existing = store.job_by_key(owner, idempotency_key)
         if existing is not None:
-            response.status_code = 200
-            return {"id": existing, "tasks": store.get_job(existing).counts.total}
+            return submitted(existing, store.get_job(existing).counts.total, status=200)
     spec = submitted_spec(body, who, m.config)
     blocks = split_frames(spec.start, spec.end, spec.step, spec.block_size)
     try:
@@ -131,14 +146,18 @@ def submit(
         existing = store.job_by_key(owner, idempotency_key)
         if existing is None:
             raise
-        response.status_code = 200
-        return {"id": existing, "tasks": store.get_job(existing).counts.total}
+        return submitted(existing, store.get_job(existing).counts.total, status=200)
     m.changed(job_id)
-    return {"id": job_id, "tasks": len(blocks)}
+    return submitted(job_id, len(blocks), status=201)
 
 
-@router.post("/jobs/preview")
-def preview(body: JobIn, who: Auth, m: MasterDep) -> dict[str, Any]:
+def submitted(job_id: int, tasks: int, *, status: int) -> JSONBytesResponse:
+    """The answer of a submit: 201 for a new job, 200 for the one a repeated key made."""
+    return JSONBytesResponse({"id": job_id, "tasks": tasks}, status_code=status)
+
+
+@router.post("/jobs/preview", response_model=Preview, responses=answers(400, 413))
+def preview(body: JobIn, who: Auth, m: MasterDep) -> JSONBytesResponse:
     """What POST /jobs would make of this body, with the same checks and errors, storing
     nothing: how many tasks and frames, and the first PREVIEW_BLOCKS blocks [start, end, step]."""
     spec = submitted_spec(body, who, m.config)
@@ -147,14 +166,16 @@ def preview(body: JobIn, who: Auth, m: MasterDep) -> dict[str, Any]:
     first = split_frames(
         spec.start, spec.start + (shown - 1) * spec.step, spec.step, spec.block_size
     )
-    return {
-        "tasks": -(-frames // spec.block_size),
-        "frames": frames,
-        "blocks": [[block.start, block.end, block.step] for block in first],
-    }
+    return JSONBytesResponse(
+        {
+            "tasks": -(-frames // spec.block_size),
+            "frames": frames,
+            "blocks": [[block.start, block.end, block.step] for block in first],
+        }
+    )
 
 
-@router.get("/jobs", response_class=JSONBytesResponse)
+@router.get("/jobs", response_class=JSONBytesResponse, response_model=list[Job])
 def jobs(
     request: Request,
     _: Auth,
@@ -205,27 +226,27 @@ def jobs(
     )
 
 
-@router.get("/jobs/{job_id}")
-def job(job_id: JobIdPath, who: Auth, m: MasterDep) -> dict[str, Any]:
-    return m.job_shown(m.store.get_job(job_id), who)
+@router.get("/jobs/{job_id}", response_model=Job, responses=answers(404))
+def job(job_id: JobIdPath, who: Auth, m: MasterDep) -> JSONBytesResponse:
+    return JSONBytesResponse(m.job_shown(m.job(job_id), who))
 
 
 # Before /jobs/{job_id}/{action}, which would otherwise take "unblock" for its action.
-@router.post("/jobs/{job_id}/unblock")
-def unblock(job_id: JobIdPath, body: HostIn, who: Auth, m: MasterDep) -> dict[str, Any]:
+@router.post("/jobs/{job_id}/unblock", response_model=Job, responses=answers(404, 413))
+def unblock(job_id: JobIdPath, body: HostIn, who: Auth, m: MasterDep) -> JSONBytesResponse:
     m.own(who, job_id)
     m.store.unblock_host(job_id, body.host, actor=who.name)
     m.changed(job_id)
-    return m.job_out(m.store.get_job(job_id))
+    return JSONBytesResponse(m.job_out(m.job(job_id)))
 
 
-@router.post("/jobs/{job_id}/{action}")
+@router.post("/jobs/{job_id}/{action}", response_model=Job, responses=answers(404, 409))
 def job_action(
     job_id: JobIdPath,
     action: Literal["stop", "continue", "kill", "rerun", "requeue-failed"],
     who: Auth,
     m: MasterDep,
-) -> dict[str, Any]:
+) -> JSONBytesResponse:
     m.own(who, job_id)
     store = m.store
     if action == "stop":
@@ -241,33 +262,34 @@ def job_action(
     elif action == "requeue-failed":
         m.kill(store.requeue_tasks(job_id, which="failed", actor=who.name))
     m.changed(job_id)
-    return m.job_out(store.get_job(job_id))
+    return JSONBytesResponse(m.job_out(m.job(job_id)))
 
 
-@router.delete("/jobs/{job_id}")
-def delete(job_id: JobIdPath, who: Auth, m: MasterDep, force: bool = False) -> dict[str, Any]:
+@router.delete("/jobs/{job_id}", response_model=Deleted, responses=answers(404, 409))
+def delete(job_id: JobIdPath, who: Auth, m: MasterDep, force: bool = False) -> JSONBytesResponse:
+    """Delete a job; a job with tasks on engines is a 409 unless *force* (they are killed)."""
     m.own(who, job_id)
     m.kill(m.store.delete_job(job_id, force=force, actor=who.name))
     m.changes.note_deleted(job_id)
-    return {"deleted": job_id}
+    return JSONBytesResponse({"deleted": job_id})
 
 
-@router.put("/jobs/{job_id}/priority")
-def priority(job_id: JobIdPath, body: PriorityIn, who: Auth, m: MasterDep) -> dict[str, Any]:
+@router.put("/jobs/{job_id}/priority", response_model=Job, responses=answers(404, 413))
+def priority(job_id: JobIdPath, body: PriorityIn, who: Auth, m: MasterDep) -> JSONBytesResponse:
     m.own(who, job_id)
     m.store.set_job_priority(job_id, body.priority, actor=who.name)
     m.changed(job_id)
-    return m.job_out(m.store.get_job(job_id))
+    return JSONBytesResponse(m.job_out(m.job(job_id)))
 
 
-@router.get("/jobs/{job_id}/frames")
-def frames(job_id: JobIdPath, _: Auth, m: MasterDep) -> dict[str, Any]:
+@router.get("/jobs/{job_id}/frames", response_model=FrameGrid, responses=answers(404))
+def frames(job_id: JobIdPath, _: Auth, m: MasterDep) -> JSONBytesResponse:
     """The frame grid: the job's range and one letter per task, by index (q queued,
     d dispatched, r running, f finished, e error, c cancelled).  Read from the store once per
     change of the job, however many pages ask (:mod:`drqueue.master.framegrids`)."""
 
     def read() -> dict[str, Any]:
-        spec = m.store.get_job(job_id).spec
+        spec = m.job(job_id).spec
         letters = STATE_LETTERS
         return {
             "start": spec.start,
@@ -277,10 +299,18 @@ def frames(job_id: JobIdPath, _: Auth, m: MasterDep) -> dict[str, Any]:
             "states": "".join(letters[state] for state in m.store.task_states(job_id)),
         }
 
-    return m.frame_grids.get(job_id, m.changes.version(job_id), read)
+    return JSONBytesResponse(m.frame_grids.get(job_id, m.changes.version(job_id), read))
 
 
-@router.get("/jobs/{job_id}/thumbnail", response_class=Response)
+@router.get(
+    "/jobs/{job_id}/thumbnail",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+        304: {"description": "the thumbnail is the one If-None-Match names"},
+        **answers(404),
+    },
+)
 def thumbnail(
     job_id: JobIdPath,
     _: Auth,

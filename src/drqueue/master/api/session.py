@@ -9,11 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from drqueue.api_types import LoginLink, SessionInfo
 from drqueue.errors import AuthError
 from drqueue.master.api.deps import (
+    AUTHED,
     Admin,
     Auth,
     MasterDep,
+    answers,
     bearer_token,
     current_session,
     slave_refused,
@@ -22,7 +25,9 @@ from drqueue.master.api.shapes import JSONBytesResponse
 from drqueue.master.sessions import CODE_SECONDS, COOKIE, Session
 from drqueue.master.tokens import token_digest
 
-router = APIRouter(prefix="/api/v1", default_response_class=JSONBytesResponse)
+router = APIRouter(
+    prefix="/api/v1", default_response_class=JSONBytesResponse, responses=answers(*AUTHED)
+)
 
 
 class LoginIn(BaseModel):
@@ -37,7 +42,7 @@ def session_out(session: Session) -> dict[str, Any]:
     return {"name": session.name, "role": session.role, "csrf": session.csrf}
 
 
-@router.post("/session")
+@router.post("/session", response_model=SessionInfo, responses=answers(413))
 def login(
     body: LoginIn,
     request: Request,
@@ -74,7 +79,7 @@ def login(
     return session_out(session)
 
 
-@router.get("/session")
+@router.get("/session", response_model=SessionInfo)
 def whoami(request: Request, _: Auth) -> dict[str, Any]:
     """The session of the cookie sent: {name, role, csrf}; 401 without one."""
     session = current_session(request)
@@ -83,7 +88,9 @@ def whoami(request: Request, _: Auth) -> dict[str, Any]:
     return session_out(session)
 
 
-@router.delete("/session", status_code=204)
+@router.delete(
+    "/session", status_code=204, responses={204: {"description": "the session is ended"}}
+)
 def logout(request: Request, _: Auth, m: MasterDep) -> Response:
     """End the session of the cookie sent (it is refused from now on) and clear the cookie."""
     if current_session(request) is not None:
@@ -95,7 +102,7 @@ def logout(request: Request, _: Auth, m: MasterDep) -> Response:
     return response
 
 
-@router.post("/session/link", status_code=201)
+@router.post("/session/link", status_code=201, response_model=LoginLink)
 def login_link(request: Request, _: Admin, m: MasterDep) -> dict[str, Any]:
     """A one-time login link: its code opens one session as the master's admin, within
     CODE_SECONDS (``drqueue up`` prints one)."""

@@ -9,13 +9,24 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from drqueue.errors import DrQueueError
-from drqueue.master.api.deps import Auth, identified
+from drqueue.master.api.deps import AUTHED, Auth, answers, identified
 from drqueue.master.api.shapes import JSONBytesResponse
 
 router = APIRouter(prefix="/api/v1", default_response_class=JSONBytesResponse)
 
 
-@router.get("/stream", response_class=StreamingResponse)
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "server-sent events: farm, jobs (each job as GET /jobs lists it) "
+            "and log (each new event as GET /events shows it); docs/api.md, 'The live stream'",
+        },
+        **answers(*AUTHED, 429),
+    },
+)
 async def stream(request: Request, who: Auth) -> StreamingResponse:
     """``text/event-stream``: ``farm`` at connect and every 2 s, ``jobs`` (changed and deleted
     jobs), ``log`` (new store events), a ``: keep-alive`` comment after 15 s of silence.

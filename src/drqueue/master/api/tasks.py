@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 
-from drqueue.errors import Conflict, InvalidRequest, NotFound
+from drqueue.api_types import Task
+from drqueue.errors import Conflict, InvalidRequest, JobNotFound, NotFound
 from drqueue.master.api.deps import (
+    AUTHED,
     MAX_PAGE,
     Auth,
     IndexPath,
@@ -18,15 +20,18 @@ from drqueue.master.api.deps import (
     MasterDep,
     PageLimit,
     TaskStateName,
+    answers,
 )
 from drqueue.master.api.files import LOG_CHUNK_BYTES, open_inside, read_at
 from drqueue.master.api.shapes import JSONBytesResponse, task_dict
 from drqueue.models import ACTIVE_STATES, FRAME_LIMIT, MAX_ID
 
-router = APIRouter(prefix="/api/v1", default_response_class=JSONBytesResponse)
+router = APIRouter(
+    prefix="/api/v1", default_response_class=JSONBytesResponse, responses=answers(*AUTHED)
+)
 
 
-@router.get("/jobs/{job_id}/tasks")
+@router.get("/jobs/{job_id}/tasks", response_model=list[Task], responses=answers(404))
 def tasks(
     job_id: JobIdPath,
     _: Auth,
@@ -34,27 +39,30 @@ def tasks(
     state: TaskStateName | None = None,
     offset: int = Query(0, ge=0, le=MAX_ID),
     limit: PageLimit = MAX_PAGE,
-) -> list[dict[str, Any]]:
+) -> JSONBytesResponse:
     """A page of the job's tasks by index (of one *state* if given): *limit* from *offset*."""
-    return [
-        task_dict(task)
-        for task in m.store.list_tasks(job_id, state=state, offset=offset, limit=limit)
-    ]
+    try:
+        found = m.store.list_tasks(job_id, state=state, offset=offset, limit=limit)
+    except NotFound as exc:  # the only thing list_tasks finds missing is the job
+        raise JobNotFound(str(exc)) from None
+    return JSONBytesResponse([task_dict(task) for task in found])
 
 
-@router.get("/jobs/{job_id}/tasks/{index}")
-def task(job_id: JobIdPath, index: IndexPath, _: Auth, m: MasterDep) -> dict[str, Any]:
-    return task_dict(m.store.get_task(job_id, index))
+@router.get("/jobs/{job_id}/tasks/{index}", response_model=Task, responses=answers(404))
+def task(job_id: JobIdPath, index: IndexPath, _: Auth, m: MasterDep) -> JSONBytesResponse:
+    return JSONBytesResponse(task_dict(m.store.get_task(job_id, index)))
 
 
-@router.post("/jobs/{job_id}/tasks/{index}/{action}")
+@router.post(
+    "/jobs/{job_id}/tasks/{index}/{action}", response_model=Task, responses=answers(404, 409)
+)
 def task_action(
     job_id: JobIdPath,
     index: IndexPath,
     action: Literal["requeue", "kill"],
     who: Auth,
     m: MasterDep,
-) -> dict[str, Any]:
+) -> JSONBytesResponse:
     m.own(who, job_id)
     store = m.store
     if action == "requeue":
@@ -67,10 +75,24 @@ def task_action(
             )
         m.kill(store.kill_tasks(job_id, index=index, actor=who.name))
     m.changed(job_id)
-    return task_dict(store.get_task(job_id, index))
+    return JSONBytesResponse(task_dict(store.get_task(job_id, index)))
 
 
-@router.get("/jobs/{job_id}/log", response_class=PlainTextResponse)
+@router.get(
+    "/jobs/{job_id}/log",
+    response_class=Response,  # its errors are JSON: PlainTextResponse would say text/plain
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "the chunk's bytes as the render wrote them",
+            "headers": {
+                "X-Log-Size": {"description": "the whole log, in bytes"},
+                "X-Log-Offset": {"description": "where this chunk starts"},
+            },
+        },
+        **answers(404),
+    },
+)
 def task_log(
     job_id: int,
     _: Auth,
