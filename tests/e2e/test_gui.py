@@ -1,0 +1,205 @@
+"""The desktop GUI (``drqueue gui``) driven with pytest-qt, offscreen, against a real farm.
+
+The master, its controller and two slaves are real processes (tests/farm.py), and the jobs
+render real PNG stills with FFmpeg (tests/farm.stills_command), so thumbnails and outputs are
+real.  Each test waits for conditions (``qtbot.waitUntil``), never for a time; renders that
+must be seen half-way wait on a gate file the test creates when it is ready.
+
+Screenshots of each view are saved under ``<basetemp>/gui-screenshots/``: look at them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from farm import Farm, stills_command, wait_for
+from gui_support import SLOW, gui_window, needs_qt, save, screenshot_folder
+
+pytestmark = [pytest.mark.timeout(420)]
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory, request) -> Path:
+    needs_qt()
+    if shutil.which("ffmpeg") is None:
+        pytest.fail("ffmpeg is not installed (make test installs it)")
+    return screenshot_folder(tmp_path_factory, request)
+
+
+@pytest.fixture(autouse=True)
+def idle_farm(farm: Farm):
+    """Each test starts with both engines up, and leaves nothing running."""
+    farm.wait_engines(2, timeout=120)
+    yield
+    for job in farm.client.jobs():
+        if job.counts.running or job.status in ("queued", "waiting", "stopped"):
+            farm.client.job_action(job.id, "kill")
+    wait_for(
+        lambda: all(job.counts.running == 0 for job in farm.client.jobs()),
+        60,
+        what="every task off its engine",
+    )
+
+
+@pytest.fixture
+def window(qtbot, qapp, tmp_path, farm: Farm, screenshots):
+    return gui_window(qtbot, qapp, tmp_path, farm.client.url, farm.client.token)
+
+
+def row_text(window, job_id: int, column: int) -> str | None:
+    model = window.jobs_model
+    row = model.row_of(job_id)
+    return None if row is None else model.index(row, column).data()
+
+
+def test_a_job_submitted_through_the_dialog_reaches_100_percent_with_its_frames_and_log(
+    qtbot, window, farm: Farm, tmp_path, screenshots
+):
+    from PySide6.QtCore import QObject, Qt, QUrl, Slot
+    from PySide6.QtGui import QDesktopServices
+
+    qtbot.waitUntil(lambda: bool(window.renderers), timeout=SLOW)
+    qtbot.waitUntil(lambda: window.computers_view.model.rowCount() == 2, timeout=SLOW)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    dialog = window.open_submit()
+    qtbot.waitUntil(dialog.isVisible, timeout=SLOW)
+    dialog.name.setText("gui stills")
+    dialog.end.setValue(4)
+    # The shell renderer's command is required: the master says so under its field.
+    qtbot.waitUntil(lambda: dialog.fields["params.cmd"].error.isVisible(), timeout=SLOW)
+    assert "cmd" in dialog.fields["params.cmd"].error.text()
+    save(dialog, screenshots, "submit-dialog-refused")
+    dialog.param_inputs["cmd"].setText(stills_command(out))
+    dialog.param_inputs["output"].setText(str(out / "still_####.png"))
+    qtbot.waitUntil(lambda: dialog.preview_answer is not None, timeout=SLOW)
+    assert dialog.preview_answer.tasks == 4
+    assert not dialog.problem.isVisible()
+    save(dialog, screenshots, "submit-dialog")
+
+    with qtbot.waitSignal(dialog.submitted, timeout=SLOW) as submitted:
+        qtbot.mouseClick(dialog.submit_button, Qt.MouseButton.LeftButton)
+    job_id = submitted.args[0]
+    assert farm.client.job(job_id).name == "gui stills"
+
+    # The row arrives by the live stream and goes to 100% without a reload.
+    qtbot.waitUntil(lambda: row_text(window, job_id, 4) == "100%", timeout=SLOW)
+    assert "finished" in row_text(window, job_id, 3)
+    window.jobs_view.select_job(job_id)
+    save(window, screenshots, "jobs")
+
+    # Double-click opens the job: the frame grid, the tasks, the last frame.
+    view = window.jobs_view.table
+    where = view.visualRect(view.model().index(view.currentIndex().row(), 1)).center()
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=where)  # a press, as a hand
+    qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=where)
+    detail = window.detail
+    qtbot.waitUntil(
+        lambda: detail.grid.grid is not None and detail.grid.grid.states == "ffff", timeout=SLOW
+    )
+    qtbot.waitUntil(lambda: detail.tasks.rowCount() == 4, timeout=SLOW)
+    qtbot.waitUntil(lambda: not detail.thumbnail.pixmap().isNull(), timeout=SLOW)
+
+    # A click on the third cell opens task 2's log.
+    qtbot.mouseClick(
+        detail.grid, Qt.MouseButton.LeftButton, pos=detail.grid.cell_rect(2).center().toPoint()
+    )
+    qtbot.waitUntil(lambda: "wrote frame 3" in detail.log.toPlainText(), timeout=SLOW)
+    assert detail.task_index == 2
+    save(window, screenshots, "job-detail")
+
+    # Open frame hands the rendered PNG to the desktop (here, to a handler of the test's).
+    class Viewer(QObject):
+        opened: list[str] = []
+
+        @Slot(QUrl)
+        def show(self, url: QUrl) -> None:
+            self.opened.append(url.toLocalFile())
+
+    viewer = Viewer()
+    QDesktopServices.setUrlHandler("file", viewer, "show")
+    try:
+        qtbot.mouseClick(detail.open_frame_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: bool(viewer.opened), timeout=SLOW)
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    assert viewer.opened == [str(out / "still_0003.png")]
+
+
+def test_stop_and_continue_from_the_context_menu_reach_the_master(
+    qtbot, window, farm: Farm, tmp_path
+):
+    gate = tmp_path / "gate"
+    out = tmp_path / "out"
+    out.mkdir()
+    job = farm.client.submit(
+        "shell",
+        name="gui gated",
+        start=1,
+        end=6,
+        params={"cmd": stills_command(out, gate), "output": str(out / "still_####.png")},
+    )
+    qtbot.waitUntil(lambda: window.jobs_model.job(job.id) is not None, timeout=SLOW)
+    qtbot.waitUntil(lambda: window.jobs_model.job(job.id).counts.running == 2, timeout=SLOW)
+
+    def choose(label: str) -> None:
+        jobs = window.jobs_view
+        assert jobs.select_job(job.id)
+        table = jobs.table
+        jobs.show_menu(table.visualRect(table.currentIndex()).center())
+        qtbot.waitUntil(lambda: jobs.menu is not None and jobs.menu.isVisible(), timeout=SLOW)
+        action = next(a for a in jobs.menu.actions() if a.text() == label)
+        assert action.isEnabled()
+        action.trigger()
+        jobs.menu.close()
+
+    choose("Stop")
+    qtbot.waitUntil(lambda: farm.client.job(job.id).control == "stopped", timeout=SLOW)
+    qtbot.waitUntil(lambda: "stopp" in row_text(window, job.id, 3), timeout=SLOW)
+    assert any("Stop: 1 of 1 done" in m for m in window.messages)
+
+    choose("Continue")
+    qtbot.waitUntil(lambda: farm.client.job(job.id).control == "active", timeout=SLOW)
+    gate.touch()
+    qtbot.waitUntil(lambda: row_text(window, job.id, 4) == "100%", timeout=SLOW)
+    assert farm.client.job(job.id).status == "finished"
+
+
+def test_a_refused_control_is_a_line_in_the_status_bar(qtbot, window, farm: Farm):
+    job = farm.client.submit("shell", name="gui refused", start=1, end=1, params={"cmd": "true"})
+    qtbot.waitUntil(lambda: row_text(window, job.id, 4) == "100%", timeout=SLOW)
+    farm.client.delete_job(job.id)  # gone behind the window's back
+    window.controller.job_action([job.id], "stop")
+    qtbot.waitUntil(lambda: any("Stop refused" in m for m in window.messages), timeout=SLOW)
+    assert window.isVisible()
+
+
+def test_a_wrong_token_shows_the_banner_and_settings_and_a_right_one_connects(
+    qtbot, qapp, tmp_path, farm: Farm, screenshots
+):
+    from drqueue.gui.controller import CONNECTED, UNAUTHORIZED
+
+    window = gui_window(qtbot, qapp, tmp_path, farm.client.url, "not-a-token", connected=False)
+    qtbot.waitUntil(lambda: window.controller.state == UNAUTHORIZED, timeout=SLOW)
+    qtbot.waitUntil(
+        lambda: window.settings_dialog is not None and window.settings_dialog.isVisible(),
+        timeout=SLOW,
+    )
+    assert window.banner.isVisible()
+    assert "refused the token" in window.banner.text.text()
+    dialog = window.settings_dialog
+    assert "token" in dialog.problem.text()
+    assert "not-a-token" not in window.banner.text.text()  # the token is never shown
+    save(window, screenshots, "banner-wrong-token")
+    save(dialog, screenshots, "settings")
+
+    dialog.token.setText(farm.client.token)
+    dialog.save()
+    qtbot.waitUntil(lambda: window.controller.state == CONNECTED, timeout=SLOW)
+    qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=SLOW)
+    qtbot.waitUntil(lambda: window.computers_view.model.rowCount() == 2, timeout=SLOW)
+    window.tabs.setCurrentWidget(window.computers_view)
+    save(window, screenshots, "computers")
