@@ -61,7 +61,7 @@ class ComputersView(QWidget):
             bar.addWidget(button)
         bar.addStretch(1)
         bar.addWidget(self.summary)
-        pools_button = QPushButton("Pools ▾")
+        pools_button = QPushButton("Pools")
         pools_menu = QMenu(pools_button)
         pools_menu.addAction("Create pool…").triggered.connect(self.create_pool)
         pools_menu.addAction("Delete pool…").triggered.connect(self.delete_pool)

@@ -48,6 +48,8 @@ LOG_POLL_MS = 1000
 LOG_TAIL_BYTES = 256 * 1024
 #: Characters the log view keeps before it drops the oldest.
 LOG_KEEP_CHARS = 2_000_000
+#: Pixels the frame grid grows to before it scrolls.
+GRID_MOST_HEIGHT = 240
 #: The task states whose log still grows.
 LIVE = ("dispatched", "running")
 
@@ -122,7 +124,7 @@ class JobDetail(QWidget):
         self.legend = Legend()
         self.grid = FrameGridView()
         self.grid.task_clicked.connect(self.select_task)
-        grid_scroll = QScrollArea()
+        self.grid_scroll = grid_scroll = QScrollArea()
         grid_scroll.setWidget(self.grid)
         grid_scroll.setWidgetResizable(True)
         grid_scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -140,7 +142,7 @@ class JobDetail(QWidget):
         self.task_table.setAlternatingRowColors(True)
         self.task_table.horizontalHeader().setStretchLastSection(True)
         self.task_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column, width in enumerate((50, 80, 100, 70, 80, 45, 70, 70, 90, 45)):
+        for column, width in enumerate((60, 70, 104, 80, 80, 56, 62, 62, 104, 52)):
             self.task_table.setColumnWidth(column, width)
         self.task_table.selectionModel().currentRowChanged.connect(
             lambda current, _previous: (
@@ -154,7 +156,7 @@ class JobDetail(QWidget):
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(_section("Frames"))
         left_layout.addWidget(self.legend)
-        left_layout.addWidget(grid_scroll, 1)
+        left_layout.addWidget(grid_scroll)
         left_layout.addWidget(_section("Tasks"))
         left_layout.addWidget(self.task_table, 3)
 
@@ -322,8 +324,18 @@ class JobDetail(QWidget):
 
         self.controller.request(f"Job {job_id}", read, done, failed)
 
+    def _fit_grid(self) -> None:
+        """The grid's box as tall as its rows, up to GRID_MOST_HEIGHT (then it scrolls)."""
+        width = self.grid_scroll.viewport().width()
+        self.grid_scroll.setFixedHeight(min(self.grid.heightForWidth(width) + 4, GRID_MOST_HEIGHT))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_grid()
+
     def _show_tasks(self, grid: FrameGrid, tasks: list[Task]) -> None:
         self.grid.set_grid(grid)
+        self._fit_grid()
         self.legend.set_counts(self.grid.counts())
         self.tasks.set_items(tasks)
         if self.task_index is not None:
@@ -395,7 +407,8 @@ class JobDetail(QWidget):
         self.task_heading.setText(f"LOG · TASK {task.index}")
         self.task_facts.setText(
             f"frames {frames_text(task.start, task.end, task.step)}  ·  {states.label(task.state)}"
-            f"  ·  {task.computer or 'no host yet'}  ·  {task.attempts} tries"
+            f"  ·  {task.computer or 'no host yet'}  ·  "
+            f"{task.attempts} {'try' if task.attempts == 1 else 'tries'}"
             + (f"  ·  {task.reason}" if task.reason else "")
         )
         for button in self.task_buttons.values():

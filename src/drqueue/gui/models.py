@@ -128,14 +128,9 @@ class ObjectTable(QAbstractTableModel):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
             return self.columns[section].title
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return self._alignment(self.columns[section])
+        if role == Qt.ItemDataRole.TextAlignmentRole:  # left: the sort arrow sits at the right
+            return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         return None
-
-    @staticmethod
-    def _alignment(column: Column) -> int:
-        horizontal = Qt.AlignmentFlag.AlignRight if column.numeric else Qt.AlignmentFlag.AlignLeft
-        return int(horizontal | Qt.AlignmentFlag.AlignVCenter)
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
@@ -326,13 +321,20 @@ class JobFilter(ModelSorted):
         self.owner = ""
 
     def set_filter(self, *, search: str | None = None, status: str | None = None, owner=None):
+        # Qt 6.9 deprecates invalidateFilter for begin/endFilterChange around the change.
+        begin = getattr(self, "beginFilterChange", None)
+        if begin is not None:
+            begin()
         if search is not None:
             self.search = search.strip().casefold()
         if status is not None:
             self.status = status
         if owner is not None:
             self.owner = owner
-        self.invalidateFilter()
+        if begin is not None:
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:
         job: Job = self.sourceModel().item(row)

@@ -132,7 +132,7 @@ class SettingsDialog(QDialog):
         self.me = QLineEdit(connection.me)
         self.me.setPlaceholderText("the owner name your jobs carry")
         self.problem = QLabel()
-        self.problem.setObjectName("fieldError")
+        self.problem.setObjectName("formError")
         self.problem.setWordWrap(True)
         self.problem.hide()
         self.where = QLabel(f"Now from: {connection.source}")

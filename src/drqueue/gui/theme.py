@@ -47,7 +47,9 @@ QTableView {{ background: {states.PANEL}; alternate-background-color: #1c2027;
     selection-background-color: #24476b; selection-color: #ffffff; }}
 QTableView::item {{ padding: 0 6px; border: none; }}
 QHeaderView::section {{ background: {states.PANEL}; color: {states.MUTED}; border: none;
-    border-bottom: 1px solid {states.BORDER}; padding: 6px; font-weight: 600; }}
+    border-bottom: 1px solid {states.BORDER}; padding: 6px 16px 6px 6px; font-weight: 600; }}
+QHeaderView::up-arrow, QHeaderView::down-arrow {{ subcontrol-origin: padding;
+    subcontrol-position: center right; width: 8px; height: 8px; right: 4px; }}
 QPushButton {{ background: {states.RAISED}; border: 1px solid #3a414d; border-radius: 5px;
     padding: 5px 12px; color: {states.TEXT}; }}
 QPushButton:hover {{ background: #2e3440; }}

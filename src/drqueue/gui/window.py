@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
             UNAUTHORIZED: ("✕ token refused", states.COLOURS["error"]),
         }[state]
         self.live_label.setText(f"<span style='color:{colour}'>{words}</span>  {url}")
+        self.live_label.setMinimumWidth(self.live_label.sizeHint().width())
         if state == CONNECTED:
             self.banner.hide()
             self.say(f"Connected to {url}")
@@ -132,7 +133,7 @@ class MainWindow(QMainWindow):
                 "warning",
                 f"Cannot reach the master at {url}",
                 f"Retrying every {RECONNECT_SECONDS:.0f} s; the tables show what was last "
-                f"known. ({why})",
+                f"known. {why.replace(f'cannot reach the master at {url} ', '')}",
             )
         elif state == UNAUTHORIZED:
             self.banner.show_message(
