@@ -68,6 +68,16 @@ class _Request(QRunnable):
             self.controller._answer.emit(self.what, self.then, value)
 
 
+def _typed(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A ``jobs`` message's jobs as Job objects (read on the stream's thread, not the UI's)."""
+    if kind != "jobs":
+        return data
+    return {
+        "jobs": Job.list_from_json(data.get("jobs") or []),
+        "deleted": [int(i) for i in data.get("deleted") or []],
+    }
+
+
 class LiveStream(QThread):
     """Reads the master's live stream for as long as it runs, reopening it when it breaks."""
 
@@ -88,7 +98,7 @@ class LiveStream(QThread):
                             return
                         if kind == "open":
                             self.state.emit(CONNECTED, "")
-                        self.message.emit(kind, data)
+                        self.message.emit(kind, _typed(kind, data))
                 self.state.emit(UNREACHABLE, f"the master at {self._client.url} closed the stream")
             except Unauthorized as exc:
                 self.state.emit(UNAUTHORIZED, str(exc))
@@ -183,8 +193,7 @@ class Controller(QObject):
         if kind == "open":
             self.reload()
         elif kind == "jobs":
-            jobs = Job.list_from_json(data.get("jobs") or [])
-            self.jobs_changed.emit(jobs, [int(i) for i in data.get("deleted") or []])
+            self.jobs_changed.emit(data["jobs"], data["deleted"])
         elif kind == "farm":
             self.farm_changed.emit(data)
             self.load_computers()

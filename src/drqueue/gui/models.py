@@ -205,11 +205,17 @@ class ObjectTable(QAbstractTableModel):
         self.changePersistentIndexList(before, after)
         self.layoutChanged.emit()
 
-    def _sorted(self, items: list[Any]) -> list[Any]:
+    def _sort_key(self) -> Callable[[Any], Any] | None:
         if self._sort is None:
+            return None
+        column = self.columns[self._sort[0]]
+        return column.key or column.text
+
+    def _sorted(self, items: list[Any]) -> list[Any]:
+        key = self._sort_key()
+        if self._sort is None or key is None:
             return items
-        column, order = self._sort
-        key = self.columns[column].key or self.columns[column].text
+        order = self._sort[1]
         decorated = [(key(item), self._key(item), item) for item in items]
         decorated.sort(key=lambda d: (d[0], d[1]), reverse=order == Qt.SortOrder.DescendingOrder)
         return [d[2] for d in decorated]
@@ -282,11 +288,14 @@ class JobsModel(ObjectTable):
             self._index()
             self.endRemoveRows()
         added: list[Job] = []
+        moved = False  # whether a changed job's sort key changed: only then is a sort needed
+        sort_key = self._sort_key()
         for job in changed:
             row = self._rows.get(job.id)
             if row is None:
                 added.append(job)
                 continue
+            moved = moved or (sort_key is not None and sort_key(self._items[row]) != sort_key(job))
             self._items[row] = job
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.columns) - 1))
         if added:
@@ -295,7 +304,7 @@ class JobsModel(ObjectTable):
             self._items.extend(added)
             self._index()
             self.endInsertRows()
-        if self._sort is not None and (added or changed):
+        if self._sort is not None and (added or moved):
             self.sort(*self._sort)
 
 
