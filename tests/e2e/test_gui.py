@@ -130,7 +130,7 @@ def test_a_job_submitted_through_the_dialog_reaches_100_percent_with_its_frames_
 
 
 def test_stop_and_continue_from_the_context_menu_reach_the_master(
-    qtbot, window, farm: Farm, tmp_path
+    qtbot, window, farm: Farm, tmp_path, screenshots
 ):
     gate = tmp_path / "gate"
     out = tmp_path / "out"
@@ -145,21 +145,38 @@ def test_stop_and_continue_from_the_context_menu_reach_the_master(
     qtbot.waitUntil(lambda: window.jobs_model.job(job.id) is not None, timeout=SLOW)
     qtbot.waitUntil(lambda: window.jobs_model.job(job.id).counts.running == 2, timeout=SLOW)
 
-    def choose(label: str) -> None:
+    def choose(label: str, shot: str | None = None) -> None:
         jobs = window.jobs_view
         assert jobs.select_job(job.id)
         table = jobs.table
         jobs.show_menu(table.visualRect(table.currentIndex()).center())
         qtbot.waitUntil(lambda: jobs.menu is not None and jobs.menu.isVisible(), timeout=SLOW)
+        if shot:
+            save(jobs.menu, screenshots, shot)
         action = next(a for a in jobs.menu.actions() if a.text() == label)
         assert action.isEnabled()
         action.trigger()
         jobs.menu.close()
 
-    choose("Stop")
+    choose("Stop", shot="jobs-context-menu")
     qtbot.waitUntil(lambda: farm.client.job(job.id).control == "stopped", timeout=SLOW)
     qtbot.waitUntil(lambda: "stopp" in row_text(window, job.id, 3), timeout=SLOW)
     assert any("Stop: 1 of 1 done" in m for m in window.messages)
+    save(window, screenshots, "jobs-stopping")
+
+    # The job's page while two tasks run: a running task's log is followed as it grows.
+    window.open_job(job.id)
+    detail = window.detail
+    qtbot.waitUntil(lambda: detail.grid.states().count("running") == 2, timeout=SLOW)
+    running = detail.grid.states().index("running")
+    detail.select_task(running)
+    frame = running + 1
+    qtbot.waitUntil(lambda: detail.log.toPlainText().count(f"waiting {frame}") >= 2, timeout=SLOW)
+    seen = detail.log.toPlainText().count(f"waiting {frame}")
+    qtbot.waitUntil(lambda: detail.log.toPlainText().count(f"waiting {frame}") > seen, timeout=SLOW)
+    assert detail.log_state.text().endswith("live")
+    save(window, screenshots, "job-detail-running")
+    window.tabs.setCurrentWidget(window.jobs_view)
 
     choose("Continue")
     qtbot.waitUntil(lambda: farm.client.job(job.id).control == "active", timeout=SLOW)

@@ -50,6 +50,8 @@ LOG_TAIL_BYTES = 256 * 1024
 LOG_KEEP_CHARS = 2_000_000
 #: Pixels the frame grid grows to before it scrolls.
 GRID_MOST_HEIGHT = 240
+#: What the log's corner says while the log is followed (tests read it).
+LIVE_TEXT = f"<span style='color:{states.COLOURS['finished']}'>●</span> live"
 #: The task states whose log still grows.
 LIVE = ("dispatched", "running")
 
@@ -142,7 +144,7 @@ class JobDetail(QWidget):
         self.task_table.setAlternatingRowColors(True)
         self.task_table.horizontalHeader().setStretchLastSection(True)
         self.task_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column, width in enumerate((60, 70, 104, 80, 80, 56, 62, 62, 104, 52)):
+        for column, width in enumerate((70, 84, 108, 92, 84, 62, 66, 66, 128, 58)):
             self.task_table.setColumnWidth(column, width)
         self.task_table.selectionModel().currentRowChanged.connect(
             lambda current, _previous: (
@@ -504,7 +506,7 @@ class JobDetail(QWidget):
         live = task is not None and task.state in LIVE
         was_live, self._log_was_live = self._log_was_live, live
         if live:
-            self.log_state.setText("● live")
+            self.log_state.setText(LIVE_TEXT)
             self.log_timer.start()
         elif was_live:  # one last read: what the task wrote as it ended
             self.log_timer.start()

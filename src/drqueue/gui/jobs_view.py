@@ -143,7 +143,7 @@ class JobsView(QWidget):
         header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
-        for column, width in enumerate((60, 260, 90, 110, 190, 70, 80, 90, 110)):
+        for column, width in enumerate((64, 260, 90, 120, 190, 84, 84, 96, 110)):
             self.table.setColumnWidth(column, width)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
 

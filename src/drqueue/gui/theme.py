@@ -72,6 +72,14 @@ QMenu::item {{ padding: 5px 22px; border-radius: 4px; }}
 QMenu::item:selected {{ background: #24476b; }}
 QMenu::item:disabled {{ color: #5d6672; }}
 QMenu::separator {{ height: 1px; background: #3a414d; margin: 4px 8px; }}
+QScrollBar:vertical {{ background: transparent; width: 11px; margin: 0; }}
+QScrollBar:horizontal {{ background: transparent; height: 11px; margin: 0; }}
+QScrollBar::handle {{ background: #3a414d; border-radius: 4px; margin: 2px; }}
+QScrollBar::handle:vertical {{ min-height: 28px; }}
+QScrollBar::handle:horizontal {{ min-width: 28px; }}
+QScrollBar::handle:hover {{ background: #4a5361; }}
+QScrollBar::add-line, QScrollBar::sub-line {{ width: 0; height: 0; }}
+QScrollBar::add-page, QScrollBar::sub-page {{ background: transparent; }}
 QSplitter::handle {{ background: {states.BACKGROUND}; }}
 QScrollArea {{ background: transparent; }}
 QToolTip {{ background: {states.RAISED}; color: {states.TEXT}; border: 1px solid #3a414d; }}
