@@ -60,3 +60,45 @@ def save(widget, folder: Path, name: str) -> Path:
     assert widget.grab().save(str(path)), f"cannot save {path}"
     print(f"screenshot: {path}")
     return path
+
+
+def answer_next_dialog(fill) -> None:
+    """Call ``fill(dialog)`` on the next modal dialog the window opens (a question, an input):
+    the test's hand on a dialog that ``exec()`` waits for.  It looks again each 50 ms until the
+    dialog is up."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    def attempt() -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            QTimer.singleShot(50, attempt)
+        else:
+            fill(dialog)
+
+    QTimer.singleShot(0, attempt)
+
+
+def press(label: str, *, tick: bool = False):
+    """A ``fill`` for answer_next_dialog: press the message box's button *label* (ticking its
+    check box first, with *tick*)."""
+
+    def fill(box) -> None:
+        if tick:
+            box.checkBox().setChecked(True)
+        next(button for button in box.buttons() if button.text() == label).click()
+
+    return fill
+
+
+def enter(value):
+    """A ``fill`` for answer_next_dialog: type *value* into an input dialog and accept it."""
+
+    def fill(dialog) -> None:
+        if isinstance(value, int):
+            dialog.setIntValue(value)
+        else:
+            dialog.setTextValue(value)
+        dialog.accept()
+
+    return fill

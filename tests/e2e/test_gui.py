@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 from farm import Farm, stills_command, wait_for
-from gui_support import SLOW, gui_window, needs_qt, save, screenshot_folder
+from gui_support import (
+    SLOW,
+    answer_next_dialog,
+    enter,
+    gui_window,
+    needs_qt,
+    press,
+    save,
+    screenshot_folder,
+)
 
 pytestmark = [pytest.mark.timeout(420)]
 
@@ -46,6 +55,12 @@ def idle_farm(farm: Farm):
 @pytest.fixture
 def window(qtbot, qapp, tmp_path, farm: Farm, screenshots):
     return gui_window(qtbot, qapp, tmp_path, farm.client.url, farm.client.token)
+
+
+def running(window, job_id: int) -> int | None:
+    """How many tasks of the job run, as the window knows it (None: no row yet)."""
+    job = window.jobs_model.job(job_id)
+    return None if job is None else job.counts.running
 
 
 def row_text(window, job_id: int, column: int) -> str | None:
@@ -142,8 +157,7 @@ def test_stop_and_continue_from_the_context_menu_reach_the_master(
         end=6,
         params={"cmd": stills_command(out, gate), "output": str(out / "still_####.png")},
     )
-    qtbot.waitUntil(lambda: window.jobs_model.job(job.id) is not None, timeout=SLOW)
-    qtbot.waitUntil(lambda: window.jobs_model.job(job.id).counts.running == 2, timeout=SLOW)
+    qtbot.waitUntil(lambda: running(window, job.id) == 2, timeout=SLOW)
 
     def choose(label: str, shot: str | None = None) -> None:
         jobs = window.jobs_view
@@ -168,9 +182,9 @@ def test_stop_and_continue_from_the_context_menu_reach_the_master(
     window.open_job(job.id)
     detail = window.detail
     qtbot.waitUntil(lambda: detail.grid.states().count("running") == 2, timeout=SLOW)
-    running = detail.grid.states().index("running")
-    detail.select_task(running)
-    frame = running + 1
+    task = detail.grid.states().index("running")
+    detail.select_task(task)
+    frame = task + 1
     qtbot.waitUntil(lambda: detail.log.toPlainText().count(f"waiting {frame}") >= 2, timeout=SLOW)
     seen = detail.log.toPlainText().count(f"waiting {frame}")
     qtbot.waitUntil(lambda: detail.log.toPlainText().count(f"waiting {frame}") > seen, timeout=SLOW)
@@ -183,6 +197,91 @@ def test_stop_and_continue_from_the_context_menu_reach_the_master(
     gate.touch()
     qtbot.waitUntil(lambda: row_text(window, job.id, 4) == "100%", timeout=SLOW)
     assert farm.client.job(job.id).status == "finished"
+
+
+def test_priority_kill_rerun_and_delete_ask_first_and_reach_the_master(
+    qtbot, window, farm: Farm, tmp_path
+):
+    quick = farm.client.submit("shell", name="gui rerun", start=1, end=2, params={"cmd": "true"})
+    jobs = window.jobs_view
+    qtbot.waitUntil(lambda: row_text(window, quick.id, 4) == "100%", timeout=SLOW)
+    gate = tmp_path / "gate"  # never opened: its tasks run until they are killed
+    gated = farm.client.submit(
+        "shell", name="gui killed", start=1, end=4, params={"cmd": stills_command(tmp_path, gate)}
+    )
+    qtbot.waitUntil(lambda: running(window, gated.id) == 2, timeout=SLOW)
+
+    assert jobs.select_job(gated.id)
+    answer_next_dialog(enter(77))
+    jobs.run("priority")
+    qtbot.waitUntil(lambda: farm.client.job(gated.id).priority == 77, timeout=SLOW)
+    qtbot.waitUntil(lambda: row_text(window, gated.id, 5) == "77", timeout=SLOW)
+
+    answer_next_dialog(press("Cancel"))  # asked, and told no: nothing is sent
+    jobs.run("kill")
+    answer_next_dialog(press("Kill"))
+    jobs.run("kill")
+    qtbot.waitUntil(lambda: farm.client.job(gated.id).counts.running == 0, timeout=SLOW)
+    assert farm.client.job(gated.id).control == "stopped"
+
+    answer_next_dialog(press("Delete", tick=True))  # with force
+    jobs.run("delete")
+    qtbot.waitUntil(lambda: window.jobs_model.job(gated.id) is None, timeout=SLOW)
+    assert gated.id not in [job.id for job in farm.client.jobs()]
+
+    first_end = farm.client.tasks(quick.id)[0].ended_at
+    assert jobs.select_job(quick.id)
+    answer_next_dialog(press("Rerun"))
+    jobs.run("rerun")
+    qtbot.waitUntil(
+        lambda: (farm.client.tasks(quick.id)[0].ended_at or 0) > first_end, timeout=SLOW
+    )
+    qtbot.waitUntil(lambda: row_text(window, quick.id, 4) == "100%", timeout=SLOW)
+
+
+def test_computer_and_pool_controls_reach_the_master(qtbot, window, farm: Farm, screenshots):
+    view = window.computers_view
+    window.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.model.rowCount() == 2, timeout=SLOW)
+    assert view.select("beta")
+    try:
+        view.run("disable")
+        qtbot.waitUntil(lambda: not farm.client.computer("beta").enabled, timeout=SLOW)
+        qtbot.waitUntil(
+            lambda: "disabled" in view.model.index(view.model.row_of("beta"), 1).data(),
+            timeout=SLOW,
+        )
+
+        answer_next_dialog(enter(3))
+        view.run("limit")
+        qtbot.waitUntil(lambda: farm.client.computer("beta").max_tasks == 3, timeout=SLOW)
+
+        answer_next_dialog(enter("gui-pool"))
+        view.create_pool()
+        qtbot.waitUntil(lambda: [p.name for p in view.pools] == ["gui-pool"], timeout=SLOW)
+        answer_next_dialog(enter("gui-pool"))
+        view.run("pool-add")
+        qtbot.waitUntil(lambda: farm.client.computer("beta").pools == ["gui-pool"], timeout=SLOW)
+        qtbot.waitUntil(lambda: view.model.find("beta").pools == ["gui-pool"], timeout=SLOW)
+        save(window, screenshots, "computers-controls")
+
+        answer_next_dialog(enter("gui-pool"))
+        view.run("pool-remove")
+        qtbot.waitUntil(lambda: farm.client.computer("beta").pools == [], timeout=SLOW)
+        answer_next_dialog(enter("gui-pool"))
+        view.delete_pool()
+        qtbot.waitUntil(lambda: farm.client.pools() == [], timeout=SLOW)
+
+        answer_next_dialog(enter(0))  # 0: no limit
+        view.run("limit")
+        qtbot.waitUntil(lambda: farm.client.computer("beta").max_tasks is None, timeout=SLOW)
+    finally:
+        farm.client.computer_action("beta", "enable")
+        farm.client.computer_limit("beta", None)
+    view.run("enable")
+    qtbot.waitUntil(
+        lambda: "idle" in view.model.index(view.model.row_of("beta"), 1).data(), timeout=SLOW
+    )
 
 
 def test_a_refused_control_is_a_line_in_the_status_bar(qtbot, window, farm: Farm):

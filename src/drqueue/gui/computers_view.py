@@ -85,7 +85,7 @@ class ComputersView(QWidget):
         header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for column, width in enumerate((130, 100, 90, 130, 220, 120, 50, 80, 50, 110)):
+        for column, width in enumerate((130, 110, 90, 130, 220, 120, 70, 100, 70, 110)):
             self.table.setColumnWidth(column, width)
         self.table.selectionModel().selectionChanged.connect(self._selection)
 

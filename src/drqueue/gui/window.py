@@ -147,7 +147,8 @@ class MainWindow(QMainWindow):
         computers = farm.get("computers") or {}
         self.farm_label.setText(
             f"{farm.get('engines', 0)} engines · {computers.get('busy', 0)} busy · "
-            f"{computers.get('idle', 0)} idle · {computers.get('offline', 0)} offline"
+            f"{computers.get('idle', 0)} idle · {computers.get('offline', 0)} offline · "
+            f"{computers.get('disabled', 0)} disabled"
         )
 
     def _renderers(self, renderers: list[RendererInfo]) -> None:
