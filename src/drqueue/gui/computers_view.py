@@ -26,6 +26,16 @@ from PySide6.QtWidgets import (
 from drqueue.api_types import Computer, Pool
 from drqueue.gui.controller import Controller
 from drqueue.gui.models import OBJECT_ROLE, ComputersModel, ModelSorted
+from drqueue.gui.widgets import add_buttons, popup_menu
+
+#: The controls of `drqueue computer` and `drqueue pool` on the selected computers.
+COMPUTER_CONTROLS = (
+    ("enable", "Enable"),
+    ("disable", "Disable"),
+    ("limit", "Task limit…"),
+    ("pool-add", "Add to pool…"),
+    ("pool-remove", "Remove from pool…"),
+)
 
 
 class ComputersView(QWidget):
@@ -45,20 +55,9 @@ class ComputersView(QWidget):
         self.search.textChanged.connect(self.proxy.setFilterFixedString)
         self.summary = QLabel()
         self.summary.setObjectName("muted")
-        self.buttons: dict[str, QPushButton] = {}
         bar = QHBoxLayout()
         bar.addWidget(self.search, 2)
-        for action, label in (
-            ("enable", "Enable"),
-            ("disable", "Disable"),
-            ("limit", "Task limit…"),
-            ("pool-add", "Add to pool…"),
-            ("pool-remove", "Remove from pool…"),
-        ):
-            button = QPushButton(label)
-            button.clicked.connect(lambda _=False, a=action: self.run(a))
-            self.buttons[action] = button
-            bar.addWidget(button)
+        self.buttons = add_buttons(bar, COMPUTER_CONTROLS, self.run)
         bar.addStretch(1)
         bar.addWidget(self.summary)
         pools_button = QPushButton("Pools")
@@ -134,13 +133,7 @@ class ComputersView(QWidget):
         return menu
 
     def show_menu(self, pos: QPoint) -> None:
-        if not self.selected():
-            index = self.table.indexAt(pos)
-            if not index.isValid():
-                return
-            self.table.selectRow(index.row())
-        self.menu = self.computer_menu()
-        self.menu.popup(self.table.viewport().mapToGlobal(pos))
+        self.menu = popup_menu(self.table, pos, self.computer_menu)
 
     def run(self, action: str) -> None:
         names = [c.name for c in self.selected()]

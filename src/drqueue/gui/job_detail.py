@@ -36,9 +36,9 @@ from drqueue.client import LogChunk
 from drqueue.errors import DrQueueError, NotFound
 from drqueue.gui import states
 from drqueue.gui.controller import Controller
-from drqueue.gui.jobs_view import run_job_control
+from drqueue.gui.jobs_view import JOB_CONTROLS, run_job_control
 from drqueue.gui.models import DASH, TasksModel, duration, frames_text, when
-from drqueue.gui.widgets import FrameGridView, Legend, ProgressBar
+from drqueue.gui.widgets import FrameGridView, Legend, ProgressBar, add_buttons, popup_menu
 
 #: Milliseconds between two reads of the frame grid and tasks while the job changes.
 REFRESH_MS = 1000
@@ -48,6 +48,8 @@ LOG_POLL_MS = 1000
 LOG_TAIL_BYTES = 256 * 1024
 #: Characters the log view keeps before it drops the oldest.
 LOG_KEEP_CHARS = 2_000_000
+#: The controls of `drqueue task` on the selected tasks.
+TASK_CONTROLS = (("requeue", "Requeue task"), ("kill", "Kill task"))
 #: Pixels the frame grid grows to before it scrolls.
 GRID_MOST_HEIGHT = 240
 #: What the log's corner says while the log is followed (tests read it).
@@ -94,24 +96,11 @@ class JobDetail(QWidget):
         self.reason = QLabel()
         self.reason.setObjectName("reason")
         self.reason.setWordWrap(True)
-        self.buttons: dict[str, QPushButton] = {}
         controls = QHBoxLayout()
-        for action, label in (
-            ("stop", "Stop"),
-            ("continue", "Continue"),
-            ("kill", "Kill…"),
-            ("rerun", "Rerun…"),
-            ("requeue-failed", "Requeue failed"),
-            ("priority", "Priority…"),
-            ("unblock", "Unblock host…"),
-            ("delete", "Delete…"),
-        ):
-            button = QPushButton(label)
-            button.clicked.connect(lambda _=False, a=action: self.run(a))
-            if action in ("kill", "delete"):
-                button.setObjectName("danger")
-            self.buttons[action] = button
-            controls.addWidget(button)
+        more = (("unblock", "Unblock host…"), ("delete", "Delete…"))
+        self.buttons = add_buttons(controls, JOB_CONTROLS + more, self.run)
+        for action in ("kill", "delete"):
+            self.buttons[action].setObjectName("danger")
         controls.addStretch(1)
         head = QGridLayout()
         head.addWidget(self.title, 0, 0)
@@ -177,15 +166,11 @@ class JobDetail(QWidget):
         self.task_facts = QLabel()
         self.task_facts.setObjectName("muted")
         self.task_facts.setWordWrap(True)
-        self.task_buttons = {}
         task_controls = QHBoxLayout()
         task_controls.addWidget(self.task_facts, 1)
-        for action, label in (("requeue", "Requeue task"), ("kill", "Kill task")):
-            button = QPushButton(label)
-            button.clicked.connect(lambda _=False, a=action: self.run_task(a))
+        self.task_buttons = add_buttons(task_controls, TASK_CONTROLS, self.run_task)
+        for button in self.task_buttons.values():
             button.setEnabled(False)
-            self.task_buttons[action] = button
-            task_controls.addWidget(button)
         self.log = QPlainTextEdit()
         self.log.setObjectName("log")
         self.log.setReadOnly(True)
@@ -374,15 +359,16 @@ class JobDetail(QWidget):
             return
         self.controller.task_action(self.job_id, indexes, action, lambda _answers: self.refresh())
 
+    def _menu_of_tasks(self) -> QMenu:
+        menu = QMenu(self)
+        for action, label in TASK_CONTROLS:
+            menu.addAction(label).triggered.connect(lambda _=False, a=action: self.run_task(a))
+        menu.addSeparator()
+        menu.addAction("Open frame").triggered.connect(self.open_frame)
+        return menu
+
     def _task_menu(self, pos) -> None:
-        self.task_menu = QMenu(self)
-        for action, label in (("requeue", "Requeue"), ("kill", "Kill")):
-            self.task_menu.addAction(label).triggered.connect(
-                lambda _=False, a=action: self.run_task(a)
-            )
-        self.task_menu.addSeparator()
-        self.task_menu.addAction("Open frame").triggered.connect(self.open_frame)
-        self.task_menu.popup(self.task_table.viewport().mapToGlobal(pos))
+        self.task_menu = popup_menu(self.task_table, pos, self._menu_of_tasks)
 
     # -- one task: its frame and its log -------------------------------------------------------
 

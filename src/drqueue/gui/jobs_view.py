@@ -31,10 +31,19 @@ from drqueue.api_types import Job
 from drqueue.gui import states
 from drqueue.gui.controller import Controller
 from drqueue.gui.models import JobFilter, JobsModel
-from drqueue.gui.widgets import ProgressDelegate
+from drqueue.gui.widgets import ProgressDelegate, popup_menu
 
 #: The job statuses the filter offers (models.job_status).
 STATUSES = ("queued", "running", "waiting", "stopping", "stopped", "finished", "error", "cancelled")
+#: The job controls of `drqueue job`, as the menu and the job's page offer them (delete last).
+JOB_CONTROLS = (
+    ("stop", "Stop"),
+    ("continue", "Continue"),
+    ("kill", "Kill…"),
+    ("rerun", "Rerun…"),
+    ("requeue-failed", "Requeue failed"),
+    ("priority", "Priority…"),
+)
 #: The controls that ask first: what they undo cannot be had back.
 DESTRUCTIVE = {
     "kill": "Kill {what}? Their running tasks are killed and go back to the queue.",
@@ -219,14 +228,7 @@ class JobsView(QWidget):
         opened.setEnabled(len(jobs) == 1)
         opened.triggered.connect(self._open_current)
         menu.addSection(what)
-        for action, label in (
-            ("stop", "Stop"),
-            ("continue", "Continue"),
-            ("kill", "Kill…"),
-            ("rerun", "Rerun…"),
-            ("requeue-failed", "Requeue failed"),
-            ("priority", "Priority…"),
-        ):
+        for action, label in JOB_CONTROLS:
             menu.addAction(label).triggered.connect(lambda _=False, a=action: self.run(a))
         menu.addSeparator()
         menu.addAction("Delete…").triggered.connect(lambda: self.run("delete"))
@@ -235,13 +237,7 @@ class JobsView(QWidget):
         return menu
 
     def show_menu(self, pos: QPoint) -> None:
-        if not self.selected_jobs():
-            index = self.table.indexAt(pos)
-            if not index.isValid():
-                return
-            self.table.selectRow(index.row())
-        self.menu = self.job_menu()
-        self.menu.popup(self.table.viewport().mapToGlobal(pos))
+        self.menu = popup_menu(self.table, pos, self.job_menu)
 
     def run(self, action: str) -> None:
         run_job_control(self, self.controller, self.selected_jobs(), action)

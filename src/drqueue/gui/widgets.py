@@ -9,18 +9,22 @@ filled, error filled with a cross, cancelled an outline with a slash).
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QMouseEvent, QPainter, QPen
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPushButton,
     QSizePolicy,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
+    QTableView,
     QToolTip,
     QWidget,
 )
@@ -266,6 +270,35 @@ class Legend(QWidget):
             painter.setPen(QColor(states.MUTED))
             painter.drawText(QPointF(x + 17, 4 + metrics.ascent() - 1), text)
             x += 17 + metrics.horizontalAdvance(text) + 16
+
+
+# -- controls ---------------------------------------------------------------------------------
+
+
+def add_buttons(
+    layout: QBoxLayout, controls: tuple[tuple[str, str], ...], run: Callable[[str], None]
+) -> dict[str, QPushButton]:
+    """A button per (action, label) added to *layout*, each calling ``run(action)``."""
+    buttons = {}
+    for action, label in controls:
+        button = QPushButton(label)
+        button.clicked.connect(lambda _=False, a=action: run(a))
+        buttons[action] = button
+        layout.addWidget(button)
+    return buttons
+
+
+def popup_menu(table: QTableView, pos: QPoint, build: Callable[[], QMenu]) -> QMenu | None:
+    """A table's right-click menu at *pos*: the row under the pointer is selected first when no
+    row is; the menu is *build()*'s, shown without waiting (popup, not exec)."""
+    if not table.selectionModel().hasSelection():
+        index = table.indexAt(pos)
+        if not index.isValid():
+            return None
+        table.selectRow(index.row())
+    menu = build()
+    menu.popup(table.viewport().mapToGlobal(pos))
+    return menu
 
 
 # -- the banner ---------------------------------------------------------------------------------
