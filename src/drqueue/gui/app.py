@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
 from drqueue.config import Config, load_config
@@ -39,8 +40,18 @@ def open_window(settings: QSettings, connection: Connection | None = None) -> Ma
     return window
 
 
+#: Milliseconds between two returns to Python while Qt's loop runs, so Ctrl-C is seen.
+SIGNAL_CHECK_MS = 300
+
+
 def run(settings_file: str | None = None) -> int:
     app = application()
     window = open_window(open_settings(settings_file))
     window.show()
+    # Qt's loop holds Python's signal handlers until Python code runs: Ctrl-C in the terminal
+    # closes the window (and its threads) only with a timer that lets Python run now and then.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    wake = QTimer()
+    wake.start(SIGNAL_CHECK_MS)
+    wake.timeout.connect(lambda: None)
     return app.exec()
