@@ -193,7 +193,6 @@ class SubmitDialog(QDialog):
         spin.setRange(low, high)
         spin.setValue(value)
         spin.setGroupSeparatorShown(False)
-        spin.setButtonSymbols(QSpinBox.ButtonSymbols.NoButtons)
         return spin
 
     def _error_label(self) -> QLabel:

@@ -42,6 +42,7 @@ QTabBar::tab {{ background: transparent; color: {states.MUTED}; padding: 8px 16p
     border: none; border-bottom: 2px solid transparent; }}
 QTabBar::tab:selected {{ color: {states.TEXT}; border-bottom-color: {states.ACCENT}; }}
 QTabBar::tab:hover {{ color: {states.TEXT}; }}
+QTabBar::tab:disabled {{ color: #3d4450; }}
 QTableView {{ background: {states.PANEL}; alternate-background-color: #1c2027;
     border: 1px solid {states.BORDER}; border-radius: 5px; gridline-color: {states.BORDER};
     selection-background-color: #24476b; selection-color: #ffffff; }}
@@ -60,6 +61,7 @@ QLineEdit, QSpinBox, QComboBox, QPlainTextEdit {{ background: #0f1216; border: 1
     border-radius: 5px; padding: 4px 6px; color: {states.TEXT};
     selection-background-color: #24476b; }}
 QSpinBox::up-button, QSpinBox::down-button {{ width: 0; border: none; }}
+/* (not ButtonSymbols.NoButtons: with this style sheet it hid the number itself) */
 QLineEdit:focus, QSpinBox:focus, QComboBox:focus {{ border-color: {states.ACCENT}; }}
 QLineEdit[invalid="true"], QSpinBox[invalid="true"] {{ border-color: {states.COLOURS["error"]}; }}
 QPlainTextEdit#log {{ background: #0b0d10; font-size: 9pt; }}

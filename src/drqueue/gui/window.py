@@ -123,8 +123,8 @@ class MainWindow(QMainWindow):
             UNREACHABLE: ("○ reconnecting", states.COLOURS["cancelled"]),
             UNAUTHORIZED: ("✕ token refused", states.COLOURS["error"]),
         }[state]
-        self.live_label.setText(f"<span style='color:{colour}'>{words}</span>  {url}")
-        self.live_label.setMinimumWidth(self.live_label.sizeHint().width())
+        self.live_label.setText(f"{words}   {url}")
+        self.live_label.setStyleSheet(f"color: {colour}; padding-right: 10px;")
         if state == CONNECTED:
             self.banner.hide()
             self.say(f"Connected to {url}")
