@@ -62,6 +62,25 @@ def save(widget, folder: Path, name: str) -> Path:
     return path
 
 
+# -- reading the window ----------------------------------------------------------------------
+
+
+def running(window, job_id: int) -> int | None:
+    """How many tasks of the job run, as the window knows it (None: no row yet)."""
+    job = window.jobs_model.job(job_id)
+    return None if job is None else job.counts.running
+
+
+def row_text(window, job_id: int, column: int) -> str | None:
+    """A job's cell as the jobs table shows it (None: no row yet)."""
+    model = window.jobs_model
+    row = model.row_of(job_id)
+    return None if row is None else model.index(row, column).data()
+
+
+# -- answering the dialogs -------------------------------------------------------------------
+
+
 def answer_next_dialog(fill) -> None:
     """Call ``fill(dialog)`` on the next modal dialog the window opens (a question, an input):
     the test's hand on a dialog that ``exec()`` waits for.  It looks again each 50 ms until the

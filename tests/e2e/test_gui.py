@@ -10,67 +10,24 @@ Screenshots of each view are saved under ``<basetemp>/gui-screenshots/``: look a
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
-from farm import Farm, stills_command, wait_for
+from farm import Farm, stills_command
 from gui_support import (
     SLOW,
     answer_next_dialog,
     enter,
     gui_window,
-    needs_qt,
     press,
+    row_text,
+    running,
     save,
-    screenshot_folder,
 )
 
-pytestmark = [pytest.mark.timeout(420)]
-
-
-@pytest.fixture(scope="module")
-def screenshots(tmp_path_factory, request) -> Path:
-    needs_qt()
-    if shutil.which("ffmpeg") is None:
-        pytest.fail("ffmpeg is not installed (make test installs it)")
-    return screenshot_folder(tmp_path_factory, request)
-
-
-@pytest.fixture(autouse=True)
-def idle_farm(farm: Farm):
-    """Each test starts with both engines up, and leaves nothing running."""
-    farm.wait_engines(2, timeout=120)
-    yield
-    for job in farm.client.jobs():
-        if job.counts.running or job.status in ("queued", "waiting", "stopped"):
-            farm.client.job_action(job.id, "kill")
-    wait_for(
-        lambda: all(job.counts.running == 0 for job in farm.client.jobs()),
-        60,
-        what="every task off its engine",
-    )
-
-
-@pytest.fixture
-def window(qtbot, qapp, tmp_path, farm: Farm, screenshots):
-    return gui_window(qtbot, qapp, tmp_path, farm.client.url, farm.client.token)
-
-
-def running(window, job_id: int) -> int | None:
-    """How many tasks of the job run, as the window knows it (None: no row yet)."""
-    job = window.jobs_model.job(job_id)
-    return None if job is None else job.counts.running
-
-
-def row_text(window, job_id: int, column: int) -> str | None:
-    model = window.jobs_model
-    row = model.row_of(job_id)
-    return None if row is None else model.index(row, column).data()
+pytestmark = [pytest.mark.timeout(420), pytest.mark.usefixtures("gui_idle_farm")]
 
 
 def test_a_job_submitted_through_the_dialog_reaches_100_percent_with_its_frames_and_log(
-    qtbot, window, farm: Farm, tmp_path, screenshots
+    qtbot, window, farm: Farm, tmp_path, gui_screenshots
 ):
     from PySide6.QtCore import QObject, Qt, QUrl, Slot
     from PySide6.QtGui import QDesktopServices
@@ -87,13 +44,13 @@ def test_a_job_submitted_through_the_dialog_reaches_100_percent_with_its_frames_
     # The shell renderer's command is required: the master says so under its field.
     qtbot.waitUntil(lambda: dialog.fields["params.cmd"].error.isVisible(), timeout=SLOW)
     assert "cmd" in dialog.fields["params.cmd"].error.text()
-    save(dialog, screenshots, "submit-dialog-refused")
+    save(dialog, gui_screenshots, "submit-dialog-refused")
     dialog.param_inputs["cmd"].setText(stills_command(out))
     dialog.param_inputs["output"].setText(str(out / "still_####.png"))
     qtbot.waitUntil(lambda: dialog.preview_answer is not None, timeout=SLOW)
     assert dialog.preview_answer.tasks == 4
     assert not dialog.problem.isVisible()
-    save(dialog, screenshots, "submit-dialog")
+    save(dialog, gui_screenshots, "submit-dialog")
 
     with qtbot.waitSignal(dialog.submitted, timeout=SLOW) as submitted:
         qtbot.mouseClick(dialog.submit_button, Qt.MouseButton.LeftButton)
@@ -104,7 +61,7 @@ def test_a_job_submitted_through_the_dialog_reaches_100_percent_with_its_frames_
     qtbot.waitUntil(lambda: row_text(window, job_id, 4) == "100%", timeout=SLOW)
     assert "finished" in row_text(window, job_id, 3)
     window.jobs_view.select_job(job_id)
-    save(window, screenshots, "jobs")
+    save(window, gui_screenshots, "jobs")
 
     # Double-click opens the job: the frame grid, the tasks, the last frame.
     view = window.jobs_view.table
@@ -124,7 +81,7 @@ def test_a_job_submitted_through_the_dialog_reaches_100_percent_with_its_frames_
     )
     qtbot.waitUntil(lambda: "wrote frame 3" in detail.log.toPlainText(), timeout=SLOW)
     assert detail.task_index == 2
-    save(window, screenshots, "job-detail")
+    save(window, gui_screenshots, "job-detail")
 
     # Open frame hands the rendered PNG to the desktop (here, to a handler of the test's).
     class Viewer(QObject):
@@ -145,7 +102,7 @@ def test_a_job_submitted_through_the_dialog_reaches_100_percent_with_its_frames_
 
 
 def test_stop_and_continue_from_the_context_menu_reach_the_master(
-    qtbot, window, farm: Farm, tmp_path, screenshots
+    qtbot, window, farm: Farm, tmp_path, gui_screenshots
 ):
     gate = tmp_path / "gate"
     out = tmp_path / "out"
@@ -166,7 +123,7 @@ def test_stop_and_continue_from_the_context_menu_reach_the_master(
         jobs.show_menu(table.visualRect(table.currentIndex()).center())
         qtbot.waitUntil(lambda: jobs.menu is not None and jobs.menu.isVisible(), timeout=SLOW)
         if shot:
-            save(jobs.menu, screenshots, shot)
+            save(jobs.menu, gui_screenshots, shot)
         action = next(a for a in jobs.menu.actions() if a.text() == label)
         assert action.isEnabled()
         action.trigger()
@@ -176,7 +133,7 @@ def test_stop_and_continue_from_the_context_menu_reach_the_master(
     qtbot.waitUntil(lambda: farm.client.job(job.id).control == "stopped", timeout=SLOW)
     qtbot.waitUntil(lambda: "stopp" in row_text(window, job.id, 3), timeout=SLOW)
     assert any("Stop: 1 of 1 done" in m for m in window.messages)
-    save(window, screenshots, "jobs-stopping")
+    save(window, gui_screenshots, "jobs-stopping")
 
     # The job's page while two tasks run: a running task's log is followed as it grows.
     window.open_job(job.id)
@@ -189,7 +146,7 @@ def test_stop_and_continue_from_the_context_menu_reach_the_master(
     seen = detail.log.toPlainText().count(f"waiting {frame}")
     qtbot.waitUntil(lambda: detail.log.toPlainText().count(f"waiting {frame}") > seen, timeout=SLOW)
     assert detail.log_state.text().endswith("live")
-    save(window, screenshots, "job-detail-running")
+    save(window, gui_screenshots, "job-detail-running")
     window.tabs.setCurrentWidget(window.jobs_view)
 
     choose("Continue")
@@ -239,7 +196,7 @@ def test_priority_kill_rerun_and_delete_ask_first_and_reach_the_master(
     qtbot.waitUntil(lambda: row_text(window, quick.id, 4) == "100%", timeout=SLOW)
 
 
-def test_computer_and_pool_controls_reach_the_master(qtbot, window, farm: Farm, screenshots):
+def test_computer_and_pool_controls_reach_the_master(qtbot, window, farm: Farm, gui_screenshots):
     view = window.computers_view
     window.tabs.setCurrentWidget(view)
     qtbot.waitUntil(lambda: view.model.rowCount() == 2, timeout=SLOW)
@@ -263,7 +220,7 @@ def test_computer_and_pool_controls_reach_the_master(qtbot, window, farm: Farm, 
         view.run("pool-add")
         qtbot.waitUntil(lambda: farm.client.computer("beta").pools == ["gui-pool"], timeout=SLOW)
         qtbot.waitUntil(lambda: view.model.find("beta").pools == ["gui-pool"], timeout=SLOW)
-        save(window, screenshots, "computers-controls")
+        save(window, gui_screenshots, "computers-controls")
 
         answer_next_dialog(enter("gui-pool"))
         view.run("pool-remove")
@@ -294,7 +251,7 @@ def test_a_refused_control_is_a_line_in_the_status_bar(qtbot, window, farm: Farm
 
 
 def test_a_wrong_token_shows_the_banner_and_settings_and_a_right_one_connects(
-    qtbot, qapp, tmp_path, farm: Farm, screenshots
+    qtbot, qapp, tmp_path, farm: Farm, gui_screenshots
 ):
     from drqueue.gui.controller import CONNECTED, UNAUTHORIZED
 
@@ -309,8 +266,8 @@ def test_a_wrong_token_shows_the_banner_and_settings_and_a_right_one_connects(
     dialog = window.settings_dialog
     assert "token" in dialog.problem.text()
     assert "not-a-token" not in window.banner.text.text()  # the token is never shown
-    save(window, screenshots, "banner-wrong-token")
-    save(dialog, screenshots, "settings")
+    save(window, gui_screenshots, "banner-wrong-token")
+    save(dialog, gui_screenshots, "settings")
 
     dialog.token.setText(farm.client.token)
     dialog.save()
@@ -318,4 +275,4 @@ def test_a_wrong_token_shows_the_banner_and_settings_and_a_right_one_connects(
     qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=SLOW)
     qtbot.waitUntil(lambda: window.computers_view.model.rowCount() == 2, timeout=SLOW)
     window.tabs.setCurrentWidget(window.computers_view)
-    save(window, screenshots, "computers")
+    save(window, gui_screenshots, "computers")

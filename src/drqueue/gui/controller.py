@@ -62,6 +62,8 @@ class _Request(QRunnable):
         except DrQueueError as exc:
             self.controller._failure.emit(self.what, exc, self.on_error)
         except Exception as exc:  # a bug must be a line in the status bar, not a dead window
+            if self.controller.stopped:
+                return  # the window closed under it: its client was closed too
             log.exception("%s failed", self.what)
             self.controller._failure.emit(self.what, DrQueueError(repr(exc)), self.on_error)
         else:
@@ -145,6 +147,8 @@ class Controller(QObject):
         self.config = config
         self.url, self.token = url, token
         self.state = CONNECTING
+        #: Set by stop(): answers still on their way are dropped (the window is closing).
+        self.stopped = False
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(WORKER_THREADS)
         self._client = Client(url, token, config=config, timeout=REQUEST_TIMEOUT)
@@ -163,6 +167,7 @@ class Controller(QObject):
         self._stream.start()
 
     def stop(self) -> None:
+        self.stopped = True
         if self._stream is not None:
             self._stream.stop()
             self._stream = None
@@ -183,13 +188,15 @@ class Controller(QObject):
 
     @Slot(str, str)
     def _on_state(self, state: str, why: str) -> None:
-        if state == self.state and state == CONNECTED:
+        if self.stopped or (state == self.state and state == CONNECTED):
             return
         self.state = state
         self.connection_changed.emit(state, why)
 
     @Slot(str, object)
     def _on_message(self, kind: str, data: dict[str, Any]) -> None:
+        if self.stopped:
+            return
         if kind == "open":
             self.reload()
         elif kind == "jobs":
@@ -213,6 +220,8 @@ class Controller(QObject):
 
     @Slot(str, object, object)
     def _deliver(self, what: str, then: Answer | None, value: Any) -> None:
+        if self.stopped:
+            return
         if self.state == UNAUTHORIZED:
             self._on_state(CONNECTING, "")  # a request with the token worked
         if then is not None:
@@ -220,6 +229,8 @@ class Controller(QObject):
 
     @Slot(str, object, object)
     def _report(self, what: str, exc: DrQueueError, on_error) -> None:
+        if self.stopped:
+            return
         if isinstance(exc, Unauthorized):
             self._on_state(UNAUTHORIZED, str(exc))
         if on_error is not None:
@@ -233,6 +244,8 @@ class Controller(QObject):
         try:
             receiver(value)
         except Exception as exc:
+            if isinstance(exc, RuntimeError) and "already deleted" in str(exc):
+                return  # the widget that asked was closed meanwhile: nobody to show it to
             log.exception("showing the answer to %s failed", what)
             self.failed.emit(f"{what}: the window could not show the answer ({exc!r})")
 
