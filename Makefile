@@ -25,13 +25,14 @@ venv: $(BIN)/drqueue
 demo: venv
 	$(BIN)/drqueue up --slaves 2
 
-## Installs the renderers the end-to-end tests use, chromium for the web UI's tests, and
-## iproute2 for the network-namespace test (Debian/Ubuntu), if missing.
+## Installs the renderers the end-to-end tests use, chromium for the web UI's tests,
+## iproute2 for the network-namespace test and ruby for docs/examples/session.rb's test
+## (Debian/Ubuntu), if missing.
 renderers:
-	@missing=""; for p in $(RENDERERS) $(BROWSER) ip; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(RENDERERS) $(BROWSER) ip ruby; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(RENDERERS) $(BROWSER) iproute2 >/dev/null; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(RENDERERS) $(BROWSER) iproute2 ruby >/dev/null; \
 	fi
 
 ## Sets up and runs the whole test suite (real controller, engines and renderers).

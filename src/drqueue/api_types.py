@@ -30,7 +30,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     TypeAdapter,
     ValidationInfo,
     model_validator,
@@ -44,8 +43,9 @@ class APIObject(BaseModel):
     """An object of the API's JSON: attribute access, and the JSON itself as ``.raw``."""
 
     model_config = ConfigDict(extra="allow")
-
-    _raw: dict[str, Any] | None = PrivateAttr(default=None)
+    # A slot, not a pydantic PrivateAttr: private attributes cost each object a deep copy of
+    # their defaults, which made reading 10,000 jobs twice as slow.
+    __slots__ = ("_raw_json",)
 
     @classmethod
     def from_json(cls, data: Any) -> Self:
@@ -63,15 +63,17 @@ class APIObject(BaseModel):
     def _keep_raw(cls, data: Any, handler: Any, info: ValidationInfo) -> Any:
         made = handler(data)
         if info.context is _FROM_JSON and isinstance(data, dict):
-            made._raw = data  # nested objects too: the context reaches them
+            object.__setattr__(made, "_raw_json", data)  # nested ones too: the context reaches them
         return made
 
     @property
     def raw(self) -> dict[str, Any]:
         """The JSON object this was read from (or, for one made in Python, its dump)."""
-        if self._raw is None:
-            self._raw = self.model_dump(mode="json")
-        return self._raw
+        try:
+            return self._raw_json
+        except AttributeError:
+            object.__setattr__(self, "_raw_json", self.model_dump(mode="json"))
+            return self._raw_json
 
     # Read access by key, on the JSON: the answers were plain dicts before they were typed.
     def __getitem__(self, key: str) -> Any:
