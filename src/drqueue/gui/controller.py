@@ -45,6 +45,10 @@ UNAUTHORIZED_RETRY_SECONDS = 10.0
 #: Seconds an old client stays open after the settings changed, for the requests it still runs.
 RETIRED_CLIENT_SECONDS = 30
 
+#: Milliseconds stop() waits for the stream's thread (it sees a stop at the next message, which
+#: comes every 2 s, or within 0.1 s while it waits to reconnect).
+STOP_WAIT_MS = 5000
+
 Answer = Callable[[Any], None]
 
 
@@ -68,6 +72,10 @@ class _Request(QRunnable):
             self.controller._failure.emit(self.what, DrQueueError(repr(exc)), self.on_error)
         else:
             self.controller._answer.emit(self.what, self.then, value)
+
+
+#: Live streams told to stop whose thread had not ended yet (see LiveStream.stop).
+_ENDING: set[LiveStream] = set()
 
 
 def _typed(kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -121,9 +129,19 @@ class LiveStream(QThread):
             self.msleep(100)
 
     def stop(self) -> None:
+        """Ask the thread to end, and return once it has, or after STOP_WAIT_MS: a read still
+        blocked then keeps this object alive until it ends (Qt aborts the process when a
+        QThread that still runs is deleted)."""
         self.requestInterruption()
         self._client.close()  # ends a read that waits for the next message
-        self.wait(5000)
+        if not self.wait(STOP_WAIT_MS):
+            _ENDING.add(self)
+            self.finished.connect(self._ended)  # queued: this object lives on the UI thread
+
+    @Slot()
+    def _ended(self) -> None:
+        self.wait()  # `finished` comes just before the thread's very end
+        _ENDING.discard(self)
 
 
 class Controller(QObject):
