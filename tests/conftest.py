@@ -1,9 +1,12 @@
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# The desktop GUI's tests (pytest-qt) draw offscreen: no display is needed, and none is used.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from farm import FARM_STORES, two_slave_farm  # noqa: E402
 from mongo_server import WireServer, mongo_urls  # noqa: E402
@@ -116,7 +119,9 @@ def reopen(how: tuple) -> "Store":  # noqa: F821
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    """Say where tests/e2e/test_web.py saved the web UI's screenshots, to be looked at."""
-    folder = getattr(config, "web_screenshots", None)
-    if folder is not None:
-        terminalreporter.write_line(f"web UI screenshots: {folder}")
+    """Say where the web UI's and the desktop GUI's tests saved their screenshots, to be
+    looked at (tests/e2e/test_web.py, tests/e2e/test_gui.py)."""
+    for what, attribute in (("web UI", "web_screenshots"), ("desktop GUI", "gui_screenshots")):
+        folder = getattr(config, attribute, None)
+        if folder is not None:
+            terminalreporter.write_line(f"{what} screenshots: {folder}")

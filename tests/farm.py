@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import signal
 import socket
 import subprocess
@@ -85,6 +86,24 @@ def unwritable_folder(path: Path) -> str:
         return "belongs to another user (uid 65534)"
     path.chmod(0o500)
     return "Permission denied"
+
+
+def stills_command(out: Path, gate: Path | None = None) -> str:
+    """A shell job's command: say which frame, wait for *gate* if given, and write a 320x240
+    PNG of FFmpeg's test pattern, out/still_NNNN.png (the job's `output`, so the runner checks
+    it and records it as the task's output)."""
+    wait = (
+        f"while [ ! -e {shlex.quote(str(gate))} ]; do echo waiting {{frame}}; sleep 0.2; done; "
+        if gate
+        else ""
+    )
+    script = (
+        f"echo rendering frame {{frame}}; {wait}"
+        "ffmpeg -hide_banner -loglevel error -nostdin -y -f lavfi "
+        "-i testsrc=size=320x240:rate=1 -frames:v 1 "
+        f"{shlex.quote(str(out))}/still_{{padframe}}.png && echo wrote frame {{frame}}"
+    )
+    return f"sh -c {shlex.quote(script)}"
 
 
 class Farm:

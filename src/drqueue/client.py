@@ -21,7 +21,7 @@ import secrets
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import httpx
@@ -33,6 +33,7 @@ from drqueue.api_types import (
     Deleted,
     Event,
     FarmCounters,
+    FrameGrid,
     Health,
     HeartbeatAnswer,
     Job,
@@ -40,6 +41,7 @@ from drqueue.api_types import (
     Pool,
     PoolCreated,
     PoolMember,
+    Preview,
     RendererInfo,
     Submitted,
     Task,
@@ -72,6 +74,14 @@ ERROR_BY_STATUS: dict[int, type[errors.DrQueueError]] = {
     422: errors.InvalidRequest,
     503: errors.StoreBusy,
 }
+
+
+class LogChunk(NamedTuple):
+    """A piece of a task's log: its bytes, where it starts, and the whole log's size."""
+
+    data: bytes
+    offset: int
+    size: int
 
 
 def _segment(name: str) -> str:
@@ -508,3 +518,49 @@ class Client:
     def engine_connection(self) -> dict[str, Any]:
         """The controller's engine connection file, as ipyparallel wrote it (a slave's)."""
         return self._request("GET", "/farm/engine-connection")
+
+    # -- what the desktop GUI (drqueue.gui) reads besides -----------------------------------------
+
+    def task(self, job: int | Job | Submitted, index: int) -> Task:
+        """One task of the job, by its index."""
+        return Task.from_json(self._request("GET", f"/jobs/{job_id(job)}/tasks/{int(index)}"))
+
+    def frames(self, job: int | Job | Submitted) -> FrameGrid:
+        """The job's frame grid: one letter per task by index (FrameGrid says which)."""
+        return FrameGrid.from_json(self._request("GET", f"/jobs/{job_id(job)}/frames"))
+
+    def log_chunk(
+        self,
+        job: int | Job | Submitted,
+        index: int,
+        *,
+        offset: int | None = None,
+        limit: int = LOG_PAGE_BYTES,
+    ) -> LogChunk:
+        """One chunk of the log of task *index*: *limit* bytes from *offset*, or without one
+        the last *limit* bytes.  A live tail asks again from offset + len(data)."""
+        params: dict[str, int] = {"task": int(index), "limit": limit}
+        if offset is not None:
+            params["offset"] = offset
+        response = self._send("GET", f"/jobs/{job_id(job)}/log", params=params)
+        start = int(response.headers.get("X-Log-Offset", 0))
+        return LogChunk(response.content, start, int(response.headers.get("X-Log-Size", 0)))
+
+    def thumbnail(self, job: int | Job | Submitted, index: int | None = None) -> bytes:
+        """A JPEG (at most 480 px) of the job's last rendered frame, or of task *index*'s;
+        NotFound when it has none."""
+        params = {"task": int(index)} if index is not None else None
+        return self._send("GET", f"/jobs/{job_id(job)}/thumbnail", params=params).content
+
+    def preview(self, body: dict[str, Any]) -> Preview:
+        """What submitting *body* (the JSON of POST /jobs) would make, checked by the master as
+        a submit is, with nothing stored: InvalidJob (or InvalidRequest) with its message."""
+        return Preview.from_json(self._request("POST", "/jobs/preview", json=body))
+
+    @contextmanager
+    def live_stream(self) -> Iterator[Iterator[tuple[str, dict[str, Any]]]]:
+        """The master's live stream (GET /stream) as (event, data) messages: ("open", {})
+        first, then ``farm``, ``jobs`` and ``log`` (docs/api.md, "The live stream").
+        MasterUnreachable when it cannot be opened or breaks; Unauthorized for a wrong token."""
+        with self._live_stream() as messages:
+            yield messages

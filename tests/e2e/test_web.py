@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from farm import Farm, wait_for
+from farm import Farm, stills_command, wait_for
 
 from drqueue.client import Client
 
@@ -174,24 +173,6 @@ def log_in(page: Page, url: str, token: str) -> None:
     page.get_by_role("button", name="Log in").click()
     expect(page.locator("#top")).to_be_visible()
     expect(page.locator("#live")).to_contain_text("Live")
-
-
-def stills_command(out: Path, gate: Path | None = None) -> str:
-    """A shell job's command: say which frame, wait for *gate* if given, and write a 320x240
-    PNG of FFmpeg's test pattern, out/still_NNNN.png (the job's `output`, so the runner checks
-    it and records it as the task's output)."""
-    wait = (
-        f"while [ ! -e {shlex.quote(str(gate))} ]; do echo waiting {{frame}}; sleep 0.2; done; "
-        if gate
-        else ""
-    )
-    script = (
-        f"echo rendering frame {{frame}}; {wait}"
-        "ffmpeg -hide_banner -loglevel error -nostdin -y -f lavfi "
-        "-i testsrc=size=320x240:rate=1 -frames:v 1 "
-        f"{shlex.quote(str(out))}/still_{{padframe}}.png && echo wrote frame {{frame}}"
-    )
-    return f"sh -c {shlex.quote(script)}"
 
 
 def status_badge(page: Page):

@@ -713,6 +713,25 @@ def log(job_id: int, frame: int) -> None:
     out.flush()
 
 
+# -- the desktop GUI --------------------------------------------------------------------------------
+
+
+@cli.command()
+def gui() -> None:
+    """Open the desktop GUI on the master (DRQUEUE_MASTER, DRQUEUE_TOKEN, or its settings).
+
+    It needs PySide6: pip install 'drqueue[gui]' (docs/gui.md)."""
+    try:
+        from drqueue.gui.app import run
+    except ImportError as exc:
+        if (exc.name or "").startswith("PySide6"):
+            raise DrQueueError(
+                "the desktop GUI needs PySide6, which is not installed: pip install 'drqueue[gui]'"
+            ) from None
+        raise DrQueueError(f"the desktop GUI cannot load Qt: {exc}") from None
+    sys.exit(run())
+
+
 # -- computers and pools ---------------------------------------------------------------------------
 
 

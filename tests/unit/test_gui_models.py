@@ -1,0 +1,164 @@
+"""The desktop GUI's pure parts with real Qt objects (offscreen): the table models' sorting,
+live updates and filter, the submit dialog's field matching, the tray messages' rule."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6", reason="the gui extra (PySide6) is not installed")
+
+from PySide6.QtCore import QItemSelectionModel, Qt  # noqa: E402
+
+from drqueue.api_types import Job  # noqa: E402
+from drqueue.gui.models import (  # noqa: E402
+    JobFilter,
+    JobsModel,
+    duration,
+    percent_done,
+)
+from drqueue.gui.submit_dialog import field_of  # noqa: E402
+
+PROGRESS, PRIORITY, STATUS = 4, 5, 3
+
+
+def job(job_id: int, **fields) -> Job:
+    counts = fields.pop("counts", {"total": 10, "queued": 10})
+    body = {"id": job_id, "renderer": "shell", "start": 1, "end": 10, "status": "queued"}
+    return Job.from_json({**body, "counts": counts, **fields})
+
+
+def column(model, number: int) -> list[str]:
+    return [model.index(row, number).data() for row in range(model.rowCount())]
+
+
+def ids(model) -> list[int]:
+    return [int(text) for text in column(model, 0)]
+
+
+def test_jobs_sort_by_a_column_with_ties_by_id(qapp):
+    model = JobsModel()
+    model.set_items([job(1, priority=50), job(2, priority=90), job(3, priority=50)])
+    model.sort(PRIORITY, Qt.SortOrder.DescendingOrder)
+    assert ids(model) == [2, 3, 1]
+    model.sort(PRIORITY, Qt.SortOrder.AscendingOrder)
+    assert ids(model) == [1, 3, 2]
+
+
+def test_progress_sorts_by_the_share_finished_and_shows_100_only_when_all_are(qapp):
+    model = JobsModel()
+    nearly = {"total": 1000, "finished": 999, "queued": 1}
+    model.set_items([job(1, counts=nearly), job(2, counts={"total": 2, "finished": 2})])
+    model.sort(PROGRESS, Qt.SortOrder.AscendingOrder)
+    assert column(model, PROGRESS) == ["99%", "100%"]
+    assert percent_done(job(3, counts={"total": 0}).counts) == 0
+
+
+def test_a_live_change_updates_its_row_adds_new_jobs_drops_deleted_ones_and_keeps_the_order(qapp):
+    model = JobsModel()
+    model.set_items([job(1), job(2), job(3)])
+    model.sort(0, Qt.SortOrder.DescendingOrder)
+    model.apply(
+        [job(2, status="running", counts={"total": 10, "running": 2, "queued": 8}), job(4)], [3]
+    )
+    assert ids(model) == [4, 2, 1]
+    assert model.job(2).status == "running"
+    assert model.job(3) is None
+
+
+def test_the_selection_follows_its_job_through_a_sort(qapp):
+    model = JobsModel()
+    model.set_items([job(1, priority=10), job(2, priority=20), job(3, priority=30)])
+    selection = QItemSelectionModel(model)
+    selection.select(
+        model.index(0, 0),
+        QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
+    )
+    model.sort(PRIORITY, Qt.SortOrder.DescendingOrder)
+    rows = [index.row() for index in selection.selectedRows()]
+    assert [model.item(row).id for row in rows] == [1]
+
+
+def test_the_filter_finds_by_name_owner_renderer_id_status_and_owner(qapp):
+    model = JobsModel()
+    model.set_items(
+        [
+            job(1, name="Shot 010 beauty", owner="ann"),
+            job(2, name="shot 020", owner="bob", status="error"),
+            job(12, name="comp", owner="ann", renderer="nuke"),
+        ]
+    )
+    shown = JobFilter(model)
+    shown.set_filter(search="SHOT")
+    assert sorted(ids(shown)) == [1, 2]
+    shown.set_filter(search="#12")
+    assert ids(shown) == [12]
+    shown.set_filter(search="nuke")
+    assert ids(shown) == [12]
+    shown.set_filter(search="", status="error")
+    assert ids(shown) == [2]
+    shown.set_filter(status="", owner="ann")
+    assert sorted(ids(shown)) == [1, 12]
+
+
+def test_sorting_through_the_filter_sorts_the_model(qapp):
+    model = JobsModel()
+    model.set_items([job(1, name="b"), job(2, name="a"), job(3, name="c", owner="x")])
+    shown = JobFilter(model)
+    shown.set_filter(owner="")
+    shown.sort(1, Qt.SortOrder.AscendingOrder)
+    assert column(shown, 1) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("detail", "field"),
+    [
+        ("renderer 'shell' needs the parameter 'cmd'", "params.cmd"),
+        ("block_size: Input should be greater than or equal to 1", "block_size"),
+        ("requirements.pools.0: String should have at most 100 characters", "requirements"),
+        ("end frame 1 is before start frame 5", "end"),
+        ("scene /proj/a.blend does not exist on the master", "scene"),
+        ("the store is busy", None),
+    ],
+)
+def test_an_api_error_is_shown_at_the_field_it_names(detail, field):
+    fields = {"params.cmd", "block_size", "requirements", "end", "start", "scene", "step"}
+    assert field_of(detail, fields) == field
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "–"),
+        (4.24, "4.2s"),
+        (38, "38s"),
+        (725, "12m 05s"),
+        (11_220, "3h 07m"),
+        (187_200, "2d 04h"),
+    ],
+)
+def test_durations_read_like_the_web_ui(seconds, text):
+    assert duration(seconds) == text
+
+
+def test_a_tray_message_only_for_my_jobs_that_just_finished_or_failed(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    from drqueue.gui.controller import Controller
+    from drqueue.gui.notify import Notifier
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    controller = Controller("http://127.0.0.1:9", "token")  # never started: no request is sent
+    told: list[int] = []
+    notifier = Notifier(controller, lambda: "ann", parent)
+    notifier.notified.connect(lambda job_id, _title, _text: told.append(job_id))
+    controller.jobs_loaded.emit(
+        [job(1, owner="ann", status="finished"), job(2, owner="ann", status="running")]
+    )
+    assert told == []  # ended before the window opened
+    controller.jobs_changed.emit(
+        [job(2, owner="ann", status="error"), job(3, owner="bob", status="finished")], []
+    )
+    controller.jobs_changed.emit([job(2, owner="ann", status="error")], [])  # no news twice
+    assert told == [2]
+    controller._client.close()
