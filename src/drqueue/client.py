@@ -521,17 +521,17 @@ class Client:
 
     # -- what the desktop GUI (drqueue.gui) reads besides -----------------------------------------
 
-    def task(self, job: int | Job | Submitted, index: int) -> Task:
+    def task(self, job_id: int | Job | Submitted, index: int) -> Task:
         """One task of the job, by its index."""
-        return Task.from_json(self._request("GET", f"/jobs/{job_id(job)}/tasks/{int(index)}"))
+        return Task.from_json(self._request("GET", f"/jobs/{id_of(job_id)}/tasks/{int(index)}"))
 
-    def frames(self, job: int | Job | Submitted) -> FrameGrid:
+    def frames(self, job_id: int | Job | Submitted) -> FrameGrid:
         """The job's frame grid: one letter per task by index (FrameGrid says which)."""
-        return FrameGrid.from_json(self._request("GET", f"/jobs/{job_id(job)}/frames"))
+        return FrameGrid.from_json(self._request("GET", f"/jobs/{id_of(job_id)}/frames"))
 
     def log_chunk(
         self,
-        job: int | Job | Submitted,
+        job_id: int | Job | Submitted,
         index: int,
         *,
         offset: int | None = None,
@@ -542,15 +542,15 @@ class Client:
         params: dict[str, int] = {"task": int(index), "limit": limit}
         if offset is not None:
             params["offset"] = offset
-        response = self._send("GET", f"/jobs/{job_id(job)}/log", params=params)
+        response = self._send("GET", f"/jobs/{id_of(job_id)}/log", params=params)
         start = int(response.headers.get("X-Log-Offset", 0))
         return LogChunk(response.content, start, int(response.headers.get("X-Log-Size", 0)))
 
-    def thumbnail(self, job: int | Job | Submitted, index: int | None = None) -> bytes:
+    def thumbnail(self, job_id: int | Job | Submitted, index: int | None = None) -> bytes:
         """A JPEG (at most 480 px) of the job's last rendered frame, or of task *index*'s;
         NotFound when it has none."""
         params = {"task": int(index)} if index is not None else None
-        return self._send("GET", f"/jobs/{job_id(job)}/thumbnail", params=params).content
+        return self._send("GET", f"/jobs/{id_of(job_id)}/thumbnail", params=params).content
 
     def preview(self, body: dict[str, Any]) -> Preview:
         """What submitting *body* (the JSON of POST /jobs) would make, checked by the master as
