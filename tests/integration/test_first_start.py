@@ -83,8 +83,8 @@ def test_an_api_port_in_use_is_one_line_before_anything_starts(tmp_path):
     ]
     assert not (tmp_path / "logs" / "controller.log").exists()
     assert not list((tmp_path / "db").glob("*.sqlite"))
-    farm.start_master()  # the port free again: the same root starts
     try:
+        farm.start_master()  # the port free again: the same root starts
         assert farm.client.farm()
     finally:
         farm.stop()
