@@ -273,8 +273,10 @@ class MemoryStore(Store):
             was_ended = job.finished_at is not None
             if not was_ended and policy.job_ended(counts):
                 job.finished_at = time.time()
-            for kind, message in policy.job_news(new, task.index, counts, was_ended=was_ended):
-                self._event(kind, message, job_id=job.id, task_index=task.index)
+            for kind, message, index in policy.job_news(
+                new, task.index, counts, was_ended=was_ended
+            ):
+                self._event(kind, message, job_id=job.id, task_index=index)
         elif effect.reopens:
             job.finished_at = None
 

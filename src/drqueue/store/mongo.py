@@ -600,8 +600,8 @@ class MongoStore(Store):
                     session=s,
                 )
                 was_ended = not ended.modified_count
-            for kind, message in policy.job_news(new, index, counts, was_ended=was_ended):
-                self._event(s, kind, message, job_id=job_id, task_index=index)
+            for kind, message, about in policy.job_news(new, index, counts, was_ended=was_ended):
+                self._event(s, kind, message, job_id=job_id, task_index=about)
         elif reopens and job.get("finished_at") is not None:
             jobs.update_one({"_id": job_id}, {"$set": {"finished_at": None}}, session=s)
 

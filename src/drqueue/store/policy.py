@@ -132,16 +132,17 @@ def job_ended(counts: Counts) -> bool:
 
 def job_news(
     new: TaskState, index: int | None, counts: Counts, *, was_ended: bool
-) -> list[tuple[str, str]]:
-    """The events a task's move to *new* brings about for its job, given the job's *counts*
-    after the move and whether it had ended before it (*was_ended*): ``task.first-frame``
-    when this is the job's first finished task (again after a rerun), and the job's end,
-    ``job.finished`` or ``job.error`` (:func:`ended_event`), when its last task just ended."""
-    news = []
+) -> list[tuple[str, str, int | None]]:
+    """The events (kind, message, task index) a task's move to *new* brings about for its job,
+    given the job's *counts* after the move and whether it had ended before it (*was_ended*):
+    ``task.first-frame`` when task *index* is the job's first finished task (again after a
+    rerun), and the job's end, ``job.finished`` or ``job.error`` (:func:`ended_event`; of
+    the job, no task), when its last task just ended."""
+    news: list[tuple[str, str, int | None]] = []
     if new == TaskState.FINISHED and counts.finished == 1 and index is not None:
-        news.append(first_frame_event(index))
+        news.append((*first_frame_event(index), index))
     if not was_ended and job_ended(counts):
-        news.append(ended_event(counts))
+        news.append((*ended_event(counts), None))
     return news
 
 

@@ -792,8 +792,8 @@ class SQLiteStore(Store):
             news = policy.job_news(
                 new, task["idx"], counts, was_ended=job["finished_at"] is not None
             )
-            for kind, message in news:
-                self._event(conn, kind, message, job_id=task["job_id"], task_index=task["idx"])
+            for kind, message, index in news:
+                self._event(conn, kind, message, job_id=task["job_id"], task_index=index)
         elif effect.reopens:
             conn.execute("UPDATE jobs SET finished_at = NULL WHERE id = ?", (task["job_id"],))
 
