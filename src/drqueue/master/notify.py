@@ -416,9 +416,10 @@ def notices_for(event: Event, store: Store, settings: NotifySettings, now: float
             notices.append(notice("email", ", ".join(recipients), payload, "mail"))
     if hooks:
         body = webhook_body(event, report)
-        for index, hook in enumerate(hooks):
+        for index, hook in enumerate(hooks):  # the key names the URL by its hash: no token
             payload = {"url": hook.url, "body": body, "event": event.kind}
-            notices.append(notice("webhook", hook.shown, payload, f"{index}:{hook.url}"))
+            which = hashlib.sha256(hook.url.encode()).hexdigest()[:16]
+            notices.append(notice("webhook", hook.shown, payload, f"{index}:{which}"))
     return notices
 
 
@@ -513,6 +514,9 @@ class Notifications:
         if self.settings.mails:
             loops.append(("mail-sender", lambda: self._send_loop("email")))
         if self.settings.webhooks:
+            # httpx logs every request's whole URL at INFO, and a webhook's query may hold the
+            # receiver's token: DrQueue logs each delivery itself, with the URL shown_url makes.
+            logging.getLogger("httpx").setLevel(logging.WARNING)
             loops.append(("webhook-sender", lambda: self._send_loop("webhook")))
         for name, target in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
