@@ -337,10 +337,11 @@ NOTIFY_DEFAULT_EVENTS = ("finished", "error")
 #: The most recipients one job's ``notify.email`` holds.
 MAX_RECIPIENTS = 20
 #: A mail address as DrQueue accepts it: a plain local part, ``@``, and a dotted domain
-#: (no display name, comment, quoting or space: the address goes into an SMTP envelope as is).
+#: (no display name, comment, quoting or space: the address goes into an SMTP envelope as is;
+#: a one-label domain, as in drqueue@localhost, is an internal host).
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_MAIL_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
+_MAIL_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
 
 
 def is_mail_address(value: str) -> bool:

@@ -54,6 +54,7 @@ import httpx
 
 from drqueue.config import Config
 from drqueue.errors import ConfigError, DrQueueError, NotFound, StoreBusy
+from drqueue.master.thumbnails import thumbnail_of
 from drqueue.models import (
     Job,
     TaskState,
@@ -629,8 +630,6 @@ class Notifications:
         index = notice.payload.get("thumbnail_task")
         if index is None or notice.job_id is None:
             return None
-        from drqueue.master.thumbnails import thumbnail_of
-
         try:
             task = self.store.get_task(notice.job_id, index)
             return thumbnail_of(notice.job_id, task, self.config).jpeg

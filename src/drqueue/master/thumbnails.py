@@ -44,7 +44,6 @@ from pathlib import Path
 
 from drqueue.config import Config
 from drqueue.errors import Forbidden, MasterBusy, NotFound
-from drqueue.master.api.files import read_at
 from drqueue.models import Task, TaskState
 
 #: The long side of a thumbnail, in pixels.
@@ -109,6 +108,10 @@ def thumbnail_of(job_id: int, task: Task | None, config: Config) -> Thumbnail:
         cached = read_cached(config, key)
         if cached is not None:
             return Thumbnail(cached, f'"{key}"')
+        # Imported here: drqueue.master.api imports this module, so a module-level import
+        # made thumbnails unimportable before the API (the notifier's mail imports it alone).
+        from drqueue.master.api.files import read_at
+
         data = read_at(fd, 0, MAX_INPUT_BYTES)
     finally:
         os.close(fd)
