@@ -51,7 +51,7 @@ carol = "carol@example.com"
 
 [[webhooks]]
 url = "{hooks.url("/hook")}"
-events = ["job.submitted", "job.finished", "job.error", "task.failed"]
+events = ["job.submitted", "job.finished", "job.error", "task.failed", "computer.lost"]
 
 [[webhooks]]
 url = "{hooks.url("/flaky")}?token=not-for-events"
@@ -190,10 +190,18 @@ def test_a_refused_then_hanging_smtp_server_holds_nothing_up_and_the_mail_surviv
         "email.sent",
     )
     assert len(sent) == 1 and len(mailbox.about(f"(job {owed})")) == 1
-    farm.wait_engines(1)  # the slave is back for the next test
+    farm.wait_engines(1)  # the slave is back
 
     # No secret reached a log or an event.
     logs = (farm.root / "master.out").read_text()
     trail = " ".join(e["message"] for e in farm.client.events(limit=10_000))
     for secret in (SMTP_PASSWORD, SECRET, "not-for-events"):
         assert secret not in logs and secret not in trail
+
+
+def test_a_slave_that_goes_away_is_a_computer_lost_webhook(farm, servers):
+    _mailbox, hooks = servers
+    farm.stop_slave("alpha")  # the module's last test: its farm stops next
+    (lost,) = wait_for(lambda: hooks.received("/hook", "computer.lost"), 60, 0.1, "computer.lost")
+    assert (lost.body["computer"], lost.body["job"], lost.error) == ("alpha", None, None)
+    assert lost.body["message"].startswith("alpha lost its last engine")

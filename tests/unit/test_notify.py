@@ -253,3 +253,20 @@ def test_who_is_mailed_at_a_jobs_end(tmp_path, notify, owner, mailed):
     assert [n.payload["to"] for n in due] == ([mailed] if mailed else [])
     if mailed:
         assert due[0].job_id == job_id and due[0].payload["subject"].endswith("finished")
+
+
+def test_frames_done_and_failed_count_the_short_last_block_without_reading_every_task():
+    from drqueue.master.notify import JobReport
+
+    store = MemoryStore()
+    spec = JobSpec("shell", 1, 10, block_size=3, retries=0, params={"cmd": "true"})
+    job_id = store.create_job(spec, split_frames(1, 10, 1, 3))  # 3, 3, 3 and 1 frames
+    for index, status in ((0, "finished"), (3, "finished"), (1, "failed")):
+        attempt = f"a{index}"
+        store.mark_dispatched(store.get_task(job_id, index).id, attempt, 0, "alpha")
+        store.record_result(attempt, {"status": status, "exit_code": 0, "seconds": 2.0})
+    report = JobReport.read(store, store.get_job(job_id), "http://farm:7680")
+    assert (report.frames_done, report.frames_failed) == (4, 3)
+    assert (report.total_seconds, report.mean_frame_seconds) == (4.0, 1.0)
+    assert report.first_error == "exit code 0 (failed 1 time)"
+    assert (report.link, report.shown_task) == (f"http://farm:7680/jobs/{job_id}", 3)

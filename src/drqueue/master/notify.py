@@ -58,6 +58,7 @@ from drqueue.master.thumbnails import thumbnail_of
 from drqueue.models import (
     Job,
     TaskState,
+    count_frames,
     is_mail_address,
     notify_events,
     notify_recipients,
@@ -91,6 +92,8 @@ SETTLE_SECONDS = 5.0
 #: Seconds between the notifier's reads of the events, and between the senders' looks at
 #: the outbox.
 POLL_SECONDS = 0.5
+#: Seconds a stopping master waits for each of these threads.
+STOP_WAIT_SECONDS = 2.0
 #: The longest error text kept and shown of a failed attempt.
 ERROR_CHARS = 300
 
@@ -283,9 +286,10 @@ class JobReport:
 
     @classmethod
     def read(cls, store: Store, job: Job, master_url: str) -> JobReport:
-        done = sum(len(t.block) for t in store.list_tasks(job.id, state=TaskState.FINISHED))
-        failed_tasks = store.list_tasks(job.id, state=TaskState.ERROR)
-        failed = sum(len(t.block) for t in failed_tasks)
+        """From the job's counters and at most three indexed reads, whatever its size: it is
+        read for every event a webhook asks for (each task.failed of a 100,000-task job)."""
+        done = frames_in(store, job, TaskState.FINISHED, job.counts.finished)
+        failed_tasks = store.list_tasks(job.id, state=TaskState.ERROR, limit=1)
         last = store.last_finished_task(job.id)
         return cls(
             id=job.id,
@@ -293,7 +297,7 @@ class JobReport:
             owner=job.spec.owner,
             status=job.status,
             frames_done=done,
-            frames_failed=failed,
+            frames_failed=frames_in(store, job, TaskState.ERROR, job.counts.error),
             total_seconds=job.task_seconds,
             mean_frame_seconds=job.task_seconds / done if done else None,
             first_error=failed_tasks[0].reason if failed_tasks else None,
@@ -316,6 +320,20 @@ class JobReport:
             "first_error": self.first_error,
             "url": self.link,
         }
+
+
+def frames_in(store: Store, job: Job, state: TaskState, tasks: int) -> int:
+    """The frames of the job's *tasks* tasks in *state*: each holds block_size frames but the
+    last task of the job, which holds what is left (models.split_frames)."""
+    if not tasks:
+        return 0
+    spec = job.spec
+    frames = count_frames(spec.start, spec.end, spec.step, spec.block_size)
+    last_frames = frames - (job.counts.total - 1) * spec.block_size
+    short = spec.block_size - last_frames
+    if short and store.get_task(job.id, job.counts.total - 1).state == state:
+        return tasks * spec.block_size - short
+    return tasks * spec.block_size
 
 
 def _seconds(value: float) -> str:
@@ -525,9 +543,11 @@ class Notifications:
             self._threads.append(thread)
 
     def stop(self) -> None:
+        """Stop the threads; a sender held by a silent server is left to its timeout (its
+        notice stays due, and is sent after the master's restart)."""
         self._stopping.set()
         for thread in self._threads:
-            thread.join(self.settings.timeout + 5)
+            thread.join(STOP_WAIT_SECONDS)
 
     def _guarded(self, step: Callable[[], int], what: str) -> int:
         """*step*'s answer, or 0 when it failed (logged; the loop tries again)."""
