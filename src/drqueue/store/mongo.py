@@ -3,7 +3,9 @@ want a replicated database under the master (``drqueue master --store mongodb://
 
 Collections: ``jobs``, ``tasks``, ``hosts`` (per job and computer: failures, blocked),
 ``computers``, ``pools``, ``members`` (pool membership), ``events``, ``counters`` (the next
-job, task and event ids: the API speaks integer ids) and ``meta`` (the schema version).
+job, task and event ids: the API speaks integer ids), ``outbox`` (the mail and webhooks the
+master owes, by key: :mod:`drqueue.master.notify`) and ``meta`` (the schema version, the
+master's claim, the notifier's cursor).
 
 Like the SQLite store, this module stores and decides nothing: what a change means comes from
 :mod:`drqueue.store.policy`.  How it stays correct:
