@@ -270,3 +270,14 @@ def test_frames_done_and_failed_count_the_short_last_block_without_reading_every
     assert (report.total_seconds, report.mean_frame_seconds) == (4.0, 1.0)
     assert report.first_error == "exit code 0 (failed 1 time)"
     assert (report.link, report.shown_task) == (f"http://farm:7680/jobs/{job_id}", 3)
+
+
+def test_an_event_older_than_the_give_up_time_is_not_sent_at_all(tmp_path):
+    store, notes = notifications(
+        tmp_path, 'smtp_host = "mail.example.com"\nnotify_give_up_seconds = 60\n'
+    )
+    notes.enqueue_new()
+    finished_job(store, notify={"email": ["ann@example.com"]})
+    notes.enqueue_new(now=time.time() + 61)  # a notifier that was off for longer
+    assert store.due_notices("email", time.time() + 1e6) == []
+    assert store.notify_cursor() == store.events(limit=1)[-1].id  # read past all the same

@@ -402,6 +402,8 @@ def notices_for(event: Event, store: Store, settings: NotifySettings, now: float
     moment = MAIL_MOMENTS.get(event.kind)
     if not hooks and not (moment and settings.mails):
         return []
+    if now - event.at > settings.give_up_seconds:
+        return []  # it would be given up at once (a notifier that was off for that long)
     job = report = None
     if event.job_id is not None:
         try:
@@ -420,7 +422,7 @@ def notices_for(event: Event, store: Store, settings: NotifySettings, now: float
             payload=payload,
             event_id=event.id,
             job_id=event.job_id,
-            created_at=now,
+            created_at=event.at,  # given up notify_give_up_seconds after what it tells of
             due_at=now,
         )
 
