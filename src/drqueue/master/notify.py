@@ -476,7 +476,7 @@ def send_mail(settings: NotifySettings, payload: dict[str, Any], jpeg: bytes | N
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, settings.smtp_password)
             refused = smtp.send_message(message, to_addrs=payload["to"])
-    except (OSError, smtplib.SMTPException) as exc:
+    except (OSError, smtplib.SMTPException, ValueError) as exc:  # ValueError: a bad header
         raise SendFailed(_one_line(exc)) from None
     if refused:
         return f"sent, refused for {', '.join(sorted(refused))}"

@@ -181,9 +181,6 @@ _COLUMNS_WITH_TOTAL = ("n_total", *_COLUMN.values())
 #: SQL true of a job whose stored counts differ from its tasks' (check_integrity).
 _DRIFTED = " OR ".join(f"j.{column} != COALESCE(t.{column}, 0)" for column in _COLUMNS_WITH_TOTAL)
 
-#: SQL true of a job whose tasks have all ended (policy.job_ended).
-_ENDED_SQL = " + ".join(_COLUMN[name] for name in policy.ENDED_COUNTERS) + " = n_total"
-
 #: SQL summing a job's tasks per counter column, from policy.COUNTER (for check_integrity).
 _COUNT_BY_STATE = ", ".join(
     "SUM(state IN ({})) {}".format(
