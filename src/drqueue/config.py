@@ -88,10 +88,27 @@ class Config:
     #: Optional TLS for the API.
     tls_cert: str = ""
     tls_key: str = ""
-    #: SMTP server for job notifications: reserved, DrQueue sends no mail yet.
+    #: SMTP server the master sends job mail through (empty: no mail), and the From address.
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_from: str = "drqueue@localhost"
+    #: Encryption of the SMTP connection: "starttls", "tls" (implicit, port 465) or "none".
+    smtp_tls: str = "starttls"
+    #: SMTP login: the user, and a file (mode 0600) that holds its password; empty: no login.
+    smtp_user: str = ""
+    smtp_password_file: str = ""
+    #: Each owner's mail address, as a table: ann = "ann@example.com" (for jobs without --email).
+    mail_addresses: dict[str, str] = field(default_factory=dict)
+    #: Webhooks, as [[webhooks]] tables: url = "https://...", events = ["job.finished", ...].
+    webhooks: list[dict[str, Any]] = field(default_factory=list)
+    #: The file (mode 0600) holding the secret every webhook POST is signed with (HMAC-SHA256).
+    webhook_secret_file: str = ""
+    #: Seconds one SMTP session or webhook POST may take before it counts as failed.
+    notify_timeout: float = 10.0
+    #: Seconds before a failed mail or webhook is tried again (doubling each time, up to an
+    #: hour), and seconds after which it is given up, with an event.
+    notify_retry_seconds: float = 30.0
+    notify_give_up_seconds: float = 86400.0
 
     # -- derived paths ---------------------------------------------------------------------
 
@@ -271,6 +288,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, Path):
         value = str(value)
+    if value == {}:
+        return "{}"
     if isinstance(value, (str, int, float)) or (
         isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value)
     ):
@@ -328,6 +347,14 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
             return Path(value).expanduser()
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name} wants {_a(kind)}, not {value!r}") from None
+    if kind == "dict[str, str]":
+        if isinstance(value, str):  # from a DRQUEUE_* variable: "ann=ann@example.com,bob=..."
+            pairs = [part.strip().partition("=") for part in value.split(",") if part.strip()]
+            value = {key.strip(): address.strip() for key, _sep, address in pairs}
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigError(f"setting {name} wants a table of names and strings, not {value!r}")
     if kind == "list[str]":
         if isinstance(value, str):  # from a DRQUEUE_* variable: "blender,povray"
             value = [part.strip() for part in value.split(",") if part.strip()]
@@ -356,7 +383,7 @@ def load_config(**overrides: Any) -> Config:
         raise ConfigError(f"{toml_path}: unknown setting {unknown[0]!r}")
     for name in known:
         env_value = os.environ.get(f"DRQUEUE_{name.upper()}")
-        if env_value is not None and name not in ("root", "path_map"):
+        if env_value is not None and name not in ("root", "path_map", "webhooks"):
             values[name] = env_value
     values.update({k: v for k, v in overrides.items() if v is not None})
     for name, value in list(values.items()):

@@ -329,6 +329,74 @@ class RequirementsIn(BaseModel):
     exclude_hosts: list[HostGlob] = Field(default_factory=list, max_length=MAX_HOST_GLOBS)
 
 
+#: The moments a job's ``notify.on`` may name: its end (every task finished, or ended with one
+#: in error) and its first finished frame, so an artist can look at it before the shot renders.
+NOTIFY_EVENTS = ("finished", "error", "first-frame")
+#: ``notify.on`` when it is not given but the job has recipients (its own or its owner's).
+NOTIFY_DEFAULT_EVENTS = ("finished", "error")
+#: The most recipients one job's ``notify.email`` holds.
+MAX_RECIPIENTS = 20
+#: A mail address as DrQueue accepts it: a plain local part, ``@``, and a dotted domain
+#: (no display name, comment, quoting or space: the address goes into an SMTP envelope as is;
+#: a one-label domain, as in drqueue@localhost, is an internal host).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_MAIL_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
+
+
+def is_mail_address(value: str) -> bool:
+    """Whether *value* is a mail address DrQueue sends to (``ann@example.com``)."""
+    return len(value) <= 254 and _MAIL_ADDRESS.fullmatch(value) is not None
+
+
+def _mail_address(value: str) -> str:
+    if not is_mail_address(value):
+        raise _invalid(f"{value[:60]!r} is not a mail address like ann@example.com")
+    return value
+
+
+#: A recipient of a job's mail.
+MailAddress = Annotated[StrictStr, AfterValidator(_mail_address)]
+
+
+class NotifyIn(BaseModel):
+    """Who hears of a job, and when: ``{"on": ["finished", ...], "email": ["ann@...", ...]}``.
+
+    Both keys are optional.  Without ``on``, a job with recipients (its own, or its owner's
+    address from the master's ``mail_addresses``) is mailed when it finishes or ends in error
+    (:data:`NOTIFY_DEFAULT_EVENTS`); without recipients no mail is sent."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    on: list[Literal["finished", "error", "first-frame"]] | None = Field(None, max_length=10)
+    email: list[MailAddress] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
+
+    def stored(self) -> dict[str, Any]:
+        """The job's ``notify`` as stored: only the keys given, each name once."""
+        stored: dict[str, Any] = {}
+        if self.on is not None:
+            stored["on"] = list(dict.fromkeys(self.on))
+        if self.email:
+            stored["email"] = list(dict.fromkeys(self.email))
+        return stored
+
+
+def notify_events(notify: Mapping[str, Any], has_recipients: bool) -> frozenset[str]:
+    """The moments a job with *notify* is mailed at (a subset of :data:`NOTIFY_EVENTS`):
+    its ``on``, else :data:`NOTIFY_DEFAULT_EVENTS` when it has recipients, else none."""
+    on = notify.get("on")
+    if isinstance(on, list):
+        return frozenset(str(event) for event in on) & frozenset(NOTIFY_EVENTS)
+    return frozenset(NOTIFY_DEFAULT_EVENTS) if has_recipients else frozenset()
+
+
+def notify_recipients(notify: Mapping[str, Any]) -> list[str]:
+    """The job's own recipients (``notify.email``); a job stored before the rule may hold one
+    address as a string, and whatever is not an address is left out."""
+    email = notify.get("email")
+    listed = [email] if isinstance(email, str) else email if isinstance(email, list) else []
+    return [address for address in listed if isinstance(address, str) and is_mail_address(address)]
+
+
 class JobIn(BaseModel):
     """A job submission (the body of POST /jobs): every field rule of a job, in one place.
 
@@ -363,9 +431,7 @@ class JobIn(BaseModel):
     requirements: RequirementsIn = Field(default_factory=RequirementsIn)
     after: list[JobRef] = Field(default_factory=list, max_length=1000)
     max_parallel: StrictInt | None = Field(None, ge=1, le=100_000)
-    notify: Annotated[dict[StrictStr, Any], AfterValidator(_no_nul_inside)] = Field(
-        default_factory=dict
-    )
+    notify: NotifyIn = Field(default_factory=NotifyIn)
     #: Check that the scene file exists on the master's view of the shared storage.
     check_scene: StrictBool = True
 
@@ -403,7 +469,7 @@ class JobIn(BaseModel):
             ),
             after=sorted(set(self.after)),
             max_parallel=self.max_parallel,
-            notify=dict(self.notify),
+            notify=self.notify.stored(),
         )
 
 

@@ -221,3 +221,56 @@ def test_flags_work_on_either_side_of_the_renderer_name(api, before):
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
     assert api.store.get_job(answer["id"]).spec.scene == "/not/on/the/master.blend"
+
+
+# -- notify: --notify and --email --------------------------------------------------------------
+
+
+def test_submit_notify_and_email_are_stored_as_the_jobs_notify(api):
+    job = submitted(
+        api,
+        drqueue(
+            api,
+            "submit",
+            "shell",
+            "-s",
+            "1",
+            "-e",
+            "1",
+            "--param",
+            "cmd=true",
+            "--notify",
+            "finished, first-frame",
+            "--email",
+            "ann@example.com",
+            "--email",
+            "bob@example.org",
+        ),
+    )
+    assert job.spec.notify == {
+        "on": ["finished", "first-frame"],
+        "email": ["ann@example.com", "bob@example.org"],
+    }
+
+
+def test_submit_email_alone_leaves_when_to_the_default_and_neither_stores_nothing(api):
+    common = ["submit", "shell", "-s", "1", "-e", "1", "--param", "cmd=true"]
+    alone = submitted(api, drqueue(api, *common, "--email", "ann@example.com"))
+    assert alone.spec.notify == {"email": ["ann@example.com"]}
+    plain = submitted(api, drqueue(api, *common))
+    assert plain.spec.notify == {}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--notify", "finished,done"], "notify.on.1: Input should be 'finished', 'error' or"),
+        (["--email", "ann at example.com"], "notify.email.0: 'ann at example.com' is not a mail"),
+    ],
+)
+def test_submit_bad_notify_is_one_line_and_no_job(api, options, message):
+    result = drqueue(api, "submit", "shell", "-s", "1", "-e", "1", "--param", "cmd=true", *options)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert api.store.list_jobs() == []

@@ -974,3 +974,111 @@ def test_attention_keeps_errors_blocked_hosts_and_dead_end_dependencies(store):
     assert [j.id for j in bobs.jobs] == sorted([blocked, waits_for_broken, waits_for_deleted])[::-1]
     reference = page_of(store.list_jobs(), JobQuery(attention=True))
     assert [j.id for j in reference.jobs] == sorted(wanted)
+
+
+# -- what a change tells about its job; the outbox of mail and webhooks --------------------------------
+
+
+def news(store: Store, job_id: int) -> list[tuple[str, int | None]]:
+    return [
+        (e.kind, e.task_index)
+        for e in store.events(job_id=job_id)
+        if e.kind in ("task.first-frame", "job.finished", "job.error")
+    ]
+
+
+def test_first_frame_and_end_are_events_once_each_and_again_after_a_rerun(store):
+    job_id = submit(store, 1, 3)
+    attempts = [dispatch(store, job_id, index) for index in range(3)]
+    store.record_result(attempts[1], FINISHED)
+    store.record_result(attempts[0], FINISHED)
+    assert news(store, job_id) == [("task.first-frame", 1)]
+    store.record_result(attempts[2], FINISHED)
+    assert news(store, job_id) == [("task.first-frame", 1), ("job.finished", None)]
+    store.requeue_tasks(job_id, which="all")
+    attempts = [dispatch(store, job_id, index) for index in range(3)]
+    for attempt in attempts:
+        store.record_result(attempt, FINISHED)
+    assert news(store, job_id)[2:] == [("task.first-frame", 0), ("job.finished", None)]
+
+
+def test_a_job_that_ends_with_a_task_in_error_is_job_error_once(store):
+    job_id = submit(store, 1, 2, retries=0)
+    first, second = dispatch(store, job_id, 0), dispatch(store, job_id, 1)
+    store.record_result(first, failed())
+    assert news(store, job_id) == []
+    store.record_result(second, FINISHED)
+    assert news(store, job_id) == [("task.first-frame", 1), ("job.error", None)]
+    (end,) = store.events(job_id=job_id, kind="job.error")
+    assert end.message == "ended in error: 1 of 2 tasks in error"
+    store.requeue_tasks(job_id, which="failed")  # reopens; not a second end
+    assert news(store, job_id)[-1] == ("job.error", None)
+    assert store.get_job(job_id).finished_at is None
+
+
+def test_queued_tasks_failed_at_once_end_the_job_in_error(store):
+    job_id = submit(store, 1, 3)
+    assert store.fail_queued_tasks(job_id, "blocked on every host") == 3
+    assert news(store, job_id) == [("job.error", None)]
+    assert [e.kind for e in store.events(job_id=job_id)][-2:] == ["job.error", "task.error"]
+
+
+def notice(key: str, channel: str = "email", *, due_at: float, job_id: int | None = None):
+    from drqueue.store.base import Notice
+
+    return Notice(
+        key=key,
+        channel=channel,
+        target="ann@example.com",
+        payload={"to": ["ann@example.com"], "subject": "ü"},
+        event_id=1,
+        job_id=job_id,
+        created_at=due_at,
+        due_at=due_at,
+    )
+
+
+def test_the_outbox_holds_notices_until_sent_and_each_key_once(store):
+    job_id = submit(store, 1, 1)
+    assert store.notify_cursor() is None
+    now = time.time()
+    store.enqueue_notices(
+        [notice("1:email", due_at=now, job_id=job_id), notice("1:webhook", "webhook", due_at=now)],
+        7,
+    )
+    assert store.notify_cursor() == 7
+    # Read again (a notifier stopped before its cursor moved): nothing is added twice.
+    store.enqueue_notices([notice("1:email", due_at=now + 5, job_id=job_id)], 8)
+    assert store.notify_cursor() == 8
+    (mail,) = store.due_notices("email", now)
+    assert (mail.key, mail.payload, mail.attempts, mail.job_id) == (
+        "1:email",
+        {"to": ["ann@example.com"], "subject": "ü"},
+        0,
+        job_id,
+    )
+    assert [n.key for n in store.due_notices("webhook", now)] == ["1:webhook"]
+    assert store.due_notices("email", now - 1) == []
+    store.finish_notice(mail, ("email.sent", "email to ann@example.com sent"))
+    assert store.due_notices("email", now + 3600) == []
+    (sent,) = store.events(job_id=job_id, kind="email")
+    assert (sent.kind, sent.message) == ("email.sent", "email to ann@example.com sent")
+    store.enqueue_notices([notice("1:email", due_at=now, job_id=job_id)], 9)  # sent: stays so
+    assert store.due_notices("email", now + 3600) == []
+
+
+def test_a_failed_notice_is_due_again_later_and_counts_its_attempts(store):
+    now = time.time()
+    store.enqueue_notices([notice("2:email", due_at=now)], 2)
+    (first,) = store.due_notices("email", now)
+    store.retry_notice(first, now + 30, "ConnectionRefusedError", ("email.failed", "refused"))
+    assert store.due_notices("email", now + 29) == []
+    (again,) = store.due_notices("email", now + 30)
+    assert (again.attempts, again.last_error, again.due_at) == (
+        1,
+        "ConnectionRefusedError",
+        now + 30,
+    )
+    store.finish_notice(again, ("email.gave-up", "given up"))
+    assert store.due_notices("email", now + 1e9) == []
+    assert [e.kind for e in store.events(kind="email")] == ["email.failed", "email.gave-up"]

@@ -289,6 +289,17 @@ def _common_submit_options() -> list[click.Parameter]:
         ),
         click.Option(["--max-parallel"], type=int, help="at most this many tasks at once"),
         click.Option(
+            ["--notify", "notify_on"],
+            help="mail when the job is finished, in error, or its first frame is done: "
+            "some of finished,error,first-frame  [default: finished,error with --email]",
+        ),
+        click.Option(
+            ["--email", "emails"],
+            multiple=True,
+            help="mail this address (repeatable; default: your address in the master's "
+            "mail_addresses)",
+        ),
+        click.Option(
             ["--no-scene-check"],
             is_flag=True,
             help="do not check that the scene exists on the master",
@@ -332,6 +343,16 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
             raise InvalidJob(f"--param wants KEY=VALUE, not {pair!r}")
         params[key] = value
     return params
+
+
+def _notify_body(notify_on: str | None, emails: tuple[str, ...]) -> dict[str, Any]:
+    """A job's notify from --notify finished,error,first-frame and --email (the API checks it)."""
+    notify: dict[str, Any] = {}
+    if notify_on is not None:
+        notify["on"] = [part.strip() for part in notify_on.split(",") if part.strip()]
+    if emails:
+        notify["email"] = list(emails)
+    return notify
 
 
 def _given(ctx: click.Context, name: str) -> bool:
@@ -416,6 +437,7 @@ def _submit_renderer(renderer: str, scene: str | None, **options: Any) -> None:
         "after": list(o["after"]),
         "max_parallel": o["max_parallel"],
         "check_scene": not o["no_scene_check"],
+        "notify": _notify_body(o["notify_on"], o["emails"]),
     }
     client = _client()
     answer = client.submit(renderer, scene, start=start, end=end, **body)

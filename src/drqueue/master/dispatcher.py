@@ -548,6 +548,18 @@ class Dispatcher:
             )
             self.changed_jobs.note(out.job_id)
         log.info("engine %d on %s lost (%s)", engine_id, name, why)
+        computer = state.slot.computer if state.slot else None
+        if computer and not any(
+            e.slot and e.slot.computer == computer for e in self.engines.values()
+        ):
+            self._must_write(
+                functools.partial(
+                    self.store.add_event,
+                    "computer.lost",
+                    f"{computer} lost its last engine ({why})",
+                    computer=computer,
+                )
+            )
 
     def _release(self, out: Outstanding) -> None:
         """Forget an attempt and free every engine it held; a task queued behind it starts."""

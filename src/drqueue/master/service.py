@@ -26,6 +26,7 @@ from drqueue.master.api import create_app
 from drqueue.master.controller import Controller
 from drqueue.master.dispatcher import Dispatcher
 from drqueue.master.http_server import api_server, bind_api
+from drqueue.master.notify import Notifications, notify_settings
 from drqueue.store import open_store, shown_url
 
 log = logging.getLogger("drqueue.master")
@@ -142,6 +143,7 @@ def run_master(config: Config) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config.port_list()  # a bad controller_ports is refused before anything starts
     config.check_artist_renderers()
+    notifying = notify_settings(config)  # a bad SMTP or webhook setting: one line, no start
     config.ensure_dirs()
     hold_master_lock(config)
     api_socket = bind_api(config.api_host, config.api_port)
@@ -160,6 +162,7 @@ def run_master(config: Config) -> None:
     controller = Controller(config)
     controller.start()
     dispatcher = Dispatcher(store, config)
+    notifications = Notifications(store, config, notifying)
     stopping = threading.Event()
     died: list[str] = []
     try:
@@ -167,6 +170,7 @@ def run_master(config: Config) -> None:
         dispatcher.ready.wait(90)
         if dispatcher.error is not None:
             raise DrQueueError(f"cannot connect to the controller: {dispatcher.error}")
+        notifications.start()
         app = create_app(store, dispatcher, config, token)
         (config.tmp_dir / "master.pid").write_text(str(os.getpid()))
         ssl = {}
@@ -198,6 +202,7 @@ def run_master(config: Config) -> None:
             )
     finally:
         stopping.set()
+        notifications.stop()
         dispatcher.stop()
         controller.stop()
         with contextlib.suppress(Exception):

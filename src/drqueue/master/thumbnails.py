@@ -44,7 +44,6 @@ from pathlib import Path
 
 from drqueue.config import Config
 from drqueue.errors import DrQueueError, Forbidden, MasterBusy, NotFound
-from drqueue.master.api.files import read_at
 from drqueue.models import Task, TaskState
 
 #: The long side of a thumbnail, in pixels.
@@ -126,6 +125,10 @@ def thumbnail_of(job_id: int, task: Task | None, config: Config) -> Thumbnail:
         if failed is not None:
             kind, message = failed
             raise kind(message)
+        # Imported here: drqueue.master.api imports this module, so a module-level import
+        # made thumbnails unimportable before the API (the notifier's mail imports it alone).
+        from drqueue.master.api.files import read_at
+
         data = read_at(fd, 0, MAX_INPUT_BYTES)
     finally:
         os.close(fd)

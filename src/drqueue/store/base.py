@@ -49,6 +49,35 @@ class Event:
     actor: str | None = None
 
 
+@dataclass(slots=True)
+class Notice:
+    """A mail or webhook POST the master owes, kept in the store's outbox until it is sent or
+    given up, so that a restart of the master loses none (:mod:`drqueue.master.notify`)."""
+
+    #: Unique: the event it comes from, its channel and its target.  A notice is enqueued once
+    #: per key, however often the notifier reads the same event.
+    key: str
+    #: "email" or "webhook".
+    channel: str
+    #: What events show it went to: the recipients, or the webhook URL without its secrets.
+    target: str
+    #: What the sender needs (JSON): the message, or the body to POST and where.
+    payload: dict[str, Any]
+    #: The event it comes from, and its job (the delivery events are the job's too).
+    event_id: int
+    job_id: int | None
+    created_at: float
+    #: When it is tried (next); None once it was sent or given up.
+    due_at: float | None
+    attempts: int = 0
+    last_error: str = ""
+
+
+#: Seconds a notice is kept in the outbox after it was sent or given up (it stops a notifier
+#: that reads its event again from sending it twice), then it is removed.
+NOTICES_KEPT_SECONDS = 7 * 86400.0
+
+
 class Store(abc.ABC):
     """Everything the master reads and writes.  Only the master holds a Store."""
 
@@ -320,6 +349,33 @@ class Store(abc.ABC):
         first.  Page back through the trail with ``before_id=`` the first id of the last page.
         *kind* keeps that kind and the kinds of its family (``job`` keeps
         ``job.stopped``, ``job.submitted``…: :func:`kind_matches`); *actor* keeps one actor's."""
+
+    # -- the outbox: mail and webhooks (drqueue.master.notify) --------------------------------------
+
+    @abc.abstractmethod
+    def notify_cursor(self) -> int | None:
+        """The id of the last event the notifier has read, or None if it never ran."""
+
+    @abc.abstractmethod
+    def enqueue_notices(self, notices: list[Notice], cursor: int) -> None:
+        """Add the *notices* whose key is new and set the notifier's cursor to *cursor*, in one
+        transaction (or, without transactions, in that order: a notifier that reads the same
+        events again adds nothing twice); remove notices done NOTICES_KEPT_SECONDS ago."""
+
+    @abc.abstractmethod
+    def due_notices(self, channel: str, now: float, limit: int = 20) -> list[Notice]:
+        """The *channel*'s notices not yet done whose due_at is at most *now*, soonest first."""
+
+    @abc.abstractmethod
+    def finish_notice(self, notice: Notice, event: tuple[str, str]) -> None:
+        """Mark *notice* done (sent, or given up) and write *event* (kind, message) for its
+        job, in one transaction."""
+
+    @abc.abstractmethod
+    def retry_notice(
+        self, notice: Notice, due_at: float, error: str, event: tuple[str, str]
+    ) -> None:
+        """Count a failed attempt of *notice*, due again at *due_at*, and write *event*."""
 
 
 def kind_matches(kind: str, wanted: str) -> bool:

@@ -36,7 +36,15 @@ from drqueue.models import (
     TaskState,
 )
 from drqueue.store import policy, transfer
-from drqueue.store.base import Dispatch, Event, Store, computer_from_info, kind_matches
+from drqueue.store.base import (
+    NOTICES_KEPT_SECONDS,
+    Dispatch,
+    Event,
+    Notice,
+    Store,
+    computer_from_info,
+    kind_matches,
+)
 from drqueue.store.jobquery import STATUSES, JobPage, JobQuery, page_of
 
 #: The range of an integer the store keeps, as SQLite's INTEGER (a frame beyond it is refused).
@@ -99,6 +107,9 @@ class MemoryStore(Store):
         self._pools: dict[str, str] = {}
         self._members: set[tuple[str, str]] = set()  # (pool, computer)
         self._events: list[Event] = []
+        #: The outbox by key, each notice with when it was done (None: still owed).
+        self._outbox: dict[str, tuple[Notice, float | None]] = {}
+        self._notify_cursor: int | None = None
         self._next_job = self._next_task = self._next_event = 1
 
     # -- life --------------------------------------------------------------------------------
@@ -258,8 +269,14 @@ class MemoryStore(Store):
             down, up = effect.counters
             setattr(counts, down, getattr(counts, down) - 1)
             setattr(counts, up, getattr(counts, up) + 1)
-        if effect.may_end and policy.job_ended(counts):
-            job.finished_at = time.time()
+        if effect.may_end:
+            was_ended = job.finished_at is not None
+            if not was_ended and policy.job_ended(counts):
+                job.finished_at = time.time()
+            for kind, message, index in policy.job_news(
+                new, task.index, counts, was_ended=was_ended
+            ):
+                self._event(kind, message, job_id=job.id, task_index=index)
         elif effect.reopens:
             job.finished_at = None
 
@@ -686,7 +703,7 @@ class MemoryStore(Store):
                 full = policy.queued_failure_reason(reason, task.reason)
                 self._move(task, TaskState.ERROR, reason=full, attempt_id=None)
             if tasks:
-                self._event(*policy.job_error_event(len(tasks), reason), job_id=job_id)
+                self._event(*policy.queued_failed_event(len(tasks), reason), job_id=job_id)
             return len(tasks)
 
     def requeue_attempts(self, attempt_ids: list[str], reason: str, *, lost: bool) -> int:
@@ -838,3 +855,49 @@ class MemoryStore(Store):
                 and (actor is None or e.actor == actor)
             ]
             return [dataclasses.replace(e) for e in found[-limit:]] if limit > 0 else []
+
+    # -- the outbox: mail and webhooks --------------------------------------------------------
+
+    def notify_cursor(self) -> int | None:
+        with self._lock:
+            return self._notify_cursor
+
+    def enqueue_notices(self, notices: list[Notice], cursor: int) -> None:
+        with self._lock:
+            for notice in notices:
+                self._outbox.setdefault(notice.key, (copy.deepcopy(notice), None))
+            self._notify_cursor = cursor
+            old = time.time() - NOTICES_KEPT_SECONDS
+            for key, (_notice, done_at) in list(self._outbox.items()):
+                if done_at is not None and done_at < old:
+                    del self._outbox[key]
+
+    def due_notices(self, channel: str, now: float, limit: int = 20) -> list[Notice]:
+        with self._lock:
+            due = [
+                notice
+                for notice, _done_at in self._outbox.values()
+                if notice.channel == channel and notice.due_at is not None and notice.due_at <= now
+            ]
+            due.sort(key=lambda notice: notice.due_at or 0.0)
+            return [copy.deepcopy(notice) for notice in due[:limit]]
+
+    def finish_notice(self, notice: Notice, event: tuple[str, str]) -> None:
+        with self._lock:
+            held = self._outbox.get(notice.key)
+            if held is not None:
+                held[0].due_at = None
+                held[0].attempts += 1
+                self._outbox[notice.key] = (held[0], time.time())
+            self._event(*event, job_id=notice.job_id)
+
+    def retry_notice(
+        self, notice: Notice, due_at: float, error: str, event: tuple[str, str]
+    ) -> None:
+        with self._lock:
+            held = self._outbox.get(notice.key)
+            if held is not None and held[0].due_at is not None:
+                held[0].due_at = due_at
+                held[0].attempts += 1
+                held[0].last_error = error
+            self._event(*event, job_id=notice.job_id)

@@ -3,7 +3,9 @@ want a replicated database under the master (``drqueue master --store mongodb://
 
 Collections: ``jobs``, ``tasks``, ``hosts`` (per job and computer: failures, blocked),
 ``computers``, ``pools``, ``members`` (pool membership), ``events``, ``counters`` (the next
-job, task and event ids: the API speaks integer ids) and ``meta`` (the schema version).
+job, task and event ids: the API speaks integer ids), ``outbox`` (the mail and webhooks the
+master owes, by key: :mod:`drqueue.master.notify`) and ``meta`` (the schema version, the
+master's claim, the notifier's cursor).
 
 Like the SQLite store, this module stores and decides nothing: what a change means comes from
 :mod:`drqueue.store.policy`.  How it stays correct:
@@ -66,7 +68,15 @@ from drqueue.models import (
     TaskState,
 )
 from drqueue.store import policy, transfer
-from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store, computer_from_info
+from drqueue.store.base import (
+    NOTICES_KEPT_SECONDS,
+    SCHEMA_VERSION,
+    Dispatch,
+    Event,
+    Notice,
+    Store,
+    computer_from_info,
+)
 from drqueue.store.jobquery import STATUSES, JobPage, JobQuery, page_of
 
 try:
@@ -411,6 +421,7 @@ class MongoStore(Store):
         db.tasks.create_index(
             [("ended_at", asc)], partialFilterExpression={"state": str(TaskState.FINISHED)}
         )
+        db.outbox.create_index([("channel", asc), ("due_at", asc)])
         for name in ("jobs", "tasks", "events"):  # transactions then only update them
             db.counters.update_one({"_id": name}, {"$setOnInsert": {"next": 0}}, upsert=True)
         if meta is None:
@@ -533,7 +544,7 @@ class MongoStore(Store):
         if effect.counters:
             down, up = effect.counters
             inc = {_FIELD[down]: -1, _FIELD[up]: 1}
-        self._job_effect(s, task["job_id"], inc, effect.may_end, effect.reopens)
+        self._job_effect(s, task["job_id"], inc, effect, new, task["idx"])
         return True
 
     def _move_all(
@@ -549,15 +560,22 @@ class MongoStore(Store):
         ).matched_count
         if moved and effect.counters:
             down, up = effect.counters
-            self._job_effect(
-                s, job_id, {_FIELD[down]: -moved, _FIELD[up]: moved}, effect.may_end, effect.reopens
-            )
+            self._job_effect(s, job_id, {_FIELD[down]: -moved, _FIELD[up]: moved}, effect, new)
         return moved
 
     def _job_effect(
-        self, s: Any, job_id: int, inc: dict[str, Any], may_end: bool, reopens: bool
+        self,
+        s: Any,
+        job_id: int,
+        inc: dict[str, Any],
+        effect: policy.JobEffect,
+        new: TaskState,
+        index: int | None = None,
     ) -> None:
-        """Apply a change's counters to its job, then set or clear finished_at as policy says."""
+        """Apply a change's counters to its job, then set or clear finished_at as policy says,
+        and write the events of what it tells about the job (policy.job_news; *index*: the
+        task that moved, if one did)."""
+        may_end, reopens = effect.may_end, effect.reopens
         if not (inc or may_end or reopens):
             return
         jobs = self._db.jobs
@@ -573,8 +591,19 @@ class MongoStore(Store):
             job = jobs.find_one({"_id": job_id}, {"spec": 0}, session=s)
         if job is None:
             return  # deleted meanwhile: its tasks go with it
-        if may_end and policy.job_ended(_counts(job)):
-            jobs.update_one({"_id": job_id}, {"$set": {"finished_at": time.time()}}, session=s)
+        if may_end:
+            counts = _counts(job)
+            was_ended = job.get("finished_at") is not None
+            if not was_ended and policy.job_ended(counts):
+                # Conditional: of two writers that both saw the job end, one sets it (and says so).
+                ended = jobs.update_one(
+                    {"_id": job_id, "finished_at": None},
+                    {"$set": {"finished_at": time.time()}},
+                    session=s,
+                )
+                was_ended = not ended.modified_count
+            for kind, message, about in policy.job_news(new, index, counts, was_ended=was_ended):
+                self._event(s, kind, message, job_id=job_id, task_index=about)
         elif reopens and job.get("finished_at") is not None:
             jobs.update_one({"_id": job_id}, {"$set": {"finished_at": None}}, session=s)
 
@@ -1265,7 +1294,7 @@ class MongoStore(Store):
                 {"reason": policy.queued_failure_reason(reason, None), "attempt_id": None},
             )
             if count:
-                self._event(s, *policy.job_error_event(count, reason), job_id=job_id)
+                self._event(s, *policy.queued_failed_event(count, reason), job_id=job_id)
             return count
 
         return self._write(change)
@@ -1479,6 +1508,74 @@ class MongoStore(Store):
             query["actor"] = actor
         docs = list(self._db.events.find(query).sort("_id", -1).limit(limit))
         return [_event_out(doc) for doc in reversed(docs)]
+
+    # -- the outbox: mail and webhooks (the notice's key is its _id) ---------------------------------
+
+    @_guarded
+    def notify_cursor(self) -> int | None:
+        doc = self._db.meta.find_one({"_id": "notify_cursor"})
+        return None if doc is None else int(doc["value"])
+
+    @_guarded
+    def enqueue_notices(self, notices: list[Notice], cursor: int) -> None:
+        """Without transactions: the notices first (an upsert that keeps one already there),
+        then the cursor; a master stopped between reads the events again and adds nothing."""
+
+        def change(s: Any) -> None:
+            for n in notices:
+                doc = dataclasses.asdict(n)
+                doc["_id"] = doc.pop("key")
+                doc["done_at"] = None
+                self._db.outbox.update_one(
+                    {"_id": n.key}, {"$setOnInsert": doc}, upsert=True, session=s
+                )
+            self._db.meta.update_one(
+                {"_id": "notify_cursor"}, {"$set": {"value": cursor}}, upsert=True, session=s
+            )
+            if notices:
+                self._db.outbox.delete_many(
+                    {"done_at": {"$lt": time.time() - NOTICES_KEPT_SECONDS}}, session=s
+                )
+
+        self._write(change)
+
+    @_guarded
+    def due_notices(self, channel: str, now: float, limit: int = 20) -> list[Notice]:
+        docs = self._db.outbox.find(
+            {"channel": channel, "due_at": {"$ne": None, "$lte": now}}
+        ).sort("due_at", 1)
+        notices = []
+        for doc in docs.limit(limit):
+            doc["key"] = doc.pop("_id")
+            doc.pop("done_at", None)
+            notices.append(Notice(**doc))
+        return notices
+
+    @_guarded
+    def finish_notice(self, notice: Notice, event: tuple[str, str]) -> None:
+        def change(s: Any) -> None:
+            self._db.outbox.update_one(
+                {"_id": notice.key},
+                {"$set": {"due_at": None, "done_at": time.time()}, "$inc": {"attempts": 1}},
+                session=s,
+            )
+            self._event(s, *event, job_id=notice.job_id)
+
+        self._write(change)
+
+    @_guarded
+    def retry_notice(
+        self, notice: Notice, due_at: float, error: str, event: tuple[str, str]
+    ) -> None:
+        def change(s: Any) -> None:
+            self._db.outbox.update_one(
+                {"_id": notice.key, "due_at": {"$ne": None}},
+                {"$set": {"due_at": due_at, "last_error": error}, "$inc": {"attempts": 1}},
+                session=s,
+            )
+            self._event(s, *event, job_id=notice.job_id)
+
+        self._write(change)
 
     # -- moving a farm between stores -----------------------------------------------------------
 

@@ -13,6 +13,10 @@ stores it; none of them decides farm policy itself.  Here live:
   (:func:`check_delete`);
 - when a job is finished (:func:`job_ended`) and when a dependency is done
   (:func:`dependency_done`, :func:`waiting_for`);
+- what a task's change tells about its job (:func:`job_news`: its first finished frame, its
+  end), which the notifier turns into mail and webhooks;
+- when a mail or webhook that failed is tried again, and when it is given up
+  (:func:`notice_retry_at`);
 - the text of every event the store writes (the ``*_event`` functions).
 
 It imports nothing of DrQueue's but ``models`` and ``errors``.
@@ -124,6 +128,22 @@ def count(states: Iterable[TaskState | str]) -> Counts:
 def job_ended(counts: Counts) -> bool:
     """Every task of the job has ended (finished, error or cancelled)."""
     return counts.finished + counts.error + counts.cancelled == counts.total
+
+
+def job_news(
+    new: TaskState, index: int | None, counts: Counts, *, was_ended: bool
+) -> list[tuple[str, str, int | None]]:
+    """The events (kind, message, task index) a task's move to *new* brings about for its job,
+    given the job's *counts* after the move and whether it had ended before it (*was_ended*):
+    ``task.first-frame`` when task *index* is the job's first finished task (again after a
+    rerun), and the job's end, ``job.finished`` or ``job.error`` (:func:`ended_event`; of
+    the job, no task), when its last task just ended."""
+    news: list[tuple[str, str, int | None]] = []
+    if new == TaskState.FINISHED and counts.finished == 1 and index is not None:
+        news.append((*first_frame_event(index), index))
+    if not was_ended and job_ended(counts):
+        news.append((*ended_event(counts), None))
+    return news
 
 
 def dependency_done(counts: Counts) -> bool:
@@ -304,8 +324,23 @@ def task_error_event(index: int, reason: str) -> tuple[str, str]:
     return "task.error", f"task {index}: {reason}"
 
 
-def job_error_event(tasks: int, reason: str) -> tuple[str, str]:
-    return "job.error", f"{tasks} tasks in error: {reason}"
+def queued_failed_event(tasks: int, reason: str) -> tuple[str, str]:
+    """Queued tasks nothing can run turned into errors (``job.error`` is the job's end)."""
+    return "task.error", f"{tasks} queued tasks in error: {reason}"
+
+
+def first_frame_event(index: int) -> tuple[str, str]:
+    return "task.first-frame", f"task {index} is the job's first finished task"
+
+
+def ended_event(counts: Counts) -> tuple[str, str]:
+    """A job whose tasks have all ended: ``job.finished``, or ``job.error`` when one is in
+    error (``job.cancelled`` when some were cancelled and none failed)."""
+    if counts.error:
+        return "job.error", f"ended in error: {counts.error} of {counts.total} tasks in error"
+    if counts.cancelled:
+        return "job.cancelled", f"ended: {counts.cancelled} of {counts.total} tasks cancelled"
+    return "job.finished", f"finished: {counts.total} tasks"
 
 
 def requeued_event(index: int, reason: str) -> tuple[str, str]:
@@ -360,3 +395,39 @@ def pool_deleted_event(name: str) -> tuple[str, str]:
 
 def pool_member_event(computer: str, pool: str, member: bool) -> tuple[str, str]:
     return "pool.member", f"{computer} {'added to' if member else 'removed from'} {pool}"
+
+
+# -- the outbox: mail and webhooks ------------------------------------------------------------
+
+
+def notice_retry_at(
+    *, attempts: int, created_at: float, now: float, first_delay: float, give_up_after: float
+) -> float | None:
+    """When a mail or webhook that has now failed *attempts* times is tried again: after
+    *first_delay* seconds, doubling with each failure up to an hour; None (give up) once it
+    is *give_up_after* seconds old, or would be by then."""
+    delay = min(3600.0, first_delay * 2 ** max(0, attempts - 1))
+    if now + delay - created_at > give_up_after:
+        return None
+    return now + delay
+
+
+def delivered_event(channel: str, target: str, attempts: int, detail: str) -> tuple[str, str]:
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    return f"{channel}.sent", f"{channel} to {target} {detail}{tries}"
+
+
+def delivery_failed_event(
+    channel: str, target: str, attempts: int, error: str, retry_in: float
+) -> tuple[str, str]:
+    return (
+        f"{channel}.failed",
+        f"{channel} to {target} failed (attempt {attempts}): {error}; next try in {retry_in:.0f} s",
+    )
+
+
+def gave_up_event(channel: str, target: str, attempts: int, error: str) -> tuple[str, str]:
+    return (
+        f"{channel}.gave-up",
+        f"{channel} to {target} given up after {attempts} attempts: {error}",
+    )

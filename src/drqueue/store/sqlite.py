@@ -42,7 +42,15 @@ from drqueue.models import (
     TaskState,
 )
 from drqueue.store import policy, transfer
-from drqueue.store.base import SCHEMA_VERSION, Dispatch, Event, Store, computer_from_info
+from drqueue.store.base import (
+    NOTICES_KEPT_SECONDS,
+    SCHEMA_VERSION,
+    Dispatch,
+    Event,
+    Notice,
+    Store,
+    computer_from_info,
+)
 from drqueue.store.jobquery import STATUSES, JobPage, JobQuery, stalled_jobs
 from drqueue.store.policy import TAIL_CHARS
 
@@ -112,9 +120,15 @@ CREATE INDEX events_job ON events(job_id, id);
 
 #: Indexes added since a schema version: made, if missing, each time a store is opened (old code
 #: reads a store that has them).  tasks_finished_at: the live stream's frames per hour.
+#: outbox: the mail and webhooks the master owes (Store.enqueue_notices); old code ignores it.
 _LATER_INDEXES = (
     f"CREATE INDEX IF NOT EXISTS tasks_finished_at ON tasks(ended_at) "
     f"WHERE state = '{TaskState.FINISHED}'",
+    "CREATE TABLE IF NOT EXISTS outbox (key TEXT PRIMARY KEY, channel TEXT NOT NULL, "
+    "target TEXT NOT NULL, payload TEXT NOT NULL, event_id INTEGER NOT NULL, job_id INTEGER, "
+    "created_at REAL NOT NULL, due_at REAL, attempts INTEGER NOT NULL DEFAULT 0, "
+    "last_error TEXT NOT NULL DEFAULT '', done_at REAL)",
+    "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(channel, due_at) WHERE due_at IS NOT NULL",
 )
 
 #: A job's status (models.job_status) in SQL, over a row of jobs: what GET /jobs filters and
@@ -160,9 +174,6 @@ _COLUMNS_WITH_TOTAL = ("n_total", *_COLUMN.values())
 
 #: SQL true of a job whose stored counts differ from its tasks' (check_integrity).
 _DRIFTED = " OR ".join(f"j.{column} != COALESCE(t.{column}, 0)" for column in _COLUMNS_WITH_TOTAL)
-
-#: SQL true of a job whose tasks have all ended (policy.job_ended).
-_ENDED_SQL = " + ".join(_COLUMN[name] for name in policy.ENDED_COUNTERS) + " = n_total"
 
 #: SQL summing a job's tasks per counter column, from policy.COUNTER (for check_integrity).
 _COUNT_BY_STATE = ", ".join(
@@ -759,10 +770,21 @@ class SQLiteStore(Store):
                 (task["job_id"],),
             )
         if effect.may_end:
-            conn.execute(
-                f"UPDATE jobs SET finished_at = ? WHERE id = ? AND {_ENDED_SQL}",
-                (time.time(), task["job_id"]),
+            job = conn.execute(
+                "SELECT finished_at, n_total, n_queued, n_running, n_finished, n_error, "
+                "n_cancelled FROM jobs WHERE id = ?",
+                (task["job_id"],),
+            ).fetchone()
+            counts = _counts_from_row(job)
+            if job["finished_at"] is None and policy.job_ended(counts):
+                conn.execute(
+                    "UPDATE jobs SET finished_at = ? WHERE id = ?", (time.time(), task["job_id"])
+                )
+            news = policy.job_news(
+                new, task["idx"], counts, was_ended=job["finished_at"] is not None
             )
+            for kind, message, index in news:
+                self._event(conn, kind, message, job_id=task["job_id"], task_index=index)
         elif effect.reopens:
             conn.execute("UPDATE jobs SET finished_at = NULL WHERE id = ?", (task["job_id"],))
 
@@ -1431,7 +1453,7 @@ class SQLiteStore(Store):
                 full = policy.queued_failure_reason(reason, row["reason"])
                 self._move(conn, row, TaskState.ERROR, reason=full, attempt_id=None)
             if rows:
-                self._event(conn, *policy.job_error_event(len(rows), reason), job_id=job_id)
+                self._event(conn, *policy.queued_failed_event(len(rows), reason), job_id=job_id)
         return len(rows)
 
     def requeue_attempts(self, attempt_ids: list[str], reason: str, *, lost: bool) -> int:
@@ -1626,3 +1648,80 @@ class SQLiteStore(Store):
         args.append(limit)
         rows = self._conn().execute(sql, args).fetchall()
         return [_event_from_row(row) for row in reversed(rows)]
+
+    # -- the outbox: mail and webhooks --------------------------------------------------------
+
+    def notify_cursor(self) -> int | None:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'notify_cursor'").fetchone()
+        return None if row is None else int(row[0])
+
+    def enqueue_notices(self, notices: list[Notice], cursor: int) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO outbox (key, channel, target, payload, event_id, job_id, "
+                "created_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        n.key,
+                        n.channel,
+                        n.target,
+                        json.dumps(n.payload),
+                        n.event_id,
+                        n.job_id,
+                        n.created_at,
+                        n.due_at,
+                    )
+                    for n in notices
+                ],
+            )
+            conn.execute(
+                "INSERT INTO meta VALUES ('notify_cursor', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(cursor),),
+            )
+            if notices:
+                conn.execute(
+                    "DELETE FROM outbox WHERE done_at < ?", (time.time() - NOTICES_KEPT_SECONDS,)
+                )
+
+    def due_notices(self, channel: str, now: float, limit: int = 20) -> list[Notice]:
+        rows = self._conn().execute(
+            "SELECT * FROM outbox WHERE channel = ? AND due_at IS NOT NULL AND due_at <= ? "
+            "ORDER BY due_at LIMIT ?",
+            (channel, now, limit),
+        )
+        return [
+            Notice(
+                key=row["key"],
+                channel=row["channel"],
+                target=row["target"],
+                payload=json.loads(row["payload"]),
+                event_id=row["event_id"],
+                job_id=row["job_id"],
+                created_at=row["created_at"],
+                due_at=row["due_at"],
+                attempts=row["attempts"],
+                last_error=row["last_error"],
+            )
+            for row in rows
+        ]
+
+    def finish_notice(self, notice: Notice, event: tuple[str, str]) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE outbox SET due_at = NULL, done_at = ?, attempts = attempts + 1 "
+                "WHERE key = ?",
+                (time.time(), notice.key),
+            )
+            self._event(conn, *event, job_id=notice.job_id)
+
+    def retry_notice(
+        self, notice: Notice, due_at: float, error: str, event: tuple[str, str]
+    ) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE outbox SET due_at = ?, attempts = attempts + 1, last_error = ? "
+                "WHERE key = ? AND due_at IS NOT NULL",
+                (due_at, error, notice.key),
+            )
+            self._event(conn, *event, job_id=notice.job_id)
