@@ -440,14 +440,21 @@ class Client:
         since: int = 0,
         before: int | None = None,
         limit: int = 200,
+        kind: str | None = None,
+        actor: str | None = None,
     ) -> list[Event]:
-        """The newest *limit* events with since < id < before (of one job if given), oldest first.
+        """The newest *limit* events with since < id < before (of one job if given), oldest first;
+        *kind* keeps one kind (``task.failed``) or family (``email``), *actor* what one user did.
 
         To read a whole trail, page back: ``before=`` the first id of the previous page, until
         a page comes back shorter than *limit* (which :meth:`all_events` does)."""
-        params: dict[str, int] = {"since": since, "limit": limit}
+        params: dict[str, int | str] = {"since": since, "limit": limit}
         if before is not None:
             params["before"] = before
+        if kind:
+            params["kind"] = kind
+        if actor:
+            params["actor"] = actor
         path = f"/jobs/{id_of(job_id)}/events" if job_id is not None else "/events"
         return Event.list_from_json(self._request("GET", path, params=params))
 

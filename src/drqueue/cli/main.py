@@ -25,7 +25,7 @@ from drqueue.api_types import APIObject
 from drqueue.client import Client
 from drqueue.config import load_config
 from drqueue.errors import DrQueueError, InvalidJob, UnknownRenderer
-from drqueue.models import parse_env
+from drqueue.models import MAX_ID, parse_env
 from drqueue.renderers import all_renderers
 from drqueue.waiting import ENDED, wait_for_end
 
@@ -752,6 +752,44 @@ def gui() -> None:
             ) from None
         raise DrQueueError(f"the desktop GUI cannot load Qt: {exc}") from None
     sys.exit(run())
+
+
+@cli.command()
+@click.option("--job", "job_id", type=click.IntRange(1, MAX_ID), help="only this job's events")
+@click.option("--kind", help="one kind (task.failed) or a family (job, task, email, webhook)")
+@click.option("--actor", help="only what this user did")
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=50,
+    show_default=True,
+    help="the newest N events",
+)
+@click.option("--json", "as_json", is_flag=True)
+def events(
+    job_id: int | None, kind: str | None, actor: str | None, limit: int, as_json: bool
+) -> None:
+    """The audit trail, oldest first: who did what and when, and each mail and webhook sent."""
+    data = _client().events(job_id, kind=kind, actor=actor, limit=limit)
+    if as_json:
+        return _print_json(data)
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "WHEN", "KIND", "JOB", "TASK", "COMPUTER", "BY", "WHAT"):
+        table.add_column(column)
+    for e in data:
+        _add_row(
+            table,
+            str(e["id"]),
+            _ago(e["at"]),
+            e["kind"],
+            "-" if e["job_id"] is None else str(e["job_id"]),
+            "-" if e["task_index"] is None else str(e["task_index"]),
+            e["computer"] or "-",
+            e["actor"] or "-",
+            e["message"],
+        )
+    console.print(table) if data else click.echo("no events")
 
 
 # -- computers and pools ---------------------------------------------------------------------------
