@@ -104,7 +104,7 @@ def test_bad_scheduling_input_is_refused_with_one_line_and_changes_nothing(farm)
     assert "--min-ram must not be negative" in cli_error(farm, *submit_args, "--min-ram", "-1")
     assert "--gpus must not be negative" in cli_error(farm, *submit_args, "--gpus", "-1")
     assert "pool 'nosuch'" in cli_error(farm, *submit_args, "--pool", "nosuch")
-    assert "job 999999, which does not exist" in cli_error(farm, *submit_args, "--after", "999999")
+    assert "waits for job 999999 (after), which does not exist" in cli_error(farm, *submit_args, "--after", "999999")
     # A job may only depend on jobs that exist before it, so no cycle can ever form: even the
     # id it would get is refused.
     assert "does not exist" in cli_error(farm, *submit_args, "--after", str(next_id))

@@ -137,7 +137,7 @@ def test_create_job_is_one_transaction(store):
 
 
 def test_create_job_refuses_a_dependency_that_does_not_exist(store):
-    with pytest.raises(InvalidJob, match="--after names job 99, which does not exist"):
+    with pytest.raises(InvalidJob, match="waits for job 99 \\(after\\), which does not exist"):
         submit(store, after=[99])
     assert store.job_ids() == set()
 

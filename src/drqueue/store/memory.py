@@ -323,13 +323,10 @@ class MemoryStore(Store):
         with self._lock:
             for dep in spec.after:
                 if dep not in self._jobs:
-                    raise InvalidJob(f"--after names job {dep}, which does not exist")
+                    raise policy.missing_dependency(dep)
             for pool in spec.requirements.pools:
                 if pool not in self._pools:
-                    raise InvalidJob(
-                        f"--pool names pool {pool!r}, which does not exist: see `drqueue pools`, "
-                        f"or `drqueue pool create {pool}`"
-                    )
+                    raise policy.missing_pool(pool)
             if idempotency_key is not None:
                 existing = self._job_by_key(spec.owner, idempotency_key)
                 if existing is not None:

@@ -653,13 +653,10 @@ class MongoStore(Store):
         db = self._db
         for dep in spec.after:
             if not db.jobs.find_one({"_id": dep, "control": {"$ne": CREATING}}, {"_id": 1}):
-                raise InvalidJob(f"--after names job {dep}, which does not exist")
+                raise policy.missing_dependency(dep)
         for pool in spec.requirements.pools:
             if not db.pools.find_one({"_id": pool}, {"_id": 1}):
-                raise InvalidJob(
-                    f"--pool names pool {pool!r}, which does not exist: see `drqueue pools`, "
-                    f"or `drqueue pool create {pool}`"
-                )
+                raise policy.missing_pool(pool)
         if idempotency_key is not None:
             self._check_key_free(spec.owner, idempotency_key)
         job_id = self._next_ids("jobs")

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from drqueue.errors import Conflict
+from drqueue.errors import Conflict, InvalidJob
 from drqueue.models import (
     Counts,
     JobControl,
@@ -430,4 +430,17 @@ def gave_up_event(channel: str, target: str, attempts: int, error: str) -> tuple
     return (
         f"{channel}.gave-up",
         f"{channel} to {target} given up after {attempts} attempts: {error}",
+    )
+
+
+def missing_dependency(dep: int) -> InvalidJob:
+    """The refusal of a job whose ``after`` names a job that does not exist (every backend's)."""
+    return InvalidJob(f"the job waits for job {dep} (after), which does not exist")
+
+
+def missing_pool(pool: str) -> InvalidJob:
+    """The refusal of a job that requires a pool that does not exist (every backend's)."""
+    return InvalidJob(
+        f"the job requires pool {pool!r}, which does not exist: see `drqueue pools`, "
+        f"or create it (`drqueue pool create {pool}`)"
     )

@@ -827,13 +827,10 @@ class SQLiteStore(Store):
                 if not conn.execute(
                     "SELECT 1 FROM jobs WHERE id = ? AND control != ?", (dep, CREATING)
                 ).fetchone():
-                    raise InvalidJob(f"--after names job {dep}, which does not exist")
+                    raise policy.missing_dependency(dep)
             for pool in spec.requirements.pools:
                 if not conn.execute("SELECT 1 FROM pools WHERE name = ?", (pool,)).fetchone():
-                    raise InvalidJob(
-                        f"--pool names pool {pool!r}, which does not exist: see `drqueue pools`, "
-                        f"or `drqueue pool create {pool}`"
-                    )
+                    raise policy.missing_pool(pool)
             if idempotency_key is not None:
                 self._check_key_free(conn, spec.owner, idempotency_key)
             cur = conn.execute(
