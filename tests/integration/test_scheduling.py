@@ -104,7 +104,9 @@ def test_bad_scheduling_input_is_refused_with_one_line_and_changes_nothing(farm)
     assert "--min-ram must not be negative" in cli_error(farm, *submit_args, "--min-ram", "-1")
     assert "--gpus must not be negative" in cli_error(farm, *submit_args, "--gpus", "-1")
     assert "pool 'nosuch'" in cli_error(farm, *submit_args, "--pool", "nosuch")
-    assert "waits for job 999999 (after), which does not exist" in cli_error(farm, *submit_args, "--after", "999999")
+    assert "waits for job 999999 (after), which does not exist" in cli_error(
+        farm, *submit_args, "--after", "999999"
+    )
     # A job may only depend on jobs that exist before it, so no cycle can ever form: even the
     # id it would get is refused.
     assert "does not exist" in cli_error(farm, *submit_args, "--after", str(next_id))
@@ -398,21 +400,28 @@ def test_a_job_that_failed_on_every_eligible_host_ends_in_error_instead_of_loopi
 # -- ETA ----------------------------------------------------------------------------------------------------
 
 
-def test_eta_comes_from_the_mean_task_time_and_the_slots_the_job_can_use(farm):
-    job_id = submit(farm, "sleep 1", frames=8, pools=["fx"])  # render2: 2 of the farm's 6 slots
-    wait_for(lambda: farm.client.job(job_id)["counts"]["finished"] >= 2, 60, 0.1, "two tasks done")
-    farm.client.job_action(job_id, "stop")
-    wait_for(
-        lambda: farm.client.job(job_id)["counts"]["running"] == 0, 30, 0.1, "running tasks to end"
+def test_eta_comes_from_the_mean_task_time_and_the_slots_the_job_can_use(farm, tmp_path):
+    """Frames 1-2 take a second; the others wait on a gate, so the counts hold still while the
+    ETA is read: the mean task time × the rounds of 2 slots the tasks left need.  A stopped job
+    has no ETA (it will not end by itself)."""
+    gate = tmp_path / "gate"
+    cmd = (
+        f"sh -c 'if [ $DRQUEUE_FRAME -gt 2 ]; then while [ ! -e {gate} ]; do sleep 0.05; done; "
+        "fi; sleep 1'"
     )
+    job_id = submit(farm, cmd, frames=8, pools=["fx"])  # render2: 2 of the farm's 6 slots
+    wait_for(lambda: farm.client.job(job_id)["counts"]["finished"] == 2, 60, 0.1, "frames 1-2 done")
     time.sleep(2.5)  # the dispatcher's view of online slots is refreshed every 2 s
     job = farm.client.job(job_id)
     done = [t for t in farm.client.tasks(job_id) if t["state"] == "finished"]
     mean = sum(t["ended_at"] - t["started_at"] for t in done) / len(done)
-    queued = job["counts"]["queued"]
-    assert queued > 0
-    assert job["eta_seconds"] == pytest.approx(mean * math.ceil(queued / 2), rel=1e-6)
+    left = job["counts"]["queued"] + job["counts"]["running"]
+    assert (len(done), left) == (2, 6), job["counts"]
+    assert job["eta_seconds"] == pytest.approx(mean * math.ceil(left / 2), rel=1e-6)
+    farm.client.job_action(job_id, "stop")
+    assert farm.client.job(job_id)["eta_seconds"] is None
     farm.client.job_action(job_id, "continue")
+    gate.touch()
     finished(farm, job_id)
 
 
