@@ -706,7 +706,7 @@ def test_delete_is_refused_while_running_unless_forced(farm, tmp_path):
     wait_for(lambda: len(sleeping(marker)) == 2, 60, what="two renders running")
     line = one_line_error(run_cli(farm, "job", "delete", str(job_id)))
     assert line == (
-        f"error: job {job_id} has 2 running tasks: stop or kill it first, or delete with --force"
+        f"error: job {job_id} has 2 running tasks: stop or kill it first, or force the delete"
     )
     assert job_id in job_ids(farm)
     assert farm.client.job(job_id)["counts"]["running"] == 2

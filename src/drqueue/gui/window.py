@@ -188,6 +188,11 @@ class MainWindow(QMainWindow):
         return self.settings_dialog
 
     def _saved(self, connection: Connection) -> None:
+        if connection.url != self.connection.url:
+            # Another master: what the tables show was the old one's, not "last known" of it.
+            self.jobs_model.set_items([])
+            self.computers_view.model.set_items([])
+            self.tabs.setCurrentWidget(self.jobs_view)
         self.connection = connection
         self.jobs_view.proxy.set_filter()  # "Only mine" may mean another name now
         self.controller.reconnect(connection.url, connection.token)

@@ -204,12 +204,12 @@ def check_delete(job_id: int, *, running: int, dependants: list[int], force: boo
     if running:
         raise Conflict(
             f"job {job_id} has {running} running tasks: stop or kill it first, "
-            "or delete with --force"
+            "or force the delete"
         )
     if dependants:
         raise Conflict(
             f"job {job_id} is a dependency of job {dependants[0]}: delete that first, "
-            "or delete with --force"
+            "or force the delete"
         )
 
 
