@@ -36,7 +36,7 @@ from drqueue.client import LogChunk
 from drqueue.errors import DrQueueError, NotFound
 from drqueue.gui import states
 from drqueue.gui.controller import Controller
-from drqueue.gui.jobs_view import JOB_CONTROLS, run_job_control
+from drqueue.gui.jobs_view import JOB_CONTROLS, applies, run_job_control
 from drqueue.gui.models import DASH, TasksModel, duration, frames_text, when
 from drqueue.gui.widgets import FrameGridView, Legend, ProgressBar, add_buttons, popup_menu
 
@@ -263,10 +263,8 @@ class JobDetail(QWidget):
         self.reason.setText("   ".join(reasons))
         self.reason.setVisible(bool(reasons))
         self.buttons["unblock"].setVisible(bool(job.blocked_hosts))
-        stopped = job.control == "stopped"
-        self.buttons["stop"].setEnabled(not stopped and job.status not in states.ENDED)
-        self.buttons["continue"].setEnabled(stopped)
-        self.buttons["requeue-failed"].setEnabled(bool(counts.error or counts.cancelled))
+        for action in ("stop", "continue", "kill", "requeue-failed"):
+            self.buttons[action].setEnabled(applies(job, action))
         finished_key = (job.id, counts.finished)
         if counts.finished and self._thumbnail_of != finished_key and self.task_index is None:
             self._thumbnail_of = finished_key

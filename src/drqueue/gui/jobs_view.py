@@ -44,6 +44,22 @@ JOB_CONTROLS = (
     ("requeue-failed", "Requeue failed"),
     ("priority", "Priority…"),
 )
+
+
+def applies(job: Job, action: str) -> bool:
+    """Whether *action* can change *job* (the menu and the job's page offer only those): stop a
+    job neither stopped nor ended, continue a stopped one, kill one not ended, requeue a job's
+    failed tasks when it has some; the rest always."""
+    ended = job.status in states.ENDED
+    stopped = job.control == "stopped"
+    return {
+        "stop": not stopped and not ended,
+        "continue": stopped,
+        "kill": not ended,
+        "requeue-failed": bool(job.counts.error or job.counts.cancelled),
+    }.get(action, True)
+
+
 #: The controls that ask first: what they undo cannot be had back.
 DESTRUCTIVE = {
     "kill": "Kill {what}? Their running tasks are killed and go back to the queue.",
@@ -227,9 +243,12 @@ class JobsView(QWidget):
         opened = menu.addAction("Open")
         opened.setEnabled(len(jobs) == 1)
         opened.triggered.connect(self._open_current)
-        menu.addSection(what)
+        menu.addSeparator()
+        menu.addAction(what).setEnabled(False)  # a heading every style draws (a section's not)
         for action, label in JOB_CONTROLS:
-            menu.addAction(label).triggered.connect(lambda _=False, a=action: self.run(a))
+            entry = menu.addAction(label)
+            entry.triggered.connect(lambda _=False, a=action: self.run(a))
+            entry.setEnabled(any(applies(job, action) for job in jobs))
         menu.addSeparator()
         menu.addAction("Delete…").triggered.connect(lambda: self.run("delete"))
         for action in menu.actions():
