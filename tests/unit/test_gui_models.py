@@ -161,4 +161,10 @@ def test_a_tray_message_only_for_my_jobs_that_just_finished_or_failed(qtbot):
     )
     controller.jobs_changed.emit([job(2, owner="ann", status="error")], [])  # no news twice
     assert told == [2]
+    said: list[str] = []
+    notifier.notified.connect(lambda _id, title, text: said.append(f"{title}: {text}"))
+    burst = [job(n, owner="ann", status="error" if n == 12 else "finished") for n in range(10, 20)]
+    controller.jobs_changed.emit([job(n, owner="ann", status="running") for n in range(10, 20)], [])
+    controller.jobs_changed.emit(burst, [])  # ten at once: one message that counts them
+    assert said == ["10 of your jobs ended: 9 finished, 1 failed: #12"]
     controller._client.close()

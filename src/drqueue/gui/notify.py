@@ -20,6 +20,9 @@ from drqueue.gui.theme import app_icon
 #: The statuses that bring a message, and how long the balloon stays (ms).
 NOTIFIED = ("finished", "error")
 BALLOON_MS = 8000
+#: The most messages one update brings one by one; more make one message that counts them
+#: (200 one-frame jobs ending at once were 200 balloons).
+ONE_BY_ONE = 3
 
 
 class Notifier(QObject):
@@ -41,12 +44,33 @@ class Notifier(QObject):
         """Note each job's status; a job of yours that has just finished or failed is news
         (not on the first list, which holds what ended before the window opened)."""
         me = self.me()
+        news = []
         for job in jobs:
             before = self.status.get(job.id)
             self.status[job.id] = job.status
             if first or job.owner != me or job.status not in NOTIFIED or before == job.status:
                 continue
-            self.tell(job)
+            news.append(job)
+        if len(news) > ONE_BY_ONE:
+            self.tell_many(news)
+        else:
+            for job in news:
+                self.tell(job)
+
+    def tell_many(self, jobs: list[Job]) -> None:
+        failed = [job for job in jobs if job.status == "error"]
+        title = f"{len(jobs):,} of your jobs ended"
+        text = f"{len(jobs) - len(failed):,} finished, {len(failed):,} failed"
+        if failed:
+            text += ": " + ", ".join(f"#{job.id}" for job in failed[:10])
+        icon = (
+            QSystemTrayIcon.MessageIcon.Critical
+            if failed
+            else QSystemTrayIcon.MessageIcon.Information
+        )
+        if self.tray is not None:
+            self.tray.showMessage(title, text, icon, BALLOON_MS)
+        self.notified.emit(jobs[0].id, title, text)
 
     def tell(self, job: Job) -> None:
         counts = job.counts
