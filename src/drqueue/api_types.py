@@ -135,7 +135,7 @@ class Requirements(APIObject):
 
 class Job(APIObject):
     """A job as ``GET /jobs/ID`` shows it.  In a list (``GET /jobs``, the stream) ``env`` and
-    ``params`` are None: they may be large, and ``GET /jobs/ID`` has them."""
+    ``params`` (and ``notify``) are None: they may be large, and ``GET /jobs/ID`` has them."""
 
     id: int
     name: str = ""
@@ -156,6 +156,11 @@ class Job(APIObject):
     requirements: Requirements = Field(default_factory=Requirements)
     after: list[int] = Field(default_factory=list)
     max_parallel: int | None = None
+    notify: dict[str, Any] | None = Field(
+        None,
+        description='who is mailed and when: {"on": [...], "email": [...]}; GET /jobs/ID only, '
+        "another artist's recipients shown as (hidden)",
+    )
     status: str = Field(
         description="queued, waiting, running, stopping, stopped, finished, error or cancelled"
     )

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -53,13 +54,13 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def live_api(
-    tmp_path: Path, store: SQLiteStore | None = None, *, port: int | None = None
+    tmp_path: Path, store: SQLiteStore | None = None, *, port: int | None = None, **settings: Any
 ) -> Iterator[LiveAPI]:
     """The API on a free port (or *port*: a master restarted) over *store* (the SQLite store
-    in *tmp_path* by default), served as the master serves it (:class:`APIServer`: open live
-    streams end at shutdown)."""
+    in *tmp_path* by default), with the Config *settings*, served as the master serves it
+    (:class:`APIServer`: open live streams end at shutdown)."""
     store = store or SQLiteStore(tmp_path / "db.sqlite")
-    app = create_app(store, None, Config(root=tmp_path), TOKEN)
+    app = create_app(store, None, Config(root=tmp_path, **settings), TOKEN)
     port = port or _free_port()
     server = APIServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")

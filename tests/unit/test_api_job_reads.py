@@ -246,3 +246,28 @@ def test_computers_are_listed_offline_with_nothing_running_without_engines(api):
     store.upsert_computer({"name": "render01", "cores": 4})
     (shown,) = http.get("/api/v1/computers", headers=AUTH).json()
     assert shown["online"] is False and shown["running"] == []
+
+
+def test_a_jobs_notify_is_shown_to_its_owner_and_admins_and_its_recipients_to_no_one_else(
+    tmp_path,
+):
+    from _api import AUTH, in_process_api
+
+    from drqueue.config import Config
+    from drqueue.master.tokens import create_token
+
+    with in_process_api(tmp_path, smtp_host="127.0.0.1") as (http, _):
+        bob = {"Authorization": f"Bearer {create_token(Config(root=tmp_path), 'artist', 'bob')}"}
+        ann = {"Authorization": f"Bearer {create_token(Config(root=tmp_path), 'artist', 'ann')}"}
+        notify = {"on": ["first-frame"], "email": ["bob@example.com"]}
+        body = {"renderer": "shell", "start": 1, "end": 1, "params": {"cmd": "true"}}
+        job_id = http.post("/api/v1/jobs", json={**body, "notify": notify}, headers=bob).json()[
+            "id"
+        ]
+        shown = {
+            who: http.get(f"/api/v1/jobs/{job_id}", headers=headers).json()["notify"]
+            for who, headers in (("bob", bob), ("admin", AUTH), ("ann", ann))
+        }
+        assert shown["bob"] == shown["admin"] == notify
+        assert shown["ann"] == {"on": ["first-frame"], "email": ["(hidden)"]}
+        assert "notify" not in http.get("/api/v1/jobs", headers=ann).json()[0]

@@ -14,7 +14,9 @@ from drqueue.cli.main import cli
 
 @pytest.fixture
 def api(tmp_path):
-    with live_api(tmp_path) as live:
+    # A master that sends mail (its server is never reached: these jobs never end).
+    mail = {"smtp_host": "127.0.0.1", "mail_addresses": {"root": "root@example.com"}}
+    with live_api(tmp_path, **mail) as live:
         yield live
 
 
@@ -266,6 +268,11 @@ def test_submit_email_alone_leaves_when_to_the_default_and_neither_stores_nothin
     [
         (["--notify", "finished,done"], "notify.on.1: Input should be 'finished', 'error' or"),
         (["--email", "ann at example.com"], "notify.email.0: 'ann at example.com' is not a mail"),
+        (
+            ["--owner", "zoe", "--notify", "first-frame"],
+            "notify: nobody would be mailed: give an address (--email, notify.email), or ask an "
+            "admin to add zoe to the master's mail_addresses",
+        ),
     ],
 )
 def test_submit_bad_notify_is_one_line_and_no_job(api, options, message):
@@ -274,3 +281,25 @@ def test_submit_bad_notify_is_one_line_and_no_job(api, options, message):
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert api.store.list_jobs() == []
+
+
+def test_submit_notify_to_a_master_that_sends_no_mail_is_one_line_and_no_job(tmp_path):
+    with live_api(tmp_path) as quiet:  # no smtp_host
+        result = drqueue(
+            quiet,
+            "submit",
+            "shell",
+            "-s",
+            "1",
+            "-e",
+            "1",
+            "--param",
+            "cmd=true",
+            "--email",
+            "ann@example.com",
+        )
+        assert result.exit_code == 1
+        assert (
+            result.output == "error: notify: this master sends no mail (its smtp_host is not set)\n"
+        )
+        assert quiet.store.list_jobs() == []

@@ -29,12 +29,12 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 #: The fields of a job in job show, in the order they are sent; the list has all but LIST_OMITS.
 JOB_FIELDS = [
     "id", "name", "owner", "renderer", "scene", "start", "end", "step", "block_size", "priority",
-    "retries", "timeout", "env", "params", "requirements", "after", "max_parallel", "status",
+    "retries", "timeout", "env", "params", "requirements", "after", "max_parallel", "notify", "status",
     "control", "counts", "submitted_at", "finished_at", "eta_seconds", "waiting_for",
     "waiting_reason", "blocked_hosts",
 ]  # fmt: skip
 #: Left out of GET /jobs, as they may be large (GET /jobs/ID has them).
-LIST_OMITS = ("env", "params")
+LIST_OMITS = ("env", "params", "notify")
 LIST_FIELDS = [name for name in JOB_FIELDS if name not in LIST_OMITS]
 
 

@@ -119,15 +119,17 @@ class Master:
         """A job in a list: without its env and params, which may be large (a listing of
         10,000 jobs of 1 MiB each was 10 GB); GET /jobs/ID has them."""
         out = self.job_out(job)
-        del out["env"], out["params"]
+        del out["env"], out["params"], out["notify"]
         return out
 
     def job_shown(self, job: Job, who: Identity) -> dict[str, Any]:
         """A job for *who*: another artist's job shows its env's names, not their values (a
-        job's env may hold a licence server's password)."""
+        job's env may hold a licence server's password), and not whom it mails."""
         out = self.job_out(job)
         if not who.admin and job.spec.owner != who.name:
             out["env"] = dict.fromkeys(job.spec.env, HIDDEN)
+            if out["notify"].get("email"):  # a colleague's mail recipients are theirs
+                out["notify"] = {**out["notify"], "email": [HIDDEN]}
         return out
 
     def job(self, job_id: int) -> Job:

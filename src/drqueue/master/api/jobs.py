@@ -35,6 +35,7 @@ from drqueue.models import (
     Priority,
     count_frames,
     gc_paused,
+    notify_recipients,
     split_frames,
 )
 from drqueue.renderers import get_renderer
@@ -111,7 +112,27 @@ def submitted_spec(body: JobIn, who: Identity, config: Config) -> JobSpec:
         )
     spec = validate_job(body, config)
     spec.owner = body.owner if who.admin else who.name  # an artist submits as themself
+    check_notify(spec, config)
     return spec
+
+
+def check_notify(spec: JobSpec, config: Config) -> None:
+    """InvalidJob for a ``notify`` that can never mail anyone: this master sends no mail
+    (``smtp_host`` unset), or it names when to mail but has no recipient (no ``email``, and the
+    owner has no address in ``mail_addresses``).  Accepted silently, such a job's mail was
+    simply never sent."""
+    if not spec.notify:
+        return
+    recipients = notify_recipients(spec.notify) or (
+        [config.mail_addresses[spec.owner]] if spec.owner in config.mail_addresses else []
+    )
+    if not config.smtp_host and (recipients or spec.notify.get("on")):
+        raise InvalidJob("notify: this master sends no mail (its smtp_host is not set)")
+    if spec.notify.get("on") and not recipients:
+        raise InvalidJob(
+            f"notify: nobody would be mailed: give an address (--email, notify.email), or ask "
+            f"an admin to add {spec.owner} to the master's mail_addresses"
+        )
 
 
 @router.post(

@@ -40,6 +40,7 @@ def job_dict(job: Job, slots: int) -> dict[str, Any]:
         "requirements": spec.requirements.to_dict(),
         "after": spec.after,
         "max_parallel": spec.max_parallel,
+        "notify": spec.notify,
         "status": job.status,
         "control": str(job.control),
         "counts": {
