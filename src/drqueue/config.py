@@ -103,7 +103,7 @@ class Config:
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     #: The file (mode 0600) holding the secret every webhook POST is signed with (HMAC-SHA256).
     webhook_secret_file: str = ""
-    #: Seconds one SMTP session or webhook POST may take before it counts as failed.
+    #: Seconds one SMTP session or webhook POST may take in all before it counts as failed.
     notify_timeout: float = 10.0
     #: Seconds before a failed mail or webhook is tried again (doubling each time, up to an
     #: hour), and seconds after which it is given up, with an event.

@@ -206,3 +206,45 @@ def test_job_progress_counts_finished_tasks_and_names_running_and_failed_ones():
     waiting = {"status": "queued", "counts": {"total": 2}, "waiting_reason": "no slave in pool x"}
     assert farm.job_progress(waiting) == (0.0, "queued: 0/2 tasks done (no slave in pool x)")
     assert json.dumps(farm.job_progress({"status": "finished", "counts": {}}))
+
+
+def test_a_redirect_is_refused_and_the_token_goes_nowhere_else():
+    """urllib follows a redirect with the Authorization header: a master address answering 302
+    would hand the artist's token to another host.  The add-on refuses any redirect."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    seen: list[str | None] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    other = HTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{other.server_port}/steal")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    master = HTTPServer(("127.0.0.1", 0), Redirecting)
+    for server in (other, master):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(farm.FarmError, match="redirect"):
+            farm.get_job(f"http://127.0.0.1:{master.server_port}", "s3cret-token", 1)
+        assert seen == []
+    finally:
+        for server in (other, master):
+            server.shutdown()
+            server.server_close()

@@ -28,6 +28,19 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The master never redirects: a redirect (a proxy, a hostile server) is an error, so the
+    token is never sent on to another address (urllib's default keeps the header)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, PLR0913
+        raise urllib.error.HTTPError(
+            req.full_url, code, f"the master answered a redirect to {newurl}", headers, fp
+        )
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
 #: Seconds a request may take, connecting and reading (a busy master may take seconds); the
 #: Submit button waits at most about SUBMIT_ATTEMPTS times this when no answer comes at all.
 TIMEOUT = 10.0
@@ -228,7 +241,7 @@ def _request(
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+        with _OPENER.open(request, timeout=timeout) as answer:
             return json.loads(answer.read() or b"{}")
     except urllib.error.HTTPError as exc:
         raise _refusal(exc) from None

@@ -32,6 +32,7 @@ reach a log, an event, the API or a render.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -39,6 +40,7 @@ import ipaddress
 import json
 import logging
 import smtplib
+import socket
 import ssl
 import stat
 import threading
@@ -434,7 +436,9 @@ def notices_for(event: Event, store: Store, settings: NotifySettings, now: float
             subject, body = mail_text(event, report)
             payload = {"to": recipients, "subject": subject, "body": body}
             payload["thumbnail_task"] = report.shown_task
-            notices.append(notice("email", ", ".join(recipients), payload, "mail"))
+            # The events show how many were mailed, not who: every artist reads the events.
+            count = f"{len(recipients)} recipient{'s' if len(recipients) > 1 else ''}"
+            notices.append(notice("email", count, payload, "mail"))
     if hooks:
         body = webhook_body(event, report)
         for index, hook in enumerate(hooks):  # the key names the URL by its hash: no token
@@ -451,33 +455,98 @@ class SendFailed(DrQueueError):
     """One attempt at a mail or a webhook failed; the text says why, in one line."""
 
 
+class SendRefused(SendFailed):
+    """The server refused the mail for good (an SMTP 5xx answer): trying again cannot help, so
+    it is given up at once rather than retried, with an event each time, for a day."""
+
+
+#: Lines an SMTP server may answer in one session: a multi-line answer has no limit of its own
+#: in smtplib, and a server that never stopped one grew the master by gigabytes in seconds.
+MAX_REPLY_LINES = 500
+
+
+class _Lines:
+    """An SMTP connection's reply stream that ends the session after MAX_REPLY_LINES lines."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+        self.lines = 0
+
+    def readline(self, size: int = -1) -> bytes:
+        self.lines += 1
+        if self.lines > MAX_REPLY_LINES:
+            raise OSError(f"the SMTP server answered more than {MAX_REPLY_LINES} lines")
+        return self.stream.readline(size)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class _Bounded:
+    """smtplib's SMTP with its replies read through :class:`_Lines`."""
+
+    sock: Any
+    file: Any
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.file is None and self.sock is not None:
+            self.file = _Lines(self.sock.makefile("rb"))
+        return super().getreply()  # type: ignore[misc]
+
+
+class _SMTP(_Bounded, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_Bounded, smtplib.SMTP_SSL):  # noqa: N801 (smtplib's name)
+    pass
+
+
+def header_text(text: str) -> str:
+    """*text* safe in a mail header: no line breaks, and no ``=?`` that the email package would
+    decode as an RFC 2047 encoded word (a job named ``=?utf-8?q?...=0D=0AReply-To:...?=``
+    once wrote headers of its own into the farm's mail)."""
+    return " ".join(text.split()).replace("=?", "= ?")
+
+
 def send_mail(settings: NotifySettings, payload: dict[str, Any], jpeg: bytes | None) -> str:
     """Send one mail; what the server answered, or SendFailed."""
     message = EmailMessage()
     message["From"] = settings.smtp_from
     message["To"] = ", ".join(payload["to"])
-    message["Subject"] = payload["subject"]
+    message["Subject"] = header_text(payload["subject"])
     message.set_content(payload["body"])
     if jpeg:
         message.add_attachment(jpeg, maintype="image", subtype="jpeg", filename="last-frame.jpg")
+    if settings.smtp_tls == "tls":
+        smtp: smtplib.SMTP = _SMTP_SSL(
+            timeout=settings.timeout, context=ssl.create_default_context()
+        )
+    else:
+        smtp = _SMTP(timeout=settings.timeout)
+    # The whole session within notify_timeout: smtplib's timeout bounds each read only, and a
+    # server answering a line every few seconds held the mail sender for ever.
+    watchdog = threading.Timer(settings.timeout, _cut, args=(smtp,))
+    watchdog.daemon = True
+    watchdog.start()
     try:
-        if settings.smtp_tls == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.smtp_host,
-                settings.smtp_port,
-                timeout=settings.timeout,
-                context=ssl.create_default_context(),
-            )
-        else:
-            smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout)
+        smtp.connect(settings.smtp_host, settings.smtp_port)
         with smtp:
             if settings.smtp_tls == "starttls":
                 smtp.starttls(context=ssl.create_default_context())
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, settings.smtp_password)
             refused = smtp.send_message(message, to_addrs=payload["to"])
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise SendRefused(_one_line(exc)) from None
+    except smtplib.SMTPResponseException as exc:
+        failed = SendRefused if 500 <= exc.smtp_code < 600 else SendFailed
+        raise failed(_one_line(exc)) from None
     except (OSError, smtplib.SMTPException, ValueError) as exc:  # ValueError: a bad header
         raise SendFailed(_one_line(exc)) from None
+    finally:
+        watchdog.cancel()
+        smtp.close()
     if refused:
         return f"sent, refused for {', '.join(sorted(refused))}"
     return "sent"
@@ -498,12 +567,23 @@ def post_webhook(
         SIGNATURE_HEADER: sign(settings.webhook_secret, timestamp, body),
     }
     try:
-        answer = client.post(payload["url"], content=body, headers=headers)
+        # Only the status matters: the answer's body is never read (one that never ended once
+        # grew the master by gigabytes; one a byte at a time held the sender for ever).
+        with client.stream("POST", payload["url"], content=body, headers=headers) as answer:
+            status = answer.status_code
     except httpx.HTTPError as exc:
         raise SendFailed(_one_line(exc)) from None
-    if not 200 <= answer.status_code < 300:
-        raise SendFailed(f"HTTP {answer.status_code}")
-    return f"answered HTTP {answer.status_code}"
+    if not 200 <= status < 300:
+        raise SendFailed(f"HTTP {status}")
+    return f"answered HTTP {status}"
+
+
+def _cut(smtp: smtplib.SMTP) -> None:
+    """End an SMTP session past its deadline: its blocked read fails at once."""
+    sock = smtp.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -625,12 +705,16 @@ class Notifications:
         except SendFailed as exc:
             error = str(exc)
             now = time.time()
-            retry_at = policy.notice_retry_at(
-                attempts=attempts,
-                created_at=notice.created_at,
-                now=now,
-                first_delay=self.settings.retry_seconds,
-                give_up_after=self.settings.give_up_seconds,
+            retry_at = (
+                None
+                if isinstance(exc, SendRefused)
+                else policy.notice_retry_at(
+                    attempts=attempts,
+                    created_at=notice.created_at,
+                    now=now,
+                    first_delay=self.settings.retry_seconds,
+                    give_up_after=self.settings.give_up_seconds,
+                )
             )
             if retry_at is None:
                 log.warning("%s to %s given up: %s", notice.channel, notice.target, error)

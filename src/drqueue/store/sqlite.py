@@ -129,6 +129,9 @@ _LATER_INDEXES = (
     "created_at REAL NOT NULL, due_at REAL, attempts INTEGER NOT NULL DEFAULT 0, "
     "last_error TEXT NOT NULL DEFAULT '', done_at REAL)",
     "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(channel, due_at) WHERE due_at IS NOT NULL",
+    # The sent notices' clean-up: without it, a full scan inside each enqueue's transaction
+    # (350-600 ms with half a million kept).
+    "CREATE INDEX IF NOT EXISTS outbox_done ON outbox(done_at) WHERE done_at IS NOT NULL",
 )
 
 #: A job's status (models.job_status) in SQL, over a row of jobs: what GET /jobs filters and
