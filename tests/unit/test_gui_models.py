@@ -168,3 +168,55 @@ def test_a_tray_message_only_for_my_jobs_that_just_finished_or_failed(qtbot):
     controller.jobs_changed.emit(burst, [])  # ten at once: one message that counts them
     assert said == ["10 of your jobs ended: 9 finished, 1 failed: #12"]
     controller._client.close()
+
+
+HOSTILE_NAME = '<img src="/dev/zero"><a href="x">Your token expired: click</a>'
+
+
+def test_a_job_name_that_looks_like_html_is_shown_as_written(qtbot):
+    """Qt reads text that looks like HTML as HTML: a job named <img src="/dev/zero"> made the
+    wrangler's window read /dev/zero until it died, on opening the job or hovering its row."""
+    from drqueue.gui.controller import Controller
+    from drqueue.gui.job_detail import JobDetail
+    from drqueue.gui.models import JobsModel
+
+    model = JobsModel()
+    model.set_items([job(1, name=HOSTILE_NAME)])
+    column = next(i for i, c in enumerate(model.columns) if c.title == "Name")
+    tip = model.data(model.index(0, column), Qt.ItemDataRole.ToolTipRole)
+    assert "<img" not in tip and "&lt;img src=&quot;/dev/zero&quot;&gt;" in tip
+    controller = Controller("http://127.0.0.1:9", "token")  # never started: no request is sent
+    detail = JobDetail(controller)
+    qtbot.addWidget(detail)
+    detail.job_id = 1
+    detail._job_read(job(1, name=HOSTILE_NAME, waiting_reason=HOSTILE_NAME))
+    assert detail.title.textFormat() == Qt.TextFormat.PlainText
+    assert HOSTILE_NAME in detail.title.text()
+    assert detail.reason.textFormat() == Qt.TextFormat.PlainText
+    controller._client.close()
+
+
+def test_open_frame_hands_the_desktop_plain_image_files_only(tmp_path, monkeypatch):
+    import os
+
+    from drqueue.gui.job_detail import frame_refusal, without_secrets
+
+    image = tmp_path / "frame_0001.png"
+    image.write_bytes(b"\x89PNG")
+    assert frame_refusal(str(image)) == ""
+    launcher = tmp_path / "frame_0001.desktop"
+    launcher.write_text("[Desktop Entry]\nExec=sh -c 'id > /tmp/pwned'\n")
+    assert "not an image file" in frame_refusal(str(launcher))
+    assert "not an image file" in frame_refusal("/etc/passwd")
+    script = tmp_path / "run.png"
+    script.write_text("#!/bin/sh\nid\n")
+    script.chmod(0o755)
+    assert "executable" in frame_refusal(str(script))
+    linked = tmp_path / "linked.png"
+    linked.symlink_to(image)
+    assert "a link" in frame_refusal(str(linked))
+    assert "not reachable" in frame_refusal(str(tmp_path / "gone.png"))
+    monkeypatch.setenv("DRQUEUE_TOKEN", "s3cret")
+    with without_secrets():
+        assert "DRQUEUE_TOKEN" not in os.environ  # what a viewer started now inherits
+    assert os.environ["DRQUEUE_TOKEN"] == "s3cret"

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
-    QLabel,
     QLineEdit,
     QMenu,
     QMessageBox,
@@ -26,6 +25,7 @@ from PySide6.QtWidgets import (
 from drqueue.api_types import Computer, Pool
 from drqueue.gui.controller import Controller
 from drqueue.gui.models import OBJECT_ROLE, ComputersModel, ModelSorted
+from drqueue.gui.plain import PlainLabel
 from drqueue.gui.widgets import add_buttons, popup_menu
 
 #: The controls of `drqueue computer` and `drqueue pool` on the selected computers.
@@ -53,7 +53,7 @@ class ComputersView(QWidget):
         self.search.setPlaceholderText("Search computers, pools, jobs")
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self.proxy.setFilterFixedString)
-        self.summary = QLabel()
+        self.summary = PlainLabel()
         self.summary.setObjectName("muted")
         bar = QHBoxLayout()
         bar.addWidget(self.search, 2)

@@ -8,6 +8,10 @@ per REFRESH_MS), the log every LOG_POLL_MS from where the last chunk ended while
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, QUrl, Signal
@@ -38,6 +42,7 @@ from drqueue.gui import states
 from drqueue.gui.controller import Controller
 from drqueue.gui.jobs_view import JOB_CONTROLS, applies, run_job_control
 from drqueue.gui.models import DASH, TasksModel, duration, frames_text, when
+from drqueue.gui.plain import PlainLabel
 from drqueue.gui.widgets import FrameGridView, Legend, ProgressBar, add_buttons, popup_menu
 
 #: Milliseconds between two reads of the frame grid and tasks while the job changes.
@@ -58,8 +63,42 @@ LIVE_TEXT = f"<span style='color:{states.COLOURS['finished']}'>●</span> live"
 LIVE = ("dispatched", "running")
 
 
+#: What "Open frame" hands to the desktop: image files only.  A render names its outputs, and a
+#: job's output named a .desktop launcher, /etc/passwd or a script, which the desktop would
+#: open with whatever it opens them with (a launcher: run it, as the wrangler).
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".dpx", ".tga", ".bmp", ".hdr", ".webp"}
+)
+
+
+def frame_refusal(path: str) -> str:
+    """Why "Open frame" will not open *path*, or "" when it may: an image file by its name, a
+    regular file (not a link a render made), not executable."""
+    if Path(path).suffix.lower() not in IMAGE_SUFFIXES:
+        return f"{path} is not an image file (by its name): not opened"
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return f"{path} is not reachable from this machine"
+    if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o111:
+        return f"{path} is not a plain image file (a link, a folder or executable): not opened"
+    return ""
+
+
+@contextlib.contextmanager
+def without_secrets() -> Iterator[None]:
+    """This process's environment without DRQUEUE_TOKEN while a program is started from it (the
+    image viewer, and whatever it starts, would get the wrangler's token)."""
+    token = os.environ.pop("DRQUEUE_TOKEN", None)
+    try:
+        yield
+    finally:
+        if token is not None:
+            os.environ["DRQUEUE_TOKEN"] = token
+
+
 def _section(title: str) -> QLabel:
-    label = QLabel(title.upper())
+    label = PlainLabel(title.upper())
     label.setObjectName("section")
     return label
 
@@ -83,17 +122,17 @@ class JobDetail(QWidget):
         self._thumbnail_of: tuple | None = None
 
         # -- header --
-        self.title = QLabel()
+        self.title = PlainLabel()
         self.title.setObjectName("jobTitle")
-        self.status = QLabel()
+        self.status = PlainLabel()
         self.status.setObjectName("statusBadge")
-        self.facts = QLabel()
+        self.facts = PlainLabel()
         self.facts.setObjectName("muted")
         self.facts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.progress = ProgressBar()
-        self.progress_text = QLabel()
+        self.progress_text = PlainLabel()
         self.progress_text.setObjectName("muted")
-        self.reason = QLabel()
+        self.reason = PlainLabel()
         self.reason.setObjectName("reason")
         self.reason.setWordWrap(True)
         controls = QHBoxLayout()
@@ -152,18 +191,18 @@ class JobDetail(QWidget):
         left_layout.addWidget(self.task_table, 3)
 
         # -- the frame and the log --
-        self.thumbnail = QLabel("No frame rendered yet")
+        self.thumbnail = PlainLabel("No frame rendered yet")
         self.thumbnail.setObjectName("thumbnail")
         self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.thumbnail.setMinimumSize(320, 180)
         self.thumbnail.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.thumbnail_caption = QLabel()
+        self.thumbnail_caption = PlainLabel()
         self.thumbnail_caption.setObjectName("muted")
         self.open_frame_button = QPushButton("Open frame")
         self.open_frame_button.clicked.connect(self.open_frame)
         self.open_frame_button.setEnabled(False)
         self.task_heading = _section("Log")
-        self.task_facts = QLabel()
+        self.task_facts = PlainLabel()
         self.task_facts.setObjectName("muted")
         self.task_facts.setWordWrap(True)
         task_controls = QHBoxLayout()
@@ -179,7 +218,7 @@ class JobDetail(QWidget):
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         mono.setStyleHint(QFont.StyleHint.Monospace)
         self.log.setFont(mono)
-        self.log_state = QLabel()
+        self.log_state = PlainLabel()
         self.log_state.setObjectName("muted")
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -445,10 +484,13 @@ class JobDetail(QWidget):
         if path is None:
             self.controller.failed.emit("Open frame: the task reported no output")
             return
-        if not Path(path).exists():
-            self.controller.failed.emit(f"Open frame: {path} is not reachable from this machine")
+        refusal = frame_refusal(path)
+        if refusal:
+            self.controller.failed.emit(f"Open frame: {refusal}")
             return
-        if not QDesktopServices.openUrl(QUrl.fromLocalFile(path)):
+        with without_secrets():
+            opened = QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+        if not opened:
             self.controller.failed.emit(f"Open frame: no viewer opened {path}")
 
     def _show_log_of(self, index: int | None) -> None:

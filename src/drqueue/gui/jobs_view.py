@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
-    QLabel,
     QLineEdit,
     QMenu,
     QMessageBox,
@@ -31,6 +30,7 @@ from drqueue.api_types import Job
 from drqueue.gui import states
 from drqueue.gui.controller import Controller
 from drqueue.gui.models import JobFilter, JobsModel
+from drqueue.gui.plain import PlainLabel
 from drqueue.gui.widgets import ProgressDelegate, popup_menu
 
 #: The job statuses the filter offers (models.job_status).
@@ -143,7 +143,7 @@ class JobsView(QWidget):
         )
         self.mine = QCheckBox("Only mine")
         self.mine.toggled.connect(lambda on: self.proxy.set_filter(owner=self.me() if on else ""))
-        self.count = QLabel()
+        self.count = PlainLabel()
         self.count.setObjectName("muted")
 
         self.table = QTableView()

@@ -28,6 +28,7 @@ from PySide6.QtCore import (
 
 from drqueue.api_types import Computer, Job, Task
 from drqueue.gui import states
+from drqueue.gui.plain import plain_tip
 
 #: The role under which each row answers its object (a Job, Task or Computer).
 OBJECT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -144,7 +145,7 @@ class ObjectTable(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and column.state is not None:
             return states.colour(column.state(item))
         if role == Qt.ItemDataRole.ToolTipRole:
-            return column.tip(item) if column.tip else column.text(item)
+            return plain_tip(column.tip(item) if column.tip else column.text(item))
         if role == Qt.ItemDataRole.TextAlignmentRole:
             horizontal = (
                 Qt.AlignmentFlag.AlignRight if column.numeric else Qt.AlignmentFlag.AlignLeft

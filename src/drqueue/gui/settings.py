@@ -3,7 +3,7 @@
 On the first start the window uses what the CLI uses (:func:`drqueue.config.load_config`:
 ``DRQUEUE_MASTER`` and ``DRQUEUE_TOKEN``, else ``drqueue.toml`` and the master's token file on
 its own machine).  What the settings dialog saves is kept with ``QSettings``
-(``~/.config/DrQueue/drqueue-gui.conf`` on Linux, written owner-only) and wins from then on;
+(``~/.config/DrQueue/drqueue-gui.ini`` on Linux, written owner-only) and wins from then on;
 **Use the CLI's settings** forgets it again.  The token is never logged or shown in a
 message: only its last four characters, to tell two tokens apart.
 """
@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from drqueue.config import load_config
 from drqueue.errors import DrQueueError
+from drqueue.gui.plain import PlainLabel
 
 #: QSettings' organisation and application: the file's folder and name.
 ORGANISATION, APPLICATION = "DrQueue", "drqueue-gui"
@@ -88,9 +88,16 @@ def save_connection(settings: QSettings, connection: Connection) -> None:
     settings.setValue("master/url", connection.url)
     settings.setValue("master/token", connection.token)
     settings.setValue("user/name", connection.me)
-    settings.sync()
+    # It holds a token: written owner-only from the start (a chmod after the write left it
+    # readable by everyone for a moment, in a folder anyone could list).
+    previous = os.umask(0o077)
+    try:
+        settings.sync()
+    finally:
+        os.umask(previous)
     if os.path.exists(settings.fileName()):
-        os.chmod(settings.fileName(), 0o600)  # it holds a token
+        os.chmod(settings.fileName(), 0o600)
+        os.chmod(os.path.dirname(settings.fileName()), 0o700)
 
 
 def forget_connection(settings: QSettings) -> None:
@@ -131,11 +138,11 @@ class SettingsDialog(QDialog):
         token_row.addWidget(show)
         self.me = QLineEdit(connection.me)
         self.me.setPlaceholderText("the owner name your jobs carry")
-        self.problem = QLabel()
+        self.problem = PlainLabel()
         self.problem.setObjectName("formError")
         self.problem.setWordWrap(True)
         self.problem.hide()
-        self.where = QLabel(f"Now from: {connection.source}")
+        self.where = PlainLabel(f"Now from: {connection.source}")
         self.where.setObjectName("muted")
         self.where.setWordWrap(True)
 
@@ -143,7 +150,7 @@ class SettingsDialog(QDialog):
         form.addRow("Master", self.url)
         form.addRow("Token", token_row)
         form.addRow("Your name", self.me)
-        hint = QLabel(
+        hint = PlainLabel(
             "Your name marks your jobs: <i>Only mine</i> shows them, and a tray message says "
             "when one finishes or fails."
         )
@@ -158,7 +165,7 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        title = QLabel("Connect to a master")
+        title = PlainLabel("Connect to a master")
         title.setObjectName("dialogTitle")
         layout.addWidget(title)
         layout.addWidget(self.problem)

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from drqueue.api_types import Preview, RendererInfo, Submitted
 from drqueue.errors import DrQueueError, InvalidJob, InvalidRequest, NotFound
 from drqueue.gui.controller import Controller
+from drqueue.gui.plain import PlainLabel, plain_tip
 
 #: Milliseconds of quiet after a change before the master is asked for a preview.
 PREVIEW_DELAY_MS = 350
@@ -102,7 +103,7 @@ class SubmitDialog(QDialog):
             self.renderer.setItemData(
                 self.renderer.count() - 1, info.description, Qt.ItemDataRole.ToolTipRole
             )
-        self.renderer_help = QLabel()
+        self.renderer_help = PlainLabel()
         self.renderer_help.setObjectName("muted")
         self.renderer_help.setWordWrap(True)
         self.name = QLineEdit()
@@ -134,7 +135,7 @@ class SubmitDialog(QDialog):
         frames_layout = QHBoxLayout(frames)
         frames_layout.setContentsMargins(0, 0, 0, 0)
         for label, spin in (("from", self.start), ("to", self.end), ("step", self.step)):
-            frames_layout.addWidget(QLabel(label))
+            frames_layout.addWidget(PlainLabel(label))
             frames_layout.addWidget(spin, 1)
         self._row("Frames", "start", frames, focus=self.start)
         self.fields["end"] = self.fields["step"] = self.fields["start"]
@@ -147,11 +148,11 @@ class SubmitDialog(QDialog):
         self.params_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.param_inputs: dict[str, QWidget] = {}
 
-        self.problem = QLabel()
+        self.problem = PlainLabel()
         self.problem.setObjectName("formError")
         self.problem.setWordWrap(True)
         self.problem.hide()
-        self.preview_label = QLabel("…")
+        self.preview_label = QLabel("…")  # rich: numbers only
         self.preview_label.setObjectName("preview")
         self.preview_label.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
@@ -163,7 +164,7 @@ class SubmitDialog(QDialog):
         self.buttons.accepted.connect(self.submit)
         self.buttons.rejected.connect(self.reject)
 
-        title = QLabel("Submit a job")
+        title = PlainLabel("Submit a job")
         title.setObjectName("dialogTitle")
         layout = QVBoxLayout(self)
         layout.addWidget(title)
@@ -196,7 +197,7 @@ class SubmitDialog(QDialog):
         return spin
 
     def _error_label(self) -> QLabel:
-        error = QLabel()
+        error = PlainLabel()
         error.setObjectName("fieldError")
         error.setWordWrap(True)
         error.hide()
@@ -260,15 +261,17 @@ class SubmitDialog(QDialog):
             for choice in param.choices:
                 widget.addItem(str(choice), choice)
             widget.currentIndexChanged.connect(self.changed)
-            widget.setToolTip(param.help)
+            widget.setToolTip(plain_tip(param.help))
             return widget
         widget = QLineEdit()
         widget.setPlaceholderText(
             param.help or (f"default {param.default}" if param.default is not None else "")
         )
         widget.setToolTip(
-            f"{param.help} ({param.type}"
-            + (f", default {param.default})" if param.default is not None else ")")
+            plain_tip(
+                f"{param.help} ({param.type}"
+                + (f", default {param.default})" if param.default is not None else ")")
+            )
         )
         widget.textChanged.connect(self.changed)
         return widget

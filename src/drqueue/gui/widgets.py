@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from drqueue.api_types import Counts, FrameGrid
 from drqueue.gui import states
 from drqueue.gui.models import COUNTS_ROLE, frames_text, percent_done, progress_label
+from drqueue.gui.plain import PlainLabel
 
 #: The bar's segments, in order, and the pattern over each (the rest of the bar is queued).
 SEGMENTS = (
@@ -312,7 +313,7 @@ class Banner(QFrame):
     def __init__(self):
         super().__init__()
         self.setObjectName("banner")
-        self.icon = QLabel()
+        self.icon = PlainLabel()
         self.icon.setObjectName("bannerIcon")
         self.text = QLabel()
         self.text.setObjectName("bannerText")

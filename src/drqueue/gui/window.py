@@ -11,7 +11,6 @@ from __future__ import annotations
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QLabel,
     QMainWindow,
     QSizePolicy,
     QTabWidget,
@@ -29,6 +28,7 @@ from drqueue.gui.job_detail import JobDetail
 from drqueue.gui.jobs_view import JobsView
 from drqueue.gui.models import JobsModel
 from drqueue.gui.notify import Notifier
+from drqueue.gui.plain import PlainLabel
 from drqueue.gui.settings import Connection, SettingsDialog
 from drqueue.gui.submit_dialog import SubmitDialog
 from drqueue.gui.widgets import Banner
@@ -71,7 +71,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.tabs)
         self.setCentralWidget(central)
         self._toolbar()
-        self.farm_label = QLabel()
+        self.farm_label = PlainLabel()
         self.statusBar().addPermanentWidget(self.farm_label)
         self.notifier = Notifier(controller, lambda: self.connection.me, self)
         self.notifier.notified.connect(lambda _id, title, text: self.say(f"{title}: {text}"))
@@ -90,7 +90,7 @@ class MainWindow(QMainWindow):
         bar = QToolBar("Main")
         bar.setMovable(False)
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        brand = QLabel("◼ DrQueue")
+        brand = PlainLabel("◼ DrQueue")
         brand.setObjectName("brand")
         bar.addWidget(brand)
         for label, shortcut, slot in (
@@ -105,7 +105,7 @@ class MainWindow(QMainWindow):
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         bar.addWidget(spacer)
-        self.live_label = QLabel()
+        self.live_label = PlainLabel()
         bar.addWidget(self.live_label)
         self.addToolBar(bar)
 
