@@ -220,3 +220,56 @@ def test_open_frame_hands_the_desktop_plain_image_files_only(tmp_path, monkeypat
     with without_secrets():
         assert "DRQUEUE_TOKEN" not in os.environ  # what a viewer started now inherits
     assert os.environ["DRQUEUE_TOKEN"] == "s3cret"
+
+
+def test_the_submit_dialog_has_the_clis_options_and_sends_them_as_the_api_names_them(qtbot):
+    """Where and how a job runs (`drqueue submit`'s --os, --min-ram, --min-cores, --gpus,
+    --hosts, --exclude-hosts, --timeout, --max-parallel, --after, --env, --owner) from the
+    dialog; folded away and not sent until asked for."""
+    from drqueue.api_types import RendererInfo
+    from drqueue.gui.controller import Controller
+    from drqueue.gui.submit_dialog import SubmitDialog
+
+    controller = Controller("http://127.0.0.1:9", "token")  # never started: no request is sent
+    shell = RendererInfo.from_json(
+        {"name": "shell", "description": "any command", "executable": "", "needs_scene": False,
+         "params": [{"name": "cmd", "type": "str", "default": None, "help": "", "required": True,
+                     "choices": []}]}
+    )  # fmt: skip
+    dialog = SubmitDialog(None, controller, [shell])
+    qtbot.addWidget(dialog)
+    dialog.more_lines["requirements.min_ram_gb"].setText("16")
+    assert "min_ram_gb" not in str(dialog.body())  # the group is folded: nothing of it is sent
+    dialog.more_box.setChecked(True)
+    dialog.os.setCurrentIndex(dialog.os.findData("linux"))
+    typed = {
+        "requirements.min_cores": "8",
+        "requirements.gpus": "1",
+        "requirements.hosts": "render0*, render1*",
+        "requirements.exclude_hosts": "render07",
+        "timeout": "600",
+        "max_parallel": "4",
+        "after": "12, 13",
+        "owner": "ann",
+    }
+    for key, text in typed.items():
+        dialog.more_lines[key].setText(text)
+    dialog.pools.setText("lighting")
+    dialog.env.setPlainText("OCIO=/proj/ocio.config\nLICENSE=5053@lic")
+    body = dialog.body()
+    assert body["requirements"] == {
+        "pools": ["lighting"],
+        "os": "linux",
+        "min_ram_gb": 16.0,
+        "min_cores": 8,
+        "gpus": 1,
+        "hosts": ["render0*", "render1*"],
+        "exclude_hosts": ["render07"],
+    }
+    assert (body["timeout"], body["max_parallel"], body["after"], body["owner"]) == (
+        600.0, 4, [12, 13], "ann"
+    )  # fmt: skip
+    assert body["env"] == {"OCIO": "/proj/ocio.config", "LICENSE": "5053@lic"}
+    dialog.more_lines["max_parallel"].setText("four")  # sent as typed: the master says why
+    assert dialog.body()["max_parallel"] == "four"
+    controller._client.close()

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -35,6 +36,31 @@ from drqueue.api_types import Preview, RendererInfo, Submitted
 from drqueue.errors import DrQueueError, InvalidJob, InvalidRequest, NotFound
 from drqueue.gui.controller import Controller
 from drqueue.gui.plain import PlainLabel, plain_tip
+
+#: The "Where and how it runs" fields: (body key, label, hint); requirements.* go into the
+#: job's requirements.  The same options as `drqueue submit`'s.
+MORE_OPTIONS = (
+    ("requirements.min_ram_gb", "Min RAM (GB)", "any"),
+    ("requirements.min_cores", "Min cores", "any"),
+    ("requirements.gpus", "GPUs a task", "0: runs on CPU slots"),
+    ("requirements.hosts", "Only hosts", "globs, separated by commas: render0*"),
+    ("requirements.exclude_hosts", "Never hosts", "globs, separated by commas"),
+    ("timeout", "Task timeout (s)", "none"),
+    ("max_parallel", "At most at once", "no limit"),
+    ("after", "After jobs", "job numbers, separated by commas"),
+    ("owner", "Owner", "you (an admin may name someone else)"),
+)
+#: How each of those fields is read (the rest are text).
+MORE_KINDS = {
+    "requirements.min_ram_gb": "float",
+    "requirements.min_cores": "int",
+    "requirements.gpus": "int",
+    "requirements.hosts": "list",
+    "requirements.exclude_hosts": "list",
+    "timeout": "float",
+    "max_parallel": "int",
+    "after": "list",
+}
 
 #: Milliseconds of quiet after a change before the master is asked for a preview.
 PREVIEW_DELAY_MS = 350
@@ -143,6 +169,7 @@ class SubmitDialog(QDialog):
         self._row("Priority", "priority", self.priority)
         self._row("Retries", "retries", self.retries)
         self._row("Pools", "requirements", self.pools)
+        self._more_options()
         self.params_box = QGroupBox("Renderer parameters")
         self.params_form = QFormLayout(self.params_box)
         self.params_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -170,6 +197,7 @@ class SubmitDialog(QDialog):
         layout.addWidget(title)
         layout.addWidget(self.problem)
         layout.addLayout(self.form)
+        layout.addWidget(self.more_box)
         layout.addWidget(self.params_box)
         layout.addWidget(self.preview_label)
         layout.addWidget(self.buttons)
@@ -179,8 +207,10 @@ class SubmitDialog(QDialog):
         self.preview_timer.setInterval(PREVIEW_DELAY_MS)
         self.preview_timer.timeout.connect(self.preview)
         self.renderer.currentIndexChanged.connect(self._renderer_changed)
-        for line in (self.name, self.scene, self.pools):
+        for line in (self.name, self.scene, self.pools, *self.more_lines.values()):
             line.textChanged.connect(self.changed)
+        self.os.currentIndexChanged.connect(self.changed)
+        self.env.textChanged.connect(self.changed)
         for spin in (self.start, self.end, self.step, self.block_size, self.priority, self.retries):
             spin.valueChanged.connect(self.changed)
         index = self.renderer.findData("shell")
@@ -188,6 +218,41 @@ class SubmitDialog(QDialog):
         self._renderer_changed()
 
     # -- building the form ---------------------------------------------------------------------
+
+    def _more_options(self) -> None:
+        """The rest of `drqueue submit`'s options, in a group of their own: where the job may
+        run, how long a task may take, what it waits for, its environment and its owner."""
+        self.more_box = QGroupBox("Where and how it runs")
+        self.more_box.setCheckable(True)  # unticked: folded away, and none of it is sent
+        self.more_box.setChecked(False)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        inner = QWidget()
+        inner.setLayout(form)
+        box_layout = QVBoxLayout(self.more_box)
+        box_layout.addWidget(inner)
+        self.more_box.toggled.connect(inner.setVisible)
+        self.more_box.toggled.connect(self.changed)
+        inner.setVisible(False)
+        self.os = QComboBox()
+        for label, value in (
+            ("any", None),
+            ("Linux", "linux"),
+            ("Windows", "windows"),
+            ("macOS", "darwin"),
+        ):
+            self.os.addItem(label, value)
+        self.more_lines: dict[str, QLineEdit] = {}
+        self._row("Slave OS", "requirements.os", self.os, form=form)
+        for key, label, hint in MORE_OPTIONS:
+            line = QLineEdit()
+            line.setPlaceholderText(hint)
+            self.more_lines[key] = line
+            self._row(label, key, line, form=form)
+        self.env = QPlainTextEdit()
+        self.env.setPlaceholderText("NAME=VALUE, one a line")
+        self.env.setFixedHeight(60)
+        self._row("Environment", "env", self.env, form=form)
 
     def _spin(self, value: int, low: int, high: int) -> QSpinBox:
         spin = QSpinBox()
@@ -298,9 +363,14 @@ class SubmitDialog(QDialog):
             out["name"] = self.name.text().strip()
         if self.scene.text().strip():
             out["scene"] = self.scene.text().strip()
+        requirements: dict[str, Any] = {}
         pools = [p.strip() for p in self.pools.text().split(",") if p.strip()]
         if pools:
-            out["requirements"] = {"pools": pools}
+            requirements["pools"] = pools
+        if self.more_box.isChecked():
+            self._more_body(out, requirements)
+        if requirements:
+            out["requirements"] = requirements
         info = self.renderers.get(out["renderer"])
         params: dict[str, Any] = {}
         for param in info.params if info else []:
@@ -316,6 +386,34 @@ class SubmitDialog(QDialog):
         if params:
             out["params"] = params
         return out
+
+    def _more_body(self, out: dict[str, Any], requirements: dict[str, Any]) -> None:
+        """The "Where and how it runs" group's fields into the body; the master checks them
+        (a number typed wrong is sent as typed, and its message shown at its field)."""
+        if self.os.currentData():
+            requirements["os"] = self.os.currentData()
+        for key, _label, _hint in MORE_OPTIONS:
+            text = self.more_lines[key].text().strip()
+            if not text:
+                continue
+            kind = MORE_KINDS.get(key, "str")
+            if kind == "list":
+                value: Any = [part.strip() for part in text.split(",") if part.strip()]
+                if key == "after":
+                    value = [_typed("int", part) for part in value]
+            else:
+                value = _typed(kind, text)
+            if key.startswith("requirements."):
+                requirements[key.split(".", 1)[1]] = value
+            else:
+                out[key] = value
+        env = {}
+        for line in self.env.toPlainText().splitlines():
+            if line.strip():
+                name, _, value = line.partition("=")
+                env[name.strip()] = value
+        if env:
+            out["env"] = env
 
     def changed(self, *_args) -> None:
         self.preview_timer.start()
