@@ -203,8 +203,7 @@ def check_delete(job_id: int, *, running: int, dependants: list[int], force: boo
         return
     if running:
         raise Conflict(
-            f"job {job_id} has {running} running tasks: stop or kill it first, "
-            "or force the delete"
+            f"job {job_id} has {running} running tasks: stop or kill it first, or force the delete"
         )
     if dependants:
         raise Conflict(
