@@ -273,3 +273,32 @@ def test_the_submit_dialog_has_the_clis_options_and_sends_them_as_the_api_names_
     dialog.more_lines["max_parallel"].setText("four")  # sent as typed: the master says why
     assert dialog.body()["max_parallel"] == "four"
     controller._client.close()
+
+
+def test_a_big_jobs_table_holds_its_first_tasks_and_the_one_picked_in_the_grid(qtbot, tmp_path):
+    """The grid shows every task; the table the first TABLE_TASKS and the one selected, so a
+    100,000-task job's refresh does not read every task each time it changes."""
+    from _live_api import TOKEN, live_api
+
+    from drqueue.gui.controller import Controller
+    from drqueue.gui.job_detail import TABLE_TASKS, JobDetail
+    from drqueue.models import JobSpec, split_frames
+
+    with live_api(tmp_path) as api:
+        frames = TABLE_TASKS + 500
+        job_id = api.store.create_job(
+            JobSpec("shell", 1, frames, params={"cmd": "true"}), split_frames(1, frames)
+        )
+        controller = Controller(api.url, TOKEN)
+        detail = JobDetail(controller)
+        qtbot.addWidget(detail)
+        try:
+            detail.show_job(job_id)
+            qtbot.waitUntil(lambda: len(detail.tasks.items()) == TABLE_TASKS, timeout=30_000)
+            assert detail.grid.grid is not None and len(detail.grid.grid.states) == frames
+            assert not detail.tasks_note.isHidden()
+            detail.select_task(frames - 1)  # the last, past the table
+            qtbot.waitUntil(lambda: detail.tasks.find(frames - 1) is not None, timeout=30_000)
+            assert len(detail.tasks.items()) == TABLE_TASKS + 1
+        finally:
+            controller.stop()

@@ -63,6 +63,9 @@ LIVE_TEXT = f"<span style='color:{states.COLOURS['finished']}'>●</span> live"
 LIVE = ("dispatched", "running")
 
 
+#: Tasks the task table holds at most (the first by index, and the one selected).
+TABLE_TASKS = 2000
+
 #: What "Open frame" hands to the desktop: image files only.  A render names its outputs, and a
 #: job's output named a .desktop launcher, /etc/passwd or a script, which the desktop would
 #: open with whatever it opens them with (a launcher: run it, as the wrangler).
@@ -188,6 +191,10 @@ class JobDetail(QWidget):
         left_layout.addWidget(self.legend)
         left_layout.addWidget(grid_scroll)
         left_layout.addWidget(_section("Tasks"))
+        self.tasks_note = PlainLabel()
+        self.tasks_note.setObjectName("muted")
+        self.tasks_note.hide()
+        left_layout.addWidget(self.tasks_note)
         left_layout.addWidget(self.task_table, 3)
 
         # -- the frame and the log --
@@ -329,10 +336,17 @@ class JobDetail(QWidget):
             self._refresh_again = True
             return
         self._refreshing = True
-        job_id = self.job_id
+        job_id, selected = self.job_id, self.task_index
 
         def read(client) -> tuple[FrameGrid, list[Task]]:
-            return client.frames(job_id), client.tasks(job_id)
+            # The table holds the first TABLE_TASKS tasks and the one selected: a 100,000-task
+            # job's every task, read at each change, was seconds of work a refresh.  The grid
+            # has them all.
+            tasks = client.tasks(job_id, limit=TABLE_TASKS)
+            if selected is not None and selected >= TABLE_TASKS:
+                with contextlib.suppress(NotFound):
+                    tasks.append(client.task(job_id, selected))
+            return client.frames(job_id), tasks
 
         def done(answer: tuple[FrameGrid, list[Task]]) -> None:
             self._refreshing = False
@@ -361,6 +375,11 @@ class JobDetail(QWidget):
         self.grid.set_grid(grid)
         self._fit_grid()
         self.legend.set_counts(self.grid.counts())
+        total = len(grid.states)
+        self.tasks_note.setText(
+            f"The first {TABLE_TASKS:,} of {total:,} tasks: pick any other in the grid."
+        )
+        self.tasks_note.setVisible(total > TABLE_TASKS)
         self.tasks.set_items(tasks)
         if self.task_index is not None:
             task = self.tasks.find(self.task_index)
@@ -422,6 +441,8 @@ class JobDetail(QWidget):
                 | QItemSelectionModel.SelectionFlag.Rows,
             )
         task = self.tasks.find(index)
+        if task is None:
+            self.refresh()  # a task past the table's first TABLE_TASKS: read it
         if task is not None:
             self._show_task_facts(task)
             if task.state == "finished" and task.outputs:
