@@ -302,3 +302,13 @@ def test_a_big_jobs_table_holds_its_first_tasks_and_the_one_picked_in_the_grid(q
             assert len(detail.tasks.items()) == TABLE_TASKS + 1
         finally:
             controller.stop()
+
+
+def test_a_log_line_of_a_megabyte_is_shown_cut_and_counted():
+    from drqueue.gui.job_detail import LOG_LINE_CHARS, shown_log
+
+    assert shown_log("frame 1\nsaved\n") == "frame 1\nsaved\n"
+    long = "x" * (1 << 20)
+    shown = shown_log(f"start\n{long}\nend")
+    assert shown.startswith("start\n" + "x" * LOG_LINE_CHARS + " … (")
+    assert shown.endswith(f"({(1 << 20) - LOG_LINE_CHARS:,} more characters)\nend")

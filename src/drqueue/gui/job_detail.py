@@ -66,6 +66,24 @@ LIVE = ("dispatched", "running")
 #: Tasks the task table holds at most (the first by index, and the one selected).
 TABLE_TASKS = 2000
 
+#: The longest log line shown whole; the rest of a longer one is counted, not drawn (a render
+#: printing a megabyte on one line froze the log view: Qt lays a line out in one piece).
+LOG_LINE_CHARS = 2000
+
+
+def shown_log(text: str) -> str:
+    """*text* with each line longer than LOG_LINE_CHARS cut, saying how much was left out
+    (`drqueue log` and the web UI show the whole)."""
+    if len(text) <= LOG_LINE_CHARS or max(map(len, text.split("\n"))) <= LOG_LINE_CHARS:
+        return text
+    return "\n".join(
+        line
+        if len(line) <= LOG_LINE_CHARS
+        else f"{line[:LOG_LINE_CHARS]} … ({len(line) - LOG_LINE_CHARS:,} more characters)"
+        for line in text.split("\n")
+    )
+
+
 #: What "Open frame" hands to the desktop: image files only.  A render names its outputs, and a
 #: job's output named a .desktop launcher, /etc/passwd or a script, which the desktop would
 #: open with whatever it opens them with (a launcher: run it, as the wrangler).
@@ -575,7 +593,7 @@ class JobDetail(QWidget):
                 return
             if chunk.data:
                 self.log.moveCursor(self.log.textCursor().MoveOperation.End)
-                self.log.insertPlainText(chunk.data.decode("utf-8", "replace"))
+                self.log.insertPlainText(shown_log(chunk.data.decode("utf-8", "replace")))
                 if self.log.document().characterCount() > LOG_KEEP_CHARS:
                     self.log.setPlainText(self.log.toPlainText()[-LOG_KEEP_CHARS // 2 :])
                 self.log_offset = chunk.offset + len(chunk.data)
