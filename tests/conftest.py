@@ -96,28 +96,6 @@ def any_store(request, tmp_path):
     store.close()
 
 
-def how_to_reopen(store) -> tuple | None:
-    """What another process needs to open the same store (see reopen); None for memory."""
-    from drqueue.store.mongo import MongoStore
-    from drqueue.store.sqlite import SQLiteStore
-
-    if isinstance(store, SQLiteStore):
-        return ("sqlite", store.path)
-    if isinstance(store, MongoStore):
-        return ("mongo", store.url, store.transactions)
-    return None
-
-
-def reopen(how: tuple) -> "Store":  # noqa: F821
-    """The store how_to_reopen describes, opened again (in another process)."""
-    from drqueue.store.mongo import MongoStore
-    from drqueue.store.sqlite import SQLiteStore
-
-    if how[0] == "sqlite":
-        return SQLiteStore(how[1])
-    return MongoStore(how[1], transactions=how[2])
-
-
 def pytest_terminal_summary(terminalreporter, config):
     """Say where the web UI's and the desktop GUI's tests saved their screenshots, to be
     looked at (tests/e2e/test_web.py, tests/e2e/test_gui.py)."""

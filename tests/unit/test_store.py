@@ -656,7 +656,7 @@ def test_events_page_back_with_before_id_past_the_newest_page(store):
 _CLAIMER = """
 import json, sys, uuid
 sys.path.insert(0, {tests!r})
-from conftest import reopen
+from store_reopen import reopen
 store = reopen({how!r})
 claimed = []
 while True:
@@ -679,7 +679,7 @@ def test_concurrent_claimers_in_several_processes_never_claim_a_task_twice(store
     import threading
     from pathlib import Path
 
-    from conftest import how_to_reopen
+    from store_reopen import how_to_reopen
 
     job_id = submit(store, 1, 150)
     how = how_to_reopen(store)
