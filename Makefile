@@ -10,6 +10,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RENDERERS := blender povray ffmpeg
 #: The browser tests/e2e/test_web.py drives (Playwright's own browser download is not used).
 BROWSER := chromium
+#: What PySide6's wheels need of the system to run Qt offscreen (the desktop GUI's tests).
+QT_LIBS := libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3
 
 .PHONY: demo test test-slow repeat bench lint renderers venv clean blender-addon
 
@@ -26,13 +28,14 @@ demo: venv
 	$(BIN)/drqueue up --slaves 2
 
 ## Installs the renderers the end-to-end tests use, chromium for the web UI's tests,
-## iproute2 for the network-namespace test and ruby for docs/examples/session.rb's test
-## (Debian/Ubuntu), if missing.
+## iproute2 for the network-namespace test, ruby for docs/examples/session.rb's test and the
+## libraries Qt needs for the desktop GUI's tests (Debian/Ubuntu), if missing.
 renderers:
 	@missing=""; for p in $(RENDERERS) $(BROWSER) ip ruby; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	for p in $(QT_LIBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(RENDERERS) $(BROWSER) iproute2 ruby >/dev/null; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(RENDERERS) $(BROWSER) iproute2 ruby $(QT_LIBS) >/dev/null; \
 	fi
 
 ## Sets up and runs the whole test suite (real controller, engines and renderers).
