@@ -411,13 +411,21 @@ def test_eta_comes_from_the_mean_task_time_and_the_slots_the_job_can_use(farm, t
     )
     job_id = submit(farm, cmd, frames=8, pools=["fx"])  # render2: 2 of the farm's 6 slots
     wait_for(lambda: farm.client.job(job_id)["counts"]["finished"] == 2, 60, 0.1, "frames 1-2 done")
-    time.sleep(2.5)  # the dispatcher's view of online slots is refreshed every 2 s
     job = farm.client.job(job_id)
     done = [t for t in farm.client.tasks(job_id) if t["state"] == "finished"]
     mean = sum(t["ended_at"] - t["started_at"] for t in done) / len(done)
     left = job["counts"]["queued"] + job["counts"]["running"]
     assert (len(done), left) == (2, 6), job["counts"]
-    assert job["eta_seconds"] == pytest.approx(mean * math.ceil(left / 2), rel=1e-6)
+    # The dispatcher's view of the online slots is refreshed every 2 s: wait for it, not a time.
+    wait_for(
+        lambda: (
+            farm.client.job(job_id)["eta_seconds"]
+            == pytest.approx(mean * math.ceil(left / 2), rel=1e-6)
+        ),
+        30,
+        0.1,
+        "the ETA of 6 tasks left on 2 slots",
+    )
     farm.client.job_action(job_id, "stop")
     assert farm.client.job(job_id)["eta_seconds"] is None
     farm.client.job_action(job_id, "continue")
