@@ -11,6 +11,8 @@
 - :class:`Stores`: the store as a dimension (``--store sqlite|mongo|both``): a fresh store
   URL per backend; for MongoDB the test server (tests/mongo_server.py: SecantusDB, *not*
   ``mongod``) started in a temporary folder and stopped at the end, or ``--mongo-url``.
+- :func:`master_processes`: a farm's master and its controller's processes, by name, for
+  :func:`cpu_seconds` (CPU of processes and their waited-for children).
 - :func:`wait_job`, :func:`process_tree`, :func:`rss_mb`, :func:`tree_rss_mb`,
   :func:`peak_rss_mb`, :func:`row`, :func:`report`, :func:`print_load`.
 """
@@ -176,6 +178,30 @@ def process_tree(pid: int) -> list[psutil.Process]:
         return [parent, *parent.children(recursive=True)]
     except psutil.Error:
         return []
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    """CPU seconds (user + system, with waited-for children) of *procs*; gone ones count 0."""
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def master_processes(farm: Any) -> dict[str, list[psutil.Process]]:
+    """{"master": [the master], "controller": [its controller and the controller's forked
+    schedulers], "slaves+engines": [every slave's processes]} of a started farm."""
+    master = psutil.Process(farm.master_proc.pid)
+    controller = [
+        p for p in master.children(recursive=True) if "drqueue.master.ipcontroller" in p.cmdline()
+    ]
+    return {
+        "master": [master],
+        "controller": [p for c in controller for p in process_tree(c.pid)],
+        "slaves+engines": [p for proc in farm.slaves.values() for p in process_tree(proc.pid)],
+    }
 
 
 def rss_mb(pid: int) -> float:

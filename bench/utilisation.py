@@ -32,7 +32,6 @@ Target: DrQueue makespan <= 1.03 x ideal.  Everything started here is stopped be
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import statistics
 import sys
@@ -40,15 +39,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     api_client,
+    cpu_seconds,
     drqueue_farm,
+    master_processes,
     print_load,
-    process_tree,
     raw_cluster,
     report,
     row,
@@ -58,15 +56,6 @@ from _common import (  # noqa: E402
 )
 
 TARGET_RATIO = 1.03
-
-
-def _cpu_seconds(procs: list[psutil.Process]) -> float:
-    total = 0.0
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            t = proc.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-    return total
 
 
 def timeline(
@@ -119,23 +108,15 @@ def run_drqueue(args: argparse.Namespace) -> dict[str, Any]:
         with api_client(farm, timeout=120) as client:
             warm_up(client, args.engines, 120)
             time.sleep(1.0)
-            master = psutil.Process(farm.master_proc.pid)
-            controller = [
-                p
-                for p in master.children(recursive=True)
-                if "drqueue.master.ipcontroller" in p.cmdline()
-            ]
-            controller = [p for c in controller for p in process_tree(c.pid)]
-            slaves = [p for proc in farm.slaves.values() for p in process_tree(proc.pid)]
-            groups = {"master": [master], "controller": controller, "slaves+engines": slaves}
-            cpu0 = {k: _cpu_seconds(v) for k, v in groups.items()}
+            groups = master_processes(farm)
+            cpu0 = {k: cpu_seconds(v) for k, v in groups.items()}
             t0 = time.time()
             job = submit_shell(
                 client, "utilisation", tasks=args.tasks, cmd=f"sleep {args.seconds:g}"
             )
             ideal = args.tasks * args.seconds / args.engines
             done = wait_job(client, job["id"], max(300, 20 * ideal), interval=0.25)
-            cpu = {k: _cpu_seconds(v) - cpu0[k] for k, v in groups.items()}
+            cpu = {k: cpu_seconds(v) - cpu0[k] for k, v in groups.items()}
             assert done["counts"]["finished"] == args.tasks, done["counts"]
             tasks = client.tasks(job["id"])
     spans: dict[Any, list[tuple[float, float]]] = {}
