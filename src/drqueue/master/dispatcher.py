@@ -349,12 +349,17 @@ class Dispatcher:
 
     # -- the dispatcher thread -----------------------------------------------------------------
 
-    def _main(self) -> None:
+    def connect(self) -> Any:
+        """The ipyparallel Client this dispatcher sends through (bench/fleet.py gives a
+        simulated farm of its own here)."""
         import ipyparallel
 
+        # Positional: Client(url_file=...) silently ignores the argument (ARCHITECTURE.md).
+        return ipyparallel.Client(str(self.config.client_file), timeout=60)
+
+    def _main(self) -> None:
         try:
-            # Positional: Client(url_file=...) silently ignores the argument (ARCHITECTURE.md).
-            self.client = ipyparallel.Client(str(self.config.client_file), timeout=60)
+            self.client = self.connect()
         except BaseException as exc:
             self.error = exc
             self.ready.set()

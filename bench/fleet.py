@@ -1,0 +1,580 @@
+"""4,000 simulated slaves (issue 14.3): the master's own work for a big farm, without 4,000
+real machines.
+
+    python bench/fleet.py [--computers 4000] [--slots 8] [--tasks 100000] [--jobs 500]
+                          [--task-seconds 300] [--window 20] [--period 1.0] [--src DIR]
+
+What is real and what is simulated:
+
+* **Real**: the master's parts, in this process: a SQLite store, the
+  :class:`~drqueue.master.dispatcher.Dispatcher` thread, and the HTTP API (``create_app`` under
+  the master's own uvicorn server, ``api_server``) on a port of loopback.  This process *is*
+  the master: its CPU is what is measured.
+* **Simulated**: ipyparallel.  The dispatcher's Client is :class:`SimulatedFarm`
+  (``Dispatcher.connect`` returns it): 32,000 engine ids, each answering the info probe at
+  once with its computer's info (so every computer is registered by the dispatcher's own
+  ``_sync_engines`` → ``store.upsert_computer``, the path a real slave's engines take), and
+  each task ending after a random time (uniform, mean ``--task-seconds``) with a finished
+  result.  No controller runs: the Hub's share is measured with real engines by
+  bench/scale.py and extrapolated in docs/performance.md.
+* **The slaves' heartbeats** come over HTTP, at the launcher's real period
+  (``drqueue.slave.launcher.HEARTBEAT_SECONDS``, 1 s), from another process (this file with
+  ``--generate``, so its CPU is not the master's): each simulated slave sends ``POST
+  /api/v1/slaves/NAME/heartbeat`` with its 8 engine UUIDs and a slave token, on one of a few
+  hundred keep-alive connections (a small asyncio HTTP/1.1 client: an httpx client per slave
+  would need more CPU than the machine has).  The same process asks ``GET /api/v1/jobs``,
+  ``GET /api/v1/farm`` and a job's tasks page in turn, 5 times a second, and reports their
+  p50 and p99.
+
+Figures:
+
+1. **registration**: 32,000 engines probed and usable, from the dispatcher's first round;
+2. **decision**: ``Dispatcher.decide`` (read the runnable jobs and computers from the store,
+   ``matching.plan``, fetch the chosen tasks) with 32,000 idle slots and 100,000 tasks queued
+   over 500 jobs, best and median of 5; and ``plan`` alone;
+3. **first round**: the time to commit and send the 32,000 tasks of that decision;
+4. **steady state**, ``--window`` seconds with every slot busy, tasks ending and being
+   replaced, the heartbeats coming: master CPU in % of one core, the heartbeats per second it
+   answered (against the 4,000 asked for), results per second, and the API's p50 and p99.
+
+Targets (issue 14): steady-state master CPU under 25 % of one core; a decision round under
+50 ms.  Everything started here is stopped before it returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import heapq
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import print_load, report, row  # noqa: E402
+
+#: Issue 14's targets.
+CPU_TARGET_PERCENT = 25.0
+DECISION_TARGET_MS = 50.0
+#: API requests the generator makes each second during the window (all routes together).
+PROBES_PER_SECOND = 5
+#: Keep-alive connections the simulated slaves' heartbeats share.
+CONNECTIONS = 200
+
+
+# -- the simulated ipyparallel ---------------------------------------------------------------------
+
+
+class SimulatedResult:
+    """What ``DirectView.apply_async`` returns, for a call that ends at *done_at* (monotonic)."""
+
+    def __init__(self, done_at: float, value: Any):
+        self.done_at = done_at
+        self.value = value
+        self.data: dict[str, Any] = {}
+        self.callbacks: list[Any] = []
+
+    def done(self) -> bool:
+        return time.monotonic() >= self.done_at
+
+    def get(self, timeout: float | None = None) -> Any:
+        if not self.done():
+            raise TimeoutError("not done")
+        return self.value
+
+    def add_done_callback(self, callback: Any) -> None:
+        self.callbacks.append(callback)
+
+
+class SimulatedView:
+    def __init__(self, farm: SimulatedFarm, engine_id: int):
+        self.farm = farm
+        self.engine_id = engine_id
+        self.history: list[str] = []
+
+    def apply_async(self, function: Any, *args: Any) -> SimulatedResult:
+        return self.farm.call(self.engine_id, function.__name__, args)
+
+
+class SimulatedFarm:
+    """Stands in for ipyparallel.Client: *computers* x *slots* engines, all registered."""
+
+    def __init__(self, computers: int, slots: int, task_seconds: float, seed: int = 14):
+        self.slots = slots
+        self.task_seconds = task_seconds
+        self.ids = list(range(computers * slots))
+        self.history: list[str] = []
+        self.random = random.Random(seed)
+        self._due: list[tuple[float, int, SimulatedResult]] = []
+        self._lock = threading.Lock()
+        self._count = 0
+        self.results = 0
+        self._stop = threading.Event()
+        self._timer = threading.Thread(target=self._fire, name="simulated-farm", daemon=True)
+        self._timer.start()
+
+    def __getitem__(self, engine_id: int) -> SimulatedView:
+        return SimulatedView(self, engine_id)
+
+    def info(self, engine_id: int) -> dict[str, Any]:
+        computer, slot = divmod(engine_id, self.slots)
+        name = f"node{computer:04}"
+        return {
+            "name": name,
+            "hostname": name,
+            "os": "linux",
+            "arch": "x86_64",
+            "cores": 32,
+            "ram_mb": 128 * 1024,
+            "free_ram_mb": 100 * 1024,
+            "load": 1.0,
+            "gpus": 0,
+            "pools": ["fx"] if computer % 3 == 0 else [],
+            "renderers": ["blender", "shell"],
+            "slots": self.slots,
+            "slot": slot,
+            "gpu_device": None,
+            "engine_uuid": f"{name}-{slot}",
+            "pid": 100000 + engine_id,
+        }
+
+    def call(self, engine_id: int, function: str, args: tuple[Any, ...]) -> SimulatedResult:
+        now = time.monotonic()
+        if function == "collect_info":
+            return SimulatedResult(now, self.info(engine_id))
+        seconds = self.random.uniform(0, 2 * self.task_seconds)
+        result = SimulatedResult(
+            now + seconds, {"status": "finished", "exit_code": 0, "seconds": seconds}
+        )
+        with self._lock:
+            self._count += 1
+            heapq.heappush(self._due, (result.done_at, self._count, result))
+        return result
+
+    def _fire(self) -> None:
+        """Call the done-callbacks of the results that have come due, as the Client's I/O
+        thread would."""
+        while not self._stop.wait(0.01):
+            now = time.monotonic()
+            fired = []
+            with self._lock:
+                while self._due and self._due[0][0] <= now:
+                    fired.append(heapq.heappop(self._due)[2])
+            for result in fired:
+                self.results += 1
+                for callback in result.callbacks:
+                    callback(result)
+
+    def purge_local_results(self, jobs: Any = None) -> None:
+        pass
+
+    def send_signal(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def abort(self, *args: Any, **kwargs: Any) -> SimulatedResult:
+        return SimulatedResult(time.monotonic(), None)
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+# -- the master, in this process -------------------------------------------------------------------
+
+
+def fleet_jobs(tasks: int, jobs: int) -> list[Any]:
+    """*jobs* job specs whose frames add up to *tasks*: 3 priorities, 20 owners, a fifth in
+    pool ``fx``."""
+    from drqueue.models import JobSpec, Requirements
+
+    per_job = max(1, tasks // jobs)
+    specs = []
+    for index in range(jobs):
+        requirements = Requirements(pools=["fx"] if index % 5 == 1 else [])
+        specs.append(
+            JobSpec(
+                "shell",
+                1,
+                per_job,
+                name=f"shot{index:03}",
+                owner=f"artist{index % 20}",
+                priority=(10, 50, 90)[index % 3],
+                params={"cmd": "true"},
+                requirements=requirements,
+            )
+        )
+    return specs
+
+
+class Master:
+    """A store, a dispatcher over a SimulatedFarm and the API, in this process."""
+
+    def __init__(self, root: Path, args: argparse.Namespace):
+        from farm import free_port_block
+
+        from drqueue.config import Config
+        from drqueue.master.dispatcher import Dispatcher
+        from drqueue.store import open_store
+
+        self.config = Config(root=root, api_port=free_port_block(1))
+        self.config.ensure_dirs()
+        self.store = open_store(self.config.store_url)
+        self.farm = SimulatedFarm(args.computers, args.slots, args.task_seconds)
+        farm = self.farm
+
+        class FleetDispatcher(Dispatcher):
+            def connect(self) -> Any:
+                return farm
+
+        self.dispatcher = FleetDispatcher(self.store, self.config)
+        self.dispatcher.client = farm
+        self.server: Any = None
+        self._server_thread: threading.Thread | None = None
+
+    def start_api(self) -> None:
+        from drqueue.master.api import create_app
+        from drqueue.master.http_server import api_server, bind_api
+
+        token = self.config.ensure_token()
+        app = create_app(self.store, self.dispatcher, self.config, token)
+        sock = bind_api(self.config.api_host, self.config.api_port)
+        self.server = api_server(
+            app, self.config.api_host, self.config.api_port, self.config.api_max_connections
+        )
+        self._server_thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, name="api", daemon=True
+        )
+        self._server_thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.dispatcher.stop()
+        if self.server is not None:
+            self.server.should_exit = True
+            if self._server_thread is not None:
+                self._server_thread.join(10)
+        self.farm.close()
+        self.store.close()
+
+
+def timed(function: Any, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def process_cpu() -> float:
+    t = psutil.Process().cpu_times()
+    return t.user + t.system
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from drqueue.master.matching import plan
+    from drqueue.master.tokens import create_token
+    from drqueue.models import split_frames
+
+    engines = args.computers * args.slots
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="drqueue-fleet-") as tmp:
+        master = Master(Path(tmp) / "root", args)
+        dispatcher = master.dispatcher
+        try:
+            # 1. Registration: the dispatcher's own rounds probe every engine and store its
+            # computer (no jobs yet, so it sends nothing else).
+            started = time.monotonic()
+            while dispatcher.slots_online() < engines:
+                dispatcher.step()
+            registered = time.monotonic() - started
+            print(
+                f"{engines:,} engines on {args.computers:,} computers usable in {registered:.1f} s",
+                flush=True,
+            )
+            rows.append(
+                row(f"{engines:,} simulated engines probed and stored", round(registered, 1), "s")
+            )
+
+            started = time.monotonic()
+            for spec in fleet_jobs(args.tasks, args.jobs):
+                master.store.create_job(spec, split_frames(spec.start, spec.end))
+            print(
+                f"{args.tasks:,} tasks in {args.jobs} jobs stored in "
+                f"{time.monotonic() - started:.1f} s",
+                flush=True,
+            )
+
+            # 2. The decision with every slot idle.
+            idle = dispatcher._idle_slots()
+            assert len(idle) == engines, len(idle)
+            decide = timed(lambda: dispatcher.decide(idle), args.repeat)
+            decided = len(dispatcher.decide(idle))
+            jobs = master.store.runnable_jobs()
+            computers = dispatcher._online_computers()
+            plans = timed(lambda: plan(idle, jobs, computers, fair_share="owner"), args.repeat)
+            print(
+                f"decide, {len(idle):,} idle slots, {args.tasks:,} queued: best "
+                f"{min(decide) * 1e3:.0f} ms, median {statistics.median(decide) * 1e3:.0f} ms "
+                f"({decided:,} tasks chosen); plan alone best {min(plans) * 1e3:.0f} ms",
+                flush=True,
+            )
+            rows.append(
+                row(
+                    f"decision round (Dispatcher.decide), {len(idle):,} idle slots, "
+                    f"{args.tasks:,} queued in {args.jobs} jobs, median of {args.repeat}",
+                    round(statistics.median(decide) * 1e3, 1),
+                    "ms",
+                    f"< {DECISION_TARGET_MS:g}",
+                    statistics.median(decide) * 1e3 < DECISION_TARGET_MS,
+                )
+            )
+            rows.append(
+                row("of it, matching.plan alone", round(statistics.median(plans) * 1e3, 1), "ms")
+            )
+
+            # 3. The first round: every slot gets a task.
+            master.start_api()
+            started = time.monotonic()
+            dispatcher.start()
+            while dispatcher.stats.dispatched < engines:
+                if time.monotonic() - started > args.first_round_timeout:
+                    raise TimeoutError(
+                        f"{dispatcher.stats.dispatched:,} of {engines:,} dispatched after "
+                        f"{args.first_round_timeout:.0f} s"
+                    )
+                time.sleep(0.2)
+            first = time.monotonic() - started
+            print(f"first round: {engines:,} tasks committed and sent in {first:.1f} s", flush=True)
+            rows.append(
+                row(f"first round: {engines:,} tasks committed and sent", round(first, 1), "s")
+            )
+
+            # 4. Steady state, with the heartbeats and the API's readers.
+            slave_token = create_token(master.config, "slave", "fleet")
+            admin_token = master.config.ensure_token()
+            job_id = jobs[len(jobs) // 2].id
+            generator = subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--generate",
+                    json.dumps(
+                        {
+                            "port": master.config.api_port,
+                            "computers": args.computers,
+                            "slots": args.slots,
+                            "period": args.period,
+                            "window": args.window,
+                            "slave_token": slave_token,
+                            "admin_token": admin_token,
+                            "job_id": job_id,
+                        }
+                    ),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                line = generator.stdout.readline()  # "ready": its connections are open
+                assert line.strip() == "ready", line
+                cpu0, t0, results0 = process_cpu(), time.monotonic(), master.farm.results
+                dispatched0 = dispatcher.stats.dispatched
+                out, _ = generator.communicate(timeout=args.window + 120)
+                seconds = time.monotonic() - t0
+                cpu = 100 * (process_cpu() - cpu0) / seconds
+                results = (master.farm.results - results0) / seconds
+                dispatched = (dispatcher.stats.dispatched - dispatched0) / seconds
+            finally:
+                if generator.poll() is None:
+                    generator.kill()
+                    generator.wait()
+            figures = json.loads(out.strip().splitlines()[-1])
+        finally:
+            master.stop()
+
+    asked = args.computers / args.period
+    print(
+        f"steady state {seconds:.0f} s: master CPU {cpu:.0f} % of one core; heartbeats "
+        f"{figures['heartbeats_per_second']:.0f}/s answered of {asked:.0f}/s asked (p50 "
+        f"{figures['heartbeat']['p50']:.1f} ms, p99 {figures['heartbeat']['p99']:.1f} ms); "
+        f"{results:.0f} results and {dispatched:.0f} dispatches a second",
+        flush=True,
+    )
+    rows.append(
+        row(
+            f"steady state master CPU, {args.computers:,} slaves heartbeating every "
+            f"{args.period:g} s, {results:.0f} results/s",
+            round(cpu, 1),
+            "% core",
+            f"< {CPU_TARGET_PERCENT:g}",
+            cpu < CPU_TARGET_PERCENT,
+        )
+    )
+    rows.append(
+        row(
+            f"heartbeats answered (asked {asked:.0f}/s)",
+            round(figures["heartbeats_per_second"]),
+            "/s",
+        )
+    )
+    for name, label in (
+        ("heartbeat", "POST /slaves/NAME/heartbeat"),
+        ("jobs", "GET /jobs"),
+        ("farm", "GET /farm"),
+        ("tasks", "GET /jobs/ID/tasks"),
+    ):
+        latency = figures[name]
+        rows.append(
+            row(
+                f"API during it, {label}, p50 / p99",
+                f"{latency['p50']:.1f} / {latency['p99']:.1f}",
+                "ms",
+            )
+        )
+    return rows
+
+
+# -- the simulated slaves and the API's readers (a process of their own) ---------------------------
+
+
+async def _request(reader: Any, writer: Any, data: bytes) -> float:
+    """Send one HTTP/1.1 request on a keep-alive connection and read its answer; seconds."""
+    start = time.perf_counter()
+    writer.write(data)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    if length:
+        await reader.readexactly(length)
+    if status != 200:
+        raise RuntimeError(f"answered {status}: {data.splitlines()[0]!r}")
+    return time.perf_counter() - start
+
+
+def _http(method: str, path: str, token: str, body: bytes = b"") -> bytes:
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+    )
+    if body:
+        head += "Content-Type: application/json\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+async def _generate(settings: dict[str, Any]) -> dict[str, Any]:
+    port, period, window = settings["port"], settings["period"], settings["window"]
+    slaves = []
+    for computer in range(settings["computers"]):
+        name = f"node{computer:04}"
+        body = json.dumps({"engines": [f"{name}-{s}" for s in range(settings["slots"])]})
+        slaves.append(
+            _http(
+                "POST", f"/api/v1/slaves/{name}/heartbeat", settings["slave_token"], body.encode()
+            )
+        )
+    connections = [
+        await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(min(CONNECTIONS, len(slaves)))
+    ]
+    reader_connection = await asyncio.open_connection("127.0.0.1", port)
+    print("ready", flush=True)
+    latencies: dict[str, list[float]] = {"heartbeat": [], "jobs": [], "farm": [], "tasks": []}
+    start = time.monotonic()
+    end = start + window
+
+    async def beat(index: int, reader: Any, writer: Any) -> None:
+        mine = slaves[index :: len(connections)]
+        step = period / len(mine)
+        due = start + index * period / len(slaves)
+        while True:
+            for data in mine:
+                now = time.monotonic()
+                if now >= end:
+                    return
+                if due > now:
+                    await asyncio.sleep(due - now)
+                latencies["heartbeat"].append(await _request(reader, writer, data))
+                due += step
+
+    async def read_api() -> None:
+        admin = settings["admin_token"]
+        requests = [
+            ("jobs", _http("GET", "/api/v1/jobs?limit=50", admin)),
+            ("farm", _http("GET", "/api/v1/farm", admin)),
+            ("tasks", _http("GET", f"/api/v1/jobs/{settings['job_id']}/tasks?limit=100", admin)),
+        ]
+        i = 0
+        while time.monotonic() < end:
+            name, data = requests[i % len(requests)]
+            latencies[name].append(await _request(*reader_connection, data))
+            i += 1
+            await asyncio.sleep(1 / PROBES_PER_SECOND)
+
+    await asyncio.gather(*(beat(i, r, w) for i, (r, w) in enumerate(connections)), read_api())
+    seconds = time.monotonic() - start
+    out: dict[str, Any] = {"heartbeats_per_second": len(latencies["heartbeat"]) / seconds}
+    for name, values in latencies.items():
+        values.sort()
+        out[name] = {
+            "count": len(values),
+            "p50": 1000 * values[len(values) // 2] if values else 0.0,
+            "p99": 1000 * values[min(len(values) - 1, int(len(values) * 0.99))] if values else 0.0,
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--computers", type=int, default=4000)
+    parser.add_argument("--slots", type=int, default=8, help="slots per computer")
+    parser.add_argument("--tasks", type=int, default=100_000, help="queued tasks")
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument(
+        "--task-seconds", type=float, default=300.0, help="mean simulated task duration"
+    )
+    parser.add_argument("--window", type=float, default=20.0, help="seconds of steady state")
+    parser.add_argument(
+        "--period", type=float, help="seconds between a slave's heartbeats (the launcher's)"
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="decisions timed")
+    parser.add_argument("--first-round-timeout", type=float, default=600.0)
+    parser.add_argument("--src", type=Path, help="the master's code from this source tree")
+    parser.add_argument("--generate", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.generate:
+        print(json.dumps(asyncio.run(_generate(json.loads(args.generate)))), flush=True)
+        return []
+    if args.src:
+        sys.path.insert(0, str(args.src.resolve()))
+    if args.period is None:
+        from drqueue.slave.launcher import HEARTBEAT_SECONDS
+
+        args.period = HEARTBEAT_SECONDS
+    os.environ.pop("DRQUEUE_TOKEN", None)
+    print_load(
+        f"fleet: {args.computers:,} simulated slaves x {args.slots} slots, {args.tasks:,} tasks "
+        f"in {args.jobs} jobs"
+    )
+    return report("fleet", run(args))
+
+
+if __name__ == "__main__":
+    main()
