@@ -6,15 +6,23 @@ farm in tests/integration/test_scheduling.py.
 
 from __future__ import annotations
 
-from collections import Counter
+import heapq
+import random
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
 
 import pytest
 
 from drqueue.master.matching import (
+    UNLIMITED,
+    Assignment,
     Slot,
+    _Host,
+    _Want,
     blocked_everywhere,
     mismatch,
     plan,
+    signature,
     unmet_requirement,
     usable_slots,
     waiting_reason,
@@ -516,3 +524,206 @@ def test_the_plan_is_the_same_for_ten_or_a_million_queued_tasks():
         return [(a.job.submitted_at, a.slot.engine_id) for a in farm.plan(jobs)]
 
     assert decide(100) == decide(1_000_000)
+
+
+# -- the fast path decides what the old one did (issue 14) -------------------------------------------
+
+
+def reference_plan(
+    idle: Iterable[Slot],
+    jobs: Iterable[Job],
+    computers: Mapping[str, Computer],
+    *,
+    running_by_job: Mapping[int, int] | None = None,
+    running_by_owner: Mapping[str, int] | None = None,
+    running_by_computer: Mapping[str, int] | None = None,
+    fair_share: str = "owner",
+    last_served: Mapping[str, int] | None = None,
+) -> list[Assignment]:
+    """matching.plan before the 32,000-slot work (issue 14): the oracle of the fast path."""
+    running_by_job = running_by_job or {}
+    running_by_owner = running_by_owner or {}
+    running_by_computer = running_by_computer or {}
+
+    hosts: dict[str, _Host] = {}
+    free = 0
+    for slot in idle:
+        computer = computers.get(slot.computer)
+        if computer is None or not computer.enabled:
+            continue
+        host = hosts.get(slot.computer)
+        if host is None:
+            limit = UNLIMITED if computer.max_tasks is None else computer.max_tasks
+            host = hosts[slot.computer] = _Host(
+                computer, limit - running_by_computer.get(slot.computer, 0)
+            )
+        (host.gpu if slot.is_gpu else host.cpu).append(slot)
+        free += 1
+    # Spread work: the least busy computers first; each hands out its lowest slot first.
+    ordered_hosts = sorted(
+        (h for h in hosts.values() if h.capacity > 0),
+        key=lambda h: (running_by_computer.get(h.computer.name, 0), h.computer.name),
+    )
+    for host in ordered_hosts:
+        host.cpu.sort(key=lambda s: s.slot, reverse=True)
+        host.gpu.sort(key=lambda s: s.slot, reverse=True)
+
+    candidates: dict[tuple, list[_Host]] = {}
+
+    def take(want: _Want) -> Assignment | None:
+        job = want.job
+        key = signature(job)
+        found = candidates.get(key)
+        if found is None:
+            found = candidates[key] = [
+                h for h in ordered_hosts if unmet_requirement(job, h.computer) is None
+            ]
+        need = job.spec.requirements.gpus or 1
+        gpu = bool(job.spec.requirements.gpus)
+        i = 0
+        while i < len(found):
+            host = found[i]
+            pool = host.gpu if gpu else host.cpu
+            if host.capacity <= 0 or len(pool) < need:
+                del found[i]  # exhausted for every job of this signature, for this decision
+                continue
+            if host.computer.name in want.blocked:
+                i += 1
+                continue
+            taken = [pool.pop() for _ in range(need)]
+            host.capacity -= 1
+            return Assignment(job, taken[0], tuple(taken[1:]))
+        return None
+
+    bands: dict[int, dict[str, deque[_Want]]] = {}
+    for job in sorted(jobs, key=lambda j: (j.submitted_at, j.id)):
+        if job.waiting_for or job.control != JobControl.ACTIVE or job.counts.queued <= 0:
+            continue
+        want = job.counts.queued
+        if job.spec.max_parallel:
+            want = min(want, job.spec.max_parallel - running_by_job.get(job.id, 0))
+        if want <= 0:
+            continue
+        group = job.spec.owner if fair_share == "owner" else ""
+        bands.setdefault(job.spec.priority, {}).setdefault(group, deque()).append(
+            _Want(job, want, frozenset(job.blocked_hosts))
+        )
+
+    served = dict(last_served or {})
+    tick = max(served.values(), default=0)
+    result: list[Assignment] = []
+    for priority in sorted(bands, reverse=True):
+        if free <= 0:
+            break
+        groups = bands[priority]
+        heap = [
+            (
+                running_by_owner.get(owner, 0) if fair_share == "owner" else 0,
+                served.get(owner, -1),
+                queue[0].job.submitted_at,
+                owner,
+            )
+            for owner, queue in groups.items()
+        ]
+        heapq.heapify(heap)
+        while heap and free > 0:
+            running, _, _, owner = heapq.heappop(heap)
+            queue = groups[owner]
+            assignment = None
+            while queue and assignment is None:
+                assignment = take(queue[0])
+                if assignment is None:
+                    queue.popleft()  # no idle slot fits it; none will in this decision
+            if assignment is None:
+                continue
+            result.append(assignment)
+            free -= 1 + len(assignment.reserved)
+            queue[0].want -= 1
+            if queue[0].want <= 0:
+                queue.popleft()
+            if queue:
+                tick += 1
+                served[owner] = tick
+                heapq.heappush(heap, (running + 1, tick, queue[0].job.submitted_at, owner))
+    return result
+
+
+def random_case(seed: int) -> tuple[list[Slot], list[Job], dict[str, Computer], dict]:
+    """A random farm, queue and history: pools, GPUs, disabled and limited hosts, blocked hosts,
+    waiting and stopped jobs, max-parallel, tasks running, owners served before."""
+    rng = random.Random(seed)
+    farm = Farm()
+    names = [f"h{i:02}" for i in range(rng.randint(1, 12))]
+    for name in names:
+        farm.add(
+            name,
+            cpu=rng.randint(0, 4),
+            gpu=rng.choice((0, 0, 1, 2)),
+            pools=rng.sample(["fx", "comp", "lit"], rng.randint(0, 2)),
+            os=rng.choice(("linux", "linux", "windows")),
+            enabled=rng.random() > 0.1,
+            max_tasks=rng.choice((None, None, 0, 1, 3)),
+        )
+    slots = [s for s in farm.slots if rng.random() > 0.2]  # some busy
+    owners = ["ann", "bob", "cy", "dee"]
+    jobs = []
+    for _ in range(rng.randint(0, 15)):
+        requirements: dict = {}
+        if rng.random() < 0.3:
+            requirements["pools"] = [rng.choice(["fx", "comp", "lit"])]
+        if rng.random() < 0.2:
+            requirements["gpus"] = rng.choice((1, 2))
+        if rng.random() < 0.1:
+            requirements["os"] = "windows"
+        jobs.append(
+            make_job(
+                owner=rng.choice(owners),
+                priority=rng.choice((10, 50, 50, 90)),
+                queued=rng.choice((0, 1, 2, 5, 40)),
+                submitted_at=float(rng.randint(0, 20)),
+                max_parallel=rng.choice((None, None, 1, 2)),
+                waiting_for=[1] if rng.random() < 0.1 else None,
+                blocked=rng.sample(names, min(len(names), rng.choice((0, 0, 1, 2)))),
+                control=JobControl.ACTIVE if rng.random() > 0.1 else JobControl.STOPPED,
+                **requirements,
+            )
+        )
+    history = {
+        "running_by_job": {j.id: rng.randint(0, 2) for j in jobs if rng.random() < 0.3},
+        "running_by_owner": {o: rng.randint(0, 5) for o in owners if rng.random() < 0.5},
+        "running_by_computer": {n: rng.randint(0, 3) for n in names if rng.random() < 0.3},
+        "fair_share": rng.choice(("owner", "fifo")),
+        "last_served": {o: rng.randint(0, 9) for o in owners if rng.random() < 0.5},
+    }
+    rng.shuffle(slots)
+    rng.shuffle(jobs)
+    return slots, jobs, farm.computers, history
+
+
+def decisions(assignments) -> list[tuple]:
+    return [
+        (a.job.id, a.slot.engine_id, tuple(s.engine_id for s in a.reserved)) for a in assignments
+    ]
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_plan_decides_exactly_what_the_reference_plan_decided(seed):
+    slots, jobs, computers, history = random_case(seed)
+    expected = decisions(reference_plan(slots, jobs, computers, **history))
+    assert decisions(plan(slots, jobs, computers, **history)) == expected
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_a_limited_plan_is_the_first_assignments_of_the_whole_plan(seed):
+    slots, jobs, computers, history = random_case(seed)
+    whole = decisions(plan(slots, jobs, computers, **history))
+    for limit in (0, 1, 2, len(whole) // 2, len(whole), len(whole) + 5):
+        assert decisions(plan(slots, jobs, computers, limit=limit, **history)) == whole[:limit]
+
+
+def test_random_cases_assign_something_and_leave_something_out():
+    """The property tests above mean something: their cases are neither all empty nor all
+    trivially full."""
+    sizes = [len(plan(*case[:3], **case[3])) for case in map(random_case, range(300))]
+    assert sum(1 for n in sizes if n == 0) > 10
+    assert sum(1 for n in sizes if n >= 5) > 50

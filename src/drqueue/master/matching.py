@@ -171,9 +171,15 @@ class _Host:
 
 @dataclass(slots=True)
 class _Want:
+    """A job during one decision: how many tasks it may still get, and what it needs (worked
+    out once per job, not once per task: a decision for 32,000 idle slots hands out 32,000)."""
+
     job: Job
     want: int
     blocked: frozenset[str]
+    key: tuple = ()
+    need: int = 1
+    gpu: bool = False
 
 
 def plan(
@@ -186,8 +192,12 @@ def plan(
     running_by_computer: Mapping[str, int] | None = None,
     fair_share: str = "owner",
     last_served: Mapping[str, int] | None = None,
+    limit: int | None = None,
 ) -> list[Assignment]:
     """Which job each idle slot runs next, in the order the tasks should be sent.
+
+    *limit* stops after that many assignments: the first *limit* of the whole plan, exactly
+    (the dispatcher decides a big farm's idle slots a batch at a time; docs/performance.md).
 
     *jobs* are the runnable jobs with their queued counts (``job.counts.queued``) and
     blocked hosts (``job.blocked_hosts``); jobs that wait for others, are stopped or have
@@ -200,6 +210,7 @@ def plan(
 
     hosts: dict[str, _Host] = {}
     free = 0
+    left = UNLIMITED if limit is None else limit
     for slot in idle:
         computer = computers.get(slot.computer)
         if computer is None or not computer.enabled:
@@ -224,15 +235,13 @@ def plan(
     candidates: dict[tuple, list[_Host]] = {}
 
     def take(want: _Want) -> Assignment | None:
-        job = want.job
-        key = signature(job)
-        found = candidates.get(key)
+        found = candidates.get(want.key)
         if found is None:
-            found = candidates[key] = [
+            job = want.job
+            found = candidates[want.key] = [
                 h for h in ordered_hosts if unmet_requirement(job, h.computer) is None
             ]
-        need = job.spec.requirements.gpus or 1
-        gpu = bool(job.spec.requirements.gpus)
+        need, gpu, blocked = want.need, want.gpu, want.blocked
         i = 0
         while i < len(found):
             host = found[i]
@@ -240,12 +249,14 @@ def plan(
             if host.capacity <= 0 or len(pool) < need:
                 del found[i]  # exhausted for every job of this signature, for this decision
                 continue
-            if host.computer.name in want.blocked:
+            if blocked and host.computer.name in blocked:
                 i += 1
                 continue
-            taken = [pool.pop() for _ in range(need)]
             host.capacity -= 1
-            return Assignment(job, taken[0], tuple(taken[1:]))
+            if need == 1:
+                return Assignment(want.job, pool.pop())
+            taken = [pool.pop() for _ in range(need)]
+            return Assignment(want.job, taken[0], tuple(taken[1:]))
         return None
 
     bands: dict[int, dict[str, deque[_Want]]] = {}
@@ -258,15 +269,16 @@ def plan(
         if want <= 0:
             continue
         group = job.spec.owner if fair_share == "owner" else ""
+        gpus = job.spec.requirements.gpus
         bands.setdefault(job.spec.priority, {}).setdefault(group, deque()).append(
-            _Want(job, want, frozenset(job.blocked_hosts))
+            _Want(job, want, frozenset(job.blocked_hosts), signature(job), gpus or 1, bool(gpus))
         )
 
     served = dict(last_served or {})
     tick = max(served.values(), default=0)
     result: list[Assignment] = []
     for priority in sorted(bands, reverse=True):
-        if free <= 0:
+        if free <= 0 or left <= 0:
             break
         groups = bands[priority]
         heap = [
@@ -279,7 +291,7 @@ def plan(
             for owner, queue in groups.items()
         ]
         heapq.heapify(heap)
-        while heap and free > 0:
+        while heap and free > 0 and left > 0:
             running, _, _, owner = heapq.heappop(heap)
             queue = groups[owner]
             assignment = None
@@ -290,6 +302,7 @@ def plan(
             if assignment is None:
                 continue
             result.append(assignment)
+            left -= 1
             free -= 1 + len(assignment.reserved)
             queue[0].want -= 1
             if queue[0].want <= 0:
