@@ -1,7 +1,7 @@
 """Scale on one machine with real engines (issue 14.2): 8 to 128 engines, DrQueue and raw
 ipyparallel on the same engines.
 
-    python bench/scale.py [--sizes 8,32,64,128] [--slots 8] [--seconds 0.2] [--waves 10]
+    python bench/scale.py [--sizes 8,32,64,128] [--slots 8] [--seconds 0.2] [--waves 10] [--min-tasks 320]
                           [--idle 20] [--raw-start 8,32] [--src DIR]
 
 For each size N (N / ``--slots`` slaves of ``--slots`` slots each: 16 x 8 at 128):
@@ -12,10 +12,10 @@ For each size N (N / ``--slots`` slaves of ``--slots`` slots each: 16 x 8 at 128
    ``--raw-start``, the same for raw ipyparallel (``ipyparallel.Cluster`` with N engines, timed
    to ``wait_for_engines``); a raw start is a second start of N engines, so it is left out
    at the large sizes to fit ``make bench``'s 15 minutes.
-2. **DrQueue.** After one warm-up task per engine, one shell job of ``--waves`` x N one-frame
-   tasks of ``sleep SECONDS``: throughput (tasks / makespan, the submit to the job's
-   ``finished_at``), makespan / ideal (ideal = waves x seconds), and the CPU the master and
-   its controller spent per task (psutil, process and children).
+2. **DrQueue.** After one warm-up task per engine, one shell job of ``--waves`` x N (at least
+   ``--min-tasks``) one-frame tasks of ``sleep SECONDS``: throughput (tasks / makespan, the submit to the job's
+   ``finished_at``), makespan / ideal (ideal = tasks x seconds / N), and the CPU the master,
+   its controller and the slaves with their engines spent per task (psutil, process and children).
 3. **Raw ipyparallel on the same engines.** A raw ``ipyparallel.Client`` on the master's own
    controller (the dispatcher has no job then: it sends nothing but an occasional info
    probe), a LoadBalancedView running ``subprocess.run(["sleep", SECONDS])`` as many times:
@@ -60,6 +60,7 @@ from _common import (  # noqa: E402
     wait_job,
     warm_up,
 )
+from farm import wait_for  # noqa: E402
 
 #: Master CPU per task may grow this much from the smallest size to the largest (issue 14).
 FLAT_RATIO = 1.2
@@ -80,6 +81,20 @@ def pss_mb(procs: list[psutil.Process]) -> float:
     return total / MB
 
 
+def wait_usable(farm: Any, engines: int, timeout: float) -> None:
+    """Until GET /farm counts *engines* usable.  A master starved of CPU by a hundred engines
+    importing ipyparallel on two cores may drop a poll: that is a slow start, not a failure."""
+    from drqueue.errors import MasterUnreachable
+
+    def usable() -> bool:
+        try:
+            return farm.client.farm()["engines"] >= engines
+        except MasterUnreachable:
+            return False
+
+    wait_for(usable, timeout, 0.2, f"{engines} engines usable")
+
+
 def own_cpu() -> float:
     t = psutil.Process().cpu_times()
     return t.user + t.system
@@ -90,14 +105,14 @@ def run_size(args: argparse.Namespace, engines: int, idle: bool) -> dict[str, An
     import ipyparallel as ipp
 
     out: dict[str, Any] = {"engines": engines}
-    tasks = args.waves * engines
+    tasks = max(args.waves * engines, args.min_tasks)
     with drqueue_farm(args.src, heartbeat_ms=2000, heartbeat_misses=10) as farm:
         farm.start_master()
         started = time.monotonic()
         slaves, extra = divmod(engines, args.slots)
         for i in range(slaves + (1 if extra else 0)):
             farm.add_slave(f"scale{i:02}", slots=args.slots if i < slaves else extra)
-        farm.wait_engines(engines, timeout=60 + 5 * engines)
+        wait_usable(farm, engines, timeout=60 + 5 * engines)
         out["start"] = time.monotonic() - started
         print(f"  drqueue: {engines} engines usable in {out['start']:.1f} s", flush=True)
         groups = master_processes(farm)
@@ -107,17 +122,22 @@ def run_size(args: argparse.Namespace, engines: int, idle: bool) -> dict[str, An
             cpu0 = {k: cpu_seconds(v) for k, v in groups.items()}
             t0 = time.time()
             job = submit_shell(client, "scale", tasks=tasks, cmd=f"sleep {args.seconds:g}")
-            done = wait_job(client, job["id"], 120 + 2 * tasks * args.seconds, interval=0.1)
+            # (polled twice a second: the makespan is the stored finished_at, and each poll is
+            # master CPU that would be counted against the tasks)
+            done = wait_job(client, job["id"], 120 + 2 * tasks * args.seconds, interval=0.5)
             cpu = {k: cpu_seconds(v) - cpu0[k] for k, v in groups.items()}
             assert done["counts"]["finished"] == tasks, done["counts"]
         out["makespan"] = done["finished_at"] - t0
         out["master_ms"] = 1000 * cpu["master"] / tasks
         out["controller_ms"] = 1000 * cpu["controller"] / tasks
+        out["slaves_ms"] = 1000 * cpu["slaves+engines"] / tasks
+        out["tasks"] = tasks
         out["engines_mb"] = pss_mb(groups["slaves+engines"])
         out["controller_mb"] = pss_mb(groups["controller"])
         print(
             f"  drqueue: {tasks} x sleep {args.seconds:g} in {out['makespan']:.2f} s; CPU ms per "
-            f"task: master {out['master_ms']:.2f}, controller {out['controller_ms']:.2f}; PSS: "
+            f"task: master {out['master_ms']:.2f}, controller {out['controller_ms']:.2f}, slaves+"
+            f"engines {out['slaves_ms']:.1f}; PSS: "
             f"engines+slaves {out['engines_mb']:.0f} MB, controller {out['controller_mb']:.0f} MB",
             flush=True,
         )
@@ -173,8 +193,8 @@ def run_size(args: argparse.Namespace, engines: int, idle: bool) -> dict[str, An
 
 def size_rows(r: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
     n = r["engines"]
-    tasks = args.waves * n
-    ideal = args.waves * args.seconds
+    tasks = r["tasks"]
+    ideal = tasks * args.seconds / n
     label = f"{n} engines"
     rows = [
         row(f"{label}: start until all usable (DrQueue)", round(r["start"], 1), "s"),
@@ -202,6 +222,9 @@ def size_rows(r: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any
         ),
         row(f"{label}: raw Client CPU per task", round(r["raw_client_ms"], 2), "ms"),
         row(
+            f"{label}: slaves' and engines' CPU per task (DrQueue)", round(r["slaves_ms"], 1), "ms"
+        ),
+        row(
             f"{label}: memory (PSS) of slaves+engines / controller",
             f"{r['engines_mb']:.0f} / {r['controller_mb']:.0f}",
             "MB",
@@ -216,6 +239,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--slots", type=int, default=8, help="slots (engines) per slave")
     parser.add_argument("--seconds", type=float, default=0.2, help="each task's sleep")
     parser.add_argument("--waves", type=int, default=10, help="tasks per engine")
+    parser.add_argument("--min-tasks", type=int, default=320, help="tasks at the least")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of the idle figure")
     parser.add_argument(
         "--raw-start", default="8,32", help="sizes at which raw ipyparallel's start is timed too"

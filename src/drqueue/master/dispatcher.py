@@ -69,6 +69,12 @@ REASON_DEPENDENCIES = 5
 PROGRESS_WRITE_INTERVAL = 1.0
 #: Seconds between the slow chores (last-seen times, waiting reasons, info refresh).
 CHORES_INTERVAL = 2.0
+#: Idle slots one decision hands tasks to at most; a farm with more idle gets the rest in the
+#: next rounds, at once.  Deciding 32,000 slots at a time took seconds, and the decision was
+#: stale long before its 32,000 commits were made (docs/performance.md, "Issue 14").
+DECISION_BATCH = 500
+#: Keys of an info probe's answer that differ between the engines of one computer.
+ENGINE_INFO = frozenset({"slot", "gpu_device", "engine_uuid", "pid"})
 #: Seconds after which idle engines are matched again even if nothing said the store changed.
 REPLAN_SECONDS = 2.0
 #: A job whose tasks take less than this (mean of its last results) gets one more task queued
@@ -462,6 +468,10 @@ class Dispatcher:
             self._engine_lost(engine_id, "unregistered")
             changed = True
         now = time.monotonic()
+        # A computer's info as stored this pass, without what differs between its engines:
+        # its other engines' answers, alike but for those, are not written again (a slave of 8
+        # slots registers with 8 answers at once; 4,000 of them made 32,000 writes).
+        written: dict[str, tuple[dict[str, Any], Computer]] = {}
         for state in self.engines.values():
             if state.slot is None and state.probe is None and state.probe_again_at <= now:
                 state.probe = self._view(state.engine_id).apply_async(collect_info)
@@ -488,7 +498,13 @@ class Dispatcher:
                         info.get("name"),
                         time.time() - state.registered_at,
                     )
-                computer = self.store.upsert_computer(info)
+                shared = {k: v for k, v in info.items() if k not in ENGINE_INFO}
+                seen = written.get(info["name"])
+                if seen is not None and seen[0] == shared:
+                    computer = seen[1]
+                else:
+                    computer = self.store.upsert_computer(info)
+                    written[info["name"]] = (shared, computer)
                 self._computers = None
                 self._info_at[computer.name] = time.monotonic()
                 state.slot = Slot(
@@ -981,7 +997,10 @@ class Dispatcher:
             running_by_computer=running_by_computer,
             fair_share=self.config.fair_share,
             last_served=self._last_served,
+            limit=DECISION_BATCH,
         )
+        if len(assignments) == DECISION_BATCH:
+            self._dirty = True  # more idle slots may be left for the next round
         per_job = Counter(a.job.id for a in assignments)
         tasks = {
             job_id: iter(self.store.next_queued(job_id, count)) for job_id, count in per_job.items()

@@ -417,6 +417,7 @@ class MongoStore(Store):
         db.tasks.create_index([("state", asc)], partialFilterExpression={"state": {"$in": _ACTIVE}})
         db.hosts.create_index([("job_id", asc), ("computer", asc)], unique=True)
         db.members.create_index([("pool", asc), ("computer", asc)], unique=True)
+        db.members.create_index([("computer", asc)])  # one computer's pools, at each info probe
         db.events.create_index([("job_id", asc), ("_id", asc)])
         db.tasks.create_index(
             [("ended_at", asc)], partialFilterExpression={"state": str(TaskState.FINISHED)}
@@ -1365,8 +1366,11 @@ class MongoStore(Store):
             self._db.computers.update_many({"_id": {"$in": names}}, {"$set": {"last_seen": at}})
 
     def _computers(self, query: dict[str, Any]) -> list[Computer]:
+        """Computers and their pools; a query by name reads only that computer's memberships
+        (see SQLiteStore._computers)."""
         pools: dict[str, list[str]] = {}
-        for row in self._db.members.find({}, {"pool": 1, "computer": 1}).sort("pool", 1):
+        members = {"computer": query["_id"]} if isinstance(query.get("_id"), str) else {}
+        for row in self._db.members.find(members, {"pool": 1, "computer": 1}).sort("pool", 1):
             pools.setdefault(row["computer"], []).append(row["pool"])
         computers = []
         for doc in self._db.computers.find(query).sort("_id", 1):

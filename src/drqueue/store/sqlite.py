@@ -1519,10 +1519,21 @@ class SQLiteStore(Store):
                 "UPDATE computers SET last_seen = ? WHERE name = ?", [(at, name) for name in names]
             )
 
-    def _computers(self, where: str = "", args: tuple[Any, ...] = ()) -> list[Computer]:
+    def _computers(
+        self, where: str = "", args: tuple[Any, ...] = (), *, one: str | None = None
+    ) -> list[Computer]:
+        """Computers and their pools; *one* names the only computer *where* selects, so only
+        its memberships are read (each info probe reads its computer back: reading every
+        membership each time made registering 4,000 computers quadratic, bench/fleet.py)."""
         conn = self._conn()
         pools: dict[str, list[str]] = {}
-        for pool, computer in conn.execute("SELECT pool, computer FROM pool_members ORDER BY pool"):
+        members = "SELECT pool, computer FROM pool_members"
+        rows = (
+            conn.execute(members + " ORDER BY pool")
+            if one is None
+            else conn.execute(members + " WHERE computer = ? ORDER BY pool", (one,))
+        )
+        for pool, computer in rows:
             pools.setdefault(computer, []).append(pool)
         computers = []
         for row in conn.execute(f"SELECT * FROM computers {where} ORDER BY name", args):
@@ -1544,7 +1555,7 @@ class SQLiteStore(Store):
         return self._computers()
 
     def get_computer(self, name: str) -> Computer:
-        found = self._computers("WHERE name = ?", (name,))
+        found = self._computers("WHERE name = ?", (name,), one=name)
         if not found:
             raise NotFound(f"no computer {name!r}: see `drqueue computers`")
         return found[0]
