@@ -649,8 +649,9 @@ def reference_plan(
 
 
 def random_case(seed: int) -> tuple[list[Slot], list[Job], dict[str, Computer], dict]:
-    """A random farm, queue and history: pools, GPUs, disabled and limited hosts, blocked hosts,
-    waiting and stopped jobs, max-parallel, tasks running, owners served before."""
+    """A random farm, queue and history: pools, GPUs, OSes, disabled and limited hosts, host
+    patterns, blocked hosts, waiting and stopped jobs, max-parallel, tasks running, owners
+    served before."""
     rng = random.Random(seed)
     farm = Farm()
     names = [f"h{i:02}" for i in range(rng.randint(1, 12))]
@@ -675,6 +676,10 @@ def random_case(seed: int) -> tuple[list[Slot], list[Job], dict[str, Computer], 
             requirements["gpus"] = rng.choice((1, 2))
         if rng.random() < 0.1:
             requirements["os"] = "windows"
+        if rng.random() < 0.1:
+            requirements["hosts"] = [rng.choice(["h0*", "h1?", "h05"])]
+        if rng.random() < 0.1:
+            requirements["exclude_hosts"] = [rng.choice(["h0*", "h1?", "h05"])]
         jobs.append(
             make_job(
                 owner=rng.choice(owners),

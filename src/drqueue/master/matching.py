@@ -28,6 +28,7 @@ import heapq
 from collections import Counter, deque
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from drqueue.models import Computer, Job, JobControl
 
@@ -167,6 +168,39 @@ class _Host:
     capacity: int
     cpu: list[Slot] = field(default_factory=list)
     gpu: list[Slot] = field(default_factory=list)
+    profile: tuple | None = None
+
+
+def _profile(computer: Computer) -> tuple:
+    """What :func:`unmet_requirements` reads of a computer, but its names."""
+    return (
+        computer.os,
+        computer.cores,
+        computer.ram_mb,
+        tuple(computer.pools),
+        computer.gpus,
+        tuple(computer.renderers),
+    )
+
+
+def _fitting(job: Job, hosts: list[_Host]) -> list[_Host]:
+    """The hosts whose computers meet *job*'s requirements, in order.  Unless the job names
+    hosts, a verdict holds for every computer alike (a farm of 4,000 has a handful of kinds),
+    so each kind is judged once."""
+    req = job.spec.requirements
+    if req.hosts or req.exclude_hosts:
+        return [h for h in hosts if unmet_requirement(job, h.computer) is None]
+    verdicts: dict[tuple, bool] = {}
+    found = []
+    for host in hosts:
+        if host.profile is None:
+            host.profile = _profile(host.computer)
+        fits = verdicts.get(host.profile)
+        if fits is None:
+            fits = verdicts[host.profile] = unmet_requirement(job, host.computer) is None
+        if fits:
+            found.append(host)
+    return found
 
 
 @dataclass(slots=True)
@@ -212,35 +246,35 @@ def plan(
     free = 0
     left = UNLIMITED if limit is None else limit
     for slot in idle:
-        computer = computers.get(slot.computer)
-        if computer is None or not computer.enabled:
-            continue
         host = hosts.get(slot.computer)
         if host is None:
-            limit = UNLIMITED if computer.max_tasks is None else computer.max_tasks
+            computer = computers.get(slot.computer)
+            if computer is None or not computer.enabled:
+                continue
+            cap = UNLIMITED if computer.max_tasks is None else computer.max_tasks
             host = hosts[slot.computer] = _Host(
-                computer, limit - running_by_computer.get(slot.computer, 0)
+                computer, cap - running_by_computer.get(slot.computer, 0)
             )
-        (host.gpu if slot.is_gpu else host.cpu).append(slot)
+        (host.gpu if slot.gpu_device is not None else host.cpu).append(slot)
         free += 1
     # Spread work: the least busy computers first; each hands out its lowest slot first.
     ordered_hosts = sorted(
         (h for h in hosts.values() if h.capacity > 0),
         key=lambda h: (running_by_computer.get(h.computer.name, 0), h.computer.name),
     )
+    by_slot = attrgetter("slot")
     for host in ordered_hosts:
-        host.cpu.sort(key=lambda s: s.slot, reverse=True)
-        host.gpu.sort(key=lambda s: s.slot, reverse=True)
+        if len(host.cpu) > 1:
+            host.cpu.sort(key=by_slot, reverse=True)
+        if len(host.gpu) > 1:
+            host.gpu.sort(key=by_slot, reverse=True)
 
     candidates: dict[tuple, list[_Host]] = {}
 
     def take(want: _Want) -> Assignment | None:
         found = candidates.get(want.key)
         if found is None:
-            job = want.job
-            found = candidates[want.key] = [
-                h for h in ordered_hosts if unmet_requirement(job, h.computer) is None
-            ]
+            found = candidates[want.key] = _fitting(want.job, ordered_hosts)
         need, gpu, blocked = want.need, want.gpu, want.blocked
         i = 0
         while i < len(found):
