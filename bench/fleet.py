@@ -36,7 +36,7 @@ machine shared with other work its wall time measures the others too.
    ``matching.plan``, fetch the chosen tasks) with 32,000 idle slots and 100,000 tasks queued
    over 500 jobs, median of 5; it decides ``DECISION_BATCH`` of them (the next round the
    next batch); and ``plan`` alone, for the batch and for all 32,000 at once;
-3. **first round**: the time until all 32,000 slots have a task committed and sent;
+3. **first round**: the time until 99 % of the 32,000 slots have a task committed and sent;
 4. **steady state**, ``--window`` seconds with every slot busy, tasks ending and being
    replaced, the API's readers asking, first without the heartbeats, then with them: the
    master's CPU in % of one core, and the CPU one heartbeat costs (the difference over the
@@ -77,6 +77,8 @@ CPU_TARGET_PERCENT = 25.0
 DECISION_TARGET_MS = 50.0
 #: API requests the generator makes each second during the window (all routes together).
 PROBES_PER_SECOND = 5
+#: The share of the slots busy that starts the steady state.
+BUSY_FRACTION = 0.99
 #: The routes the generator times, by its names for them.
 ROUTES = {
     "heartbeat": "POST /slaves/NAME/heartbeat",
@@ -434,17 +436,26 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             master.start_api()
             started = time.monotonic()
             dispatcher.start()
-            while busy_slots(dispatcher) < engines:
+            # (not every one: tasks keep ending, ~60 a second, and their slots are idle for a
+            # round before their next task)
+            while busy_slots(dispatcher) < BUSY_FRACTION * engines:
                 if time.monotonic() - started > args.first_round_timeout:
                     raise TimeoutError(
                         f"{busy_slots(dispatcher):,} of {engines:,} slots busy after "
                         f"{args.first_round_timeout:.0f} s"
                     )
-                time.sleep(0.2)
+                time.sleep(1.0)  # (each look walks 32,000 engines, holding the GIL)
             first = time.monotonic() - started
-            print(f"first round: all {engines:,} slots busy in {first:.1f} s", flush=True)
+            print(
+                f"first round: {BUSY_FRACTION:.0%} of {engines:,} slots busy in {first:.1f} s",
+                flush=True,
+            )
             rows.append(
-                row(f"first round: every one of {engines:,} slots busy", round(first, 1), "s")
+                row(
+                    f"first round: {BUSY_FRACTION:.0%} of {engines:,} slots busy",
+                    round(first, 1),
+                    "s",
+                )
             )
 
             # 4. Steady state: first with the API's readers alone, then with the heartbeats
