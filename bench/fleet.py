@@ -652,7 +652,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "--period", type=float, help="seconds between a slave's heartbeats (the launcher's)"
     )
     parser.add_argument("--repeat", type=int, default=5, help="decisions timed")
-    parser.add_argument("--first-round-timeout", type=float, default=600.0)
+    parser.add_argument("--first-round-timeout", type=float, default=1500.0)
     parser.add_argument("--src", type=Path, help="the master's code from this source tree")
     parser.add_argument("--generate", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
