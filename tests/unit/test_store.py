@@ -625,6 +625,17 @@ def test_upsert_computer_keeps_enabled_and_pools(store):
         store.get_computer("nope")
 
 
+def test_a_computer_read_alone_has_its_own_pools_only(store):
+    """get_computer reads only that computer's memberships (registering 4,000 slaves read every
+    membership of the farm for each one); it must still say the same as list_computers."""
+    store.upsert_computer({"name": "alpha", "pools": ["lit", "fx"]})
+    store.upsert_computer({"name": "beta", "pools": ["fx", "comp"]})
+    store.upsert_computer({"name": "gamma", "pools": []})
+    alone = {name: store.get_computer(name).pools for name in ("alpha", "beta", "gamma")}
+    assert alone == {"alpha": ["fx", "lit"], "beta": ["comp", "fx"], "gamma": []}
+    assert {c.name: c.pools for c in store.list_computers()} == alone
+
+
 def test_events_page_back_with_before_id_past_the_newest_page(store):
     job_id = submit(store)
     for n in range(25):
