@@ -15,6 +15,8 @@ finish in, and nothing is kept that a requeue or rerun through the API could mak
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 
 from drqueue.errors import NotFound
@@ -39,13 +41,34 @@ def gated(job: Job) -> bool:
     return bool(job.spec.after_frames) or job.spec.first_frame_check
 
 
+#: Seconds a gated job found with no ready task is not searched again while neither it nor
+#: its upstream jobs changed counts (ten times the search's own time if that is longer).  (Counts can stay equal through a change, one task
+#: requeued and another finished: the search is then at most this late.)
+NOTHING_READY_SECONDS = 2.0
+
+
 @dataclass(slots=True)
 class _Upstream:
-    """What a decision knows of one upstream job: its frame grid and its tasks' states
-    (None once every task finished: nothing to check), or None for a deleted job."""
+    """What a decision knows of one upstream job: its frame grid, its counts, and its tasks'
+    states once asked for (None once every task finished: nothing to check)."""
 
+    job_id: int
     grid: FrameGrid
-    states: list[TaskState] | None
+    counts: tuple[int, ...]
+    done: bool
+    _states: list[TaskState] | None = None
+
+    @property
+    def counts_ended(self) -> bool:
+        """Whether a task of it ended in error or was cancelled (Counts' error, cancelled)."""
+        return bool(self.counts[4] or self.counts[5])
+
+    def states(self, store: Store) -> list[TaskState] | None:
+        if self.done:
+            return None
+        if self._states is None:
+            self._states = store.task_states(self.job_id)
+        return self._states
 
 
 class FrameGate:
@@ -54,6 +77,9 @@ class FrameGate:
     def __init__(self, store: Store):
         self.store = store
         self._upstream: dict[int, _Upstream | None] = {}
+        #: Job id -> (what its counts and its upstream jobs' were, until when) when it was
+        #: last found with no ready task.
+        self._nothing_ready: dict[int, tuple[tuple, float]] = {}
         #: Jobs whose first-frame check passed: not read again (a rerun is not checked again).
         self._checked: set[int] = set()
 
@@ -68,10 +94,18 @@ class FrameGate:
             except NotFound:
                 self._upstream[job_id] = None
             else:
+                counts = dataclasses.astuple(job.counts)
                 done = job.counts.finished == job.counts.total
-                states = None if done else self.store.task_states(job_id)
-                self._upstream[job_id] = _Upstream(FrameGrid.of(job.spec), states)
+                self._upstream[job_id] = _Upstream(job_id, FrameGrid.of(job.spec), counts, done)
         return self._upstream[job_id]
+
+    def _snapshot(self, job: Job) -> tuple:
+        """What, changed, may make a task of *job* ready: its counts and its upstreams'."""
+        upstream = [self._upstream_of(dep) for dep in job.spec.after_frames]
+        return (
+            dataclasses.astuple(job.counts),
+            tuple(up.counts if up else None for up in upstream),
+        )
 
     def frames_ready(self, job: Job, block: FrameBlock) -> bool:
         """Whether every upstream task that renders a frame of *block* has finished."""
@@ -79,7 +113,7 @@ class FrameGate:
             upstream = self._upstream_of(dep)
             if upstream is None:
                 return False
-            states = upstream.states
+            states = upstream.states(self.store)
             if states is None:
                 continue
             for index in upstream_indexes(block, upstream.grid):
@@ -109,9 +143,21 @@ class FrameGate:
             return [check] if ready and limit > 0 else []
         if not job.spec.after_frames:
             return self.store.next_queued(job.id, limit)
-        return self.store.next_queued(
+        now = time.monotonic()
+        snapshot = self._snapshot(job)
+        known = self._nothing_ready.get(job.id)
+        if known and known[0] == snapshot and now < known[1]:
+            return []
+        found = self.store.next_queued(
             job.id, limit, ready=lambda block: self.frames_ready(job, block)
         )
+        if found:
+            self._nothing_ready.pop(job.id, None)
+        else:  # a long search waits ten times its length: at most a tenth of the dispatcher
+            searched = time.monotonic() - now
+            until = now + searched + max(NOTHING_READY_SECONDS, 10 * searched)
+            self._nothing_ready[job.id] = (snapshot, until)
+        return found
 
     def failed_check(self, job: Job) -> str | None:
         """Why the job's first-frame check failed (its task ended in error or was cancelled),
@@ -137,10 +183,10 @@ class FrameGate:
                 upstream = self._upstream_of(dep)
                 if upstream is None:
                     failed_deps.add(dep)
-                elif upstream.states is not None:
+                elif upstream.counts_ended:
                     ended = [
                         i
-                        for i, s in enumerate(upstream.states)
+                        for i, s in enumerate(upstream.states(self.store) or ())
                         if s in (TaskState.ERROR, TaskState.CANCELLED)
                     ]
                     if ended:
@@ -158,7 +204,7 @@ class FrameGate:
             if check.index in held:
                 return f"first frame check: task {check.index} {held[check.index]}", held
             return None, held
-        if self.store.next_queued(job.id, 1, ready=lambda block: self.frames_ready(job, block)):
+        if self.ready_tasks(job, 1):
             return None, held
         deps = ", ".join(f"job {dep}" for dep in job.spec.after_frames)
         if not held:
@@ -181,6 +227,6 @@ class FrameGate:
         for dep, (upstream, ended) in broken.items():
             for index in upstream_indexes(task.block, upstream.grid):
                 if index in ended:
-                    state = upstream.states[index] if upstream.states else "error"
+                    state = (upstream.states(self.store) or {index: "error"})[index]
                     return f"held: task {index} of job {dep} (its frames) ended in {state}"
         return None
