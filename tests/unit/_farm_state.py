@@ -102,13 +102,13 @@ def build_farm(store: Store) -> dict[str, int]:
     store.block_host(waiting, "r02")
     store.set_job_waiting_reason({waiting: "waits for job 1 and job 2"})
     # Frame by frame after the stopped job, in preview order, its first frame checked (issue 15).
-    submit(
+    comp = submit(
         store, 10, 16, name="comp", after_frames=[stopped], order="preview", first_frame_check=True
     )
     store.set_job_priority(waiting, -5, actor="admin")
 
     store.add_event("note", "a wrangler's note", computer="r01", actor="admin")
-    return {"done": done, "failed": failed, "stopped": stopped, "waiting": waiting}
+    return {"done": done, "failed": failed, "stopped": stopped, "waiting": waiting, "comp": comp}
 
 
 def farm_of(store: Store) -> dict[str, Any]:

@@ -490,7 +490,7 @@ BAD_FILES: dict[str, tuple[Callable[[list[dict[str, Any]]], Any], str]] = {
     ),
     "wrong counts at the end": (
         lambda lines: lines[-1]["counts"].update(task=3),
-        "line {n}: the end line counts 3 tasks, but the file holds 18: it is damaged",
+        "line {n}: the end line counts 3 tasks, but the file holds 25: it is damaged",
     ),
 }
 
