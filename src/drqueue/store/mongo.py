@@ -414,9 +414,14 @@ class MongoStore(Store):
         db.jobs.create_index([("after", asc)])
         db.tasks.create_index([("job_id", asc), ("idx", asc)], unique=True)
         db.tasks.create_index([("job_id", asc), ("state", asc), ("idx", asc)])
-        # A task stored before issue 15 has no rank: sorted first with its job's others, by
-        # index, the sequential order it always had.
-        db.tasks.create_index([("job_id", asc), ("state", asc), ("rank", asc), ("idx", asc)])
+        # Only the tasks of a job whose order is not sequential have a rank (issue 15): the
+        # index is partial, so a sequential job's tasks (every job before issue 15) cost no
+        # more to write than they did.
+        db.tasks.create_index(
+            [("job_id", asc), ("state", asc), ("rank", asc), ("idx", asc)],
+            name="job_state_rank",
+            partialFilterExpression={"rank": {"$exists": True}},
+        )
         db.tasks.create_index([("attempt_id", asc)], sparse=True)
         db.tasks.create_index([("state", asc)], partialFilterExpression={"state": {"$in": _ACTIVE}})
         db.hosts.create_index([("job_id", asc), ("computer", asc)], unique=True)
@@ -693,7 +698,8 @@ class MongoStore(Store):
             raise
         try:
             queued = str(TaskState.QUEUED)
-            ranks = task_ranks(len(blocks), spec.order)
+            ranked = spec.order != "sequential"
+            ranks = task_ranks(len(blocks), spec.order) if ranked else []
             for first in range(0, len(blocks), TASKS_PER_INSERT):
                 db.tasks.insert_many(
                     [
@@ -705,7 +711,7 @@ class MongoStore(Store):
                             "end": block.end,
                             "step": block.step,
                             "state": queued,
-                            "rank": ranks[index],
+                            **({"rank": ranks[index]} if ranked else {}),
                         }
                         for index, block in enumerate(
                             blocks[first : first + TASKS_PER_INSERT], start=first
@@ -1142,8 +1148,15 @@ class MongoStore(Store):
     ) -> list[Task]:
         if limit <= 0:
             return []
-        query = {"job_id": job_id, "state": str(TaskState.QUEUED)}
-        order = [("rank", 1), ("idx", 1)]
+        query: dict[str, Any] = {"job_id": job_id, "state": str(TaskState.QUEUED)}
+        order = [("idx", 1)]
+        try:
+            spec = self._specs.get(job_id) or self._specs_of([self._job_doc(job_id)])[0]
+        except NotFound:
+            return []
+        if spec is not None and spec.order != "sequential":  # its tasks have a rank
+            query["rank"] = {"$exists": True}
+            order = [("rank", 1), ("idx", 1)]
         if ready is None:
             return [_task(doc) for doc in self._db.tasks.find(query).sort(order).limit(limit)]
         # Read on in the job's order, the frames only, until *limit* tasks are ready.
