@@ -155,6 +155,11 @@ class Job(APIObject):
     params: dict[str, Any] | None = None
     requirements: Requirements = Field(default_factory=Requirements)
     after: list[int] = Field(default_factory=list)
+    after_frames: list[int] = Field(
+        default_factory=list, description="jobs waited for frame by frame (--after ID:frames)"
+    )
+    order: str = Field("sequential", description="sequential, reverse or preview")
+    first_frame_check: bool = False
     max_parallel: int | None = None
     notify: dict[str, Any] | None = Field(
         None,

@@ -315,6 +315,11 @@ Frame = Annotated[StrictInt, Field(ge=-FRAME_LIMIT, le=FRAME_LIMIT)]
 #: A job id another job names (``after``).
 JobRef = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 
+#: The orders in which a job's tasks may be dispatched (``order``): by frame (the default),
+#: last frame first, or preview (first, last and middle frames, then bisecting the gaps).
+TASK_ORDERS = ("sequential", "reverse", "preview")
+TaskOrder = Literal["sequential", "reverse", "preview"]
+
 
 class RequirementsIn(BaseModel):
     """What a host must offer, as submitted."""
@@ -430,6 +435,12 @@ class JobIn(BaseModel):
     ] = Field(default_factory=dict)
     requirements: RequirementsIn = Field(default_factory=RequirementsIn)
     after: list[JobRef] = Field(default_factory=list, max_length=1000)
+    #: Jobs whose tasks gate ours frame by frame: a task waits only for the tasks of these jobs
+    #: that render one of its frames (docs/job-options.md, "Dependencies").
+    after_frames: list[JobRef] = Field(default_factory=list, max_length=100)
+    order: TaskOrder = "sequential"
+    #: Run the first task of ``order`` alone; if it ends in error, stop the job.
+    first_frame_check: StrictBool = False
     max_parallel: StrictInt | None = Field(None, ge=1, le=100_000)
     notify: NotifyIn = Field(default_factory=NotifyIn)
     #: Check that the scene file exists on the master's view of the shared storage.
@@ -468,6 +479,9 @@ class JobIn(BaseModel):
                 exclude_hosts=list(req.exclude_hosts),
             ),
             after=sorted(set(self.after)),
+            after_frames=sorted(set(self.after_frames)),
+            order=self.order,
+            first_frame_check=self.first_frame_check,
             max_parallel=self.max_parallel,
             notify=self.notify.stored(),
         )
@@ -518,6 +532,12 @@ class JobSpec:
     after: list[int] = field(default_factory=list)
     max_parallel: int | None = None
     notify: dict[str, Any] = field(default_factory=dict)
+    #: Jobs whose tasks gate ours frame by frame (:func:`upstream_indexes`).
+    after_frames: list[int] = field(default_factory=list)
+    #: The order its tasks are dispatched in (:data:`TASK_ORDERS`, :func:`task_ranks`).
+    order: str = "sequential"
+    #: Only the first task of *order* runs until it has finished; its error stops the job.
+    first_frame_check: bool = False
 
     def validate(self, *, max_frames: int = MAX_FRAMES) -> None:
         """Raise InvalidJob with a one-line reason if the spec is not runnable.
@@ -550,6 +570,9 @@ class JobSpec:
             "params": dict(self.params),
             "requirements": self.requirements.to_dict(),
             "after": list(self.after),
+            "after_frames": list(self.after_frames),
+            "order": self.order,
+            "first_frame_check": self.first_frame_check,
             "max_parallel": self.max_parallel,
             "notify": dict(self.notify),
         }
@@ -612,6 +635,132 @@ def dependency_dead_end(status: str | None) -> str | None:
     if status == "stopped":
         return "stopped: continue it to go on"
     return None
+
+
+# -- the order of a job's tasks, and frame-by-frame dependencies ----------------------------------
+
+
+def preview_order(count: int) -> list[int]:
+    """The task indexes 0..count-1 in preview order: the first, the last and the middle, then
+    the middles of the gaps between those (quarter points), then of the gaps between those
+    (eighths) ..., each round from the start of the shot to its end, so that an artist sees
+    every part of it early.
+
+    >>> preview_order(9)
+    [0, 8, 4, 2, 6, 1, 3, 5, 7]
+    >>> preview_order(2)
+    [0, 1]
+    """
+    if count <= 0:
+        return []
+    if count == 1:
+        return [0]
+    order = [0, count - 1]
+    gaps = [(0, count - 1)]  # neighbours already ordered, with frames between them
+    while gaps:
+        next_gaps = []
+        for low, high in gaps:
+            if high - low < 2:
+                continue
+            middle = (low + high) // 2
+            order.append(middle)
+            next_gaps += [(low, middle), (middle, high)]
+        gaps = next_gaps
+    return order
+
+
+def task_ranks(count: int, order: str) -> list[int]:
+    """The rank of each of a job's *count* tasks, by index, for its *order*: the dispatcher
+    runs a job's queued tasks lowest rank first (the store keeps each task's rank)."""
+    if order == "reverse":
+        return list(range(count - 1, -1, -1))
+    if order == "preview":
+        ranks = [0] * count
+        for rank, index in enumerate(preview_order(count)):
+            ranks[index] = rank
+        return ranks
+    return list(range(count))
+
+
+def first_task_index(count: int, order: str) -> int:
+    """The index of the task that *order* runs first (the one ``first_frame_check`` runs)."""
+    return count - 1 if order == "reverse" and count else 0
+
+
+#: Frames of a task beyond which its upstream tasks are found by its span (first to last
+#: frame) rather than frame by frame: a 10,000-frame block is rare, and waits a little more.
+EXACT_FRAMES_UP_TO = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class FrameGrid:
+    """How a job's frames are split into tasks (its spec's start, end, step and block size):
+    which task renders a frame, by arithmetic, never by reading the tasks."""
+
+    start: int
+    end: int
+    step: int
+    block_size: int
+
+    @classmethod
+    def of(cls, spec: JobSpec) -> FrameGrid:
+        return cls(spec.start, spec.end, spec.step, spec.block_size)
+
+    @property
+    def last(self) -> int:
+        """The last frame it renders (``end`` may not be on the grid)."""
+        return self.start + (self.end - self.start) // self.step * self.step
+
+    def task_of(self, frame: int) -> int | None:
+        """The index of the task that renders *frame*, or None if no task does."""
+        if frame < self.start or frame > self.last or (frame - self.start) % self.step:
+            return None
+        return (frame - self.start) // (self.step * self.block_size)
+
+    def overlaps(self, other: FrameGrid) -> bool:
+        """Whether at least one frame number is rendered by both (by the Chinese remainder
+        theorem on the two steps, so two steps of a million cost no loop)."""
+        low, high = max(self.start, other.start), min(self.last, other.last)
+        if low > high:
+            return False
+        a, b = self.step, other.step
+        gap = other.start - self.start
+        common = math.gcd(a, b)
+        if gap % common:
+            return False
+        # self.start + i*a is on other's grid for i = i0 (mod b/common); frames repeat by lcm.
+        i0 = (
+            (gap // common) * pow(a // common, -1, b // common) % (b // common) if b > common else 0
+        )
+        first = self.start + i0 * a
+        period = a // common * b
+        frame = first + -(-(low - first) // period) * period
+        return frame <= high
+
+
+def upstream_indexes(block: FrameBlock, upstream: FrameGrid) -> range | list[int]:
+    """The indexes of the *upstream* job's tasks that render a frame of *block*: a task
+    ``--after JOB:frames`` waits for exactly these (whatever the two jobs' block sizes).
+    Frames of *block* the upstream job does not render wait for nothing."""
+    low, high = max(block.start, upstream.start), min(block.end, upstream.last)
+    if low > high:
+        return range(0)
+    if block.step == upstream.step and (block.start - upstream.start) % block.step == 0:
+        first, last = upstream.task_of(low), upstream.task_of(high)
+        if first is None or last is None:  # low/high off the grid: cannot be, but be safe
+            return range(0)
+        return range(first, last + 1)
+    if len(block) > EXACT_FRAMES_UP_TO:
+        stride = upstream.step * upstream.block_size
+        return range(
+            max(0, (low - upstream.start) // stride), (high - upstream.start) // stride + 1
+        )
+    found: list[int] = []
+    for frame in block.frames:
+        index = upstream.task_of(frame)
+        if index is not None and (not found or found[-1] != index):
+            found.append(index)
+    return found
 
 
 def pad_frame(frame: int, padding: int) -> str:

@@ -101,10 +101,14 @@ def build_farm(store: Store) -> dict[str, int]:
     store.mark_running("w3", 0.25, "rendering")  # running
     store.block_host(waiting, "r02")
     store.set_job_waiting_reason({waiting: "waits for job 1 and job 2"})
+    # Frame by frame after the stopped job, in preview order, its first frame checked (issue 15).
+    comp = submit(
+        store, 10, 16, name="comp", after_frames=[stopped], order="preview", first_frame_check=True
+    )
     store.set_job_priority(waiting, -5, actor="admin")
 
     store.add_event("note", "a wrangler's note", computer="r01", actor="admin")
-    return {"done": done, "failed": failed, "stopped": stopped, "waiting": waiting}
+    return {"done": done, "failed": failed, "stopped": stopped, "waiting": waiting, "comp": comp}
 
 
 def farm_of(store: Store) -> dict[str, Any]:
@@ -122,6 +126,9 @@ def farm_of(store: Store) -> dict[str, Any]:
         "on engines": sorted(store.active_dispatches(), key=lambda d: d.task_id),
         "runnable": sorted(job.id for job in store.runnable_jobs()),
         "idempotency key": store.job_by_key("ann", "take-1"),
+        "dispatch order": {
+            job.id: [task.index for task in store.next_queued(job.id, 1000)] for job in jobs
+        },
     }
 
 

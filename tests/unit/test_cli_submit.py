@@ -204,6 +204,10 @@ def test_each_renderer_command_lists_its_own_parameters_only(api):
         (["fractal", "-s", "1", "-e", "2", "--param", "x"], 1, "--param wants KEY=VALUE"),
         (["fractal", "-s", "1", "-e", "2", "--env", "novalue"], 1, "novalue"),
         (["fractal", "-s", "1", "-e", "2", "--after", "99"], 1, "job 99"),
+        (["fractal", "-s", "1", "-e", "2", "--after", "99:frames"], 1, "frames of job 99"),
+        (["fractal", "-s", "1", "-e", "2", "--after", "12:frame"], 2, "'12:frame' is not a job"),
+        (["fractal", "-s", "1", "-e", "2", "--after", "x"], 2, "or a job id and :frames"),
+        (["fractal", "-s", "1", "-e", "2", "--order", "random"], 2, "'random' is not one of"),
         (["blender", "/nonexistent/x.blend", "-s", "1", "-e", "2"], 1, "x.blend"),
     ],
 )
@@ -303,3 +307,58 @@ def test_submit_notify_to_a_master_that_sends_no_mail_is_one_line_and_no_job(tmp
             result.output == "error: notify: this master sends no mail (its smtp_host is not set)\n"
         )
         assert quiet.store.list_jobs() == []
+
+
+# -- --after ID:frames, --order, --first-frame-check (issue 15) ----------------------------------
+
+
+def fractal(api, *args: str):
+    return drqueue(api, "submit", "fractal", *args, "--output", "/tmp/f_####.png")
+
+
+def test_after_frames_order_and_check_become_the_stored_jobs_fields(api):
+    render = submitted(api, fractal(api, "-s", "1", "-e", "9"))
+    other = submitted(api, fractal(api, "-s", "1", "-e", "9"))
+    comp = submitted(
+        api,
+        fractal(
+            api,
+            "-s",
+            "1",
+            "-e",
+            "9",
+            "--after",
+            f"{render.id}:frames",
+            "--after",
+            str(other.id),
+            "--order",
+            "preview",
+            "--first-frame-check",
+        ),
+    )
+    spec = comp.spec
+    assert (spec.after_frames, spec.after) == ([render.id], [other.id])
+    assert (spec.order, spec.first_frame_check) == ("preview", True)
+    assert [t.index for t in api.store.next_queued(comp.id, 3)] == [0, 8, 4]
+    # The defaults: sequential, no check, no frame dependency.
+    plain = render.spec
+    assert (plain.order, plain.first_frame_check, plain.after_frames) == ("sequential", False, [])
+    shown = drqueue(api, "job", "show", str(comp.id))
+    assert shown.exit_code == 0, shown.output
+    assert f"{other.id}, {render.id}:frames" in shown.output
+    assert "preview, first frame checked" in shown.output
+
+
+def test_reverse_order_is_stored(api):
+    job = submitted(api, fractal(api, "-s", "1", "-e", "3", "--order", "reverse"))
+    assert job.spec.order == "reverse"
+    assert [t.index for t in api.store.next_queued(job.id, 3)] == [2, 1, 0]
+
+
+def test_after_frames_sharing_no_frame_is_one_line_and_no_job(api):
+    render = submitted(api, fractal(api, "-s", "1", "-e", "9"))
+    result = fractal(api, "-s", "20", "-e", "29", "--after", f"{render.id}:frames")
+    assert result.exit_code == 1
+    assert f"share no frame with job {render.id}" in result.output
+    assert "Traceback" not in result.output
+    assert len(api.store.list_jobs()) == 1

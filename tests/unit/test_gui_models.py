@@ -272,6 +272,10 @@ def test_the_submit_dialog_has_the_clis_options_and_sends_them_as_the_api_names_
     assert body["env"] == {"OCIO": "/proj/ocio.config", "LICENSE": "5053@lic"}
     dialog.more_lines["max_parallel"].setText("four")  # sent as typed: the master says why
     assert dialog.body()["max_parallel"] == "four"
+    dialog.more_lines["after"].setText("12, 13:frames")  # issue 15: frame by frame
+    assert (dialog.body()["after"], dialog.body()["after_frames"]) == ([12], [13])
+    dialog.more_lines["after"].setText("13:frames")
+    assert "after" not in dialog.body() and dialog.body()["after_frames"] == [13]
     controller._client.close()
 
 

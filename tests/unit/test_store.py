@@ -1093,3 +1093,129 @@ def test_a_failed_notice_is_due_again_later_and_counts_its_attempts(store):
     store.finish_notice(again, ("email.gave-up", "given up"))
     assert store.due_notices("email", now + 1e9) == []
     assert [e.kind for e in store.events(kind="email")] == ["email.failed", "email.gave-up"]
+
+
+# -- the order of a job's tasks and frame-by-frame dependencies (issue 15) -------------------------
+
+
+def queued_order(store: Store, job_id: int, **options) -> list[int]:
+    return [task.index for task in store.next_queued(job_id, 1000, **options)]
+
+
+def test_next_queued_follows_the_jobs_order(store):
+    sequential = submit(store, 1, 9)
+    reverse = submit(store, 1, 9, order="reverse")
+    preview = submit(store, 1, 9, order="preview")
+    assert queued_order(store, sequential) == list(range(9))
+    assert queued_order(store, reverse) == list(range(8, -1, -1))
+    assert queued_order(store, preview) == [0, 8, 4, 2, 6, 1, 3, 5, 7]
+    assert [t.index for t in store.next_queued(preview, 3)] == [0, 8, 4]
+    job = store.get_job(preview)
+    assert (job.spec.order, reverse, store.get_job(reverse).spec.order) == (
+        "preview",
+        reverse,
+        "reverse",
+    )
+    # A dispatched task leaves the order; a requeued one takes its place again.
+    attempt = dispatch(store, preview, 8)
+    assert queued_order(store, preview)[:3] == [0, 4, 2]
+    store.requeue_attempts([attempt], "engine lost", lost=False)
+    assert queued_order(store, preview)[:3] == [0, 8, 4]
+
+
+def test_next_queued_with_ready_skips_the_tasks_it_refuses_and_reads_on(store):
+    job_id = submit(store, 1, 10, block_size=2, order="reverse")  # 9-10, 7-8 ... 1-2
+    seen = []
+
+    def ready(block: FrameBlock) -> bool:
+        seen.append(block.start)
+        return block.start in (3, 7)
+
+    tasks = store.next_queued(job_id, 5, ready=ready)
+    assert [(t.index, t.block, t.state) for t in tasks] == [
+        (3, FrameBlock(7, 8), TaskState.QUEUED),
+        (1, FrameBlock(3, 4), TaskState.QUEUED),
+    ]
+    assert seen == [9, 7, 5, 3, 1]
+    assert [t.index for t in store.next_queued(job_id, 1, ready=ready)] == [3]
+
+
+def test_frame_dependency_and_order_are_stored_with_the_job(store):
+    render = submit(store, 1, 10)
+    comp = submit(store, 1, 10, after_frames=[render], order="preview", first_frame_check=True)
+    spec = store.get_job(comp).spec
+    assert (spec.after_frames, spec.after, spec.order, spec.first_frame_check) == (
+        [render],
+        [],
+        "preview",
+        True,
+    )
+    assert store.get_job(comp).status == "queued"  # frame dependencies never make it "waiting"
+    listed = {job.id: job for job in store.list_jobs()}
+    assert listed[comp].spec.after_frames == [render]
+
+
+def test_create_job_refuses_frames_of_a_job_that_does_not_exist(store):
+    with pytest.raises(InvalidJob, match="frames of job 99 \\(after_frames\\), which does not"):
+        submit(store, after_frames=[99])
+    assert store.job_ids() == set()
+
+
+def test_create_job_refuses_frames_that_share_no_frame_with_the_upstream_job(store):
+    render = submit(store, 1, 10)
+    with pytest.raises(InvalidJob, match="frames 11-20 \\(step 1\\) share no frame with job"):
+        submit(store, 11, 20, after_frames=[render])
+    assert store.job_ids() == {render}
+    submit(store, 10, 20, after_frames=[render])  # one frame in common is enough
+
+
+def test_a_job_others_wait_for_frame_by_frame_is_not_deleted_unless_forced(store):
+    render = submit(store, 1, 4)
+    comp = submit(store, 1, 4, after_frames=[render])
+    with pytest.raises(Conflict, match=f"dependency of job {comp}"):
+        store.delete_job(render)
+    store.delete_job(render, force=True)
+    assert store.job_ids() == {comp}
+
+
+def test_hold_tasks_sets_the_reason_of_queued_tasks_only(store):
+    job_id = submit(store, 1, 3)
+    attempt = dispatch(store, job_id, 1)
+    store.hold_tasks(job_id, {0: "held: task 0 of job 9 ended in error", 1: "not this one"})
+    assert store.get_task(job_id, 0).reason == "held: task 0 of job 9 ended in error"
+    assert store.get_task(job_id, 1).reason is None
+    store.record_result(attempt, FINISHED)
+    store.hold_tasks(job_id, {0: None})
+    assert store.get_task(job_id, 0).reason is None
+    store.hold_tasks(job_id, {2: "held"})
+    dispatch(store, job_id, 2)
+    assert store.get_task(job_id, 2).reason is None  # a dispatch clears it
+
+
+def test_a_schema_2_store_opens_with_its_jobs_in_sequential_order(tmp_path):
+    """The migration to schema 3 (issue 15): old jobs keep their fields and run by index."""
+    path = tmp_path / "old.sqlite"
+    old = SQLiteStore(path)
+    job_id = submit(old, 1, 5)
+    old.close()
+    raw = sqlite3.connect(path)
+    raw.execute("DROP INDEX tasks_job_rank")
+    for table, column in (
+        ("jobs", "after_frames"),
+        ("jobs", "task_order"),
+        ("jobs", "first_frame_check"),
+        ("tasks", "rank"),
+    ):
+        raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+    store = SQLiteStore(path)
+    try:
+        spec = store.get_job(job_id).spec
+        assert (spec.after_frames, spec.order, spec.first_frame_check) == ([], "sequential", False)
+        assert queued_order(store, job_id) == [0, 1, 2, 3, 4]
+        preview = submit(store, 1, 5, order="preview", after_frames=[job_id])
+        assert queued_order(store, preview) == [0, 4, 2, 1, 3]
+    finally:
+        store.close()

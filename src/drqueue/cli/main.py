@@ -25,7 +25,7 @@ from drqueue.api_types import APIObject
 from drqueue.client import Client
 from drqueue.config import load_config
 from drqueue.errors import DrQueueError, InvalidJob, UnknownRenderer
-from drqueue.models import MAX_ID, parse_env
+from drqueue.models import MAX_ID, TASK_ORDERS, parse_env
 from drqueue.renderers import all_renderers
 from drqueue.waiting import ENDED, wait_for_end
 
@@ -285,7 +285,24 @@ def _common_submit_options() -> list[click.Parameter]:
             ["--exclude-hosts"], multiple=True, help="never run on slaves matching this glob"
         ),
         click.Option(
-            ["--after"], type=int, multiple=True, help="wait for this job to finish (repeatable)"
+            ["--after"],
+            type=DependencyType(),
+            multiple=True,
+            help="wait for job ID to finish; ID:frames waits frame by frame, each task for the "
+            "tasks of ID that render its frames (repeatable, mixable)",
+        ),
+        click.Option(
+            ["--order"],
+            type=click.Choice(TASK_ORDERS),
+            default="sequential",
+            show_default=True,
+            help="the order tasks run in: preview runs the first, last and middle frames first, "
+            "then bisects the gaps",
+        ),
+        click.Option(
+            ["--first-frame-check"],
+            is_flag=True,
+            help="run the first task (of --order) alone; if it ends in error, stop the job",
         ),
         click.Option(["--max-parallel"], type=int, help="at most this many tasks at once"),
         click.Option(
@@ -434,7 +451,10 @@ def _submit_renderer(renderer: str, scene: str | None, **options: Any) -> None:
             "hosts": list(o["hosts"]),
             "exclude_hosts": list(o["exclude_hosts"]),
         },
-        "after": list(o["after"]),
+        "after": [job for job, frames in o["after"] if not frames],
+        "after_frames": [job for job, frames in o["after"] if frames],
+        "order": o["order"],
+        "first_frame_check": o["first_frame_check"],
         "max_parallel": o["max_parallel"],
         "check_scene": not o["no_scene_check"],
         "notify": _notify_body(o["notify_on"], o["emails"]),
@@ -447,6 +467,20 @@ def _submit_renderer(renderer: str, scene: str | None, **options: Any) -> None:
         click.echo(answer["id"])
     if o["wait"]:
         sys.exit(wait_for_job(client, answer["id"]))
+
+
+class DependencyType(click.ParamType):
+    """``--after``: a job id (wait for the whole job) or ``ID:frames`` (frame by frame)."""
+
+    name = "ID[:frames]"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[int, bool]:
+        if isinstance(value, tuple):
+            return value
+        job, sep, kind = str(value).partition(":")
+        if job.isdigit() and 1 <= int(job) <= MAX_ID and (not sep or kind == "frames"):
+            return int(job), bool(sep)
+        self.fail(f"{value!r} is not a job id (12) or a job id and :frames (12:frames)", param, ctx)
 
 
 class SubmitGroup(click.Group):
@@ -593,7 +627,12 @@ def job_show(job_id: int, as_json: bool) -> None:
             "requirements",
             ", ".join(f"{k}={v}" for k, v in data["requirements"].items() if v) or "none",
         ),
-        ("after", ", ".join(map(str, data["after"])) or "-"),
+        (
+            "after",
+            ", ".join([*map(str, data["after"]), *(f"{j}:frames" for j in data["after_frames"])])
+            or "-",
+        ),
+        ("order", data["order"] + (", first frame checked" if data["first_frame_check"] else "")),
         ("blocked hosts", ", ".join(data["blocked_hosts"]) or "-"),
         ("submitted", time.ctime(data["submitted_at"])),
         ("ETA", _duration(data["eta_seconds"]) if data["status"] not in ENDED else "-"),

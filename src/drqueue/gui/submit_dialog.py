@@ -47,7 +47,7 @@ MORE_OPTIONS = (
     ("requirements.exclude_hosts", "Never hosts", "globs, separated by commas"),
     ("timeout", "Task timeout (s)", "none"),
     ("max_parallel", "At most at once", "no limit"),
-    ("after", "After jobs", "job numbers, separated by commas"),
+    ("after", "After jobs", "job numbers, separated by commas; 12:frames waits frame by frame"),
     ("owner", "Owner", "you (an admin may name someone else)"),
 )
 #: How each of those fields is read (the rest are text).
@@ -399,8 +399,15 @@ class SubmitDialog(QDialog):
             kind = MORE_KINDS.get(key, "str")
             if kind == "list":
                 value: Any = [part.strip() for part in text.split(",") if part.strip()]
-                if key == "after":
-                    value = [_typed("int", part) for part in value]
+                if key == "after":  # "12" waits for the whole job, "12:frames" frame by frame
+                    frames = [part for part in value if part.endswith(":frames")]
+                    if frames:
+                        out["after_frames"] = [
+                            _typed("int", part.removesuffix(":frames")) for part in frames
+                        ]
+                    value = [_typed("int", part) for part in value if part not in frames]
+                    if not value:
+                        continue
             else:
                 value = _typed(kind, text)
             if key.startswith("requirements."):

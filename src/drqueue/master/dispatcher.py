@@ -29,6 +29,7 @@ slots each job can use (for its ETA), and jobs that failed on every eligible hos
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
@@ -45,6 +46,7 @@ from typing import Any, NamedTuple
 from drqueue.config import Config
 from drqueue.errors import NotFound, StoreBusy
 from drqueue.master.changes import JobChanges
+from drqueue.master.framedeps import FrameGate, gated
 from drqueue.master.matching import (
     Assignment,
     Slot,
@@ -278,6 +280,10 @@ class Dispatcher:
         self._info_at: dict[str, float] = {}
         #: Job id -> the waiting reason last written to the store.
         self._reasons: dict[int, str] | None = None
+        #: Frame-by-frame dependencies and first-frame checks (drqueue.master.framedeps).
+        self.frame_gate = FrameGate(store)
+        #: Job id -> the reasons last written to its tasks held by upstream frames.
+        self._held_tasks: dict[int, dict[int, str]] = {}
         #: What the API reads for ETAs: online computers, ready slots, and a cache per job kind.
         self._online: tuple[dict[str, Computer], list[Slot]] = ({}, [])
         self._usable: dict[tuple, int] = {}
@@ -981,6 +987,7 @@ class Dispatcher:
             jobs = [job for job in jobs if job.id not in held]
         if not jobs:
             return []
+        jobs, ready = self._gate_jobs(jobs, len(idle))
         running_by_owner: Counter[str] = Counter()
         running_by_job: Counter[int] = Counter()
         running_by_computer: Counter[str] = Counter()
@@ -1003,7 +1010,10 @@ class Dispatcher:
             self._dirty = True  # more idle slots may be left for the next round
         per_job = Counter(a.job.id for a in assignments)
         tasks = {
-            job_id: iter(self.store.next_queued(job_id, count)) for job_id, count in per_job.items()
+            job_id: iter(
+                ready[job_id] if job_id in ready else self.store.next_queued(job_id, count)
+            )
+            for job_id, count in per_job.items()
         }
         decided = []
         for assignment in assignments:
@@ -1011,6 +1021,24 @@ class Dispatcher:
             if task is not None:
                 decided.append((assignment, task))
         return decided
+
+    def _gate_jobs(self, jobs: list[Job], slots: int) -> tuple[list[Job], dict[int, list[Task]]]:
+        """The jobs with frame-by-frame dependencies or a first-frame check, counted as
+        queued only by their tasks ready now (:mod:`drqueue.master.framedeps`), so that no
+        slot is planned for a task that may not run; and those ready tasks by job."""
+        ready: dict[int, list[Task]] = {}
+        if not any(gated(job) for job in jobs):
+            return jobs, ready
+        self.frame_gate.new_round()
+        shown = []
+        for job in jobs:
+            if not gated(job):
+                shown.append(job)
+                continue
+            ready[job.id] = self.frame_gate.ready_tasks(job, slots)
+            counts = dataclasses.replace(job.counts, queued=len(ready[job.id]))
+            shown.append(dataclasses.replace(job, counts=counts))
+        return shown, ready
 
     def _send(self, assignment: Assignment, task: Task, prefetch: bool = False) -> bool:
         """Commit *task* as dispatched, then send it; *prefetch* queues it behind the engine's
@@ -1130,7 +1158,17 @@ class Dispatcher:
         reasons: dict[int, str | None] = {}
         dependency_ends: dict[int, tuple[int, str] | None] = {}
         by_kind: dict[tuple, str | None] = {}
+        self.frame_gate.new_round()
+        frame_reasons: dict[int, str | None] = {}
         for job in jobs:
+            if gated(job):
+                frame_reasons[job.id] = self._frame_holds(job)
+        for job in jobs:
+            if job.id in frame_reasons and (job.waiting_for or job.counts.running):
+                pass  # the usual reasons below
+            elif frame_reasons.get(job.id):
+                reasons[job.id] = frame_reasons[job.id]
+                continue
             if job.waiting_for:
                 shown = [self._dependency(d, dependency_ends) for d in job.waiting_for]
                 shown.sort(key=lambda text: "(" not in text)  # the ones stalling it first
@@ -1160,6 +1198,33 @@ class Dispatcher:
         for job_id in changed:
             self.changed_jobs.note(job_id)
         self._reasons = {job_id: r for job_id, r in reasons.items() if r}
+
+    def _frame_holds(self, job: Job) -> str | None:
+        """A gated job's waiting reason (None: the usual ones apply), after writing the
+        reasons of its tasks held by upstream frames in error, and stopping it if its
+        first-frame check failed."""
+        failed = self.frame_gate.failed_check(job)
+        if failed:
+            self.store.set_job_control(job.id, str(JobControl.STOPPED), actor="first-frame-check")
+            self.store.add_event(
+                "job.first-frame-failed",
+                f"first frame check failed, job stopped: {failed}"[:1000],
+                job_id=job.id,
+                actor="first-frame-check",
+            )
+            self.changed_jobs.note(job.id)
+            log.info("job %d stopped: first frame check failed: %s", job.id, failed)
+            return None
+        reason, held = self.frame_gate.holds(job)
+        written = self._held_tasks.get(job.id, {})
+        if held != written:
+            changed: dict[int, str | None] = {
+                index: why for index, why in held.items() if written.get(index) != why
+            }
+            changed.update({index: None for index in written.keys() - held.keys()})
+            self.store.hold_tasks(job.id, changed)
+            self._held_tasks[job.id] = held
+        return reason
 
     def _dependency(self, dep: int, ends: dict[int, tuple[int, str] | None]) -> str:
         """How a dependency reads in a waiting reason: "job 3", "job 3 (ended in error: ...)",

@@ -14,7 +14,7 @@ later) and share the contract tests in ``tests/unit/test_store.py``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from drqueue.models import Computer, FrameBlock, Job, JobSpec, Task, TaskState
 from drqueue.store.jobquery import JobPage, JobQuery
 
 #: The schema version this code writes; a store with a newer one is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(slots=True)
@@ -252,8 +252,19 @@ class Store(abc.ABC):
         """Active jobs with queued tasks, for the dispatcher."""
 
     @abc.abstractmethod
-    def next_queued(self, job_id: int, limit: int) -> list[Task]:
-        """The job's first *limit* queued tasks in frame order."""
+    def next_queued(
+        self, job_id: int, limit: int, *, ready: Callable[[FrameBlock], bool] | None = None
+    ) -> list[Task]:
+        """The job's first *limit* queued tasks in its order (``spec.order``: lowest rank
+        first, then by index).  With *ready*, only the tasks whose frame block it accepts
+        (the frame-by-frame dependencies: :mod:`drqueue.master.framedeps`), read on in order
+        until *limit* are found."""
+
+    @abc.abstractmethod
+    def hold_tasks(self, job_id: int, reasons: dict[int, str | None]) -> None:
+        """Set the reason of the job's queued tasks by index (None clears it): why a task is
+        held (an upstream frame it waits for ended in error).  A task no longer queued is left
+        as it is; a dispatch clears the reason."""
 
     @abc.abstractmethod
     def mark_dispatched(

@@ -17,7 +17,7 @@ import copy
 import dataclasses
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from drqueue.models import (
     JobSpec,
     Task,
     TaskState,
+    task_ranks,
 )
 from drqueue.store import policy, transfer
 from drqueue.store.base import (
@@ -68,6 +69,16 @@ class _JobRecord:
     waiting_reason: str | None = None
     #: computer -> [failures, blocked]
     hosts: dict[str, list[Any]] = field(default_factory=dict)
+    #: Its task ids in dispatch order (spec.order), made when first asked for.
+    ordered_ids: list[int] | None = None
+
+    def in_order(self) -> list[int]:
+        if self.ordered_ids is None:
+            ranks = task_ranks(len(self.task_ids), self.spec.order)
+            self.ordered_ids = [
+                task_id for _, task_id in sorted(zip(ranks, self.task_ids, strict=True))
+            ]
+        return self.ordered_ids
 
 
 @dataclass(slots=True)
@@ -324,6 +335,9 @@ class MemoryStore(Store):
             for dep in spec.after:
                 if dep not in self._jobs:
                     raise policy.missing_dependency(dep)
+            for dep in spec.after_frames:
+                upstream = self._jobs.get(dep)
+                policy.check_frame_dependency(dep, upstream.spec if upstream else None, spec)
             for pool in spec.requirements.pools:
                 if pool not in self._pools:
                     raise policy.missing_pool(pool)
@@ -442,11 +456,9 @@ class MemoryStore(Store):
     def delete_job(self, job_id: int, *, force: bool = False, actor: str = "") -> list[Dispatch]:
         with self._lock:
             job = self._job(job_id)
-            dependants = [
-                other.id
-                for other in self._jobs.values()
-                if other.id != job_id and job_id in other.spec.after
-            ]
+            dependants = policy.frame_dependants(
+                job_id, ((other.id, other.spec) for other in self._jobs.values())
+            )
             policy.check_delete(
                 job_id, running=job.counts.running, dependants=dependants, force=force
             )
@@ -587,17 +599,28 @@ class MemoryStore(Store):
                 if job.counts.queued > 0 and job.control == JobControl.ACTIVE
             ]
 
-    def next_queued(self, job_id: int, limit: int) -> list[Task]:
+    def next_queued(
+        self, job_id: int, limit: int, *, ready: Callable[[FrameBlock], bool] | None = None
+    ) -> list[Task]:
         with self._lock:
             job = self._jobs.get(job_id)
             found: list[Task] = []
-            for task_id in job.task_ids if job else ():
+            for task_id in job.in_order() if job else ():
                 if len(found) >= limit:
                     break
                 task = self._tasks[task_id]
-                if task.state == TaskState.QUEUED:
+                if task.state == TaskState.QUEUED and (ready is None or ready(task.block)):
                     found.append(_copy(task))
             return found
+
+    def hold_tasks(self, job_id: int, reasons: dict[int, str | None]) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            for index, reason in reasons.items():
+                if job and 0 <= index < len(job.task_ids):
+                    task = self._tasks[job.task_ids[index]]
+                    if task.state == TaskState.QUEUED:
+                        task.reason = reason
 
     def mark_dispatched(
         self, task_id: int, attempt_id: str, engine_id: int, computer: str, log_path: str = ""

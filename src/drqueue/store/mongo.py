@@ -66,6 +66,7 @@ from drqueue.models import (
     Requirements,
     Task,
     TaskState,
+    task_ranks,
 )
 from drqueue.store import policy, transfer
 from drqueue.store.base import (
@@ -413,6 +414,14 @@ class MongoStore(Store):
         db.jobs.create_index([("after", asc)])
         db.tasks.create_index([("job_id", asc), ("idx", asc)], unique=True)
         db.tasks.create_index([("job_id", asc), ("state", asc), ("idx", asc)])
+        # Only the tasks of a job whose order is not sequential have a rank (issue 15): the
+        # index is partial, so a sequential job's tasks (every job before issue 15) cost no
+        # more to write than they did.
+        db.tasks.create_index(
+            [("job_id", asc), ("state", asc), ("rank", asc), ("idx", asc)],
+            name="job_state_rank",
+            partialFilterExpression={"rank": {"$exists": True}},
+        )
         db.tasks.create_index([("attempt_id", asc)], sparse=True)
         db.tasks.create_index([("state", asc)], partialFilterExpression={"state": {"$in": _ACTIVE}})
         db.hosts.create_index([("job_id", asc), ("computer", asc)], unique=True)
@@ -655,6 +664,9 @@ class MongoStore(Store):
         for dep in spec.after:
             if not db.jobs.find_one({"_id": dep, "control": {"$ne": CREATING}}, {"_id": 1}):
                 raise policy.missing_dependency(dep)
+        for dep in spec.after_frames:
+            upstream = db.jobs.find_one({"_id": dep, "control": {"$ne": CREATING}})
+            policy.check_frame_dependency(dep, _spec_from(upstream) if upstream else None, spec)
         for pool in spec.requirements.pools:
             if not db.pools.find_one({"_id": pool}, {"_id": 1}):
                 raise policy.missing_pool(pool)
@@ -668,6 +680,7 @@ class MongoStore(Store):
             "owner": spec.owner,
             "priority": spec.priority,
             "after": list(spec.after),
+            "after_frames": list(spec.after_frames),
             "control": CREATING,
             "submitted_at": time.time(),
             "finished_at": None,
@@ -686,6 +699,8 @@ class MongoStore(Store):
             raise
         try:
             queued = str(TaskState.QUEUED)
+            ranked = spec.order != "sequential"
+            ranks = task_ranks(len(blocks), spec.order) if ranked else []
             for first in range(0, len(blocks), TASKS_PER_INSERT):
                 db.tasks.insert_many(
                     [
@@ -697,6 +712,7 @@ class MongoStore(Store):
                             "end": block.end,
                             "step": block.step,
                             "state": queued,
+                            **({"rank": ranks[index]} if ranked else {}),
                         }
                         for index, block in enumerate(
                             blocks[first : first + TASKS_PER_INSERT], start=first
@@ -904,7 +920,12 @@ class MongoStore(Store):
                 else [
                     row["_id"]
                     for row in db.jobs.find(
-                        {"after": job_id, "_id": {"$ne": job_id}}, {"_id": 1}, session=s
+                        {
+                            "$or": [{"after": job_id}, {"after_frames": job_id}],
+                            "_id": {"$ne": job_id},
+                        },
+                        {"_id": 1},
+                        session=s,
                     )
                 ]
             )
@@ -1123,11 +1144,40 @@ class MongoStore(Store):
         return self._jobs_out(docs)
 
     @_guarded
-    def next_queued(self, job_id: int, limit: int) -> list[Task]:
+    def next_queued(
+        self, job_id: int, limit: int, *, ready: Callable[[FrameBlock], bool] | None = None
+    ) -> list[Task]:
         if limit <= 0:
             return []
-        cursor = self._db.tasks.find({"job_id": job_id, "state": str(TaskState.QUEUED)})
-        return [_task(doc) for doc in cursor.sort("idx", 1).limit(limit)]
+        query: dict[str, Any] = {"job_id": job_id, "state": str(TaskState.QUEUED)}
+        order = [("idx", 1)]
+        try:
+            spec = self._specs.get(job_id) or self._specs_of([self._job_doc(job_id)])[0]
+        except NotFound:
+            return []
+        if spec is not None and spec.order != "sequential":  # its tasks have a rank
+            query["rank"] = {"$exists": True}
+            order = [("rank", 1), ("idx", 1)]
+        if ready is None:
+            return [_task(doc) for doc in self._db.tasks.find(query).sort(order).limit(limit)]
+        # Read on in the job's order, the frames only, until *limit* tasks are ready.
+        ids = []
+        frames = {"start": 1, "end": 1, "step": 1}
+        for doc in self._db.tasks.find(query, frames).sort(order).batch_size(1000):
+            if ready(FrameBlock(doc["start"], doc["end"], doc["step"])):
+                ids.append(doc["_id"])
+                if len(ids) >= limit:
+                    break
+        found = {doc["_id"]: _task(doc) for doc in self._db.tasks.find({"_id": {"$in": ids}})}
+        return [found[task_id] for task_id in ids if task_id in found]
+
+    @_guarded
+    def hold_tasks(self, job_id: int, reasons: dict[int, str | None]) -> None:
+        for index, reason in reasons.items():
+            self._db.tasks.update_one(
+                {"job_id": job_id, "idx": index, "state": str(TaskState.QUEUED)},
+                {"$set": {"reason": reason}},
+            )
 
     def _dispatch_allowed(self, s: Any, job_id: int, computer: str) -> bool:
         job = self._db.jobs.find_one({"_id": job_id}, {"control": 1}, session=s)
@@ -1687,6 +1737,21 @@ class MongoStore(Store):
             flush(name)
         for job_id in db.jobs.distinct("_id"):
             self._set_counts(job_id, policy.count(states.get(job_id, ())))
+        # A task's rank is derived from its job's order, like its counts: not exported.
+        for doc in db.jobs.find({}, {"spec": 1}):
+            order = json.loads(doc["spec"]).get("order", "sequential")
+            if order == "sequential":
+                continue
+            ranks = task_ranks(len(states.get(doc["_id"], ())), order)
+            for first in range(0, len(ranks), TASKS_PER_INSERT):
+                db.tasks.bulk_write(
+                    [
+                        pymongo.UpdateOne(
+                            {"job_id": doc["_id"], "idx": index}, {"$set": {"rank": rank}}
+                        )
+                        for index, rank in enumerate(ranks[first : first + TASKS_PER_INSERT], first)
+                    ]
+                )
         for name, value in largest.items():
             db.counters.update_one({"_id": name}, {"$max": {"next": value}}, upsert=True)
         return counts
@@ -1715,6 +1780,7 @@ class MongoStore(Store):
                 "owner": spec.owner,
                 "priority": spec.priority,
                 "after": list(spec.after),
+                "after_frames": list(spec.after_frames),
                 "control": record["control"],
                 "submitted_at": record["submitted_at"],
                 "finished_at": record["finished_at"],

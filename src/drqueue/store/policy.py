@@ -31,7 +31,9 @@ from typing import Any, NamedTuple
 from drqueue.errors import Conflict, InvalidJob
 from drqueue.models import (
     Counts,
+    FrameGrid,
     JobControl,
+    JobSpec,
     TaskState,
     bounded_outputs,
     check_transition,
@@ -435,6 +437,31 @@ def gave_up_event(channel: str, target: str, attempts: int, error: str) -> tuple
 def missing_dependency(dep: int) -> InvalidJob:
     """The refusal of a job whose ``after`` names a job that does not exist (every backend's)."""
     return InvalidJob(f"the job waits for job {dep} (after), which does not exist")
+
+
+def check_frame_dependency(dep: int, upstream: JobSpec | None, spec: JobSpec) -> None:
+    """Refuse ``after_frames`` naming job *dep* (its spec *upstream*, None if it does not
+    exist) unless the two jobs share at least one frame number (every backend's rule)."""
+    if upstream is None:
+        raise InvalidJob(
+            f"the job waits for the frames of job {dep} (after_frames), which does not exist"
+        )
+    if not FrameGrid.of(spec).overlaps(FrameGrid.of(upstream)):
+        raise InvalidJob(
+            f"the job's frames {spec.start}-{spec.end} (step {spec.step}) share no frame with "
+            f"job {dep}'s {upstream.start}-{upstream.end} (step {upstream.step}): "
+            "wait for the whole job (after) instead"
+        )
+
+
+def frame_dependants(job_id: int, specs: Iterable[tuple[int, JobSpec]]) -> list[int]:
+    """The jobs among *specs* that wait for *job_id*, whole or frame by frame (a delete's
+    check: :func:`check_delete`)."""
+    return [
+        other
+        for other, spec in specs
+        if other != job_id and (job_id in spec.after or job_id in spec.after_frames)
+    ]
 
 
 def missing_pool(pool: str) -> InvalidJob:

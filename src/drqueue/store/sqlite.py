@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from drqueue.models import (
     Requirements,
     Task,
     TaskState,
+    task_ranks,
 )
 from drqueue.store import policy, transfer
 from drqueue.store.base import (
@@ -72,7 +73,9 @@ CREATE TABLE jobs (
     n_running INTEGER NOT NULL DEFAULT 0, n_finished INTEGER NOT NULL DEFAULT 0,
     n_error INTEGER NOT NULL DEFAULT 0, n_cancelled INTEGER NOT NULL DEFAULT 0,
     task_seconds REAL NOT NULL DEFAULT 0, timed_tasks INTEGER NOT NULL DEFAULT 0,
-    waiting_reason TEXT, idempotency_key TEXT
+    waiting_reason TEXT, idempotency_key TEXT,
+    after_frames TEXT NOT NULL DEFAULT '[]', task_order TEXT NOT NULL DEFAULT 'sequential',
+    first_frame_check INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX jobs_runnable ON jobs(n_queued) WHERE n_queued > 0;
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs(owner, idempotency_key)
@@ -88,10 +91,11 @@ CREATE TABLE tasks (
     computer TEXT, engine_id INTEGER, attempt_id TEXT,
     started_at REAL, ended_at REAL, exit_code INTEGER, peak_rss_kb INTEGER, cpu_seconds REAL,
     progress REAL NOT NULL DEFAULT 0, log_path TEXT, tail TEXT NOT NULL DEFAULT '',
-    reason TEXT, outputs TEXT NOT NULL DEFAULT '[]'
+    reason TEXT, outputs TEXT NOT NULL DEFAULT '[]', rank INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX tasks_job_idx ON tasks(job_id, idx);
 CREATE INDEX tasks_job_state ON tasks(job_id, state, idx);
+CREATE INDEX tasks_job_rank ON tasks(job_id, state, rank, idx);
 CREATE INDEX tasks_attempt ON tasks(attempt_id);
 CREATE INDEX tasks_active ON tasks(state) WHERE state IN {_ACTIVE};
 CREATE TABLE host_failures (
@@ -193,6 +197,15 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE UNIQUE INDEX jobs_idempotency_key ON jobs(owner, idempotency_key) "
         "WHERE idempotency_key IS NOT NULL",
     ),
+    # Frame-by-frame dependencies and the task order (issue 15).  A task of an older store
+    # keeps rank 0: its job's tasks then go by index, the sequential order they always had.
+    3: (
+        "ALTER TABLE jobs ADD COLUMN after_frames TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE jobs ADD COLUMN task_order TEXT NOT NULL DEFAULT 'sequential'",
+        "ALTER TABLE jobs ADD COLUMN first_frame_check INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN rank INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX tasks_job_rank ON tasks(job_id, state, rank, idx)",
+    ),
 }
 
 #: A job's control while create_job writes its tasks: invisible to every read, never run.
@@ -262,7 +275,8 @@ _CONTROLS = {str(control): control for control in JobControl}
 #: The columns of jobs that hold its spec, in the order of _spec_values.
 _SPEC_COLUMNS = (
     'name, owner, renderer, scene, start, "end", step, block_size, priority, retries, timeout, '
-    "max_parallel, env, params, requirements, after, notify"
+    "max_parallel, env, params, requirements, after, notify, after_frames, task_order, "
+    "first_frame_check"
 )
 
 
@@ -286,6 +300,9 @@ def _spec_values(spec: JobSpec) -> tuple[Any, ...]:
         json.dumps(spec.requirements.to_dict()),
         json.dumps(spec.after),
         json.dumps(spec.notify),
+        json.dumps(spec.after_frames),
+        spec.order,
+        int(spec.first_frame_check),
     )
 
 
@@ -308,6 +325,9 @@ def _spec_from_row(row: sqlite3.Row) -> JobSpec:
         after=json.loads(row["after"]),
         max_parallel=row["max_parallel"],
         notify=json.loads(row["notify"]),
+        after_frames=json.loads(row["after_frames"]),
+        order=row["task_order"],
+        first_frame_check=bool(row["first_frame_check"]),
     )
 
 
@@ -741,6 +761,14 @@ class SQLiteStore(Store):
                     counts[kind] += len(chunk)
             for (job_id,) in conn.execute("SELECT id FROM jobs").fetchall():
                 self._recount(conn, job_id)
+            # A task's rank is derived from its job's order, like its counts: not exported.
+            for job_id, order, total in conn.execute(
+                "SELECT id, task_order, n_total FROM jobs WHERE task_order != 'sequential'"
+            ).fetchall():
+                conn.executemany(
+                    "UPDATE tasks SET rank = ? WHERE job_id = ? AND idx = ?",
+                    ((rank, job_id, index) for index, rank in enumerate(task_ranks(total, order))),
+                )
         self._specs.clear()
         if counts["task"] >= CHECKPOINT_AFTER_TASKS:
             self.checkpoint()  # the import wrote every page of its tasks to the WAL
@@ -825,12 +853,18 @@ class SQLiteStore(Store):
         mid-way deletes it at its next start (check_integrity)."""
         now = time.time()
         queued = str(TaskState.QUEUED)
+        ranks = task_ranks(len(blocks), spec.order)
         with self._write() as conn:
             for dep in spec.after:
                 if not conn.execute(
                     "SELECT 1 FROM jobs WHERE id = ? AND control != ?", (dep, CREATING)
                 ).fetchone():
                     raise policy.missing_dependency(dep)
+            for dep in spec.after_frames:
+                row = conn.execute(
+                    "SELECT * FROM jobs WHERE id = ? AND control != ?", (dep, CREATING)
+                ).fetchone()
+                policy.check_frame_dependency(dep, _spec_from_row(row) if row else None, spec)
             for pool in spec.requirements.pools:
                 if not conn.execute("SELECT 1 FROM pools WHERE name = ?", (pool,)).fetchone():
                     raise policy.missing_pool(pool)
@@ -851,11 +885,16 @@ class SQLiteStore(Store):
                 last = first + TASKS_PER_TRANSACTION >= len(blocks)
                 with self._write() as conn:
                     conn.executemany(
-                        'INSERT INTO tasks (job_id, idx, start, "end", step, state) '
-                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        'INSERT INTO tasks (job_id, idx, start, "end", step, state, rank) '
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (
-                            (job_id, index, block.start, block.end, block.step, queued)
-                            for index, block in enumerate(chunk, start=first)
+                            (job_id, index, block.start, block.end, block.step, queued, rank)
+                            for index, (block, rank) in enumerate(
+                                zip(
+                                    chunk, ranks[first : first + TASKS_PER_TRANSACTION], strict=True
+                                ),
+                                start=first,
+                            )
                         ),
                     )
                     if last:
@@ -1119,8 +1158,10 @@ class SQLiteStore(Store):
                 if force or row["n_running"]
                 else [
                     r["id"]
-                    for r in conn.execute("SELECT id, after FROM jobs WHERE id != ?", (job_id,))
-                    if job_id in json.loads(r["after"])
+                    for r in conn.execute(
+                        "SELECT id, after, after_frames FROM jobs WHERE id != ?", (job_id,)
+                    )
+                    if job_id in json.loads(r["after"]) or job_id in json.loads(r["after_frames"])
                 ]
             )
             policy.check_delete(
@@ -1317,15 +1358,48 @@ class SQLiteStore(Store):
         ).fetchall()
         return self._jobs_from_rows(conn, rows)
 
-    def next_queued(self, job_id: int, limit: int) -> list[Task]:
-        return [
-            _task_from_row(row)
-            for row in self._conn().execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE job_id = ? AND state = ? "
-                "ORDER BY idx LIMIT ?",
-                (job_id, str(TaskState.QUEUED), limit),
+    def next_queued(
+        self, job_id: int, limit: int, *, ready: Callable[[FrameBlock], bool] | None = None
+    ) -> list[Task]:
+        if limit <= 0:
+            return []
+        if ready is None:
+            return [
+                _task_from_row(row)
+                for row in self._conn().execute(
+                    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE job_id = ? AND state = ? "
+                    "ORDER BY rank, idx LIMIT ?",
+                    (job_id, str(TaskState.QUEUED), limit),
+                )
+            ]
+        # Read on in the job's order, the frames only, until *limit* tasks are ready.
+        ids = []
+        for task_id, start, end, step in self._conn().execute(
+            'SELECT id, start, "end", step FROM tasks WHERE job_id = ? AND state = ? '
+            "ORDER BY rank, idx",
+            (job_id, str(TaskState.QUEUED)),
+        ):
+            if ready(FrameBlock(start, end, step)):
+                ids.append(task_id)
+                if len(ids) >= limit:
+                    break
+        if not ids:
+            return []
+        rows = self._conn().execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id IN ({','.join('?' * len(ids))})", ids
+        )
+        found = {row["id"]: _task_from_row(row) for row in rows}
+        return [found[task_id] for task_id in ids if task_id in found]
+
+    def hold_tasks(self, job_id: int, reasons: dict[int, str | None]) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE tasks SET reason = ? WHERE job_id = ? AND idx = ? AND state = ?",
+                (
+                    (reason, job_id, index, str(TaskState.QUEUED))
+                    for index, reason in reasons.items()
+                ),
             )
-        ]
 
     def mark_dispatched(
         self, task_id: int, attempt_id: str, engine_id: int, computer: str, log_path: str = ""

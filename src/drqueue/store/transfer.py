@@ -159,6 +159,10 @@ class SpecRecord(_Record):
     after: list[Id]
     max_parallel: Count | None
     notify: dict[StrictStr, Any]
+    # Since schema 3 (issue 15); an older export has none of them.
+    after_frames: list[Id] = Field(default_factory=list)
+    order: Literal["sequential", "reverse", "preview"] = "sequential"
+    first_frame_check: StrictBool = False
 
     @model_validator(mode="after")
     def _frames_in_order(self) -> SpecRecord:

@@ -197,6 +197,10 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
       ["At most", job.max_parallel ? plural(job.max_parallel, "task") + " at once" : "no limit"],
     ];
     if (job.after && job.after.length) rows.push(["After", job.after.map((id) => jobLink(id))]);
+    if (job.after_frames && job.after_frames.length) rows.push(["After, frame by frame", job.after_frames.map((id) => jobLink(id))]);
+    if (job.order && (job.order !== "sequential" || job.first_frame_check)) {
+      rows.push(["Task order", job.order + (job.first_frame_check ? ", first task checked alone" : "")]);
+    }
     if (job.waiting_for && job.waiting_for.length) rows.push(["Waiting for", job.waiting_for.map((id) => jobLink(id))]);
     const params = Object.entries(job.params || {}).filter(([, v]) => v !== null && v !== "");
     if (params.length) {

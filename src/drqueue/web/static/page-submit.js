@@ -84,6 +84,10 @@ export function mount(main, { query, navigate }) {
     inputs["requirements.pools"] = poolsBox;
 
     const osSelect = h("select", {});
+    const orderSelect = h("select", {});
+    for (const [value, label] of [["sequential", "By frame"], ["reverse", "Last frame first"], ["preview", "Preview: first, last, middle, then the gaps"]]) {
+      orderSelect.appendChild(h("option", { value, text: label }));
+    }
     for (const [value, label] of OSES) osSelect.appendChild(h("option", { value, text: label }));
 
     sceneField = control("scene", text("", { placeholder: "/projects/shot/shot.blend" }), "Scene file",
@@ -115,7 +119,9 @@ export function mount(main, { query, navigate }) {
           control("retries", number(3, { step: "1", min: "0" }), "Retries", { help: "Per task" }),
           control("timeout", number("", { step: "any", min: "0", placeholder: "none" }), "Time-out (s)", { help: "Per task" }),
           control("max_parallel", number("", { step: "1", min: "1", placeholder: "no limit" }), "Tasks at once"),
-          control("after", text("", { placeholder: "e.g. 12, 13" }), "After jobs", { help: "Starts when these finish", wide: true }))),
+          control("after", text("", { placeholder: "e.g. 12, 13:frames" }), "After jobs", { help: "Starts when these finish; 12:frames waits frame by frame", wide: true }),
+          control("order", orderSelect, "Task order", { wide: true }),
+          control("first_frame_check", h("input", { type: "checkbox" }), "Run the first task alone first; stop the job if it fails", { wide: true }))),
       h("details", { class: "card more-options" },
         h("summary", {}, h("h2", { text: "Requirements and environment" })),
         h("div", { class: "field-grid four" },
@@ -222,8 +228,15 @@ export function mount(main, { query, navigate }) {
       out.scene = value("scene");
       out.check_scene = inputs.check_scene.checked;
     }
+    // "12" waits for the whole job, "12:frames" frame by frame (docs/jobs.md).
+    const asId = (id) => (/^\d+$/.test(id) ? Number(id) : id);
     const after = list("after");
-    if (after.length) out.after = after.map((id) => (/^\d+$/.test(id) ? Number(id) : id));
+    const wholeJobs = after.filter((id) => !id.endsWith(":frames")).map(asId);
+    const byFrame = after.filter((id) => id.endsWith(":frames")).map((id) => asId(id.slice(0, -":frames".length)));
+    if (wholeJobs.length) out.after = wholeJobs;
+    if (byFrame.length) out.after_frames = byFrame;
+    if (value("order") && value("order") !== "sequential") out.order = value("order");
+    if (inputs.first_frame_check.checked) out.first_frame_check = true;
     const requirements = {};
     if (value("requirements.os")) requirements.os = value("requirements.os");
     for (const key of ["min_ram_gb", "min_cores", "gpus"]) {
