@@ -171,6 +171,12 @@ class Store(abc.ABC):
         """The jobs *query* keeps, in its order, its page of them, and how many matched
         (:mod:`drqueue.store.jobquery` defines what each filter and sort key means)."""
 
+    def data_version(self) -> int | None:
+        """A number that changes whenever a write to this store is committed, by anyone, and
+        stays the same otherwise; None when the backend cannot tell (then nothing read from it
+        is kept: :mod:`drqueue.master.jobpages`)."""
+        return None
+
     @abc.abstractmethod
     def job_status_counts(self) -> dict[str, int]:
         """How many jobs have each status (:data:`jobquery.STATUSES`, every one named)."""

@@ -51,7 +51,7 @@ from drqueue.store.base import (
     Store,
     computer_from_info,
 )
-from drqueue.store.jobquery import STATUSES, JobPage, JobQuery, stalled_jobs
+from drqueue.store.jobquery import ACTIVE_STATUSES, STATUSES, JobPage, JobQuery, stalled_jobs
 from drqueue.store.policy import TAIL_CHARS
 
 #: The SQL list of the states of a task on an engine: ('dispatched', 'running').
@@ -517,6 +517,9 @@ class SQLiteStore(Store):
         self._waiting_lock = threading.Lock()
         #: Each job's spec, decoded once, by job id (see _specs_of).
         self._specs: dict[int, JobSpec] = {}
+        #: A connection that only asks SQLite's data_version (see data_version()).
+        self._version_conn: sqlite3.Connection | None = None
+        self._version_lock = threading.Lock()
         self._init_schema()
 
     # -- connections and transactions -----------------------------------------------------------
@@ -610,6 +613,23 @@ class SQLiteStore(Store):
         if conn is not None:
             conn.close()
             self._local.conn = None
+        with self._version_lock:
+            if self._version_conn is not None:
+                self._version_conn.close()
+                self._version_conn = None
+
+    def data_version(self) -> int | None:
+        """SQLite's ``PRAGMA data_version`` on a connection of its own that never writes: it
+        changes with every commit of any other connection (this process's writers, or another
+        process's), and costs microseconds.  None for ":memory:" (one database per connection)."""
+        if self.path == ":memory:":
+            return None
+        with self._version_lock:
+            if self._version_conn is None:
+                self._version_conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+            return self._version_conn.execute("PRAGMA data_version").fetchone()[0]
 
     def backup(self, path: str) -> None:
         _make_private(path)  # a backup holds every job's env, as the store does
@@ -1062,6 +1082,9 @@ class SQLiteStore(Store):
         if query.status is not None:
             where.append(f"{_STATUS_SQL} = ?")
             args.append(query.status)
+        if query.active:
+            where.append(f"{_STATUS_SQL} IN ({', '.join('?' * len(ACTIVE_STATUSES))})")
+            args.extend(ACTIVE_STATUSES)
         if query.attention:
             where.append(_ATTENTION_SQL)
             args.append(json.dumps(sorted(self._stalled_jobs())))
