@@ -14,7 +14,7 @@ later) and share the contract tests in ``tests/unit/test_store.py``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,7 +142,7 @@ class Store(abc.ABC):
     def create_job(
         self,
         spec: JobSpec,
-        blocks: list[FrameBlock],
+        blocks: Sequence[FrameBlock],
         *,
         actor: str = "",
         idempotency_key: str | None = None,

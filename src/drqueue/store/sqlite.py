@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -831,7 +831,7 @@ class SQLiteStore(Store):
     def create_job(
         self,
         spec: JobSpec,
-        blocks: list[FrameBlock],
+        blocks: Sequence[FrameBlock],
         *,
         actor: str = "",
         idempotency_key: str | None = None,
@@ -869,14 +869,16 @@ class SQLiteStore(Store):
                     self._let_other_writers_in()
                 chunk = blocks[first : first + TASKS_PER_TRANSACTION]
                 last = first + TASKS_PER_TRANSACTION >= len(blocks)
+                # The rows are made before the lock is taken: it is held for the insert only.
+                rows = [
+                    (job_id, index, block.start, block.end, block.step, queued)
+                    for index, block in enumerate(chunk, start=first)
+                ]
                 with self._write() as conn:
                     conn.executemany(
                         'INSERT INTO tasks (job_id, idx, start, "end", step, state) '
                         "VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            (job_id, index, block.start, block.end, block.step, queued)
-                            for index, block in enumerate(chunk, start=first)
-                        ),
+                        rows,
                     )
                     if last:
                         self._publish(conn, job_id, spec, len(blocks), actor)
