@@ -52,6 +52,21 @@ from drqueue.waiting import stalled_by, terminal_console, wait_for_end
 
 #: Times Client.submit sends a submit that got no answer (the same Idempotency-Key each time).
 SUBMIT_ATTEMPTS = 4
+#: Jobs Client.job_page asks for by default, and the most a page holds
+#: (drqueue.master.api.jobs.JOBS_PAGE_MAX).
+JOBS_PAGE = 100
+JOBS_PAGE_MAX = 500
+#: A job's statuses (drqueue.store.jobquery.STATUSES), the values of job_page's *state*.
+JOB_STATUSES = (
+    "queued",
+    "running",
+    "waiting",
+    "stopping",
+    "stopped",
+    "finished",
+    "error",
+    "cancelled",
+)
 #: Tasks one GET asks for: the API's largest page (drqueue.master.api.MAX_PAGE).
 TASKS_PAGE = 10_000
 #: Bytes of a log asked for at a time (the master's most, api.LOG_CHUNK_BYTES).
@@ -74,6 +89,13 @@ ERROR_BY_STATUS: dict[int, type[errors.DrQueueError]] = {
     422: errors.InvalidRequest,
     503: errors.StoreBusy,
 }
+
+
+class JobPage(NamedTuple):
+    """One page of jobs (:meth:`Client.job_page`) and how many jobs matched in all."""
+
+    jobs: list[Job]
+    total: int
 
 
 class LogChunk(NamedTuple):
@@ -348,6 +370,37 @@ class Client:
         """The newest jobs (10,000 at most), oldest first; each without env and params."""
         data = self._request("GET", "/jobs", params={"owner": owner} if owner else None)
         return Job.list_from_json(data)
+
+    def job_page(
+        self,
+        *,
+        active: bool = False,
+        state: str | None = None,
+        owner: str | None = None,
+        offset: int = 0,
+        limit: int = JOBS_PAGE,
+        sort: str = "id",
+        descending: bool = True,
+    ) -> JobPage:
+        """One page of jobs, filtered and sorted by the master (newest first by default):
+        *active* keeps the jobs that have not ended (queued, waiting, running, stopping,
+        stopped), *state* one status, *owner* one owner's; *limit* at most the API's page
+        (500).  Each job is as :meth:`jobs` lists it; ``total`` is how many matched."""
+        params: dict[str, Any] = {
+            "offset": offset,
+            "limit": limit,
+            "sort": sort,
+            "order": "desc" if descending else "asc",
+        }
+        if active:
+            params["active"] = "true"
+        if state is not None:
+            params["state"] = state
+        if owner is not None:
+            params["owner"] = owner
+        response = self._send("GET", "/jobs", params=params)
+        total = int(response.headers.get("x-total-count", 0))
+        return JobPage(Job.list_from_json(response.json()), total)
 
     def job(self, job_id: int | Job | Submitted) -> Job:
         """One job, env and params included; JobNotFound if there is none."""

@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 
 from pydantic import (
     AfterValidator,
@@ -164,7 +164,7 @@ def count_frames(start: int, end: int, step: int = 1, frames_per_task: int = 1) 
     return (end - start) // step + 1
 
 
-def split_frames(start: int, end: int, step: int = 1, frames_per_task: int = 1) -> list[FrameBlock]:
+def split_frames(start: int, end: int, step: int = 1, frames_per_task: int = 1) -> FrameBlocks:
     """Split the frames start..end (inclusive, by step) into blocks of frames_per_task frames.
 
     >>> split_frames(1, 5, 1, 2)
@@ -175,16 +175,56 @@ def split_frames(start: int, end: int, step: int = 1, frames_per_task: int = 1) 
     count = count_frames(start, end, step, frames_per_task)
     if count > MAX_FRAMES:
         raise InvalidJob(f"{count} frames is more than the {MAX_FRAMES} one job may hold")
-    stride = step * frames_per_task
-    whole = count // frames_per_task  # blocks of exactly frames_per_task frames
-    with gc_paused():  # a million FrameBlocks hold only ints: no cycle to miss
-        blocks = [
-            FrameBlock(first, first + stride - step, step)
-            for first in range(start, start + whole * stride, stride)
-        ]
-        if count % frames_per_task:
-            blocks.append(FrameBlock(start + whole * stride, start + (count - 1) * step, step))
-    return blocks
+    return FrameBlocks(start, step, frames_per_task, count)
+
+
+class FrameBlocks(Sequence[FrameBlock]):
+    """A job's blocks (:func:`split_frames`), each made when it is asked for: a job of a
+    million frames holds no million objects (building them took a second of CPU in the
+    submit's thread, while other requests waited for the GIL).  Reads as a list of
+    FrameBlocks: ``len``, an index, a slice (a list), iteration, ``==`` a list."""
+
+    __slots__ = ("_count", "_per", "_start", "_step")
+
+    def __init__(self, start: int, step: int, frames_per_task: int, count: int) -> None:
+        self._start, self._step, self._per, self._count = start, step, frames_per_task, count
+
+    def __len__(self) -> int:
+        return -(-self._count // self._per)
+
+    def _block(self, index: int) -> FrameBlock:
+        first = index * self._per  # the block's first and last frame, counted from 0
+        last = min(first + self._per, self._count) - 1
+        return FrameBlock(
+            self._start + first * self._step, self._start + last * self._step, self._step
+        )
+
+    @overload
+    def __getitem__(self, index: int) -> FrameBlock: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[FrameBlock]: ...
+    def __getitem__(self, index: int | slice) -> FrameBlock | list[FrameBlock]:
+        if isinstance(index, slice):
+            return [self._block(i) for i in range(*index.indices(len(self)))]
+        size = len(self)
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError("block index out of range")
+        return self._block(index)
+
+    def __iter__(self) -> Iterator[FrameBlock]:
+        return map(self._block, range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrameBlocks | list):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
 
 
 def parse_env(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:

@@ -168,12 +168,15 @@ def test_queries_in_tables_and_json(farm, tmp_path):
     )
     farm.wait_job(job_id)
 
-    listing = run_cli(farm, "jobs")
+    listing = run_cli(farm, "jobs", "--all")  # by default `drqueue jobs` shows active jobs
     assert listing.returncode == 0, listing.stderr
     row = next(line for line in listing.stdout.splitlines() if line.split()[:1] == [str(job_id)])
     assert row.split()[1:4] == ["query-me", "ann", "shell"]
     assert "finished" in row and "3/3" in row
-    jobs = json.loads(run_cli(farm, "jobs", "--json").stdout)
+    active = run_cli(farm, "jobs")
+    assert active.returncode == 0, active.stderr
+    assert str(job_id) not in [line.split()[0] for line in active.stdout.splitlines() if line]
+    jobs = json.loads(run_cli(farm, "jobs", "--all", "--json").stdout)
     mine = next(job for job in jobs if job["id"] == job_id)
     assert (mine["name"], mine["status"], mine["counts"]["finished"]) == ("query-me", "finished", 3)
 

@@ -40,7 +40,7 @@ def test_api_serves_https_when_configured_and_clients_verify_it(tmp_path):
         farm.start_master()
         assert farm.client.url.startswith("https://")
         assert farm.client.farm()["engines"] == 0
-        assert farm.cli("jobs", check=True).stdout.strip() == "no jobs"
+        assert farm.cli("jobs", "--all", check=True).stdout.strip() == "no jobs"
         plain = farm.client.url.replace("https://", "http://")
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{plain}/api/v1/health", timeout=5)

@@ -271,3 +271,29 @@ def test_a_jobs_notify_is_shown_to_its_owner_and_admins_and_its_recipients_to_no
         assert shown["bob"] == shown["admin"] == notify
         assert shown["ann"] == {"on": ["first-frame"], "email": ["(hidden)"]}
         assert "notify" not in http.get("/api/v1/jobs", headers=ann).json()[0]
+
+
+def test_a_list_is_built_once_while_the_store_is_unchanged_and_again_after_any_write(api):
+    """On a store that tells its data version (SQLite) the same GET /jobs is given again until
+    anything is written, by the API or past it; on the others it is built for each request."""
+    http, store = api
+    jobs = a_farm_of_every_status(store)
+    pages = http.app.state.master.job_pages
+    ask = {"active": "true", "limit": 3}
+    keeps = store.data_version() is not None
+    first = http.get("/api/v1/jobs", params=ask, headers=AUTH)
+    built = pages.builds
+    again = http.get("/api/v1/jobs", params=ask, headers=AUTH)
+    assert again.content == first.content
+    assert again.headers["X-Total-Count"] == first.headers["X-Total-Count"]
+    assert pages.builds == built + (0 if keeps else 1)
+    whole = http.get("/api/v1/jobs", headers=AUTH)  # another query: built for itself
+    assert pages.builds == built + (1 if keeps else 2)
+    store.set_job_priority(jobs["queued"], 99)  # a write the API never saw
+    changed = http.get("/api/v1/jobs", params=ask, headers=AUTH)
+    assert pages.builds == built + (2 if keeps else 3)
+    shown = {job["id"]: job for job in changed.json()}
+    assert jobs["queued"] not in shown or shown[jobs["queued"]]["priority"] == 99
+    after = http.get("/api/v1/jobs", headers=AUTH).json()
+    assert after != whole.json()
+    assert next(job for job in after if job["id"] == jobs["queued"])["priority"] == 99

@@ -10,6 +10,7 @@ machinery (reopening a file, its integrity repair, backups, schema versions) tak
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 import uuid
 
@@ -18,6 +19,7 @@ import pytest
 from drqueue.errors import Conflict, InvalidJob, NotFound, StoreError
 from drqueue.models import Counts, FrameBlock, JobSpec, TaskState, split_frames
 from drqueue.store import SCHEMA_VERSION, Store
+from drqueue.store.jobquery import JobQuery
 from drqueue.store.sqlite import SQLiteStore
 
 
@@ -892,6 +894,48 @@ def test_job_status_counts_name_every_status(store):
     counts = store.job_status_counts()
     assert set(counts) == set(STATUSES)
     assert counts == dict.fromkeys(STATUSES, 0) | Counter(j.status for j in store.list_jobs())
+
+
+def test_active_keeps_the_jobs_that_have_not_ended(store):
+    from drqueue.store.jobquery import ACTIVE_STATUSES, JobQuery, page_of
+
+    jobs = a_farm_of_every_status(store)  # finished and error jobs among them
+    active = sorted(jobs[status] for status in ACTIVE_STATUSES)
+    page = store.page_jobs(JobQuery(active=True))
+    assert ([j.id for j in page.jobs], page.total) == (active, len(active))
+    assert all(j.status in ACTIVE_STATUSES for j in page.jobs)
+    newest = store.page_jobs(JobQuery(active=True, descending=True, limit=2))
+    assert ([j.id for j in newest.jobs], newest.total) == (active[::-1][:2], len(active))
+    anns = store.page_jobs(JobQuery(active=True, owner="ann"))
+    assert [j.id for j in anns.jobs] == [jobs["running"]]
+    assert store.page_jobs(JobQuery(active=True, status="finished")).total == 0
+    reference = page_of(store.list_jobs(), JobQuery(active=True))
+    assert [j.id for j in reference.jobs] == active
+
+
+def test_data_version_changes_with_each_write_and_only_then(store):
+    """None where the backend cannot tell; otherwise a write by any thread changes it."""
+    job_id = submit(store, 1, 3)
+    before = store.data_version()
+    if before is None:
+        pytest.skip("this backend does not tell its data version")
+    store.list_jobs()
+    store.page_jobs(JobQuery(active=True))
+    assert store.data_version() == before
+    writes = [
+        lambda n: dispatch(store, job_id, n),
+        lambda n: store.set_job_priority(job_id, 60 + n),
+        lambda n: submit(store, 1, 1 + n),
+    ]
+    for write in writes:
+        seen = store.data_version()
+        thread = threading.Thread(target=write, args=(0,))
+        thread.start()
+        thread.join()
+        assert store.data_version() != seen
+        seen = store.data_version()
+        write(1)  # and from this thread
+        assert store.data_version() != seen
 
 
 def test_task_states_are_by_index(store):

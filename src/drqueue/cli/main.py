@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from drqueue.api_types import APIObject
-from drqueue.client import Client
+from drqueue.client import JOB_STATUSES, JOBS_PAGE_MAX, Client
 from drqueue.config import load_config
 from drqueue.errors import DrQueueError, InvalidJob, UnknownRenderer
 from drqueue.models import MAX_ID, TASK_ORDERS, parse_env
@@ -543,14 +544,63 @@ def wait_for_job(client: Client, job_id: int, console_: Console | None = None) -
 # -- jobs --------------------------------------------------------------------------------------------
 
 
+#: Jobs `drqueue jobs` shows at once, by default (the API's page holds up to 500).
+JOBS_SHOWN = 50
+#: Tasks `drqueue tasks` shows at once, by default.
+TASKS_SHOWN = 100
+
+
+def _next_page_hint(what: str, first: int, shown: int, total: int | None, command: str) -> None:
+    """On stderr, so that stdout holds the table (or JSON) alone: which rows these were, and
+    how to see the next ones."""
+    if not shown:
+        return
+    of = f" of {total:,}" if total is not None else ""
+    more = total is None or first + shown < total
+    hint = f" — next: {command} --offset {first + shown}" if more else ""
+    click.echo(f"{what} {first + 1:,}–{first + shown:,}{of}{hint}", err=True)
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--owner", help="only this owner's jobs")
-def jobs(as_json: bool, owner: str | None) -> None:
-    """List jobs with their progress and ETA."""
-    data = _client().jobs(owner=owner)
+@click.option(
+    "--all", "every", is_flag=True, help="every job, ended ones too (default: the active ones)"
+)
+@click.option(
+    "--state",
+    type=click.Choice(JOB_STATUSES),
+    help="only the jobs with this status (ended ones too)",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, JOBS_PAGE_MAX),
+    default=JOBS_SHOWN,
+    show_default=True,
+    help="show at most this many jobs",
+)
+@click.option("--offset", type=click.IntRange(0), default=0, help="skip this many jobs first")
+def jobs(
+    as_json: bool, owner: str | None, every: bool, state: str | None, limit: int, offset: int
+) -> None:
+    """List jobs, newest first, with their progress and ETA.
+
+    By default the active ones: those that have not ended (queued, waiting, running, stopping,
+    stopped); --all adds finished, error and cancelled jobs.  One page at a time: stderr says
+    which and how to see the next (--offset)."""
+    page = _client().job_page(
+        active=not every and state is None, state=state, owner=owner, offset=offset, limit=limit
+    )
+    data = page.jobs
+    which = "jobs" if every or state else "active jobs"
+    command = "drqueue jobs" + (" --all" if every else "") + (f" --state {state}" if state else "")
+    if owner:
+        command += f" --owner {shlex.quote(owner)}"
+    if limit != JOBS_SHOWN:
+        command += f" --limit {limit}"
     if as_json:
-        return _print_json(data)
+        _print_json(data)
+        return _next_page_hint(which, offset, len(data), page.total, command)
     table = Table(box=None, header_style="bold")
     for column in (
         "ID",
@@ -584,7 +634,13 @@ def jobs(as_json: bool, owner: str | None) -> None:
             str(c["error"]),
             eta,
         )
-    console.print(table) if data else click.echo("no jobs")
+    if data:
+        console.print(table)
+        _next_page_hint(which, offset, len(data), page.total, command)
+    elif page.total:
+        click.echo(f"no {which} past the first {page.total:,}")
+    else:
+        click.echo(f"no {which}" + ("" if every or state else " (--all shows ended ones)"))
 
 
 @cli.group()
@@ -699,13 +755,35 @@ def job_unblock(job_id: int, host: str) -> None:
     help="only the tasks in this state",
 )
 @click.option("--offset", type=click.IntRange(0), default=0, help="skip this many tasks first")
-@click.option("--limit", type=click.IntRange(1), help="list at most this many tasks")
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=TASKS_SHOWN,
+    show_default=True,
+    help="list at most this many tasks",
+)
+@click.option("--all", "every", is_flag=True, help="every task from --offset on (no --limit)")
 @click.option("--json", "as_json", is_flag=True)
-def tasks(job_id: int, state: str | None, offset: int, limit: int | None, as_json: bool) -> None:
-    """List a job's tasks (all, or one state, or a page)."""
-    data = _client().tasks(job_id, state=state, offset=offset, limit=limit)
+def tasks(
+    job_id: int, state: str | None, offset: int, limit: int, every: bool, as_json: bool
+) -> None:
+    """List a job's tasks by number, a page at a time (of one state with --state).
+
+    stderr says which tasks these were and how to see the next (--offset); --all lists every
+    one (a job of 100,000 tasks takes seconds)."""
+    client = _client()
+    data = client.tasks(job_id, state=state, offset=offset, limit=None if every else limit)
+    total = None
+    if not every and len(data) == limit:
+        total = client.job(job_id).counts.total if state is None else None
+    command = f"drqueue tasks {job_id}" + (f" --state {state}" if state else "")
+    if limit != TASKS_SHOWN:
+        command += f" --limit {limit}"
     if as_json:
-        return _print_json(data)
+        _print_json(data)
+        if not every and len(data) == limit:
+            _next_page_hint("tasks", offset, len(data), total, command)
+        return None
     table = Table(box=None, header_style="bold")
     for column in (
         "TASK",
@@ -737,6 +815,8 @@ def tasks(job_id: int, state: str | None, offset: int, limit: int | None, as_jso
             (t["reason"] or "")[:80],
         )
     console.print(table)
+    if not every and len(data) == limit:
+        _next_page_hint("tasks", offset, len(data), total, command)
 
 
 @cli.group()

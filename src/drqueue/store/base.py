@@ -14,7 +14,7 @@ later) and share the contract tests in ``tests/unit/test_store.py``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,7 +142,7 @@ class Store(abc.ABC):
     def create_job(
         self,
         spec: JobSpec,
-        blocks: list[FrameBlock],
+        blocks: Sequence[FrameBlock],
         *,
         actor: str = "",
         idempotency_key: str | None = None,
@@ -170,6 +170,12 @@ class Store(abc.ABC):
     def page_jobs(self, query: JobQuery) -> JobPage:
         """The jobs *query* keeps, in its order, its page of them, and how many matched
         (:mod:`drqueue.store.jobquery` defines what each filter and sort key means)."""
+
+    def data_version(self) -> int | None:
+        """A number that changes whenever a write to this store is committed, by anyone, and
+        stays the same otherwise; None when the backend cannot tell (then nothing read from it
+        is kept: :mod:`drqueue.master.jobpages`)."""
+        return None
 
     @abc.abstractmethod
     def job_status_counts(self) -> dict[str, int]:

@@ -10,7 +10,9 @@ page, and the contract suite (tests/unit/test_store.py) holds it to these functi
   a pool the job requires; the renderer; ``name_contains``, a case-insensitive substring of the
   name (``str.casefold``); ``ids``, a set of job ids (the live stream reads the jobs that
   changed this way); ``attention``, the jobs a wrangler should look at
-  (:func:`needs_attention`).
+  (:func:`needs_attention`); ``active``, the jobs that have not ended (:data:`ACTIVE_STATUSES`:
+  queued, waiting, running, stopping or stopped, i.e. work left), what ``drqueue jobs`` shows
+  by default.
 - **Sort keys** (:data:`SORTS`): ``id``; ``name`` and ``owner`` (by code point, so ``B`` before
   ``a``); ``priority``; ``status`` (alphabetical); ``submitted`` (submit time); ``progress``
   (finished tasks / tasks); ``eta``, the work left: the job's mean task time times its tasks
@@ -44,6 +46,10 @@ STATUSES = (
     "cancelled",
 )
 
+#: The statuses of a job that has not ended: it has tasks left to run (a stopped job too,
+#: once continued).  Finished, error and cancelled jobs have none.
+ACTIVE_STATUSES = ("queued", "running", "waiting", "stopping", "stopped")
+
 
 @dataclass(frozen=True, slots=True)
 class JobQuery:
@@ -56,6 +62,7 @@ class JobQuery:
     name_contains: str | None = None
     ids: frozenset[int] | None = None
     attention: bool = False
+    active: bool = False
     sort: str = "id"
     descending: bool = False
     offset: int = 0
@@ -147,6 +154,7 @@ def matches(job: Job, query: JobQuery, stalled: Set[int] = frozenset()) -> bool:
         and (query.name_contains is None or query.name_contains.casefold() in spec.name.casefold())
         and (query.status is None or job.status == query.status)
         and (not query.attention or needs_attention(job, stalled))
+        and (not query.active or job.status in ACTIVE_STATUSES)
     )
 
 

@@ -17,7 +17,7 @@ import copy
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -322,7 +322,7 @@ class MemoryStore(Store):
     def create_job(
         self,
         spec: JobSpec,
-        blocks: list[FrameBlock],
+        blocks: Sequence[FrameBlock],
         *,
         actor: str = "",
         idempotency_key: str | None = None,

@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ from drqueue.store.base import (
     Store,
     computer_from_info,
 )
-from drqueue.store.jobquery import STATUSES, JobPage, JobQuery, stalled_jobs
+from drqueue.store.jobquery import ACTIVE_STATUSES, STATUSES, JobPage, JobQuery, stalled_jobs
 from drqueue.store.policy import TAIL_CHARS
 
 #: The SQL list of the states of a task on an engine: ('dispatched', 'running').
@@ -535,8 +535,13 @@ class SQLiteStore(Store):
         #: Threads of this process waiting for SQLite's write lock (create_job lets them first).
         self._waiting_writers = 0
         self._waiting_lock = threading.Lock()
+        #: This process's writers take turns here before SQLite's own lock (see _write).
+        self._write_turn = threading.RLock()
         #: Each job's spec, decoded once, by job id (see _specs_of).
         self._specs: dict[int, JobSpec] = {}
+        #: A connection that only asks SQLite's data_version (see data_version()).
+        self._version_conn: sqlite3.Connection | None = None
+        self._version_lock = threading.Lock()
         self._init_schema()
 
     # -- connections and transactions -----------------------------------------------------------
@@ -566,15 +571,23 @@ class SQLiteStore(Store):
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error.
 
-        A lock still held by another writer after busy_timeout is StoreBusy (a 503 with
+        This process's writers queue on one Python lock first, so each gets SQLite's lock the
+        moment the last one lets go of it; left to SQLite's busy handler, a waiting writer
+        sleeps and polls (up to 100 ms between two tries), which made a small submit beside a
+        giant one wait 0.3–1 s for its two transactions.  Other processes still meet SQLite's
+        busy handler.  A lock still held after busy_timeout is StoreBusy (a 503 with
         Retry-After from the API), never a bare "database is locked"."""
         conn = self._conn()
         with self._waiting_lock:
             self._waiting_writers += 1
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise _busy_or(exc) from None
+            if not self._write_turn.acquire(timeout=self.busy_timeout):
+                raise _busy_or(sqlite3.OperationalError("database is locked"))
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                self._write_turn.release()
+                raise _busy_or(exc) from None
         finally:
             with self._waiting_lock:
                 self._waiting_writers -= 1
@@ -593,6 +606,8 @@ class SQLiteStore(Store):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise _busy_or(exc) from None
+        finally:
+            self._write_turn.release()
 
     def _init_schema(self) -> None:
         with self._write() as conn:
@@ -630,6 +645,23 @@ class SQLiteStore(Store):
         if conn is not None:
             conn.close()
             self._local.conn = None
+        with self._version_lock:
+            if self._version_conn is not None:
+                self._version_conn.close()
+                self._version_conn = None
+
+    def data_version(self) -> int | None:
+        """SQLite's ``PRAGMA data_version`` on a connection of its own that never writes: it
+        changes with every commit of any other connection (this process's writers, or another
+        process's), and costs microseconds.  None for ":memory:" (one database per connection)."""
+        if self.path == ":memory:":
+            return None
+        with self._version_lock:
+            if self._version_conn is None:
+                self._version_conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+            return self._version_conn.execute("PRAGMA data_version").fetchone()[0]
 
     def backup(self, path: str) -> None:
         _make_private(path)  # a backup holds every job's env, as the store does
@@ -839,7 +871,7 @@ class SQLiteStore(Store):
     def create_job(
         self,
         spec: JobSpec,
-        blocks: list[FrameBlock],
+        blocks: Sequence[FrameBlock],
         *,
         actor: str = "",
         idempotency_key: str | None = None,
@@ -883,19 +915,19 @@ class SQLiteStore(Store):
                     self._let_other_writers_in()
                 chunk = blocks[first : first + TASKS_PER_TRANSACTION]
                 last = first + TASKS_PER_TRANSACTION >= len(blocks)
+                # The rows are made before the lock is taken: it is held for the insert only.
+                rows = [
+                    (job_id, index, block.start, block.end, block.step, queued, rank)
+                    for index, (block, rank) in enumerate(
+                        zip(chunk, ranks[first : first + TASKS_PER_TRANSACTION], strict=True),
+                        start=first,
+                    )
+                ]
                 with self._write() as conn:
                     conn.executemany(
                         'INSERT INTO tasks (job_id, idx, start, "end", step, state, rank) '
                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            (job_id, index, block.start, block.end, block.step, queued, rank)
-                            for index, (block, rank) in enumerate(
-                                zip(
-                                    chunk, ranks[first : first + TASKS_PER_TRANSACTION], strict=True
-                                ),
-                                start=first,
-                            )
-                        ),
+                        rows,
                     )
                     if last:
                         self._publish(conn, job_id, spec, len(blocks), actor)
@@ -1101,6 +1133,9 @@ class SQLiteStore(Store):
         if query.status is not None:
             where.append(f"{_STATUS_SQL} = ?")
             args.append(query.status)
+        if query.active:
+            where.append(f"{_STATUS_SQL} IN ({', '.join('?' * len(ACTIVE_STATUSES))})")
+            args.extend(ACTIVE_STATUSES)
         if query.attention:
             where.append(_ATTENTION_SQL)
             args.append(json.dumps(sorted(self._stalled_jobs())))

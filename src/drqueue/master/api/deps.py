@@ -23,6 +23,7 @@ from drqueue.master.api.shapes import HIDDEN, computer_dict, job_dict
 from drqueue.master.changes import JobChanges
 from drqueue.master.dispatcher import Dispatcher
 from drqueue.master.framegrids import FrameGrids
+from drqueue.master.jobpages import JobPages
 from drqueue.master.sessions import COOKIE, Session, Sessions
 from drqueue.master.tokens import Identity, TokenBook
 from drqueue.models import MAX_ID, Computer, Job
@@ -86,6 +87,8 @@ class Master:
     changes: JobChanges
     #: The frame grids read once per change of their job (GET /jobs/ID/frames).
     frame_grids: FrameGrids = field(default_factory=FrameGrids)
+    #: The encoded answers of GET /jobs, made once per change of the store.
+    job_pages: JobPages = field(default_factory=JobPages)
 
     def wake(self) -> None:
         """The store changed in a way the dispatcher must see now."""
@@ -103,6 +106,13 @@ class Master:
 
     def slots(self) -> int:
         return self.dispatcher.slots_online() if self.dispatcher is not None else 0
+
+    def eta_basis(self) -> object:
+        """What the ETAs of a list depend on besides the store: the dispatcher's view of the
+        online computers and slots, the object usable_slots() counts from.  Its private
+        attribute, read here only: the dispatcher replaces the view (never changes it) at each
+        chores round, so a list kept with it is given again only while its ETAs hold."""
+        return getattr(self.dispatcher, "_online", None)
 
     def job_out(self, job: Job) -> dict[str, Any]:
         """A job as JSON; its ETA counts the online slots that can run it.

@@ -24,7 +24,8 @@ from drqueue.master.api.deps import (
     MasterDep,
     answers,
 )
-from drqueue.master.api.shapes import JSONBytesResponse
+from drqueue.master.api.shapes import JSONBytesResponse, json_bytes
+from drqueue.master.jobpages import EncodedPage
 from drqueue.master.thumbnails import thumbnail_of
 from drqueue.master.tokens import Identity
 from drqueue.models import (
@@ -196,7 +197,18 @@ def preview(body: JobIn, who: Auth, m: MasterDep) -> JSONBytesResponse:
     )
 
 
-@router.get("/jobs", response_class=JSONBytesResponse, response_model=list[Job])
+@router.get(
+    "/jobs",
+    response_class=JSONBytesResponse,
+    response_model=list[Job],
+    responses={
+        200: {
+            "headers": {
+                "X-Total-Count": {"description": "how many jobs matched (a paged request's)"}
+            }
+        }
+    },
+)
 def jobs(
     request: Request,
     _: Auth,
@@ -211,40 +223,52 @@ def jobs(
     renderer: Annotated[str | None, Query(max_length=100)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     attention: bool | None = None,
-) -> JSONBytesResponse:
+    active: bool | None = None,
+) -> Response:
     """Without paging parameters: the newest *limit* jobs (of *owner* if given), oldest first,
-    each as GET /jobs/ID lists it.  With any of offset, sort, order, state, pool, renderer, q or
-    attention (only the jobs a wrangler should look at: jobquery.needs_attention):
-    one page of at most JOBS_PAGE_MAX (the web UI's table), sorted by *sort* (default id) in
-    *order* (default desc), with the header X-Total-Count: how many jobs matched."""
-    paged = any(v is not None for v in (offset, sort, order, state, pool, renderer, q, attention))
-    if not paged:
-        with gc_paused():  # 10,000 jobs are some 100,000 new dicts, lists and objects
-            return JSONBytesResponse(
-                [
-                    m.job_listed(job)
-                    for job in m.store.list_jobs(owner=owner, limit=limit or MAX_PAGE)
-                ]
-            )
-    if limit is not None and limit > JOBS_PAGE_MAX:
+    each as GET /jobs/ID lists it.  With any of offset, sort, order, state, pool, renderer, q,
+    attention (only the jobs a wrangler should look at: jobquery.needs_attention) or active
+    (only the jobs that have not ended: jobquery.ACTIVE_STATUSES): one page of at most
+    JOBS_PAGE_MAX (the web UI's table, the CLI), sorted by *sort* (default id) in *order*
+    (default desc), with the header X-Total-Count: how many jobs matched.
+
+    Every answer is encoded once per change of the store for all who ask the same
+    (drqueue.master.jobpages)."""
+    filters = (offset, sort, order, state, pool, renderer, q, attention, active)
+    paged = any(v is not None for v in filters)
+    if paged and limit is not None and limit > JOBS_PAGE_MAX:
         raise InvalidRequest(f"limit: a page holds at most {JOBS_PAGE_MAX} jobs, not {limit}")
-    page = m.store.page_jobs(
-        JobQuery(
-            owner=owner,
-            status=state,
-            pool=pool,
-            renderer=renderer,
-            name_contains=q,
-            attention=bool(attention),
-            sort=sort or "id",
-            descending=order != "asc",
-            offset=offset or 0,
-            limit=limit or JOBS_PAGE_DEFAULT,
+    # Read before the store: an answer built after it is at least that new.
+    version = m.store.data_version()
+    if version is not None:
+        version = (version, m.eta_basis())
+
+    def build() -> EncodedPage:
+        if not paged:
+            with gc_paused():  # 10,000 jobs are some 100,000 new dicts, lists and objects
+                listed = m.store.list_jobs(owner=owner, limit=limit or MAX_PAGE)
+                return EncodedPage(json_bytes([m.job_listed(job) for job in listed]), len(listed))
+        page = m.store.page_jobs(
+            JobQuery(
+                owner=owner,
+                status=state,
+                pool=pool,
+                renderer=renderer,
+                name_contains=q,
+                attention=bool(attention),
+                active=bool(active),
+                sort=sort or "id",
+                descending=order != "asc",
+                offset=offset or 0,
+                limit=limit or JOBS_PAGE_DEFAULT,
+            )
         )
-    )
-    return JSONBytesResponse(
-        [m.job_listed(job) for job in page.jobs], headers={"X-Total-Count": str(page.total)}
-    )
+        return EncodedPage(json_bytes([m.job_listed(job) for job in page.jobs]), page.total)
+
+    key = (paged, owner, limit, *filters)
+    answer = m.job_pages.get(key, version, build)
+    headers = {"X-Total-Count": str(answer.total)} if paged else None
+    return Response(answer.body, media_type="application/json", headers=headers)
 
 
 @router.get("/jobs/{job_id}", response_model=Job, responses=answers(404))
