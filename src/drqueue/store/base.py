@@ -22,7 +22,7 @@ from drqueue.models import Computer, FrameBlock, Job, JobSpec, Task, TaskState
 from drqueue.store.jobquery import JobPage, JobQuery
 
 #: The schema version this code writes; a store with a newer one is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(slots=True)
