@@ -8,8 +8,8 @@ Each farm gets its own DRQUEUE_ROOT and its own free ports.
 from __future__ import annotations
 
 import os
-import resource
 import random
+import resource
 import shlex
 import signal
 import socket

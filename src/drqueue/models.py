@@ -697,7 +697,6 @@ class Task:
     log_path: str | None = None
     tail: str = ""
     reason: str | None = None
-    outputs: list[str] = field(default_factory=list)
     #: Why its last attempt failed (drqueue.failures.FailureClass), and the missing path or the
     #: log line that said so; None while it runs and once it finished.
     failure_class: str | None = None
@@ -705,6 +704,7 @@ class Task:
     #: The memory it needs, in MB, learnt from an out-of-memory failure (over its job's
     #: min_ram_gb): only a slave with more gets it.
     min_ram_mb: int | None = None
+    outputs: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

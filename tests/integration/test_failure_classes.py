@@ -46,8 +46,10 @@ def farm(tmp_path_factory):
     farm.stop()
 
 
-def submit_shell(farm: Farm, cmd: str, **options) -> int:
+def submit_shell(farm: Farm, script: str, **options) -> int:
+    """A shell job running *script* under sh (the shell renderer runs no shell itself)."""
     options.setdefault("owner", "ann")
+    cmd = f"sh -c {shlex.quote(script)}"
     return farm.client.submit("shell", None, params={"cmd": cmd}, **options)["id"]
 
 
@@ -91,7 +93,7 @@ def test_an_out_of_memory_task_no_slave_can_hold_ends_in_error_saying_so(farm):
     has ends at once, with the memory it needs in its reason."""
     big = {c.name: c.ram_mb for c in farm.client.computers()}["big"]
     script = "echo 'terminate called after throwing an instance of std::bad_alloc'; exit 134"
-    job_id = submit_shell(farm, script, start=1, end=1, retries=3, hosts=["big"])
+    job_id = submit_shell(farm, script, start=1, end=1, retries=3, requirements={"hosts": ["big"]})
     job = farm.wait_job(job_id, 60)
     [task] = farm.client.tasks(job_id)
     assert (job.status, task.failure_class) == ("error", "oom")

@@ -587,13 +587,9 @@ def test_backup_is_a_readable_consistent_copy(sqlite_store, tmp_path):
 
 
 def classified_failure(klass: str, action: str, **more) -> dict:
-    return dict(
-        failed("exit code 1: MemoryError"),
-        failure_class=klass,
-        failure_detail="MemoryError",
-        failure_action=action,
-        **more,
-    )
+    result = failed("exit code 1: MemoryError")
+    result.update(failure_class=klass, failure_detail="MemoryError", failure_action=action)
+    return {**result, **more}
 
 
 def test_an_out_of_memory_retry_stores_the_memory_it_needs_and_counts_no_failure(store):

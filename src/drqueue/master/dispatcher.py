@@ -818,7 +818,8 @@ class Dispatcher:
             computers = {c.name: c for c in self.store.list_computers()}
             host = computers.get(out.computer)
             need = oom_ram_mb(result.get("peak_rss_kb"), host.ram_mb if host else 0)
-            biggest = max((c.ram_mb for c in computers.values() if c.enabled), default=0)
+            # Every known slave, enabled or not: a disabled one is back at a word.
+            biggest = max((c.ram_mb for c in computers.values()), default=0)
             if need > biggest:
                 action = FailureAction.FAIL
                 result["reason"] = (

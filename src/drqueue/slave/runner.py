@@ -38,6 +38,7 @@ import psutil
 
 from drqueue.failures import (
     BUILT_IN_RULES,
+    LINES_MATCHED,
     Classification,
     FailureRule,
     FailureRuleError,
@@ -609,8 +610,8 @@ def _classify(spec: dict[str, Any], result: dict[str, Any], facts: _FailureFacts
     most TAIL_LINES lines, each cut at 500 characters: a render that writes gigabytes or one
     enormous line costs no more), how it ended, and its peak memory against its limit."""
     lines = [line for line in str(result.get("tail") or "").splitlines() if line.strip()]
-    if result.get("reason"):
-        lines.append(str(result["reason"])[:1000])
+    if result.get("reason"):  # matched last: a line of the render's own is the better detail
+        lines = [str(result["reason"])[:1000], *lines[-(LINES_MATCHED - 1) :]]
     rules = (*_farm_rules(spec.get("failure_rules")), *facts.renderer_rules, *BUILT_IN_RULES)
     return classify(
         lines=lines,
