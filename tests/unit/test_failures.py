@@ -209,3 +209,60 @@ def test_the_built_in_rules_and_every_renderers_compile_case_insensitively():
     for cls in all_renderers().values():
         assert all(isinstance(rule, FailureRule) for rule in cls.failure_patterns)
     assert classified(["NO LICENSES AVAILABLE"], exit_code=1)[0] == "licence"
+
+
+def test_drqueue_tasks_shows_each_tasks_failure_class(tmp_path):
+    """In-process CLI against the real API: the FAILURE column is the stored class."""
+    import uuid
+
+    from _live_api import live_api
+    from click.testing import CliRunner
+
+    from drqueue.cli.main import cli
+    from drqueue.models import JobSpec, split_frames
+
+    with live_api(tmp_path) as api:
+        spec = JobSpec("shell", 1, 2, owner="ann", params={"cmd": "true"})
+        job_id = api.store.create_job(spec, split_frames(1, 2))
+        task = api.store.get_task(job_id, 0)
+        attempt = uuid.uuid4().hex
+        assert api.store.mark_dispatched(task.id, attempt, 0, "alpha")
+        result = {
+            "status": "failed",
+            "exit_code": 1,
+            "reason": "exit code 1: No licenses available",
+            "failure_class": "licence",
+            "failure_action": "backoff",
+        }
+        api.store.record_result(attempt, result)
+        shown = CliRunner().invoke(
+            cli, ["tasks", str(job_id)], env=api.env(COLUMNS="200"), catch_exceptions=False
+        )
+    assert shown.exit_code == 0, shown.output
+    header, first, second = shown.output.strip().splitlines()
+    assert "FAILURE" in header
+    assert "licence" in first and "licence" not in second
+
+
+def test_the_failure_settings_load_from_the_config_file_and_bad_ones_are_refused(tmp_path):
+    from drqueue.config import Config, load_config
+    from drqueue.errors import ConfigError
+
+    config = Config(root=tmp_path)
+    config.ensure_dirs()
+    config.config_file.write_text(
+        '[[failure_rules]]\npattern = "texture cache full"\nclass = "oom"\n\n'
+        '[failure_actions]\nlicence = "retry"\n'
+    )
+    loaded = load_config(root=tmp_path)
+    loaded.check_failure_settings()
+    assert loaded.failure_rules == [{"pattern": "texture cache full", "class": "oom"}]
+    assert loaded.failure_actions == {"licence": "retry"}
+    for bad, said in [
+        ({"failure_actions": {"licence": "wait"}}, "failure_actions: unknown action 'wait'"),
+        ({"failure_actions": {"ram": "retry"}}, "failure_actions: unknown failure class 'ram'"),
+        ({"failure_rules": [{"pattern": "[", "class": "oom"}]}, "does not compile"),
+        ({"licence_backoff_seconds": 0}, "licence_backoff_seconds must be above 0"),
+    ]:
+        with pytest.raises(ConfigError, match=said):
+            Config(root=tmp_path, **bad).check_failure_settings()
