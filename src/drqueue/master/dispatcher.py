@@ -770,6 +770,8 @@ class Dispatcher:
             return
         action, stops_job = None, False
         if result.get("status") != "finished":
+            # A copy: a write owed while the store is away runs this again on the same result.
+            result = dict(result)
             action, stops_job = self._failure_action(out, result)
         state = self.store.record_result(out.attempt_id, result)
         if state is None:
