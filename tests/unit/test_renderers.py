@@ -211,7 +211,7 @@ def test_blender_walks_the_block_by_its_step_and_keeps_the_scenes_output_when_no
     ctx = blender_ctx(FrameBlock(3, 9, 3))
     assert Blender().commands(ctx) == [
         ["blender", "-b", "/p/shot.blend", *CHECK, "-F", "PNG", "-s", "3", "-e", "9", "-j", "3", "-a"]
-    ]
+    ]  # fmt: skip
     assert Blender().outputs(ctx) == []
 
 
