@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import shlex
 import signal
 import socket
@@ -146,16 +147,28 @@ class Farm:
                     os.environ[key] = value
 
     def _spawn(
-        self, args: list[str], log_name: str, env: dict[str, str] | None = None
+        self,
+        args: list[str],
+        log_name: str,
+        env: dict[str, str] | None = None,
+        address_space_mb: int | None = None,
     ) -> subprocess.Popen:
         self.root.mkdir(parents=True, exist_ok=True)
         out = open(self.root / log_name, "ab")
+        limit = None
+        if address_space_mb:
+            size = address_space_mb * 2**20
+
+            def limit() -> None:  # in the child: the slave, its engines and their renders
+                resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
         proc = subprocess.Popen(
             [sys.executable, "-m", "drqueue.cli.main", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env or self.env,
+            preexec_fn=limit,
         )
         out.close()
         return proc
@@ -226,11 +239,22 @@ class Farm:
         pools: list[str] | None = None,
         gpus: int = 0,
         env: dict[str, str] | None = None,
+        ram_mb: int | None = None,
+        address_space_mb: int | None = None,
     ) -> subprocess.Popen:
+        """Start a slave; *ram_mb* is its ``--ram-mb``, *address_space_mb* an RLIMIT_AS on
+        it (and so on its engines and their renders: an allocation past it fails)."""
         args = ["slave", "--name", name, "--slots", str(slots), "--gpus", str(gpus)]
         for pool in pools or []:
             args += ["--pool", pool]
-        proc = self._spawn(args, f"slave-{name}.out", env={**self.env, **(env or {})})
+        if ram_mb:
+            args += ["--ram-mb", str(ram_mb)]
+        proc = self._spawn(
+            args,
+            f"slave-{name}.out",
+            env={**self.env, **(env or {})},
+            address_space_mb=address_space_mb,
+        )
         self.slaves[name] = proc
         return proc
 

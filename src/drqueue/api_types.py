@@ -161,6 +161,9 @@ class Job(APIObject):
     order: str = Field("sequential", description="sequential, reverse or preview")
     first_frame_check: bool = False
     max_parallel: int | None = None
+    on_failure: dict[str, str] = Field(
+        default_factory=dict, description="the job's actions by failure class, over the farm's"
+    )
     notify: dict[str, Any] | None = Field(
         None,
         description='who is mailed and when: {"on": [...], "email": [...]}; GET /jobs/ID only, '
@@ -240,6 +243,17 @@ class Task(APIObject):
     tail: str = ""
     reason: str | None = None
     outputs: list[str] = Field(default_factory=list)
+    failure_class: str | None = Field(
+        None,
+        description="why the last attempt failed: oom, licence, missing-asset, crash, timeout, "
+        "output-missing or unknown (None while it runs and once it finished)",
+    )
+    failure_detail: str | None = Field(
+        None, description="the missing file, or the log line the class was read from"
+    )
+    min_ram_mb: int | None = Field(
+        None, description="memory it needs after running out of it: only a bigger slave gets it"
+    )
 
 
 # -- the farm ---------------------------------------------------------------------------------------

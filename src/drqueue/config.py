@@ -78,6 +78,17 @@ class Config:
     max_frames_per_job: int = 100_000
     #: The largest HTTP request body the API reads, in bytes; a larger one gets 413.
     max_request_bytes: int = 1 << 20
+    #: The farm's own failure rules, before the renderers' and the built-in ones, as
+    #: [[failure_rules]] tables: pattern = "a regex" (case-insensitive), class = "licence"
+    #: (oom, licence, missing-asset, crash, timeout, output-missing, unknown; docs/jobs.md).
+    failure_rules: list[dict[str, str]] = field(default_factory=list)
+    #: What the farm does with a failed task of each class, as a table: oom = "retry-bigger",
+    #: licence = "backoff", missing-asset = "fail", crash = "retry" (the defaults); a job's
+    #: ``--on-failure`` wins.  Actions: retry, retry-bigger, backoff, fail.
+    failure_actions: dict[str, str] = field(default_factory=dict)
+    #: Seconds a job gets no new task after a licence failure (doubling to 16 times it while
+    #: the failures last).
+    licence_backoff_seconds: float = 30.0
     #: Path mapping rules, as [[path_map]] tables: linux = "/mnt/p", windows = 'P:\', darwin = ...
     path_map: list[dict[str, str]] = field(default_factory=list)
     #: Renderers an artist's token may submit, "*" for all; admins submit any.  shell runs any
@@ -205,6 +216,21 @@ class Config:
                     f'artist_renderers names {name!r}, which is no renderer: use "*" or '
                     f"some of {', '.join(sorted(known))}"
                 )
+
+    def check_failure_settings(self) -> None:
+        """Refuse ``failure_rules`` and ``failure_actions`` that name an unknown class or
+        action, or a regex that does not compile (one line, before the master starts)."""
+        from drqueue.failures import FailureRuleError, parse_actions, parse_rules
+
+        try:
+            parse_rules(self.failure_rules)
+            parse_actions(self.failure_actions, "failure_actions")
+        except FailureRuleError as exc:
+            raise ConfigError(str(exc)) from None
+        if not self.licence_backoff_seconds > 0:
+            raise ConfigError(
+                f"licence_backoff_seconds must be above 0, not {self.licence_backoff_seconds:g}"
+            )
 
     # -- secrets -----------------------------------------------------------------------------
 
@@ -383,7 +409,7 @@ def load_config(**overrides: Any) -> Config:
         raise ConfigError(f"{toml_path}: unknown setting {unknown[0]!r}")
     for name in known:
         env_value = os.environ.get(f"DRQUEUE_{name.upper()}")
-        if env_value is not None and name not in ("root", "path_map", "webhooks"):
+        if env_value is not None and name not in ("root", "path_map", "webhooks", "failure_rules"):
             values[name] = env_value
     values.update({k: v for k, v in overrides.items() if v is not None})
     for name, value in list(values.items()):

@@ -483,6 +483,17 @@ class JobIn(BaseModel):
     first_frame_check: StrictBool = False
     max_parallel: StrictInt | None = Field(None, ge=1, le=100_000)
     notify: NotifyIn = Field(default_factory=NotifyIn)
+    #: What the farm does with a failed task of each class, where the job wants other than the
+    #: farm's ``failure_actions`` (drqueue.failures): {"oom": "retry", "licence": "fail"}.
+    on_failure: Annotated[
+        dict[
+            Literal[
+                "oom", "licence", "missing-asset", "crash", "timeout", "output-missing", "unknown"
+            ],
+            Literal["retry", "retry-bigger", "backoff", "fail"],
+        ],
+        Field(max_length=7),
+    ] = Field(default_factory=dict)
     #: Check that the scene file exists on the master's view of the shared storage.
     check_scene: StrictBool = True
 
@@ -522,6 +533,7 @@ class JobIn(BaseModel):
             after_frames=sorted(set(self.after_frames)),
             order=self.order,
             first_frame_check=self.first_frame_check,
+            on_failure=dict(self.on_failure),
             max_parallel=self.max_parallel,
             notify=self.notify.stored(),
         )
@@ -578,6 +590,8 @@ class JobSpec:
     order: str = "sequential"
     #: Only the first task of *order* runs until it has finished; its error stops the job.
     first_frame_check: bool = False
+    #: Failure class -> action, over the farm's (``--on-failure``; drqueue.failures).
+    on_failure: dict[str, str] = field(default_factory=dict)
 
     def validate(self, *, max_frames: int = MAX_FRAMES) -> None:
         """Raise InvalidJob with a one-line reason if the spec is not runnable.
@@ -615,6 +629,7 @@ class JobSpec:
             "first_frame_check": self.first_frame_check,
             "max_parallel": self.max_parallel,
             "notify": dict(self.notify),
+            "on_failure": dict(self.on_failure),
         }
 
 
@@ -871,6 +886,13 @@ class Task:
     log_path: str | None = None
     tail: str = ""
     reason: str | None = None
+    #: Why its last attempt failed (drqueue.failures.FailureClass), and the missing path or the
+    #: log line that said so; None while it runs and once it finished.
+    failure_class: str | None = None
+    failure_detail: str | None = None
+    #: The memory it needs, in MB, learnt from an out-of-memory failure (over its job's
+    #: min_ram_gb): only a slave with more gets it.
+    min_ram_mb: int | None = None
     outputs: list[str] = field(default_factory=list)
 
 

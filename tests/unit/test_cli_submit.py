@@ -64,6 +64,7 @@ EVERY_OPTION = [
     "--param", "threads=4", "--os", "linux", "--min-ram", "2.5", "--min-cores", "4",
     "--pool", "gpu", "--pool", "fast", "--gpus", "1", "--hosts", "render*",
     "--exclude-hosts", "render9", "--max-parallel", "6",
+    "--on-failure", "oom=retry,missing-asset=retry",
     "--engine", "CYCLES", "--format", "OPEN_EXR", "--scene-name", "Main",
 ]  # fmt: skip
 
@@ -76,6 +77,7 @@ def assert_every_option_stored(job, scene, first: int, output) -> None:
     assert spec.env == {"A": "1", "B": "two words"}
     assert spec.params == {
         "cycles_device": "",  # the renderer's default, filled in by the master
+        "missing_files": "fail",
         "threads": 4,
         "engine": "CYCLES",
         "format": "OPEN_EXR",
@@ -92,6 +94,7 @@ def assert_every_option_stored(job, scene, first: int, output) -> None:
         "exclude_hosts": ["render9"],
     }
     assert (spec.after, spec.max_parallel) == ([first], 6)
+    assert spec.on_failure == {"oom": "retry", "missing-asset": "retry"}
 
 
 def test_every_submit_option_becomes_its_field_of_the_stored_job(api, tmp_path, monkeypatch):
@@ -158,6 +161,7 @@ def test_defaults_of_a_bare_submit(api, tmp_path):
     assert (spec.priority, spec.retries, spec.timeout, spec.max_parallel) == (50, 3, None, None)
     assert spec.owner  # the user's name
     assert (spec.name, spec.env, spec.after) == (f"job-{job.id}", {}, [])  # the master names it
+    assert spec.on_failure == {}  # the farm's failure_actions decide
     assert spec.params["output"] == str(tmp_path / "f_####.png")
 
 
@@ -209,6 +213,17 @@ def test_each_renderer_command_lists_its_own_parameters_only(api):
         (["fractal", "-s", "1", "-e", "2", "--after", "x"], 2, "or a job id and :frames"),
         (["fractal", "-s", "1", "-e", "2", "--order", "random"], 2, "'random' is not one of"),
         (["blender", "/nonexistent/x.blend", "-s", "1", "-e", "2"], 1, "x.blend"),
+        (
+            ["fractal", "-s", "1", "-e", "2", "--on-failure", "ram=retry"],
+            1,
+            "--on-failure: unknown failure class 'ram'",
+        ),
+        (
+            ["fractal", "-s", "1", "-e", "2", "--on-failure", "oom=later"],
+            1,
+            "--on-failure: unknown action 'later' for oom",
+        ),
+        (["fractal", "-s", "1", "-e", "2", "--on-failure", "oom"], 1, "CLASS=ACTION pairs"),
     ],
 )
 def test_bad_submit_says_one_line_and_stores_nothing(api, args, code, message):

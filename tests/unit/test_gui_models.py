@@ -316,3 +316,21 @@ def test_a_log_line_of_a_megabyte_is_shown_cut_and_counted():
     shown = shown_log(f"start\n{long}\nend")
     assert shown.startswith("start\n" + "x" * LOG_LINE_CHARS + " … (")
     assert shown.endswith(f"({(1 << 20) - LOG_LINE_CHARS:,} more characters)\nend")
+
+
+def test_a_tasks_failure_class_has_its_column_with_the_detail_as_its_tip(qapp):
+    from drqueue.api_types import Task
+    from drqueue.gui.models import TasksModel
+
+    model = TasksModel()
+    body = {"id": 1, "job_id": 1, "start": 1, "end": 1, "state": "error"}
+    failed = {"failure_class": "missing-asset", "failure_detail": "/p/tex/wood.png"}
+    model.set_items(
+        [
+            Task.from_json({**body, "index": 0, **failed}),
+            Task.from_json({**body, "id": 2, "index": 1}),
+        ]
+    )
+    number = [c.title for c in TasksModel.columns].index("Failure")
+    assert column(model, number) == ["missing-asset", ""]
+    assert "/p/tex/wood.png" in model.index(0, number).data(Qt.ItemDataRole.ToolTipRole)

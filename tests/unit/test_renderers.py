@@ -13,7 +13,7 @@ from drqueue.errors import InvalidJob
 from drqueue.models import FrameBlock
 from drqueue.renderers import all_renderers, get_renderer
 from drqueue.renderers.base import LineInfo, RenderContext, hashes_to_printf
-from drqueue.renderers.blender import Blender, blender_frame_path
+from drqueue.renderers.blender import MISSING_FILES_CHECK, Blender, blender_frame_path
 from drqueue.renderers.ffmpeg import MAX_INLINE_LIST, FFmpeg
 from drqueue.renderers.povray import Povray, povray_frame_path
 
@@ -179,6 +179,16 @@ Saved: '/tmp/rndprobe/out5/e_0001.png'
 """
 
 
+#: The missing-files check Blender runs once the scene is loaded (missing_files="fail").
+CHECK = ["--python-expr", MISSING_FILES_CHECK]
+
+
+def test_blender_checks_for_missing_files_unless_told_to_ignore_them():
+    assert "--python-expr" not in Blender().commands(blender_ctx(missing_files="ignore"))[0]
+    line = Blender().parse_line("drqueue: missing file: /tex/wood.png")
+    assert line.fatal and "/tex/wood.png" in line.error
+
+
 def blender_ctx(block=FrameBlock(1, 2, 1), **params):
     return context(Blender, block, scene="/p/shot.blend", **params)
 
@@ -192,7 +202,7 @@ def test_blender_renders_the_block_in_one_process_with_options_before_render_ani
         cycles_device="CPU",
     )
     assert Blender().commands(ctx) == [
-        ["blender", "-b", "/p/shot.blend", "-E", "CYCLES", "-t", "2", "-o", "/r/shot/f_####",
+        ["blender", "-b", "/p/shot.blend", *CHECK, "-E", "CYCLES", "-t", "2", "-o", "/r/shot/f_####",
          "-F", "PNG", "-s", "1", "-e", "2", "-j", "1", "-a", "--", "--cycles-device", "CPU"]
     ]  # fmt: skip
 
@@ -200,8 +210,8 @@ def test_blender_renders_the_block_in_one_process_with_options_before_render_ani
 def test_blender_walks_the_block_by_its_step_and_keeps_the_scenes_output_when_none_is_given():
     ctx = blender_ctx(FrameBlock(3, 9, 3))
     assert Blender().commands(ctx) == [
-        ["blender", "-b", "/p/shot.blend", "-F", "PNG", "-s", "3", "-e", "9", "-j", "3", "-a"]
-    ]
+        ["blender", "-b", "/p/shot.blend", *CHECK, "-F", "PNG", "-s", "3", "-e", "9", "-j", "3", "-a"]
+    ]  # fmt: skip
     assert Blender().outputs(ctx) == []
 
 
@@ -210,7 +220,7 @@ def test_blender_selects_the_scene_before_the_engine_and_output_so_they_apply_to
         FrameBlock(5, 5), scene_name="Shot B", engine="BLENDER_WORKBENCH", format="JPEG"
     )
     assert Blender().commands(ctx) == [
-        ["blender", "-b", "/p/shot.blend", "-S", "Shot B", "-E", "BLENDER_WORKBENCH",
+        ["blender", "-b", "/p/shot.blend", *CHECK, "-S", "Shot B", "-E", "BLENDER_WORKBENCH",
          "-F", "JPEG", "-s", "5", "-e", "5", "-j", "1", "-a"]
     ]  # fmt: skip
 

@@ -585,6 +585,88 @@ def test_backup_is_a_readable_consistent_copy(sqlite_store, tmp_path):
         copy.close()
 
 
+# -- failure classes (drqueue.failures) ---------------------------------------------------------------
+
+
+def classified_failure(klass: str, action: str, **more) -> dict:
+    result = failed("exit code 1: MemoryError")
+    result.update(failure_class=klass, failure_detail="MemoryError", failure_action=action)
+    return {**result, **more}
+
+
+def test_an_out_of_memory_retry_stores_the_memory_it_needs_and_counts_no_failure(store):
+    job_id = submit(store, 1, 2, retries=0)
+    attempt = dispatch(store, job_id, 0)
+    result = classified_failure("oom", "retry-bigger", min_ram_mb=5120)
+    assert store.record_result(attempt, result) == "queued"
+    task = store.get_task(job_id, 0)
+    assert (task.failure_class, task.failure_detail, task.min_ram_mb) == (
+        "oom",
+        "MemoryError",
+        5120,
+    )
+    assert (task.failures, store.host_failures(job_id)) == (0, {})
+    [event] = store.events(kind="task.failed")
+    assert event.message == "task 0 failed on alpha (oom): exit code 1: MemoryError"
+    # A new attempt forgets the last one's class, not the memory the task needs.
+    assert store.record_result(dispatch(store, job_id, 0, computer="big"), FINISHED) == "finished"
+    task = store.get_task(job_id, 0)
+    assert (task.failure_class, task.failure_detail, task.min_ram_mb) == (None, None, 5120)
+
+
+def test_a_licence_backoff_counts_no_failure_and_a_missing_asset_ends_the_task_at_once(store):
+    job_id = submit(store, 1, 2, retries=3)
+    licence = classified_failure("licence", "backoff")
+    assert store.record_result(dispatch(store, job_id, 0), licence) == "queued"
+    assert (store.get_task(job_id, 0).failures, store.host_failures(job_id)) == (0, {})
+    missing = classified_failure("missing-asset", "fail", failure_detail="/p/tex/wood.png")
+    assert store.record_result(dispatch(store, job_id, 1), missing) == "error"
+    task = store.get_task(job_id, 1)
+    assert (task.state, task.failure_class, task.failure_detail) == (
+        TaskState.ERROR,
+        "missing-asset",
+        "/p/tex/wood.png",
+    )
+    assert store.host_failures(job_id) == {}
+    # A result that names no action is today's rule: retried, and the host's failure.
+    assert store.record_result(dispatch(store, job_id, 0), failed()) == "queued"
+    assert store.host_failures(job_id) == {"alpha": 1}
+    assert store.get_task(job_id, 0).failure_class is None
+
+
+def test_a_jobs_failure_actions_are_stored_with_it(store):
+    job_id = submit(store, on_failure={"oom": "retry", "licence": "fail"})
+    assert store.get_job(job_id).spec.on_failure == {"oom": "retry", "licence": "fail"}
+
+
+def test_a_schema_2_store_gains_the_failure_fields_and_keeps_its_jobs(sqlite_store, tmp_path):
+    store = sqlite_store
+    job_id = submit(store, 1, 2)
+    store.record_result(dispatch(store, job_id, 0), FINISHED)
+    store.close()
+    path = tmp_path / "db" / "drqueue.sqlite"
+    raw = sqlite3.connect(path)
+    for table, column in [
+        ("jobs", "on_failure"),
+        ("tasks", "failure_class"),
+        ("tasks", "failure_detail"),
+        ("tasks", "min_ram_mb"),
+    ]:
+        raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+    reopened = SQLiteStore(path)
+    try:
+        assert reopened.get_job(job_id).spec.on_failure == {}
+        assert reopened.get_task(job_id, 0).state == TaskState.FINISHED
+        attempt = dispatch(reopened, job_id, 1)
+        reopened.record_result(attempt, classified_failure("oom", "retry-bigger", min_ram_mb=9))
+        assert reopened.get_task(job_id, 1).min_ram_mb == 9
+    finally:
+        reopened.close()
+
+
 def test_store_with_a_newer_schema_is_refused(sqlite_store, tmp_path):
     store = sqlite_store
     store.close()

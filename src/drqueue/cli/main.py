@@ -26,6 +26,7 @@ from drqueue.api_types import APIObject
 from drqueue.client import JOB_STATUSES, JOBS_PAGE_MAX, Client
 from drqueue.config import load_config
 from drqueue.errors import DrQueueError, InvalidJob, UnknownRenderer
+from drqueue.failures import FailureRuleError, parse_on_failure
 from drqueue.models import MAX_ID, TASK_ORDERS, parse_env
 from drqueue.renderers import all_renderers
 from drqueue.waiting import ENDED, wait_for_end
@@ -172,8 +173,19 @@ def master(ip: str | None, port: int | None, store_url: str | None) -> None:
     show_default=True,
     help="GPU slots: a number, or 'auto' to count NVIDIA GPUs",
 )
+@click.option(
+    "--ram-mb",
+    type=click.IntRange(1, None),
+    help="memory renders may use here, in MB, when less than the host's RAM (reported to the "
+    "master, matched against min_ram and out-of-memory retries)",
+)
 def slave(
-    master_url: str | None, name: str | None, slots: int, pools: tuple[str, ...], gpus: str
+    master_url: str | None,
+    name: str | None,
+    slots: int,
+    pools: tuple[str, ...],
+    gpus: str,
+    ram_mb: int | None,
 ) -> None:
     """Run a slave: N engines that render tasks."""
     import logging
@@ -212,7 +224,9 @@ def slave(
             gpu_count = int(gpus)
         except ValueError:
             raise click.BadParameter("wants a number or 'auto'", param_hint="--gpus") from None
-    Slave(config, name=name, slots=slots, pools=[n for n in names if n], gpus=gpu_count).run()
+    Slave(
+        config, name=name, slots=slots, pools=[n for n in names if n], gpus=gpu_count, ram_mb=ram_mb
+    ).run()
 
 
 @cli.command()
@@ -306,6 +320,12 @@ def _common_submit_options() -> list[click.Parameter]:
             help="run the first task (of --order) alone; if it ends in error, stop the job",
         ),
         click.Option(["--max-parallel"], type=int, help="at most this many tasks at once"),
+        click.Option(
+            ["--on-failure"],
+            help="what a failed task of each class does, over the farm's: CLASS=ACTION pairs, "
+            "e.g. oom=retry,missing-asset=retry (classes: oom, licence, missing-asset, crash, "
+            "timeout, output-missing, unknown; actions: retry, retry-bigger, backoff, fail)",
+        ),
         click.Option(
             ["--notify", "notify_on"],
             help="mail when the job is finished, in error, or its first frame is done: "
@@ -426,6 +446,10 @@ def _submit_renderer(renderer: str, scene: str | None, **options: Any) -> None:
         raise InvalidJob(f"--min-ram must not be negative, not {min_ram:g}")
     if gpus < 0:
         raise InvalidJob(f"--gpus must not be negative, not {gpus}")
+    try:
+        on_failure = parse_on_failure(o["on_failure"] or "")
+    except FailureRuleError as exc:
+        raise InvalidJob(str(exc)) from None
     if scene and not os.path.isabs(scene) and "://" not in scene:
         scene = os.path.abspath(scene)
     # Relative paths mean "from here", not from wherever the render happens to run.
@@ -457,6 +481,7 @@ def _submit_renderer(renderer: str, scene: str | None, **options: Any) -> None:
         "order": o["order"],
         "first_frame_check": o["first_frame_check"],
         "max_parallel": o["max_parallel"],
+        "on_failure": on_failure,
         "check_scene": not o["no_scene_check"],
         "notify": _notify_body(o["notify_on"], o["emails"]),
     }
@@ -794,6 +819,7 @@ def tasks(
         "TRIES",
         "EXIT",
         "TIME",
+        "FAILURE",
         "REASON",
     ):
         table.add_column(column)
@@ -812,6 +838,7 @@ def tasks(
             str(t["attempts"]),
             "-" if t["exit_code"] is None else str(t["exit_code"]),
             _duration(took),
+            t.get("failure_class") or "-",
             (t["reason"] or "")[:80],
         )
     console.print(table)

@@ -404,6 +404,11 @@ class TasksModel(ObjectTable):
             key=lambda t: t.exit_code if t.exit_code is not None else -(10**9),
             numeric=True,
         ),
+        Column(
+            "Failure",
+            lambda t: t.failure_class or "",
+            tip=lambda t: t.failure_detail or t.failure_class,
+        ),
         Column("Reason", lambda t: t.reason or ""),
     )
 

@@ -45,6 +45,13 @@ from typing import Any, NamedTuple
 
 from drqueue.config import Config
 from drqueue.errors import NotFound, StoreBusy
+from drqueue.failures import (
+    FailureAction,
+    FailureClass,
+    action_for,
+    oom_ram_mb,
+    parse_actions,
+)
 from drqueue.master.changes import JobChanges
 from drqueue.master.framedeps import FrameGate, gated
 from drqueue.master.matching import (
@@ -100,6 +107,11 @@ PROBE_RETRY_MAX_SECONDS = 60.0
 #: no failure counted against it, its job or the host, and other jobs run meanwhile.
 HOLD_SECONDS = 1.0
 HOLD_MAX_SECONDS = 30.0
+#: A licence failure's hold grows to this many times ``licence_backoff_seconds``.
+LICENCE_HOLD_GROWTH = 16
+#: Queued tasks read beyond those a decision needs, so a slot too small for a task that needs
+#: more memory (an out-of-memory retry's ``min_ram_mb``) takes the job's next task instead.
+RAM_LOOK_AHEAD = 4
 #: Weight of the newest result in a job's mean task duration.
 DURATION_WEIGHT = 0.2
 #: Seconds the dispatcher pauses while the store is unavailable, doubling up to the second.
@@ -245,6 +257,9 @@ def task_spec(
         "timeout": spec.timeout,
         "log_path": log_path,
         "path_map": config.path_map,
+        # The farm's failure rules, for the runner's classification (drqueue.failures): it
+        # sees the whole tail, the exit and the memory, and the master checked them at start.
+        "failure_rules": config.failure_rules,
     }
 
 
@@ -289,8 +304,11 @@ class Dispatcher:
         self._usable: dict[tuple, int] = {}
         #: Job id -> (results seen, mean task seconds): which jobs' tasks are short enough to prefetch.
         self._durations: dict[int, tuple[int, float]] = {}
-        #: Job id -> (held until, hold seconds): no tasks after an infrastructure failure.
+        #: Job id -> (held until, hold seconds): no tasks after an infrastructure or licence
+        #: failure.
         self._held: dict[int, tuple[float, float]] = {}
+        #: The farm's actions by failure class (checked at the master's start).
+        self._failure_actions = parse_actions(config.failure_actions, "failure_actions")
         #: Set when the store changed: queued-behind tasks may belong to a job that was stopped.
         self._recheck_prefetched = False
         #: Store writes owed while the store was unavailable (a MongoDB gone away, a lock held
@@ -777,6 +795,11 @@ class Dispatcher:
         if result.get("status") != "finished" and result.get("infrastructure"):
             self._infrastructure_failed(out, str(result.get("reason") or "no reason given"))
             return
+        action, stops_job = None, False
+        if result.get("status") != "finished":
+            # A copy: a write owed while the store is away runs this again on the same result.
+            result = dict(result)
+            action, stops_job = self._failure_action(out, result)
         state = self.store.record_result(out.attempt_id, result)
         if state is None:
             self.stats.stale += 1
@@ -785,30 +808,99 @@ class Dispatcher:
         if state == "finished":
             self.stats.finished += 1
             self._held.pop(out.job_id, None)
-        else:
-            self.stats.failed += 1
+            return
+        self.stats.failed += 1
+        if action == FailureAction.BACKOFF:
+            self._hold_job(
+                out,
+                f"licence failure: {result.get('failure_detail') or result.get('reason')}",
+                self.config.licence_backoff_seconds,
+                self.config.licence_backoff_seconds * LICENCE_HOLD_GROWTH,
+            )
+        elif stops_job:
+            self._fail_job_for(out, result)
+        elif action == FailureAction.RETRY:
             self._maybe_block_host(out)
+
+    def _failure_action(
+        self, out: Outstanding, result: dict[str, Any]
+    ) -> tuple[FailureAction, bool]:
+        """Decide what a failed attempt's class (the runner's classification) does, and write
+        it into *result* for the store (drqueue.store.policy.after_failed_result): the job's
+        action for the class, else the farm's.  An out-of-memory retry needs a bigger host:
+        its memory is raised (``min_ram_mb``), or, when no known slave has that much, the task
+        is an error saying so.  Returns the action, and whether the job stops taking tasks
+        (the class's action is ``fail``: every frame would fail the same way)."""
+        try:
+            klass = FailureClass(result.get("failure_class") or "unknown")
+        except ValueError:
+            klass = FailureClass.UNKNOWN
+        try:
+            job_actions = self.store.get_job(out.job_id).spec.on_failure
+        except NotFound:
+            job_actions = {}
+        action = action_for(klass, job_actions, self._failure_actions)
+        result["failure_class"] = klass.value
+        stops_job = action == FailureAction.FAIL
+        result.pop("min_ram_mb", None)  # the master's decision, never the engine's
+        if action == FailureAction.RETRY_BIGGER:
+            computers = {c.name: c for c in self.store.list_computers()}
+            host = computers.get(out.computer)
+            need = oom_ram_mb(result.get("peak_rss_kb"), host.ram_mb if host else 0)
+            # Every known slave, enabled or not: a disabled one is back at a word.
+            biggest = max((c.ram_mb for c in computers.values()), default=0)
+            if need > biggest:
+                action = FailureAction.FAIL
+                result["reason"] = (
+                    f"needs {need / 1024:.1f} GB: no slave is that big (out of memory on "
+                    f"{out.computer}: {result.get('reason') or 'no reason given'})"
+                )
+            else:
+                result["min_ram_mb"] = need
+                result["reason"] = (
+                    f"out of memory on {out.computer}; retried on a slave with at least "
+                    f"{need / 1024:.1f} GB: {result.get('reason') or 'no reason given'}"
+                )
+        result["failure_action"] = action.value
+        return action, stops_job
+
+    def _fail_job_for(self, out: Outstanding, result: dict[str, Any]) -> None:
+        """A failure whose class's action is ``fail`` (a missing asset): every frame would fail
+        the same way, so the job's queued tasks are errors too, with the path; its running
+        tasks end by themselves.  ``drqueue job requeue-failed`` runs them again once fixed."""
+        detail = result.get("failure_detail") or result.get("reason") or "no reason given"
+        reason = (
+            f"{result['failure_class']} on task {out.task_index}: {detail}; every task would "
+            f"fail the same way: fix it, then `drqueue job requeue-failed {out.job_id}`"
+        )
+        count = self.store.fail_queued_tasks(out.job_id, reason)
+        log.warning("job %d: %d queued tasks in error: %s", out.job_id, count, reason)
+        self._dirty = True
 
     def _infrastructure_failed(self, out: Outstanding, why: str) -> None:
         """The task could not run for a reason that is neither the slave's nor the render's
         (its log could not be written): requeue it without a failure against the task, the job
         or the host, and hold the job back a while so a broken share is not hammered every
         round.  Other jobs keep the host busy meanwhile."""
-        first = out.job_id not in self._held
-        _until, seconds = self._held.get(out.job_id, (0.0, 0.0))
-        seconds = min(HOLD_MAX_SECONDS, seconds * 2) if seconds else HOLD_SECONDS
-        self._held[out.job_id] = (time.monotonic() + seconds, seconds)
         reason = f"not started on {out.computer}: {why} (not counted as a failure; retried)"
         self.store.requeue_attempts([out.attempt_id], reason, lost=False)
-        if first:
+        self._hold_job(out, why, HOLD_SECONDS, HOLD_MAX_SECONDS)
+
+    def _hold_job(self, out: Outstanding, why: str, first: float, longest: float) -> None:
+        """Give the job no new task for *first* seconds, doubling up to *longest* while the
+        cause lasts (a finished task of the job ends the hold); an event says so once."""
+        held = out.job_id in self._held
+        _until, seconds = self._held.get(out.job_id, (0.0, 0.0))
+        seconds = min(longest, seconds * 2) if seconds else first
+        self._held[out.job_id] = (time.monotonic() + seconds, seconds)
+        if not held:
             self.store.add_event(
                 "job.held",
-                f"no new tasks for a while, doubling to {HOLD_MAX_SECONDS:.0f} s while it "
-                f"lasts: {why}",
+                f"no new tasks for {seconds:g} s, doubling to {longest:g} s while it lasts: {why}",
                 job_id=out.job_id,
                 computer=out.computer,
             )
-        log.warning("job %d held for %.0f s: %s", out.job_id, seconds, why)
+        log.warning("job %d held for %.1f s: %s", out.job_id, seconds, why)
         self._dirty = True
 
     def _held_jobs(self) -> set[int]:
@@ -1010,15 +1102,21 @@ class Dispatcher:
             self._dirty = True  # more idle slots may be left for the next round
         per_job = Counter(a.job.id for a in assignments)
         tasks = {
-            job_id: iter(
-                ready[job_id] if job_id in ready else self.store.next_queued(job_id, count)
-            )
+            job_id: list(ready[job_id])
+            if job_id in ready
+            else self.store.next_queued(job_id, count + RAM_LOOK_AHEAD)
             for job_id, count in per_job.items()
         }
+        computers = self._online_computers()
         decided = []
         for assignment in assignments:
-            task = next(tasks[assignment.job.id], None)
+            queued = tasks[assignment.job.id]
+            host = computers.get(assignment.slot.computer)
+            ram_mb = host.ram_mb if host else 0
+            # A task that ran out of memory waits for a slave with more than it needs.
+            task = next((t for t in queued if not t.min_ram_mb or t.min_ram_mb <= ram_mb), None)
             if task is not None:
+                queued.remove(task)
                 decided.append((assignment, task))
         return decided
 

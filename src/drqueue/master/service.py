@@ -143,6 +143,7 @@ def run_master(config: Config) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config.port_list()  # a bad controller_ports is refused before anything starts
     config.check_artist_renderers()
+    config.check_failure_settings()
     notifying = notify_settings(config)  # a bad SMTP or webhook setting: one line, no start
     config.ensure_dirs()
     hold_master_lock(config)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
+from drqueue.failures import FailureRule
 from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer, expand_hashes
 
 _PERCENT = re.compile(r"\|\s*(\d{1,3})% done")
@@ -34,6 +35,20 @@ class Arnold(Renderer):
         Param("height", "int", help="image height"),
         Param(
             "output", "path", "", help="image pattern, #### is the frame (-o); '' keeps the scene's"
+        ),
+    )
+    #: Arnold's licence lines (RLM, arnoldsupport.com) and its missing-texture line.
+    failure_patterns = (
+        FailureRule.of(
+            "\\[rlm\\] (could not connect to any license server|error checking out license)",
+            "licence",
+            flags=re.IGNORECASE,
+        ),
+        FailureRule.of("ERROR.*\\[ai\\] (licen[cs]e|no license)", "licence", flags=re.IGNORECASE),
+        FailureRule.of(
+            "(can't|cannot|could not) (open|find|read) (texture|image|file) ['\\\"]?(?P<path>[^'\\\"]+)",
+            "missing-asset",
+            flags=re.IGNORECASE,
         ),
     )
 

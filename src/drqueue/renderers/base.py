@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from drqueue.errors import InvalidJob
+from drqueue.failures import FailureRule
 from drqueue.models import FrameBlock, JobSpec, pad_frame
 
 #: Parameter types a renderer may declare, and the Python type each converts to.
@@ -167,6 +168,10 @@ class Renderer:
     needs_scene: ClassVar[bool] = True
     #: The typed parameters, in the order ``--help`` shows them.
     params: ClassVar[tuple[Param, ...]] = ()
+    #: The renderer's own known failures, as the program words them (``FailureRule.of(regex,
+    #: class)``; a ``path`` group names the missing file): matched after the farm's rules and
+    #: before drqueue.failures.BUILT_IN_RULES (docs/renderers.md, "Failure classes").
+    failure_patterns: ClassVar[tuple[FailureRule, ...]] = ()
 
     # -- parameters ---------------------------------------------------------------------------
 

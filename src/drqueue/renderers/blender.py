@@ -33,6 +33,7 @@ import os
 import re
 
 from drqueue.errors import InvalidJob
+from drqueue.failures import FailureRule
 from drqueue.models import pad_frame
 from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer
 
@@ -72,6 +73,28 @@ _SAMPLE = re.compile(r"\bSample (\d+)/(\d+)")
 _EEVEE = re.compile(r"\bRendering (\d+) / (\d+) samples")
 _SAVED = re.compile(r"^Saved: '(.*)'")
 
+#: What a missing file prints (the check below), and the exit status it ends Blender with.
+MISSING_FILE_LINE = "drqueue: missing file: "
+MISSING_FILE_EXIT = 3
+#: Run by ``--python-expr`` once the scene is loaded and before it renders (``missing_files``
+#: "fail"): Blender 3.4 renders a missing image texture pink with exit code 0 and not a word
+#: in its output (measured), so every frame would "finish" wrong.  It lists the images and
+#: linked libraries whose file is missing (packed and generated images have none) and exits 3,
+#: so the task fails in seconds, with the path.
+MISSING_FILES_CHECK = f"""\
+import os, sys, bpy
+def _missing(path, library=None):
+    full = bpy.path.abspath(path, library=library)
+    return full if path and not os.path.exists(full) else None
+found = [_missing(i.filepath, i.library) for i in bpy.data.images
+         if i.source == 'FILE' and i.packed_file is None]
+found += [_missing(lib.filepath) for lib in bpy.data.libraries if lib.packed_file is None]
+for path in sorted({{p for p in found if p}}):
+    print({MISSING_FILE_LINE!r} + path, flush=True)
+if any(found):
+    sys.exit({MISSING_FILE_EXIT})
+"""
+
 
 class Blender(Renderer):
     name = "blender"
@@ -110,6 +133,20 @@ class Blender(Renderer):
             help="Cycles device; '' keeps the preferences'",
             choices=CYCLES_DEVICES,
         ),
+        Param(
+            "missing_files",
+            "str",
+            "fail",
+            help="a missing texture or library: 'fail' the task before it renders, or 'ignore'",
+            choices=("fail", "ignore"),
+        ),
+    )
+    #: A missing file (the check's line, or Blender's own for a scene or library it cannot
+    #: read) is a missing asset, with its path.
+    failure_patterns = (
+        FailureRule.of(re.escape(MISSING_FILE_LINE) + r"(?P<path>.+)", "missing-asset"),
+        FailureRule.of(r"^Error: Cannot read file '(?P<path>[^']+)'", "missing-asset"),
+        FailureRule.of(r"^Warning: Unable to open '?(?P<path>[^']+)", "missing-asset"),
     )
 
     def __init__(self) -> None:
@@ -126,6 +163,8 @@ class Blender(Renderer):
         if not ctx.scene:
             raise InvalidJob("blender needs a scene file")
         argv = [self.executable, "-b", ctx.scene]
+        if p.get("missing_files", "fail") == "fail":
+            argv += ["--python-expr", MISSING_FILES_CHECK]
         if p.get("scene_name"):
             argv += ["-S", p["scene_name"]]
         if p.get("engine"):
@@ -179,6 +218,8 @@ class Blender(Renderer):
             return LineInfo(error=line.strip(), fatal=True)  # it renders another scene, exit 0
         if line.startswith("Warning: Unable to open"):
             return LineInfo(error=line.strip())
+        if line.startswith(MISSING_FILE_LINE):
+            return LineInfo(error=line.strip(), fatal=True)
         return None
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
+from drqueue.failures import FailureRule
 from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer, expand_hashes
 
 _PROGRESS = re.compile(r"ALF_PROGRESS\s+(\d{1,3})%")
@@ -32,6 +33,17 @@ class Mantra(Renderer):
     params = (
         Param("threads", "int", 0, help="render threads (-j); 0 for one per core"),
         Param("output", "path", "", help="image pattern, #### is the frame; '' keeps the IFD's"),
+    )
+    #: Houdini's licence line (sesinetd/hserver) and Mantra's missing-texture line.
+    failure_patterns = (
+        FailureRule.of(
+            "No licenses could be found to run this application", "licence", flags=re.IGNORECASE
+        ),
+        FailureRule.of(
+            "Unable to (open|load) (texture|file) ['\\\"]?(?P<path>[^'\\\"]+)",
+            "missing-asset",
+            flags=re.IGNORECASE,
+        ),
     )
 
     @classmethod

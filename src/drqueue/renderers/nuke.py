@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
+from drqueue.failures import FailureRule
 from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer
 
 _NODE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -36,6 +37,19 @@ class Nuke(Renderer):
             "path",
             "",
             help="files each frame must produce, #### is the frame (checked only)",
+        ),
+    )
+    #: Nuke's licence lines (RLM, the foundry ISV) and a Read node's missing file.
+    failure_patterns = (
+        FailureRule.of(
+            "no licen[cs]es available|rlm.*licen[cs]e|foundry.*licen[cs]e error",
+            "licence",
+            flags=re.IGNORECASE,
+        ),
+        FailureRule.of(
+            "Read\\d*: (?P<path>\\S+): (No such file or directory|file not found)",
+            "missing-asset",
+            flags=re.IGNORECASE,
         ),
     )
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 
 from drqueue.errors import InvalidJob
+from drqueue.failures import FailureRule
 from drqueue.renderers.base import LineInfo, Param, RenderContext, Renderer, expand_hashes
 
 _PERCENT = re.compile(r"Rendering image\.\.\.:\s*([\d.]+)%")
@@ -42,6 +43,15 @@ class VRay(Renderer):
             "path",
             "",
             help="output pattern, #### is the frame (-imgFile); '' keeps the scene's",
+        ),
+    )
+    #: V-Ray's licence line and its missing-file line.
+    failure_patterns = (
+        FailureRule.of("(could not|failed to) obtain a licen[cs]e", "licence", flags=re.IGNORECASE),
+        FailureRule.of(
+            "error.*(cannot|could not|failed to) (open|load|find) (file|texture|bitmap) ['\\\"]?(?P<path>[^'\\\"]+)",
+            "missing-asset",
+            flags=re.IGNORECASE,
         ),
     )
 

@@ -28,14 +28,18 @@ def collect_info() -> dict[str, Any]:
         load = psutil.cpu_percent() / 100 * (os.cpu_count() or 1)
     pools = [p.strip() for p in os.environ.get("DRQUEUE_POOL", "").split(",") if p.strip()]
     gpu_device = os.environ.get("DRQUEUE_GPU_DEVICE")
+    ram_mb = memory.total // 2**20
+    offered = os.environ.get("DRQUEUE_RAM_MB", "")
+    if offered.isdigit() and 0 < int(offered) < ram_mb:
+        ram_mb = int(offered)  # drqueue slave --ram-mb: what renders may use here
     return {
         "name": slave_name(),
         "hostname": socket.gethostname(),
         "os": host_os(),
         "arch": platform.machine(),
         "cores": psutil.cpu_count(logical=True) or 1,
-        "ram_mb": memory.total // 2**20,
-        "free_ram_mb": memory.available // 2**20,
+        "ram_mb": ram_mb,
+        "free_ram_mb": min(memory.available // 2**20, ram_mb),
         "load": round(load, 2),
         "gpus": int(os.environ.get("DRQUEUE_GPUS", "0") or 0),
         "pools": pools,

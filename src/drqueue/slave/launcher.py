@@ -66,10 +66,13 @@ class Slave:
         slots: int = 1,
         pools: list[str] | None = None,
         gpus: int = 0,
+        ram_mb: int | None = None,
     ):
         if slots < 0 or gpus < 0 or slots + gpus < 1:
             raise ConfigError("a slave needs at least one slot (--slots N or --gpus N)")
         self.config = config
+        #: The memory this slave offers renders, in MB (``--ram-mb``), when less than its RAM.
+        self.ram_mb = ram_mb
         self.name = name or socket.gethostname()
         if not self.name or "/" in self.name or len(self.name) > 200:
             raise ConfigError(f"slave name {self.name!r} is not valid")
@@ -131,6 +134,9 @@ class Slave:
             }
         )
         env.pop("DRQUEUE_GPU_DEVICE", None)
+        env.pop("DRQUEUE_RAM_MB", None)
+        if self.ram_mb:
+            env["DRQUEUE_RAM_MB"] = str(self.ram_mb)
         # The token is the launcher's alone: engines never call the API, and what an engine
         # holds, its renders can read.
         env.pop("DRQUEUE_TOKEN", None)

@@ -36,6 +36,15 @@ from typing import Any
 
 import psutil
 
+from drqueue.failures import (
+    BUILT_IN_RULES,
+    LINES_MATCHED,
+    Classification,
+    FailureRule,
+    FailureRuleError,
+    classify,
+    parse_rules,
+)
 from drqueue.models import (
     MAX_OUTPUT_PATH_CHARS,
     MAX_OUTPUTS,
@@ -555,11 +564,113 @@ def run_task(spec: dict[str, Any]) -> dict[str, Any]:
         #: wall clock does (started_at and ended_at are wall times, for display).
         "seconds": 0.0,
     }
+    facts = _FailureFacts()
     try:
-        return _run(spec, result)
+        return _run(spec, result, facts)
     finally:
         result["ended_at"] = time.time()
         result["seconds"] = time.monotonic() - clock
+        if result["status"] == "failed" and not result["infrastructure"]:
+            found = _classify(spec, result, facts)
+            result["failure_class"] = found.failure_class.value
+            result["failure_detail"] = found.detail
+
+
+class _FailureFacts:
+    """What the runner learnt of a failure beyond its result, for :func:`_classify`."""
+
+    def __init__(self) -> None:
+        self.renderer_rules: tuple[FailureRule, ...] = ()
+        self.timed_out = False
+        self.output_missing: str | None = None
+        self.oom_kills_before = 0
+        self.oom_killed = False
+
+
+#: The farm's failure_rules as last parsed, by their tables' repr (one parse per engine).
+_FARM_RULES: tuple[str, tuple[FailureRule, ...]] = ("", ())
+
+
+def _farm_rules(tables: Any) -> tuple[FailureRule, ...]:
+    """The farm's rules sent with the task (``failure_rules``: the master checked them at its
+    start; a rule that does not compile here is left out, never fails the task)."""
+    global _FARM_RULES
+    key = repr(tables)
+    if key != _FARM_RULES[0]:
+        try:
+            rules = parse_rules(tables or [])
+        except FailureRuleError:
+            rules = ()
+        _FARM_RULES = (key, rules)
+    return _FARM_RULES[1]
+
+
+def _classify(spec: dict[str, Any], result: dict[str, Any], facts: _FailureFacts) -> Classification:
+    """The failed attempt's class (drqueue.failures.classify): from the tail of its log (at
+    most TAIL_LINES lines, each cut at 500 characters: a render that writes gigabytes or one
+    enormous line costs no more), how it ended, and its peak memory against its limit."""
+    lines = [line for line in str(result.get("tail") or "").splitlines() if line.strip()]
+    if result.get("reason"):  # matched last: a line of the render's own is the better detail
+        lines = [str(result["reason"])[:1000], *lines[-(LINES_MATCHED - 1) :]]
+    rules = (*_farm_rules(spec.get("failure_rules")), *facts.renderer_rules, *BUILT_IN_RULES)
+    return classify(
+        lines=lines,
+        rules=rules,
+        exit_code=result.get("exit_code"),
+        timed_out=facts.timed_out,
+        output_missing=facts.output_missing,
+        peak_rss_kb=int(result.get("peak_rss_kb") or 0),
+        memory_limit_kb=_memory_limit_kb(),
+        oom_killed=facts.oom_killed,
+    )
+
+
+def _memory_limit_kb() -> int | None:
+    """The most memory a render may use here, in KiB: the smallest of the address-space limit
+    (RLIMIT_AS, inherited from the engine), the memory cgroup's ``memory.max`` and the host's
+    RAM."""
+    limits = []
+    with contextlib.suppress(Exception):
+        limits.append(psutil.virtual_memory().total // 1024)
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft // 1024)
+    cgroup = _cgroup_dir()
+    if cgroup:
+        with contextlib.suppress(OSError, ValueError), open(f"{cgroup}/memory.max") as src:
+            value = src.read().strip()
+            if value != "max":
+                limits.append(int(value) // 1024)
+    return min(limits) if limits else None
+
+
+def _cgroup_dir() -> str | None:
+    """This process's cgroup (v2) folder, or None where there is none to read."""
+    try:
+        with open("/proc/self/cgroup") as src:
+            for line in src:
+                if line.startswith("0::"):
+                    return "/sys/fs/cgroup" + line[3:].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _cgroup_oom_kills() -> int:
+    """The kernel's count of OOM kills in this engine's memory cgroup (0 where unknown): a
+    render SIGKILLed while it grew is the kernel's OOM kill."""
+    cgroup = _cgroup_dir()
+    if not cgroup:
+        return 0
+    with contextlib.suppress(OSError, ValueError), open(f"{cgroup}/memory.events") as src:
+        for line in src:
+            name, _, value = line.partition(" ")
+            if name == "oom_kill":
+                return int(value)
+    return 0
 
 
 def _prepare(spec: dict[str, Any]) -> tuple[Renderer, RenderContext]:
@@ -583,9 +694,10 @@ def _prepare(spec: dict[str, Any]) -> tuple[Renderer, RenderContext]:
     return renderer_cls(), ctx
 
 
-def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+def _run(spec: dict[str, Any], result: dict[str, Any], facts: _FailureFacts) -> dict[str, Any]:
     try:
         renderer, ctx = _prepare(spec)
+        facts.renderer_rules = type(renderer).failure_patterns
         commands = renderer.commands(ctx)
         expected = renderer.outputs(ctx)
     except Exception as exc:
@@ -629,6 +741,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 result["infrastructure"] = True
                 return result
             children_before = _engine_children()
+            facts.oom_kills_before = _cgroup_oom_kills()
             try:
                 proc = subprocess.Popen(
                     argv,
@@ -675,6 +788,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 result["reason"] = "killed"
                 return result
             if status == "timeout":
+                facts.timed_out = True
                 result["reason"] = progress.explained(
                     f"timed out after {spec['timeout']:g} s", renderer
                 )
@@ -685,6 +799,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 return result
             result["exit_code"] = proc.returncode
             if proc.returncode != 0:
+                facts.oom_killed = _cgroup_oom_kills() > facts.oom_kills_before
                 why = (
                     progress.errors[-1]
                     if progress.errors
@@ -699,6 +814,7 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 return result
         missing = _missing_outputs(expected)
         if missing:
+            facts.output_missing = missing
             result["reason"] = progress.explained(missing, renderer)
             return result
         result["status"] = "finished"

@@ -676,26 +676,29 @@ class MemoryStore(Store):
                 job.task_seconds += seconds
                 job.timed_tasks += 1
                 return str(TaskState.FINISHED)
-            failures = task.failures + 1
-            new, reason = policy.after_failure(
-                failures=failures, retries=job.spec.retries, reason=policy.failure_reason(result)
+            step = policy.after_failed_result(
+                result, failures=task.failures, retries=job.spec.retries
             )
             self._move(
                 task,
-                new,
-                failures=failures,
-                reason=reason,
+                step.state,
+                failures=step.failures,
+                reason=step.reason,
                 attempt_id=None,
                 engine_id=None,
                 **fields,
+                **step.fields,
             )
             self._event(
-                *policy.failed_event(task.index, computer, reason),
+                *policy.failed_event(
+                    task.index, computer, step.reason, step.fields["failure_class"]
+                ),
                 job_id=job.id,
                 task_index=task.index,
                 computer=computer,
             )
-            if computer:
+            new = step.state
+            if computer and step.host_failure:
                 job.hosts.setdefault(computer, [0, False])[0] += 1
             return str(new)
 

@@ -223,6 +223,9 @@ def _task(doc: dict[str, Any]) -> Task:
         tail=get("tail", ""),
         reason=get("reason"),
         outputs=list(get("outputs") or ()),
+        failure_class=get("failure_class"),
+        failure_detail=get("failure_detail"),
+        min_ram_mb=get("min_ram_mb"),
     )
 
 
@@ -437,6 +440,14 @@ class MongoStore(Store):
         if meta is None:
             db.meta.update_one(
                 {"_id": "schema"}, {"$setOnInsert": {"version": SCHEMA_VERSION}}, upsert=True
+            )
+        elif meta["version"] < SCHEMA_VERSION:
+            # Version 3 added a task's failure_class, failure_detail and min_ram_mb and a job
+            # spec's on_failure: a document without them reads them as absent (None, {}), so
+            # an older database needs its version raised and nothing rewritten.
+            db.meta.update_one(
+                {"_id": "schema", "version": {"$lt": SCHEMA_VERSION}},
+                {"$set": {"version": SCHEMA_VERSION}},
             )
 
     def close(self) -> None:
@@ -1265,24 +1276,25 @@ class MongoStore(Store):
                     session=s,
                 )
                 return str(TaskState.FINISHED)
-            failures = task.get("failures", 0) + 1
-            new, reason = policy.after_failure(
-                failures=failures,
+            step = policy.after_failed_result(
+                result,
+                failures=task.get("failures", 0),
                 retries=json.loads(job["spec"])["retries"],
-                reason=policy.failure_reason(result),
             )
+            new, reason = step.state, step.reason
             if not self._move(
                 s,
                 task,
                 new,
-                failures=failures,
+                failures=step.failures,
                 reason=reason,
                 attempt_id=None,
                 engine_id=None,
                 **fields,
+                **step.fields,
             ):
                 return None
-            if computer:
+            if computer and step.host_failure:
                 db.hosts.update_one(
                     {"job_id": task["job_id"], "computer": computer},
                     {"$inc": {"failures": 1}, "$setOnInsert": {"blocked": False}},
@@ -1291,7 +1303,7 @@ class MongoStore(Store):
                 )
             self._event(
                 s,
-                *policy.failed_event(task["idx"], computer, reason),
+                *policy.failed_event(task["idx"], computer, reason, step.fields["failure_class"]),
                 job_id=task["job_id"],
                 task_index=task["idx"],
                 computer=computer,

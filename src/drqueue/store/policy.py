@@ -188,6 +188,51 @@ def after_failure(*, failures: int, retries: int, reason: str) -> Outcome:
     return Outcome(TaskState.ERROR, f"{reason} (failed {times})")
 
 
+class FailureStep(NamedTuple):
+    """What a failed attempt does to its task (:func:`after_failed_result`)."""
+
+    state: TaskState
+    reason: str
+    #: The task's failures after this attempt.
+    failures: int
+    #: Whether it counts against the host it ran on (``block_after_failures``).
+    host_failure: bool
+    #: The fields it sets beside: its class and detail, and a raised ``min_ram_mb``.
+    fields: dict[str, Any]
+
+
+#: The longest failure class and detail kept, in characters.
+CLASS_CHARS = 40
+DETAIL_CHARS = 500
+
+
+def after_failed_result(result: dict[str, Any], *, failures: int, retries: int) -> FailureStep:
+    """A failed attempt's effect, by the action the master chose for its class
+    (``failure_action``, drqueue.failures; ``retry`` when it names none):
+
+    - ``fail``: an error at once, not the host's fault;
+    - ``backoff`` and ``retry-bigger``: queued again, counted against neither the task nor the
+      host (``retry-bigger`` also stores the memory the task now needs, ``min_ram_mb``);
+    - ``retry``: :func:`after_failure`, and a failure of the host.
+    """
+    reason = failure_reason(result)
+    klass = result.get("failure_class")
+    detail = result.get("failure_detail")
+    fields: dict[str, Any] = {
+        "failure_class": str(klass)[:CLASS_CHARS] if klass else None,
+        "failure_detail": str(detail)[:DETAIL_CHARS] if detail else None,
+    }
+    if isinstance(result.get("min_ram_mb"), int) and result["min_ram_mb"] > 0:
+        fields["min_ram_mb"] = result["min_ram_mb"]
+    action = result.get("failure_action") or "retry"
+    if action == "fail":
+        return FailureStep(TaskState.ERROR, reason, failures + 1, False, fields)
+    if action in ("backoff", "retry-bigger"):
+        return FailureStep(TaskState.QUEUED, reason, failures, False, fields)
+    new, reason = after_failure(failures=failures + 1, retries=retries, reason=reason)
+    return FailureStep(new, reason, failures + 1, True, fields)
+
+
 def after_loss(*, times_lost: int, counted: bool, max_lost: int, reason: str) -> Outcome:
     """A task taken off its engine goes back to the queue, unless the loss is *counted*
     against it and it has now been lost *max_lost* times: it probably crashes its engine."""
@@ -233,6 +278,8 @@ def dispatch_fields(
         "progress": 0.0,
         "reason": None,
         "tail": "",
+        "failure_class": None,
+        "failure_detail": None,
     }
     if log_path:
         fields["log_path"] = log_path
@@ -317,8 +364,12 @@ def submitted_event(tasks: int, start: int, end: int, step: int) -> tuple[str, s
     return "job.submitted", f"{tasks} tasks, frames {start}-{end} by {step}"
 
 
-def failed_event(index: int, computer: str | None, reason: str) -> tuple[str, str]:
-    return "task.failed", f"task {index} failed on {computer}: {reason}"
+def failed_event(
+    index: int, computer: str | None, reason: str, failure_class: str | None = None
+) -> tuple[str, str]:
+    """``task 3 failed on alpha (oom): exit code 1: MemoryError``: the class when known."""
+    kind = f" ({failure_class})" if failure_class else ""
+    return "task.failed", f"task {index} failed on {computer}{kind}: {reason}"
 
 
 def task_error_event(index: int, reason: str) -> tuple[str, str]:

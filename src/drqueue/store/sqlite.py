@@ -67,7 +67,7 @@ CREATE TABLE jobs (
     block_size INTEGER NOT NULL, priority INTEGER NOT NULL, retries INTEGER NOT NULL,
     timeout REAL, max_parallel INTEGER,
     env TEXT NOT NULL, params TEXT NOT NULL, requirements TEXT NOT NULL,
-    after TEXT NOT NULL, notify TEXT NOT NULL,
+    after TEXT NOT NULL, notify TEXT NOT NULL, on_failure TEXT NOT NULL DEFAULT '{{}}',
     control TEXT NOT NULL, submitted_at REAL NOT NULL, finished_at REAL,
     n_total INTEGER NOT NULL, n_queued INTEGER NOT NULL DEFAULT 0,
     n_running INTEGER NOT NULL DEFAULT 0, n_finished INTEGER NOT NULL DEFAULT 0,
@@ -91,7 +91,8 @@ CREATE TABLE tasks (
     computer TEXT, engine_id INTEGER, attempt_id TEXT,
     started_at REAL, ended_at REAL, exit_code INTEGER, peak_rss_kb INTEGER, cpu_seconds REAL,
     progress REAL NOT NULL DEFAULT 0, log_path TEXT, tail TEXT NOT NULL DEFAULT '',
-    reason TEXT, outputs TEXT NOT NULL DEFAULT '[]', rank INTEGER NOT NULL DEFAULT 0
+    reason TEXT, outputs TEXT NOT NULL DEFAULT '[]', rank INTEGER NOT NULL DEFAULT 0,
+    failure_class TEXT, failure_detail TEXT, min_ram_mb INTEGER
 );
 CREATE UNIQUE INDEX tasks_job_idx ON tasks(job_id, idx);
 CREATE INDEX tasks_job_state ON tasks(job_id, state, idx);
@@ -197,7 +198,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE UNIQUE INDEX jobs_idempotency_key ON jobs(owner, idempotency_key) "
         "WHERE idempotency_key IS NOT NULL",
     ),
-    # Frame-by-frame dependencies and the task order (issue 15).  A task of an older store
+    # Frame-by-frame dependencies, the task order and the failure classes (issue 15).  A task of an older store
     # keeps rank 0: its job's tasks then go by index, the sequential order they always had.
     3: (
         "ALTER TABLE jobs ADD COLUMN after_frames TEXT NOT NULL DEFAULT '[]'",
@@ -205,6 +206,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE jobs ADD COLUMN first_frame_check INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE tasks ADD COLUMN rank INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX tasks_job_rank ON tasks(job_id, state, rank, idx)",
+        "ALTER TABLE jobs ADD COLUMN on_failure TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE tasks ADD COLUMN failure_class TEXT",
+        "ALTER TABLE tasks ADD COLUMN failure_detail TEXT",
+        "ALTER TABLE tasks ADD COLUMN min_ram_mb INTEGER",
     ),
 }
 
@@ -230,7 +235,7 @@ RETRY_AFTER = 2
 _TASK_COLUMNS = (
     'id, job_id, idx, start, "end", step, state, attempts, failures, lost, computer, engine_id, '
     "attempt_id, started_at, ended_at, exit_code, peak_rss_kb, cpu_seconds, progress, log_path, "
-    "tail, reason, outputs"
+    "tail, reason, failure_class, failure_detail, min_ram_mb, outputs"
 )
 
 
@@ -257,6 +262,9 @@ def _task_from_row(row: sqlite3.Row) -> Task:
         tail=row["tail"],
         reason=row["reason"],
         outputs=json.loads(row["outputs"]),
+        failure_class=row["failure_class"],
+        failure_detail=row["failure_detail"],
+        min_ram_mb=row["min_ram_mb"],
     )
 
 
@@ -276,7 +284,7 @@ _CONTROLS = {str(control): control for control in JobControl}
 _SPEC_COLUMNS = (
     'name, owner, renderer, scene, start, "end", step, block_size, priority, retries, timeout, '
     "max_parallel, env, params, requirements, after, notify, after_frames, task_order, "
-    "first_frame_check"
+    "first_frame_check, on_failure"
 )
 
 
@@ -303,6 +311,7 @@ def _spec_values(spec: JobSpec) -> tuple[Any, ...]:
         json.dumps(spec.after_frames),
         spec.order,
         int(spec.first_frame_check),
+        json.dumps(spec.on_failure),
     )
 
 
@@ -328,6 +337,7 @@ def _spec_from_row(row: sqlite3.Row) -> JobSpec:
         after_frames=json.loads(row["after_frames"]),
         order=row["task_order"],
         first_frame_check=bool(row["first_frame_check"]),
+        on_failure=json.loads(row["on_failure"]),
     )
 
 
@@ -1500,28 +1510,31 @@ class SQLiteStore(Store):
                     (seconds, row["job_id"]),
                 )
                 return str(TaskState.FINISHED)
-            failures = row["failures"] + 1
-            new, reason = policy.after_failure(
-                failures=failures, retries=job["retries"], reason=policy.failure_reason(result)
+            step = policy.after_failed_result(
+                result, failures=row["failures"], retries=job["retries"]
             )
             self._move(
                 conn,
                 row,
-                new,
-                failures=failures,
-                reason=reason,
+                step.state,
+                failures=step.failures,
+                reason=step.reason,
                 attempt_id=None,
                 engine_id=None,
                 **fields,
+                **step.fields,
             )
             self._event(
                 conn,
-                *policy.failed_event(row["idx"], computer, reason),
+                *policy.failed_event(
+                    row["idx"], computer, step.reason, step.fields["failure_class"]
+                ),
                 job_id=row["job_id"],
                 task_index=row["idx"],
                 computer=computer,
             )
-            if computer:
+            new = step.state
+            if computer and step.host_failure:
                 conn.execute(
                     "INSERT INTO host_failures (job_id, computer, failures) VALUES (?, ?, 1) "
                     "ON CONFLICT (job_id, computer) DO UPDATE SET failures = failures + 1",

@@ -163,6 +163,7 @@ class SpecRecord(_Record):
     after_frames: list[Id] = Field(default_factory=list)
     order: Literal["sequential", "reverse", "preview"] = "sequential"
     first_frame_check: StrictBool = False
+    on_failure: dict[StrictStr, StrictStr] = {}
 
     @model_validator(mode="after")
     def _frames_in_order(self) -> SpecRecord:
@@ -211,6 +212,10 @@ class TaskRecord(_Record):
     tail: StrictStr
     reason: StrictStr | None
     outputs: list[StrictStr]
+    # Absent from files of schema 2.
+    failure_class: StrictStr | None = None
+    failure_detail: StrictStr | None = None
+    min_ram_mb: Count | None = None
 
 
 class HostRecord(_Record):
@@ -255,6 +260,19 @@ RECORDS: dict[str, type[_Record]] = {
     "event": EventRecord,
     "token": TokenRecord,
 }
+
+
+#: Fields added since schema 2, with the value a record from an older file gets.
+_ADDED_TASK_FIELDS = {"failure_class": None, "failure_detail": None, "min_ram_mb": None}
+
+
+def _fill_added_fields(kind: str, record: dict[str, Any]) -> None:
+    """Give a record of an older file the fields added since (the backends write every field)."""
+    if kind == "task":
+        for name, value in _ADDED_TASK_FIELDS.items():
+            record.setdefault(name, value)
+    elif kind == "job":
+        record["spec"].setdefault("on_failure", {})
 
 
 class _Header(_Record):
@@ -327,6 +345,7 @@ def spec_from_record(record: dict[str, Any]) -> JobSpec:
     """The JobSpec of a job record's "spec"; it shares nothing with the record."""
     fields = copy.deepcopy(record)
     fields["requirements"] = Requirements.from_dict(fields["requirements"])
+    fields.setdefault("on_failure", {})
     return JobSpec(**fields)
 
 
@@ -354,7 +373,7 @@ def task_record(task: Task) -> dict[str, Any]:
 
 
 def task_from_record(record: dict[str, Any]) -> Task:
-    fields = {name: record[name] for name in _TASK_FIELDS}
+    fields = {name: record.get(name) for name in _TASK_FIELDS}
     fields["state"] = TaskState(record["state"])
     fields["outputs"] = list(record["outputs"])
     return Task(
@@ -448,6 +467,7 @@ class _Checker:
         except ValidationError as exc:
             what = _described(kind, record)
             raise ValueError(f"{what}: {validation_message(exc.errors())}") from None
+        _fill_added_fields(kind, record)
         try:
             getattr(self, f"_{kind}")(record)
         except _Fault as fault:

@@ -44,6 +44,7 @@ def job_dict(job: Job, slots: int) -> dict[str, Any]:
         "first_frame_check": spec.first_frame_check,
         "max_parallel": spec.max_parallel,
         "notify": spec.notify,
+        "on_failure": spec.on_failure,
         "status": job.status,
         "control": str(job.control),
         "counts": {
@@ -111,6 +112,9 @@ def task_dict(task: Task) -> dict[str, Any]:
         "tail": task.tail,
         "reason": task.reason,
         "outputs": task.outputs,
+        "failure_class": task.failure_class,
+        "failure_detail": task.failure_detail,
+        "min_ram_mb": task.min_ram_mb,
     }
 
 

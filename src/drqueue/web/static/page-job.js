@@ -262,12 +262,20 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
       td({ "data-label": "Peak memory", class: "num", text: kib(task.peak_rss_kb) }),
       td({ "data-label": "Exit", class: "num", text: task.exit_code === null ? DASH : String(task.exit_code) }),
       td({ "data-label": "Reason", class: "reason", title: task.reason || "" },
+        failureTag(task),
         task.reason ? h("span", { class: "clamp", text: task.reason }) : null));
     tr.addEventListener("click", (event) => {
       if (event.target.closest("button, a")) return;
       openTaskPanel(task.index, true);
     });
     return tr;
+  }
+
+  /** The class of the task's last failure (oom, licence, missing-asset...), as a tag. */
+  function failureTag(task) {
+    return task.failure_class
+      ? h("span", { class: "failure-class", dataset: { class: task.failure_class }, text: task.failure_class })
+      : null;
   }
 
   function attemptsText(task) {
@@ -360,6 +368,9 @@ export function mount(main, { params, query, setQuery, navigate, setTitle }) {
       ["Peak memory", kib(task.peak_rss_kb)],
       ["Exit code", task.exit_code === null ? DASH : String(task.exit_code)],
     ];
+    if (task.failure_class) facts.push(["Failure", task.failure_class]);
+    if (task.min_ram_mb) facts.push(["Needs memory", kib(task.min_ram_mb * 1024)]);
+    if (task.failure_detail) facts.push(["Failed on", task.failure_detail, "wide"]);
     if (task.reason) facts.push(["Reason", task.reason, "wide"]);
     replace(p.facts, ...facts.flatMap(([label, value, wide]) => [
       h("dt", { class: wide, text: label }), h("dd", { class: wide, text: value })]));
