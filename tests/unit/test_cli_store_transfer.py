@@ -70,14 +70,14 @@ def test_a_farm_exported_from_one_root_and_imported_into_another_is_the_same(tmp
     result = run(tmp_path / "old", "export", str(path))
     assert result.exit_code == 0, result.output
     assert result.output.strip() == (
-        f"exported 4 jobs, 18 tasks, 2 computers, 3 pools, 18 events, 2 tokens to {path}"
+        f"exported 5 jobs, 25 tasks, 2 computers, 3 pools, 19 events, 2 tokens to {path}"
     )
     assert path.stat().st_mode & 0o777 == 0o600
 
     result = run(tmp_path / "new", "import", str(path))
     assert result.exit_code == 0, result.output
     assert result.output.strip() == (
-        "imported 4 jobs, 18 tasks, 2 computers, 3 pools, 18 events, 2 tokens"
+        "imported 5 jobs, 25 tasks, 2 computers, 3 pools, 19 events, 2 tokens"
     )
     old, new = store_of(tmp_path / "old"), store_of(tmp_path / "new")
     assert_same_farm(old, new)

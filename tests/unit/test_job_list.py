@@ -29,8 +29,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 #: The fields of a job in job show, in the order they are sent; the list has all but LIST_OMITS.
 JOB_FIELDS = [
     "id", "name", "owner", "renderer", "scene", "start", "end", "step", "block_size", "priority",
-    "retries", "timeout", "env", "params", "requirements", "after", "max_parallel", "notify", "status",
-    "control", "counts", "submitted_at", "finished_at", "eta_seconds", "waiting_for",
+    "retries", "timeout", "env", "params", "requirements", "after", "after_frames", "order",
+    "first_frame_check", "max_parallel", "notify", "on_failure", "status", "control", "counts", "submitted_at", "finished_at", "eta_seconds", "waiting_for",
     "waiting_reason", "blocked_hosts",
 ]  # fmt: skip
 #: Left out of GET /jobs, as they may be large (GET /jobs/ID has them).

@@ -639,23 +639,33 @@ def test_a_jobs_failure_actions_are_stored_with_it(store):
     assert store.get_job(job_id).spec.on_failure == {"oom": "retry", "licence": "fail"}
 
 
+def as_schema_2(path) -> None:
+    """Turn a closed SQLite store back into schema 2: without issue 15's columns and index."""
+    raw = sqlite3.connect(path)
+    raw.execute("DROP INDEX tasks_job_rank")
+    for table, column in (
+        ("jobs", "after_frames"),
+        ("jobs", "task_order"),
+        ("jobs", "first_frame_check"),
+        ("jobs", "on_failure"),
+        ("tasks", "rank"),
+        ("tasks", "failure_class"),
+        ("tasks", "failure_detail"),
+        ("tasks", "min_ram_mb"),
+    ):
+        raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+
+
 def test_a_schema_2_store_gains_the_failure_fields_and_keeps_its_jobs(sqlite_store, tmp_path):
     store = sqlite_store
     job_id = submit(store, 1, 2)
     store.record_result(dispatch(store, job_id, 0), FINISHED)
     store.close()
     path = tmp_path / "db" / "drqueue.sqlite"
-    raw = sqlite3.connect(path)
-    for table, column in [
-        ("jobs", "on_failure"),
-        ("tasks", "failure_class"),
-        ("tasks", "failure_detail"),
-        ("tasks", "min_ram_mb"),
-    ]:
-        raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    raw.commit()
-    raw.close()
+    as_schema_2(path)
     reopened = SQLiteStore(path)
     try:
         assert reopened.get_job(job_id).spec.on_failure == {}
@@ -1324,18 +1334,7 @@ def test_a_schema_2_store_opens_with_its_jobs_in_sequential_order(tmp_path):
     old = SQLiteStore(path)
     job_id = submit(old, 1, 5)
     old.close()
-    raw = sqlite3.connect(path)
-    raw.execute("DROP INDEX tasks_job_rank")
-    for table, column in (
-        ("jobs", "after_frames"),
-        ("jobs", "task_order"),
-        ("jobs", "first_frame_check"),
-        ("tasks", "rank"),
-    ):
-        raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    raw.commit()
-    raw.close()
+    as_schema_2(path)
     store = SQLiteStore(path)
     try:
         spec = store.get_job(job_id).spec

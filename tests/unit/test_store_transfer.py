@@ -155,7 +155,7 @@ def test_a_failed_export_leaves_no_file_and_an_earlier_one_as_it_was(tmp_path):
     build_farm(store)
     store.create_job(JobSpec("shell", 1, 1, params={"scale": float("nan")}), split_frames(1, 1))
     path = tmp_path / "farm.jsonl"
-    with pytest.raises(StoreError, match=r"^cannot export job 5: Out of range float"):
+    with pytest.raises(StoreError, match=r"^cannot export job 6: Out of range float"):
         transfer.write(store, path)
     assert list(tmp_path.iterdir()) == []
     path.write_text("an earlier file\n")
