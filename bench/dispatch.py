@@ -107,8 +107,14 @@ def _is(proc: psutil.Process, marker: str) -> bool:
 # -- (a) DrQueue -----------------------------------------------------------------------------------
 
 
+#: Set by --profile-gil: py-spy keeps only the samples of a thread holding the GIL (the
+#: Python code's CPU; a thread in SQLite or a system call has let go of it).
+PROFILE_GIL = False
+
+
 def _spy(pid: int, out: Path, seconds: float) -> list[subprocess.Popen]:
     """py-spy record of *pid* (collapsed stacks, 100 Hz); bench/_pyspy_top.py summarises them."""
+    gil = ["--gil"] if PROFILE_GIL else []
     return [
         subprocess.Popen(
             [
@@ -120,6 +126,7 @@ def _spy(pid: int, out: Path, seconds: float) -> list[subprocess.Popen]:
                 "100",
                 "--threads",
                 "--nonblocking",
+                *gil,
                 "--duration",
                 str(int(seconds)),
                 "--format",
@@ -395,6 +402,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument(
         "--profile", type=Path, help="py-spy the master and one engine into this folder"
     )
+    parser.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="with --profile: keep only samples holding the GIL (Python's own CPU)",
+    )
     parser.add_argument("--only", choices=("drqueue", "raw"), help="run one side only")
     parser.add_argument(
         "--no-direct",
@@ -406,6 +418,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
     add_store_options(parser)
     args = parser.parse_args(argv)
+    global PROFILE_GIL
+    PROFILE_GIL = args.profile_gil
     n, k = args.tasks, args.engines
     store_names = chosen_stores(args.store) if args.only != "raw" else []
     print(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import math
 import queue
@@ -57,7 +58,7 @@ from drqueue.master.matching import (
 from drqueue.models import Computer, Job, JobControl, Task, dependency_dead_end, task_seconds
 from drqueue.procs import gpu_environment
 from drqueue.slave.info import collect_info
-from drqueue.slave.runner import run_task
+from drqueue.slave.runner import run_task_json
 from drqueue.store.base import Dispatch, Store
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,15 @@ def engine_died(exc: BaseException) -> bool:
     return isinstance(exc, error.EngineError) or (
         isinstance(exc, error.RemoteError) and exc.ename == "EngineError"
     )
+
+
+@functools.cache
+def pickled_runner() -> Any:
+    """The runner's entry point, canned and pickled once: ipyparallel otherwise does it again
+    for every task it sends (70 us here)."""
+    from ipyparallel.serialize import PrePickled
+
+    return PrePickled(run_task_json)
 
 
 def task_spec(
@@ -729,6 +739,8 @@ class Dispatcher:
     def _record(self, out: Outstanding, ar: Any) -> None:
         try:
             result = ar.get(0)
+            if isinstance(result, str):  # runner.run_task_json's answer
+                result = json.loads(result)
             self._note_duration(out.job_id, result)
         except Exception as exc:
             name = type(exc).__name__
@@ -1017,7 +1029,7 @@ class Dispatcher:
         self.changed_jobs.note(job.id)
         spec = task_spec(job, task, attempt_id, log_path, self.config, assignment.gpu_devices)
         try:
-            result = self._view(slot.engine_id).apply_async(run_task, spec)
+            result = self._view(slot.engine_id).apply_async(pickled_runner(), json.dumps(spec))
             result.add_done_callback(self._result_arrived)
         except Exception as exc:
             self._must_write(

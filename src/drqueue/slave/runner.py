@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import platform
 import queue
@@ -559,6 +560,17 @@ def run_task(spec: dict[str, Any]) -> dict[str, Any]:
     finally:
         result["ended_at"] = time.time()
         result["seconds"] = time.monotonic() - clock
+
+
+def run_task_json(spec: str) -> str:
+    """:func:`run_task` for the dispatcher: the spec and the result as JSON text.
+
+    ipyparallel cans a dict argument or result item by item, nested ones too, before it
+    pickles it (0.4 ms for a task's spec on this machine, the biggest part of the master's
+    cost of a send); a text it takes whole, and the json module reads and writes one in
+    ~20 us.  Both are plain JSON: nothing in them is code.
+    """
+    return json.dumps(run_task(json.loads(spec)))
 
 
 def _prepare(spec: dict[str, Any]) -> tuple[Renderer, RenderContext]:
