@@ -76,6 +76,12 @@ REPLAN_SECONDS = 2.0
 #: on each engine behind the one running, so the engine never waits for the master's round trip
 #: (10-20 ms, a few percent of a task this short; nothing next to a real render's minutes).
 PREFETCH_BELOW_SECONDS = 2.0
+#: How many tasks are queued behind the running one: enough for PREFETCH_COVER_SECONDS of the
+#: job's mean task, one at least and PREFETCH_MAX at most.  One queued task covers the master's
+#: round trip only while that round trip is shorter than a task; on a loaded machine a no-op
+#: task (5 ms) is shorter, and the engines waited for the master (bench/dispatch.py).
+PREFETCH_COVER_SECONDS = 0.05
+PREFETCH_MAX = 4
 #: msg_ids the Client and each view remember (trimmed to half when over): they only grow.
 HISTORY_KEPT = 10_000
 #: A prefetched task is taken back (requeued for any engine) when the task it waits behind has
@@ -113,8 +119,9 @@ class EngineState:
     uuid: str = ""
     view: Any = None  # its DirectView, made once
     busy: str | None = None  # attempt id of the task it runs or holds (a multi-GPU task)
-    #: Attempt id of a short task queued on the engine behind *busy* (see PREFETCH_BELOW_SECONDS).
-    prefetched: str | None = None
+    #: Attempt ids of short tasks queued on the engine behind *busy*, in the order the engine
+    #: runs them (see PREFETCH_BELOW_SECONDS).
+    prefetched: list[str] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -535,7 +542,7 @@ class Dispatcher:
             return
         self._computers = None
         name = state.slot.computer if state.slot else f"engine {engine_id}"
-        for attempt_id in (state.busy, state.prefetched):
+        for attempt_id in (state.busy, *state.prefetched):
             out = self.outstanding.get(attempt_id) if attempt_id else None
             if out is None or out.engine_id != engine_id:
                 continue  # a merely reserved GPU slot runs nothing
@@ -578,25 +585,26 @@ class Dispatcher:
             engine = self.engines.get(engine_id)
             if engine is None:
                 continue
-            if engine.prefetched == out.attempt_id:
-                engine.prefetched = None
+            if out.attempt_id in engine.prefetched:
+                engine.prefetched.remove(out.attempt_id)
             elif engine.busy == out.attempt_id:
-                engine.busy, engine.prefetched = engine.prefetched, None
+                engine.busy = engine.prefetched.pop(0) if engine.prefetched else None
                 following = self.outstanding.get(engine.busy) if engine.busy else None
                 if following is not None:
                     following.sent_at = time.monotonic()  # its time-out runs from now
                     following.queued = False
 
-    def _take_back_prefetched(self, engine: EngineState, reason: str | None) -> None:
-        """Abort the task queued on *engine* behind its running one and requeue it now (with
-        *reason*, unless the store already requeued it), so another engine may take it.
+    def _take_back(self, engine: EngineState, attempt_id: str, reason: str | None) -> None:
+        """Abort the task *attempt_id* queued on *engine* behind its running one and requeue it
+        now (with *reason*, unless the store already requeued it), so another engine may take
+        it.
 
         Used where speed matters (a running task turned out long) or where the abort is sure to
         arrive first (a kill: the abort goes out before the SIGINT, on the same control
         channel).  If the engine started it anyway, the store no longer expects its attempt,
         and whatever it returns is ignored as stale."""
-        out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
-        engine.prefetched = None
+        engine.prefetched.remove(attempt_id)
+        out = self.outstanding.get(attempt_id)
         if out is None:
             return
         self._release(out)
@@ -612,16 +620,15 @@ class Dispatcher:
             self.changed_jobs.note(out.job_id)
         self._abort(out)
 
-    def _settle_prefetched(self, engine: EngineState, reason: str) -> None:
-        """Abort the task queued on *engine*, but leave it dispatched until the engine answers:
-        aborted, it is requeued with *reason*; started (the task before it ended in the moment
-        before the abort arrived), it runs and its result counts.  A stop or a host block is in
-        no hurry, and this way the store never says queued of a task that is running."""
-        out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
-        if out is None or out.settling:
-            return
-        out.settling = reason
-        self._abort(out)
+    def _settle_prefetched(self, out: Outstanding, reason: str) -> None:
+        """Abort the task *out* queued on its engine, but leave it dispatched until the engine
+        answers: aborted, it is requeued with *reason*; started (the tasks before it ended in
+        the moment before the abort arrived), it runs and its result counts.  A stop or a host
+        block is in no hurry, and this way the store never says queued of a task that is
+        running."""
+        if not out.settling:
+            out.settling = reason
+            self._abort(out)
 
     def _abort(self, out: Outstanding) -> None:
         try:
@@ -642,39 +649,46 @@ class Dispatcher:
         jobs: dict[int, Job | None] = {}
         taken = False
         for engine in list(self.engines.values()):
-            out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
-            if out is None or out.settling:
-                continue
-            if out.job_id not in jobs:
-                try:
-                    jobs[out.job_id] = self.store.get_job(out.job_id)
-                except NotFound:
-                    jobs[out.job_id] = None
-            job = jobs[out.job_id]
-            if job is None:
-                why = "its job was deleted"
-            elif job.control != JobControl.ACTIVE:
-                why = "its job was stopped"
-            elif out.computer in job.blocked_hosts:
-                why = f"{out.computer} is blocked for its job"
-            else:
-                continue
-            self._settle_prefetched(engine, f"requeued before it started: {why}")
-            taken = True
+            for attempt_id in engine.prefetched:
+                out = self.outstanding.get(attempt_id)
+                if out is None or out.settling:
+                    continue
+                why = self._may_not_start(out, jobs)
+                if why:
+                    self._settle_prefetched(out, f"requeued before it started: {why}")
+                    taken = True
         return taken
+
+    def _may_not_start(self, out: Outstanding, jobs: dict[int, Job | None]) -> str | None:
+        """Why the queued attempt *out* may not start now (its job stopped or deleted, its host
+        blocked for the job), or None; *jobs* keeps the jobs read for one check."""
+        if out.job_id not in jobs:
+            try:
+                jobs[out.job_id] = self.store.get_job(out.job_id)
+            except NotFound:
+                jobs[out.job_id] = None
+        job = jobs[out.job_id]
+        if job is None:
+            return "its job was deleted"
+        if job.control != JobControl.ACTIVE:
+            return "its job was stopped"
+        if out.computer in job.blocked_hosts:
+            return f"{out.computer} is blocked for its job"
+        return None
 
     def _interrupt_attempt(self, out: Outstanding) -> None:
         """Stop one attempt: abort it if it waits in its engine's queue, else SIGINT the engine
-        (after taking back the task queued behind it, which the signal must not hit)."""
+        (after taking back the tasks queued behind it, which the signal must not hit)."""
         out.interrupted = True
         engine = self.engines.get(out.engine_id)
-        if engine is not None and engine.prefetched == out.attempt_id:
-            self._take_back_prefetched(engine, None)
+        if engine is not None and out.attempt_id in engine.prefetched:
+            self._take_back(engine, out.attempt_id, None)
             return
-        if engine is not None and engine.prefetched:
-            self._take_back_prefetched(
-                engine, f"requeued: the task before it on {out.computer} was stopped"
-            )
+        if engine is not None:
+            for queued in list(engine.prefetched):
+                self._take_back(
+                    engine, queued, f"requeued: the task before it on {out.computer} was stopped"
+                )
         self._interrupt(out.engine_id)
 
     # -- results -------------------------------------------------------------------------------
@@ -692,19 +706,24 @@ class Dispatcher:
                 self._must_write(functools.partial(self._conclude, out, ar))
                 continue
             engine = self.engines.get(out.engine_id)
+            waiting = [
+                attempt_id
+                for attempt_id in (engine.prefetched if engine is not None else ())
+                if not getattr(self.outstanding.get(attempt_id), "settling", None)
+            ]
             if (
-                engine is not None
-                and engine.prefetched
-                and not getattr(self.outstanding.get(engine.prefetched), "settling", None)
+                waiting
                 and engine.busy == out.attempt_id
                 and now - out.sent_at > self._take_back_after(out.job_id)
             ):
-                # Its job's tasks were short, this one is not: free the one behind it for
-                # another engine.
-                self._take_back_prefetched(
-                    engine,
-                    f"requeued: task {out.task_index} before it on {out.computer} runs long",
-                )
+                # Its job's tasks were short, this one is not: free the ones behind it for
+                # other engines.
+                for attempt_id in waiting:
+                    self._take_back(
+                        engine,
+                        attempt_id,
+                        f"requeued: task {out.task_index} before it on {out.computer} runs long",
+                    )
                 # Not short after all: no more prefetching until short results bring it back.
                 count, mean = self._durations.get(out.job_id, (0, 0.0))
                 self._durations[out.job_id] = (
@@ -913,11 +932,12 @@ class Dispatcher:
         return computers
 
     def _prefetch_slots(self, short: set[int]) -> list[Slot]:
-        """Engines running a short job's task with nothing queued behind it."""
+        """Engines running a short job's task with fewer tasks queued behind it than
+        :meth:`_prefetch_depth` says, each once per task it may still queue."""
         slots = []
         now = time.monotonic()
         for engine in self.engines.values():
-            if not engine.ready or engine.busy is None or engine.prefetched is not None:
+            if not engine.ready or engine.busy is None:
                 continue
             out = self.outstanding.get(engine.busy)
             if (
@@ -927,8 +947,14 @@ class Dispatcher:
                 and not out.reserved
                 and now - out.sent_at < self._take_back_after(out.job_id)
             ):
-                slots.append(engine.slot)
+                slots += [engine.slot] * (self._prefetch_depth(out.job_id) - len(engine.prefetched))
         return slots
+
+    def _prefetch_depth(self, job_id: int) -> int:
+        """How many tasks may wait behind a running task of *job_id* on its engine."""
+        _count, mean = self._durations.get(job_id, (0, PREFETCH_BELOW_SECONDS))
+        cover = math.ceil(PREFETCH_COVER_SECONDS / max(mean, 0.001))
+        return max(1, min(PREFETCH_MAX, cover))
 
     def _dispatch(self) -> bool:
         idle = self._idle_slots()
@@ -1044,7 +1070,7 @@ class Dispatcher:
             return False
         reserved = tuple(s.engine_id for s in assignment.reserved)
         if prefetch:
-            self.engines[slot.engine_id].prefetched = attempt_id
+            self.engines[slot.engine_id].prefetched.append(attempt_id)
         for engine_id in () if prefetch else (slot.engine_id, *reserved):
             self.engines[engine_id].busy = attempt_id
         self.outstanding[attempt_id] = Outstanding(
