@@ -111,8 +111,14 @@ def child_pids() -> set[int]:
     pids: set[int] = set()
     for thread in threads:
         try:
-            with open(f"/proc/self/task/{thread}/children", "rb") as listing:
-                pids.update(int(pid) for pid in listing.read().split())
+            fd = os.open(f"/proc/self/task/{thread}/children", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                listing = b""
+                while chunk := os.read(fd, 65536):
+                    listing += chunk
+            finally:
+                os.close(fd)
+            pids.update(int(pid) for pid in listing.split())
         except FileNotFoundError:
             if not os.path.exists(f"/proc/self/task/{thread}"):
                 continue  # the thread ended meanwhile

@@ -11,15 +11,18 @@ Each round:
 1. engines that registered are probed for their computer info
    (:func:`drqueue.slave.info.collect_info`); engines that vanished lose their
    task back to the queue;
-2. finished calls are recorded in the store, one transaction each; a result
-   for an attempt the store no longer expects is a stale duplicate and ignored;
+2. finished calls are recorded in the store, all of a round's in one transaction; a
+   result for an attempt the store no longer expects is a stale duplicate and ignored;
    a host that failed one job ``block_after_failures`` times is blocked for it;
 3. kill requests from the API become SIGINTs to engines;
 4. idle engines get the next matching task.  The decision is
    :func:`drqueue.master.matching.plan`, a pure function; it runs only when
    something changed (a result, an engine, a wake-up from the API) or every
    :data:`REPLAN_SECONDS`, so an idle farm costs no store reads.  Each task is
-   committed as *dispatched* with a fresh attempt id **before** it is sent.
+   committed as *dispatched* with a fresh attempt id **before** it is sent (a round's
+   tasks in one transaction).  Engines running a short job get up to :data:`PREFETCH_MAX`
+   more of its tasks queued behind the running one; while every engine has one queued, a
+   round waits :data:`GATHER_SECONDS` for the results to gather.
 
 Every :data:`CHORES_INTERVAL` the slow chores run: last-seen times, host info
 older than ``info_cache_seconds`` on idle slaves, each waiting job's reason, the

@@ -438,18 +438,24 @@ def open_task_log(log_path: str) -> Any:
     def unavailable(why: str) -> LogUnavailable:
         return LogUnavailable(f"cannot write the task log {log_path}: {why}")
 
-    try:
-        os.makedirs(logs, exist_ok=True)
-    except OSError as exc:
-        if os.path.lexists(logs) and not os.path.isdir(logs):
-            raise unavailable(f"the logs folder {logs} is {_describe(logs)}") from None
-        raise unavailable(exc.strerror or str(exc)) from None
     use_dir_fd = {os.open, os.mkdir, os.unlink} <= os.supports_dir_fd and bool(
         _O_NOFOLLOW and _O_DIRECTORY
     )
     logs_fd = None
+    if use_dir_fd:
+        # The logs folder exists but for a farm's first task: open it first; on any error the
+        # way below makes it, or says what is wrong with it.
+        with contextlib.suppress(OSError):
+            logs_fd = os.open(logs, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    if logs_fd is None:
+        try:
+            os.makedirs(logs, exist_ok=True)
+        except OSError as exc:
+            if os.path.lexists(logs) and not os.path.isdir(logs):
+                raise unavailable(f"the logs folder {logs} is {_describe(logs)}") from None
+            raise unavailable(exc.strerror or str(exc)) from None
     try:
-        if use_dir_fd:
+        if use_dir_fd and logs_fd is None:
             logs_fd = os.open(logs, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
         dir_fd = _job_log_folder(logs, job, logs_fd, unavailable)
     except OSError as exc:
@@ -623,18 +629,14 @@ def _run(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         else None
     )
     with log:
+        # The header goes out with the first command's line: one write, not two.
         header = f"# drqueue: job {spec['job_id']} task {spec['task_index']} on {result['computer']} at {time.ctime()}\n"
-        try:
-            log.write(header.encode())
-        except OSError as exc:
-            result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
-            result["infrastructure"] = True
-            return result
         for index, argv in enumerate(commands):
             frame = renderer.frame_of_command(ctx, index) if len(commands) > 1 else ctx.block.start
             env = render_environment(spec, frame, ctx.scene)
             try:
-                log.write(f"# command: {argv!r}\n".encode())
+                log.write(f"{header}# command: {argv!r}\n".encode())
+                header = ""
             except OSError as exc:
                 result["reason"] = f"cannot write the task log {log_path}: {exc.strerror or exc}"
                 result["infrastructure"] = True
