@@ -869,8 +869,12 @@ class Dispatcher:
     def _forget(self, results: list[Any]) -> None:
         """Drop the Client's copies of recorded results: it keeps every result, its metadata and
         every msg_id it sent (also in each view) for good, which grows the master ~1 KB a task."""
-        with contextlib.suppress(Exception):
+        try:
             self.client.purge_local_results(jobs=results)
+        except Exception:  # one of them still outstanding in the Client: purge the others
+            for result in results:
+                with contextlib.suppress(Exception):
+                    self.client.purge_local_results(jobs=result)
         if len(self.client.history) > HISTORY_KEPT:
             del self.client.history[: -HISTORY_KEPT // 2]
             for engine in self.engines.values():
