@@ -254,6 +254,10 @@ class DrQueueSide:
         cpu = meter.stop()
         _stop_spies(spies)
         seconds = (done["finished_at"] or time.time()) - t0
+        if done["counts"]["finished"] != tasks:  # say why, or a missing task goes unexplained
+            for event in self.client.events(job["id"]):
+                if event["kind"] not in ("job.submitted", "task.first-frame", "job.finished"):
+                    print(f"    {event['kind']}: {event['message']}", flush=True)
         return {
             "finished": done["counts"]["finished"],
             "seconds": seconds,
