@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from drqueue.procs import gpu_environment, new_process_group, stop_process_tree
+from drqueue.procs import child_pids, gpu_environment, new_process_group, stop_process_tree
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the trees are built with sh")
 
@@ -98,3 +98,25 @@ def test_gpu_environment_names_the_devices_in_every_vendors_variable():
         "GPU_DEVICE_ORDINAL": "0,2",
         "ONEAPI_DEVICE_SELECTOR": "*:0,2",
     }
+
+
+def test_child_pids_are_this_process_children_as_psutil_finds_them():
+    """child_pids reads the children's list the kernel keeps (Linux), not every process: it
+    must name exactly the children psutil finds by its scan, those started from any thread."""
+    import threading
+
+    started: list[subprocess.Popen] = []
+    procs = [subprocess.Popen(["sleep", "30"]) for _ in range(3)]
+    thread = threading.Thread(target=lambda: started.append(subprocess.Popen(["sleep", "30"])))
+    thread.start()
+    thread.join()
+    procs += started
+    try:
+        mine = {proc.pid for proc in procs}
+        assert mine <= child_pids()
+        assert child_pids() == {child.pid for child in psutil.Process().children()}
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert not mine & child_pids()

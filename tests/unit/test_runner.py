@@ -795,3 +795,19 @@ def test_a_small_render_of_a_big_engine_reports_its_own_peak_memory(tmp_path):
     assert result["status"] == "finished", result["reason"]
     assert 0 < result["peak_rss_kb"] < 50 * 1024, result["peak_rss_kb"]
     del ballast
+
+
+def test_the_dispatchers_entry_point_takes_and_gives_the_same_spec_and_result_as_json(tmp_path):
+    """The dispatcher sends the spec as JSON text (ipyparallel cans a dict item by item, a
+    text whole); the runner answers the result dict as JSON text, every field kept."""
+    import json
+
+    spec = make_spec(
+        tmp_path, "sh -c 'echo frame $DRQUEUE_FRAME; exit 3'", start=5, end=5, env={"A": "é"}
+    )
+    answer = runner.run_task_json(json.dumps(spec))
+    assert isinstance(answer, str)
+    result = json.loads(answer)
+    assert (result["status"], result["exit_code"], result["tail"]) == ("failed", 3, "frame 5")
+    assert result["attempt_id"] == spec["attempt_id"]
+    assert set(result) == set(run_task({**spec, "log_path": spec["log_path"] + ".2"}))

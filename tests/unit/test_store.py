@@ -19,6 +19,7 @@ import pytest
 from drqueue.errors import Conflict, InvalidJob, NotFound, StoreError
 from drqueue.models import Counts, FrameBlock, JobSpec, TaskState, split_frames
 from drqueue.store import SCHEMA_VERSION, Store
+from drqueue.store.base import Claim
 from drqueue.store.jobquery import JobQuery
 from drqueue.store.sqlite import SQLiteStore
 
@@ -292,6 +293,61 @@ def test_a_frame_is_never_counted_finished_twice(store):
     job = store.get_job(job_id)
     assert job.timed_tasks == 1
     assert store.get_task(job_id, 0).computer == "beta"
+
+
+def test_mark_dispatched_many_claims_each_task_as_mark_dispatched_would(store):
+    """One round of the dispatcher's sends, in one call: each claim is taken or refused on its
+    own, in order, by the rules of mark_dispatched."""
+    job_id = submit(store)
+    stopped = submit(store, 1, 2)
+    store.set_job_control(stopped, "stopped")
+    store.block_host(job_id, "beta")
+    tasks = [store.get_task(job_id, index) for index in range(4)]
+    claims = [
+        Claim(tasks[0].id, "a0", 0, "alpha", "/logs/0.a0.log"),
+        Claim(tasks[0].id, "a0-again", 1, "alpha"),  # taken by the claim before it
+        Claim(store.get_task(stopped, 0).id, "s0", 2, "alpha"),  # its job is stopped
+        Claim(tasks[1].id, "a1", 3, "beta"),  # beta is blocked for the job
+        Claim(tasks[2].id, "a2", 4, "alpha"),
+    ]
+    assert store.mark_dispatched_many(claims) == [True, False, False, False, True]
+    assert store.mark_dispatched_many([]) == []
+    first, third = store.get_task(job_id, 0), store.get_task(job_id, 2)
+    assert (first.state, first.attempt_id, first.engine_id, first.attempts) == (
+        TaskState.DISPATCHED,
+        "a0",
+        0,
+        1,
+    )
+    assert first.log_path == "/logs/0.a0.log"
+    assert (third.state, third.attempt_id, third.engine_id) == (TaskState.DISPATCHED, "a2", 4)
+    assert store.get_task(job_id, 1).state == TaskState.QUEUED
+    assert counts_of(store, job_id) == Counts(total=4, queued=2, running=2)
+    assert counts_of(store, stopped) == Counts(total=2, queued=2)
+
+
+def test_record_results_records_each_result_as_record_result_would(store):
+    """The results collected in one dispatcher round, in one call: each is recorded, retried
+    or ignored as stale on its own, and a duplicate later in the same call is stale too."""
+    job_id = submit(store, retries=1)
+    done, broken, lost, last = (dispatch(store, job_id, index) for index in range(4))
+    store.requeue_attempts([lost], "engine lost", lost=True)
+    states = store.record_results(
+        [(done, FINISHED), (broken, failed("exit code 2: no")), (lost, FINISHED), (done, failed())]
+    )
+    assert states == ["finished", "queued", None, None]
+    assert store.record_results([]) == []
+    assert store.get_task(job_id, 0).state == TaskState.FINISHED
+    retried = store.get_task(job_id, 1)
+    assert (retried.state, retried.failures, retried.reason) == (
+        TaskState.QUEUED,
+        1,
+        "exit code 2: no",
+    )
+    assert store.host_failures(job_id) == {"alpha": 1}
+    assert counts_of(store, job_id) == Counts(total=4, queued=2, running=1, finished=1)
+    assert store.record_results([(last, FINISHED)]) == ["finished"]
+    assert store.get_job(job_id).timed_tasks == 2
 
 
 def test_progress_of_a_stale_attempt_is_ignored(store):

@@ -11,15 +11,18 @@ Each round:
 1. engines that registered are probed for their computer info
    (:func:`drqueue.slave.info.collect_info`); engines that vanished lose their
    task back to the queue;
-2. finished calls are recorded in the store, one transaction each; a result
-   for an attempt the store no longer expects is a stale duplicate and ignored;
+2. finished calls are recorded in the store, all of a round's in one transaction; a
+   result for an attempt the store no longer expects is a stale duplicate and ignored;
    a host that failed one job ``block_after_failures`` times is blocked for it;
 3. kill requests from the API become SIGINTs to engines;
 4. idle engines get the next matching task.  The decision is
    :func:`drqueue.master.matching.plan`, a pure function; it runs only when
    something changed (a result, an engine, a wake-up from the API) or every
    :data:`REPLAN_SECONDS`, so an idle farm costs no store reads.  Each task is
-   committed as *dispatched* with a fresh attempt id **before** it is sent.
+   committed as *dispatched* with a fresh attempt id **before** it is sent (a round's
+   tasks in one transaction).  Engines running a short job get up to :data:`PREFETCH_MAX`
+   more of its tasks queued behind the running one; while every engine has one queued, a
+   round waits :data:`GATHER_SECONDS` for the results to gather.
 
 Every :data:`CHORES_INTERVAL` the slow chores run: last-seen times, host info
 older than ``info_cache_seconds`` on idle slaves, each waiting job's reason, the
@@ -31,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 import math
 import queue
@@ -66,8 +70,8 @@ from drqueue.master.matching import (
 from drqueue.models import Computer, Job, JobControl, Task, dependency_dead_end, task_seconds
 from drqueue.procs import gpu_environment
 from drqueue.slave.info import collect_info
-from drqueue.slave.runner import run_task
-from drqueue.store.base import Dispatch, Store
+from drqueue.slave.runner import run_task_json
+from drqueue.store.base import Claim, Dispatch, Store
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,16 @@ REPLAN_SECONDS = 2.0
 #: on each engine behind the one running, so the engine never waits for the master's round trip
 #: (10-20 ms, a few percent of a task this short; nothing next to a real render's minutes).
 PREFETCH_BELOW_SECONDS = 2.0
+#: How many tasks are queued behind the running one: enough for PREFETCH_COVER_SECONDS of the
+#: job's mean task, one at least and PREFETCH_MAX at most.  One queued task covers the master's
+#: round trip only while that round trip is shorter than a task; on a loaded machine a no-op
+#: task (5 ms) is shorter, and the engines waited for the master (bench/dispatch.py).
+PREFETCH_COVER_SECONDS = 0.05
+PREFETCH_MAX = 4
+#: Seconds the dispatcher waits before a round while every engine has a task queued behind its
+#: running one, so the results that arrive meanwhile are recorded in one transaction and the
+#: queues refilled in one decision: a round for each no-op task cost the master ~1 ms a task.
+GATHER_SECONDS = 0.01
 #: msg_ids the Client and each view remember (trimmed to half when over): they only grow.
 HISTORY_KEPT = 10_000
 #: A prefetched task is taken back (requeued for any engine) when the task it waits behind has
@@ -132,8 +146,9 @@ class EngineState:
     uuid: str = ""
     view: Any = None  # its DirectView, made once
     busy: str | None = None  # attempt id of the task it runs or holds (a multi-GPU task)
-    #: Attempt id of a short task queued on the engine behind *busy* (see PREFETCH_BELOW_SECONDS).
-    prefetched: str | None = None
+    #: Attempt ids of short tasks queued on the engine behind *busy*, in the order the engine
+    #: runs them (see PREFETCH_BELOW_SECONDS).
+    prefetched: list[str] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -164,6 +179,15 @@ class Outstanding:
     #: Set when an abort was sent for this queued task and its engine's answer is awaited:
     #: the reason it is requeued with if the engine aborts it (if it started, it ran).
     settling: str | None = None
+
+
+class Outcome(NamedTuple):
+    """How an attempt ended, as the dispatcher read it from its AsyncResult: the runner's
+    result to record, or a reason to put the task back in the queue (*lost*: held against it)."""
+
+    result: dict[str, Any] | None
+    requeue: str | None = None
+    lost: bool = False
 
 
 class RunningTask(NamedTuple):
@@ -215,6 +239,15 @@ def engine_died(exc: BaseException) -> bool:
     return isinstance(exc, error.EngineError) or (
         isinstance(exc, error.RemoteError) and exc.ename == "EngineError"
     )
+
+
+@functools.cache
+def pickled_runner() -> Any:
+    """The runner's entry point, canned and pickled once: ipyparallel otherwise does it again
+    for every task it sends (70 us here)."""
+    from ipyparallel.serialize import PrePickled
+
+    return PrePickled(run_task_json)
 
 
 def task_spec(
@@ -423,8 +456,17 @@ class Dispatcher:
             if not busy:
                 self._wake.wait(0.02)
                 self._wake.clear()
+            if self._work_queued_everywhere():
+                # No engine can run dry meanwhile: let results gather, to record them in one
+                # transaction and refill the engines' queues in one decision.
+                self._stop.wait(GATHER_SECONDS)
         with contextlib.suppress(Exception):
             self.client.close()
+
+    def _work_queued_everywhere(self) -> bool:
+        """Whether every ready engine has a task queued behind the one it runs."""
+        ready = [engine for engine in self.engines.values() if engine.ready]
+        return bool(ready) and all(engine.prefetched for engine in ready)
 
     def step(self) -> bool:
         """One round; True if it did anything (then the next round starts at once)."""
@@ -570,7 +612,7 @@ class Dispatcher:
             return
         self._computers = None
         name = state.slot.computer if state.slot else f"engine {engine_id}"
-        for attempt_id in (state.busy, state.prefetched):
+        for attempt_id in (state.busy, *state.prefetched):
             out = self.outstanding.get(attempt_id) if attempt_id else None
             if out is None or out.engine_id != engine_id:
                 continue  # a merely reserved GPU slot runs nothing
@@ -613,25 +655,26 @@ class Dispatcher:
             engine = self.engines.get(engine_id)
             if engine is None:
                 continue
-            if engine.prefetched == out.attempt_id:
-                engine.prefetched = None
+            if out.attempt_id in engine.prefetched:
+                engine.prefetched.remove(out.attempt_id)
             elif engine.busy == out.attempt_id:
-                engine.busy, engine.prefetched = engine.prefetched, None
+                engine.busy = engine.prefetched.pop(0) if engine.prefetched else None
                 following = self.outstanding.get(engine.busy) if engine.busy else None
                 if following is not None:
                     following.sent_at = time.monotonic()  # its time-out runs from now
                     following.queued = False
 
-    def _take_back_prefetched(self, engine: EngineState, reason: str | None) -> None:
-        """Abort the task queued on *engine* behind its running one and requeue it now (with
-        *reason*, unless the store already requeued it), so another engine may take it.
+    def _take_back(self, engine: EngineState, attempt_id: str, reason: str | None) -> None:
+        """Abort the task *attempt_id* queued on *engine* behind its running one and requeue it
+        now (with *reason*, unless the store already requeued it), so another engine may take
+        it.
 
         Used where speed matters (a running task turned out long) or where the abort is sure to
         arrive first (a kill: the abort goes out before the SIGINT, on the same control
         channel).  If the engine started it anyway, the store no longer expects its attempt,
         and whatever it returns is ignored as stale."""
-        out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
-        engine.prefetched = None
+        engine.prefetched.remove(attempt_id)
+        out = self.outstanding.get(attempt_id)
         if out is None:
             return
         self._release(out)
@@ -647,16 +690,15 @@ class Dispatcher:
             self.changed_jobs.note(out.job_id)
         self._abort(out)
 
-    def _settle_prefetched(self, engine: EngineState, reason: str) -> None:
-        """Abort the task queued on *engine*, but leave it dispatched until the engine answers:
-        aborted, it is requeued with *reason*; started (the task before it ended in the moment
-        before the abort arrived), it runs and its result counts.  A stop or a host block is in
-        no hurry, and this way the store never says queued of a task that is running."""
-        out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
-        if out is None or out.settling:
-            return
-        out.settling = reason
-        self._abort(out)
+    def _settle_prefetched(self, out: Outstanding, reason: str) -> None:
+        """Abort the task *out* queued on its engine, but leave it dispatched until the engine
+        answers: aborted, it is requeued with *reason*; started (the tasks before it ended in
+        the moment before the abort arrived), it runs and its result counts.  A stop or a host
+        block is in no hurry, and this way the store never says queued of a task that is
+        running."""
+        if not out.settling:
+            out.settling = reason
+            self._abort(out)
 
     def _abort(self, out: Outstanding) -> None:
         try:
@@ -677,46 +719,56 @@ class Dispatcher:
         jobs: dict[int, Job | None] = {}
         taken = False
         for engine in list(self.engines.values()):
-            out = self.outstanding.get(engine.prefetched) if engine.prefetched else None
-            if out is None or out.settling:
-                continue
-            if out.job_id not in jobs:
-                try:
-                    jobs[out.job_id] = self.store.get_job(out.job_id)
-                except NotFound:
-                    jobs[out.job_id] = None
-            job = jobs[out.job_id]
-            if job is None:
-                why = "its job was deleted"
-            elif job.control != JobControl.ACTIVE:
-                why = "its job was stopped"
-            elif out.computer in job.blocked_hosts:
-                why = f"{out.computer} is blocked for its job"
-            else:
-                continue
-            self._settle_prefetched(engine, f"requeued before it started: {why}")
-            taken = True
+            for attempt_id in engine.prefetched:
+                out = self.outstanding.get(attempt_id)
+                if out is None or out.settling:
+                    continue
+                why = self._may_not_start(out, jobs)
+                if why:
+                    self._settle_prefetched(out, f"requeued before it started: {why}")
+                    taken = True
         return taken
+
+    def _may_not_start(self, out: Outstanding, jobs: dict[int, Job | None]) -> str | None:
+        """Why the queued attempt *out* may not start now (its job stopped or deleted, its host
+        blocked for the job), or None; *jobs* keeps the jobs read for one check."""
+        if out.job_id not in jobs:
+            try:
+                jobs[out.job_id] = self.store.get_job(out.job_id)
+            except NotFound:
+                jobs[out.job_id] = None
+        job = jobs[out.job_id]
+        if job is None:
+            return "its job was deleted"
+        if job.control != JobControl.ACTIVE:
+            return "its job was stopped"
+        if out.computer in job.blocked_hosts:
+            return f"{out.computer} is blocked for its job"
+        return None
 
     def _interrupt_attempt(self, out: Outstanding) -> None:
         """Stop one attempt: abort it if it waits in its engine's queue, else SIGINT the engine
-        (after taking back the task queued behind it, which the signal must not hit)."""
+        (after taking back the tasks queued behind it, which the signal must not hit)."""
         out.interrupted = True
         engine = self.engines.get(out.engine_id)
-        if engine is not None and engine.prefetched == out.attempt_id:
-            self._take_back_prefetched(engine, None)
+        if engine is not None and out.attempt_id in engine.prefetched:
+            self._take_back(engine, out.attempt_id, None)
             return
-        if engine is not None and engine.prefetched:
-            self._take_back_prefetched(
-                engine, f"requeued: the task before it on {out.computer} was stopped"
-            )
+        if engine is not None:
+            for queued in list(engine.prefetched):
+                self._take_back(
+                    engine, queued, f"requeued: the task before it on {out.computer} was stopped"
+                )
         self._interrupt(out.engine_id)
 
     # -- results -------------------------------------------------------------------------------
 
     def _collect(self) -> bool:
+        """Note every ended attempt, and record them all in one store transaction; take back
+        the tasks queued behind one that runs long; write progress at most once a second."""
         did = False
         now = time.monotonic()
+        ended: list[tuple[Outstanding, Outcome]] = []
         for out in list(self.outstanding.values()):
             if out.attempt_id not in self.outstanding:
                 continue  # taken back during this loop
@@ -724,22 +776,27 @@ class Dispatcher:
             if ar.done():
                 did = True
                 self._release(out)
-                self._must_write(functools.partial(self._conclude, out, ar))
+                ended.append((out, self._outcome(out, ar)))
                 continue
             engine = self.engines.get(out.engine_id)
+            waiting = [
+                attempt_id
+                for attempt_id in (engine.prefetched if engine is not None else ())
+                if not getattr(self.outstanding.get(attempt_id), "settling", None)
+            ]
             if (
-                engine is not None
-                and engine.prefetched
-                and not getattr(self.outstanding.get(engine.prefetched), "settling", None)
+                waiting
                 and engine.busy == out.attempt_id
                 and now - out.sent_at > self._take_back_after(out.job_id)
             ):
-                # Its job's tasks were short, this one is not: free the one behind it for
-                # another engine.
-                self._take_back_prefetched(
-                    engine,
-                    f"requeued: task {out.task_index} before it on {out.computer} runs long",
-                )
+                # Its job's tasks were short, this one is not: free the ones behind it for
+                # other engines.
+                for attempt_id in waiting:
+                    self._take_back(
+                        engine,
+                        attempt_id,
+                        f"requeued: task {out.task_index} before it on {out.computer} runs long",
+                    )
                 # Not short after all: no more prefetching until short results bring it back.
                 count, mean = self._durations.get(out.job_id, (0, 0.0))
                 self._durations[out.job_id] = (
@@ -760,20 +817,19 @@ class Dispatcher:
                     self.store.mark_running(out.attempt_id, progress, str(data.get("tail", "")))
                     # Running (from dispatched) and its progress: the live pages show both.
                     self.changed_jobs.note(out.job_id)
+        if ended:
+            self._must_write(functools.partial(self._conclude, ended))
         return did
 
-    def _conclude(self, out: Outstanding, ar: Any) -> None:
-        """Write an ended attempt's outcome to the store, then drop the Client's copy of it."""
+    def _outcome(self, out: Outstanding, ar: Any) -> Outcome:
+        """What an ended attempt's AsyncResult means, read at once (the engine's and the job's
+        state in memory follow it now; the store is written in :meth:`_conclude`)."""
         if out.settling and aborted(ar):
-            self.store.requeue_attempts([out.attempt_id], out.settling, lost=False)
-        else:
-            self._record(out, ar)
-        self.changed_jobs.note(out.job_id)
-        self._forget(ar)
-
-    def _record(self, out: Outstanding, ar: Any) -> None:
+            return Outcome(None, requeue=out.settling)
         try:
             result = ar.get(0)
+            if isinstance(result, str):  # runner.run_task_json's answer
+                result = json.loads(result)
             self._note_duration(out.job_id, result)
         except Exception as exc:
             name = type(exc).__name__
@@ -784,23 +840,51 @@ class Dispatcher:
                     following.queued = True  # it waited behind this one on a dead engine
                 if out.queued:
                     reason = f"engine {out.engine_id} on {out.computer} died (task queued there)"
-                else:
-                    reason = f"engine {out.engine_id} on {out.computer} died"
-                    self.stats.lost += 1
-                self.store.requeue_attempts([out.attempt_id], reason, lost=not out.queued)
-                return
+                    return Outcome(None, requeue=reason)
+                self.stats.lost += 1
+                return Outcome(
+                    None, requeue=f"engine {out.engine_id} on {out.computer} died", lost=True
+                )
             result = {"status": "failed", "reason": f"runner error: {name}: {exc}"[:1000]}
         if not isinstance(result, dict):
             result = {"status": "failed", "reason": f"runner returned {type(result).__name__}"}
-        if result.get("status") != "finished" and result.get("infrastructure"):
-            self._infrastructure_failed(out, str(result.get("reason") or "no reason given"))
-            return
-        action, stops_job = None, False
-        if result.get("status") != "finished":
-            # A copy: a write owed while the store is away runs this again on the same result.
-            result = dict(result)
-            action, stops_job = self._failure_action(out, result)
-        state = self.store.record_result(out.attempt_id, result)
+        return Outcome(result)
+
+    def _conclude(self, ended: list[tuple[Outstanding, Outcome]]) -> None:
+        """Write the outcomes of the attempts that ended in one round to the store (the plain
+        results in one transaction), then drop the Client's copies of them."""
+        recorded: list[tuple[Outstanding, dict[str, Any], FailureAction | None, bool]] = []
+        for out, outcome in ended:
+            result = outcome.result
+            if outcome.requeue is not None:
+                self.store.requeue_attempts([out.attempt_id], outcome.requeue, lost=outcome.lost)
+            elif result.get("status") == "finished":
+                recorded.append((out, result, None, False))
+            elif result.get("infrastructure"):
+                self._infrastructure_failed(out, str(result.get("reason") or "no reason given"))
+            else:
+                # A copy: a write owed while the store is away runs this again on the same result.
+                result = dict(result)
+                recorded.append((out, result, *self._failure_action(out, result)))
+        if recorded:
+            states = self.store.record_results([(out.attempt_id, r) for out, r, *_ in recorded])
+            for (out, result, action, stops_job), state in zip(recorded, states, strict=True):
+                self._recorded(out, state, result, action, stops_job)
+        for out, _outcome in ended:
+            self.changed_jobs.note(out.job_id)
+        self._forget([out.result for out, _outcome in ended])
+
+    def _recorded(
+        self,
+        out: Outstanding,
+        state: str | None,
+        result: dict[str, Any],
+        action: FailureAction | None,
+        stops_job: bool,
+    ) -> None:
+        """Count a recorded result, and do what a failure's class asks of the farm: hold the
+        job back (licence), end its queued tasks (an action of ``fail``), or block a host that
+        keeps failing it (retry)."""
         if state is None:
             self.stats.stale += 1
             log.info("ignored a stale result for attempt %s", out.attempt_id)
@@ -909,11 +993,15 @@ class Dispatcher:
         now = time.monotonic()
         return {job_id for job_id, (until, _seconds) in self._held.items() if until > now}
 
-    def _forget(self, ar: Any) -> None:
-        """Drop the Client's copy of a recorded result: it keeps every result, its metadata and
+    def _forget(self, results: list[Any]) -> None:
+        """Drop the Client's copies of recorded results: it keeps every result, its metadata and
         every msg_id it sent (also in each view) for good, which grows the master ~1 KB a task."""
-        with contextlib.suppress(Exception):
-            self.client.purge_local_results(jobs=ar)
+        try:
+            self.client.purge_local_results(jobs=results)
+        except Exception:  # one of them still outstanding in the Client: purge the others
+            for result in results:
+                with contextlib.suppress(Exception):
+                    self.client.purge_local_results(jobs=result)
         if len(self.client.history) > HISTORY_KEPT:
             del self.client.history[: -HISTORY_KEPT // 2]
             for engine in self.engines.values():
@@ -1020,11 +1108,12 @@ class Dispatcher:
         return computers
 
     def _prefetch_slots(self, short: set[int]) -> list[Slot]:
-        """Engines running a short job's task with nothing queued behind it."""
+        """Engines running a short job's task with fewer tasks queued behind it than
+        :meth:`_prefetch_depth` says, each once per task it may still queue."""
         slots = []
         now = time.monotonic()
         for engine in self.engines.values():
-            if not engine.ready or engine.busy is None or engine.prefetched is not None:
+            if not engine.ready or engine.busy is None:
                 continue
             out = self.outstanding.get(engine.busy)
             if (
@@ -1034,8 +1123,14 @@ class Dispatcher:
                 and not out.reserved
                 and now - out.sent_at < self._take_back_after(out.job_id)
             ):
-                slots.append(engine.slot)
+                slots += [engine.slot] * (self._prefetch_depth(out.job_id) - len(engine.prefetched))
         return slots
+
+    def _prefetch_depth(self, job_id: int) -> int:
+        """How many tasks may wait behind a running task of *job_id* on its engine."""
+        _count, mean = self._durations.get(job_id, (0, PREFETCH_BELOW_SECONDS))
+        cover = math.ceil(PREFETCH_COVER_SECONDS / max(mean, 0.001))
+        return max(1, min(PREFETCH_MAX, cover))
 
     def _dispatch(self) -> bool:
         idle = self._idle_slots()
@@ -1047,20 +1142,10 @@ class Dispatcher:
             return False
         self._dirty = False  # before reading: a wake-up from now on means another decision
         self._planned_at = now
-        sent = 0
-        if idle:
-            for assignment, task in self.decide(idle):
-                if self._send(assignment, task):
-                    sent += 1
-                else:
-                    self._dirty = True  # the store changed under us: decide again
+        sent = self._send_all(self.decide(idle)) if idle else 0
         prefetch = self._prefetch_slots(short) if short else []
         if prefetch:
-            for assignment, task in self.decide(prefetch, only=short):
-                if self._send(assignment, task, prefetch=True):
-                    sent += 1
-                else:
-                    self._dirty = True
+            sent += self._send_all(self.decide(prefetch, only=short), prefetch=True)
         return sent > 0
 
     def decide(
@@ -1138,36 +1223,53 @@ class Dispatcher:
             shown.append(dataclasses.replace(job, counts=counts))
         return shown, ready
 
-    def _send(self, assignment: Assignment, task: Task, prefetch: bool = False) -> bool:
-        """Commit *task* as dispatched, then send it; *prefetch* queues it behind the engine's
-        running task (the engine must run nothing else: see _prefetch_slots)."""
-        job, slot = assignment.job, assignment.slot
-        attempt_id = uuid.uuid4().hex
-        # One log per attempt, named by the random attempt id: no render can plant it beforehand
-        # (drqueue.slave.runner.open_task_log never appends to a file it did not create).
-        log_path = str(self.config.logs_dir / str(job.id) / f"{task.index}.{attempt_id[:12]}.log")
-        try:
-            dispatched = self.store.mark_dispatched(
-                task.id, attempt_id, slot.engine_id, slot.computer, log_path
+    def _send_all(self, decided: list[tuple[Assignment, Task]], prefetch: bool = False) -> int:
+        """Commit every decided task as dispatched, in one store transaction, then send each
+        one the store took; how many were sent.  *prefetch* queues each behind its engine's
+        running task (see _prefetch_slots)."""
+        if not decided:
+            return 0
+        claims = []
+        for assignment, task in decided:
+            attempt_id = uuid.uuid4().hex
+            # One log per attempt, named by the random attempt id: no render can plant it
+            # beforehand (drqueue.slave.runner.open_task_log never appends to a file it did not
+            # create).
+            log_path = (
+                self.config.logs_dir / str(task.job_id) / f"{task.index}.{attempt_id[:12]}.log"
             )
+            slot = assignment.slot
+            claims.append(Claim(task.id, attempt_id, slot.engine_id, slot.computer, str(log_path)))
+        try:
+            taken = self.store.mark_dispatched_many(claims)
         except StoreBusy:
-            # The write may have been made and only its answer lost: once the store is back,
-            # put the task back in the queue (nothing, if the write was not made).
+            # The writes may have been made and only the answer lost: once the store is back,
+            # put the tasks back in the queue (nothing, for a write that was not made).
             self._owe(
                 functools.partial(
                     self.store.requeue_attempts,
-                    [attempt_id],
+                    [claim.attempt_id for claim in claims],
                     "the store went away as the task was dispatched; it was not sent",
                     lost=False,
                 )
             )
             raise
-        if not dispatched:
-            return False
+        sent = 0
+        for (assignment, task), claim, dispatched in zip(decided, claims, taken, strict=True):
+            if not dispatched:
+                self._dirty = True  # the store changed under us: decide again
+            elif self._send(assignment, task, claim, prefetch):
+                sent += 1
+        return sent
+
+    def _send(self, assignment: Assignment, task: Task, claim: Claim, prefetch: bool) -> bool:
+        """Send *task*, committed dispatched as *claim*, to its engine."""
+        job, slot = assignment.job, assignment.slot
+        attempt_id, log_path = claim.attempt_id, claim.log_path
         self.changed_jobs.note(job.id)
         spec = task_spec(job, task, attempt_id, log_path, self.config, assignment.gpu_devices)
         try:
-            result = self._view(slot.engine_id).apply_async(run_task, spec)
+            result = self._view(slot.engine_id).apply_async(pickled_runner(), json.dumps(spec))
             result.add_done_callback(self._result_arrived)
         except Exception as exc:
             self._must_write(
@@ -1179,10 +1281,11 @@ class Dispatcher:
                 )
             )
             self.changed_jobs.note(job.id)
+            self._dirty = True
             return False
         reserved = tuple(s.engine_id for s in assignment.reserved)
         if prefetch:
-            self.engines[slot.engine_id].prefetched = attempt_id
+            self.engines[slot.engine_id].prefetched.append(attempt_id)
         for engine_id in () if prefetch else (slot.engine_id, *reserved):
             self.engines[engine_id].busy = attempt_id
         self.outstanding[attempt_id] = Outstanding(

@@ -38,6 +38,17 @@ class Dispatch:
 
 
 @dataclass(slots=True)
+class Claim:
+    """One task the dispatcher is about to send (see :meth:`Store.mark_dispatched_many`)."""
+
+    task_id: int
+    attempt_id: str
+    engine_id: int
+    computer: str
+    log_path: str = ""
+
+
+@dataclass(slots=True)
 class Event:
     id: int
     at: float
@@ -280,6 +291,15 @@ class Store(abc.ABC):
         or its job was stopped or the host blocked for it since.  *log_path* is where the
         runner writes the attempt's log (empty: keep the last one)."""
 
+    def mark_dispatched_many(self, claims: list[Claim]) -> list[bool]:
+        """:meth:`mark_dispatched` for each claim, in order, in one transaction (one round of
+        the dispatcher's sends); whether each task was dispatched.  The default makes one
+        transaction of each: a backend that can do better overrides it."""
+        return [
+            self.mark_dispatched(c.task_id, c.attempt_id, c.engine_id, c.computer, c.log_path)
+            for c in claims
+        ]
+
     @abc.abstractmethod
     def mark_running(self, attempt_id: str, progress: float, tail: str) -> None:
         """dispatched -> running, or a progress update of a running attempt."""
@@ -288,6 +308,13 @@ class Store(abc.ABC):
     def record_result(self, attempt_id: str, result: dict[str, Any]) -> str | None:
         """Record a runner result in one transaction; return the task's new state, or None
         when no task expects this attempt (a stale duplicate, ignored)."""
+
+    def record_results(self, results: list[tuple[str, dict[str, Any]]]) -> list[str | None]:
+        """:meth:`record_result` for each (attempt id, result), in order, in one transaction
+        (the results the dispatcher collected in one round); each task's new state, or None
+        for a stale one.  The default makes one transaction of each: a backend that can do
+        better overrides it."""
+        return [self.record_result(attempt_id, result) for attempt_id, result in results]
 
     @abc.abstractmethod
     def fail_task(self, task_id: int, reason: str) -> None:

@@ -39,6 +39,7 @@ from drqueue.models import (
 from drqueue.store import policy, transfer
 from drqueue.store.base import (
     NOTICES_KEPT_SECONDS,
+    Claim,
     Dispatch,
     Event,
     Notice,
@@ -649,6 +650,13 @@ class MemoryStore(Store):
             )
             return True
 
+    def mark_dispatched_many(self, claims: list[Claim]) -> list[bool]:
+        with self._lock:  # one transaction: no other writer sees half of them
+            return [
+                self.mark_dispatched(c.task_id, c.attempt_id, c.engine_id, c.computer, c.log_path)
+                for c in claims
+            ]
+
     def _active(self, attempt_id: str) -> Task | None:
         task_id = self._attempts.get(attempt_id)
         return None if task_id is None else self._tasks.get(task_id)
@@ -701,6 +709,10 @@ class MemoryStore(Store):
             if computer and step.host_failure:
                 job.hosts.setdefault(computer, [0, False])[0] += 1
             return str(new)
+
+    def record_results(self, results: list[tuple[str, dict[str, Any]]]) -> list[str | None]:
+        with self._lock:
+            return [self.record_result(attempt_id, result) for attempt_id, result in results]
 
     def fail_task(self, task_id: int, reason: str) -> None:
         with self._lock:

@@ -72,6 +72,7 @@ from drqueue.store import policy, transfer
 from drqueue.store.base import (
     NOTICES_KEPT_SECONDS,
     SCHEMA_VERSION,
+    Claim,
     Dispatch,
     Event,
     Notice,
@@ -1203,35 +1204,47 @@ class MongoStore(Store):
     def mark_dispatched(
         self, task_id: int, attempt_id: str, engine_id: int, computer: str, log_path: str = ""
     ) -> bool:
-        db = self._db
+        return self.mark_dispatched_many(
+            [Claim(task_id, attempt_id, engine_id, computer, log_path)]
+        )[0]
 
-        def change(s: Any) -> int | None:
-            """The task's job if it was dispatched, else None."""
-            task = db.tasks.find_one({"_id": task_id}, session=s)
-            if task is None or task["state"] != TaskState.QUEUED:
-                return None
-            if not self._dispatch_allowed(s, task["job_id"], computer):
-                return None
-            fields = policy.dispatch_fields(
-                attempts=task.get("attempts", 0),
-                attempt_id=attempt_id,
-                engine_id=engine_id,
-                computer=computer,
-                log_path=log_path,
-                now=time.time(),
-            )
-            return task["job_id"] if self._move(s, task, TaskState.DISPATCHED, **fields) else None
+    @_guarded
+    def mark_dispatched_many(self, claims: list[Claim]) -> list[bool]:
+        job_ids = self._write(lambda s: [self._claim(s, claim) for claim in claims])
+        dispatched = []
+        for claim, job_id in zip(claims, job_ids, strict=True):
+            moved = job_id is not None
+            if (
+                moved
+                and not self.transactions
+                and not self._dispatch_allowed(None, job_id, claim.computer)
+            ):
+                # A stop, a delete or a block written between the check and the move: it wins.
+                self.requeue_attempts(
+                    [claim.attempt_id],
+                    "its job was stopped, or the host blocked, as it was sent",
+                    lost=False,
+                )
+                moved = False
+            dispatched.append(moved)
+        return dispatched
 
-        job_id = self._write(change)
-        if job_id is None:
-            return False
-        if not self.transactions and not self._dispatch_allowed(None, job_id, computer):
-            # A stop, a delete or a block written between the check and the move: it wins.
-            self.requeue_attempts(
-                [attempt_id], "its job was stopped, or the host blocked, as it was sent", lost=False
-            )
-            return False
-        return True
+    def _claim(self, s: Any, claim: Claim) -> int | None:
+        """queued -> dispatched for one claim; the task's job if it moved, else None."""
+        task = self._db.tasks.find_one({"_id": claim.task_id}, session=s)
+        if task is None or task["state"] != TaskState.QUEUED:
+            return None
+        if not self._dispatch_allowed(s, task["job_id"], claim.computer):
+            return None
+        fields = policy.dispatch_fields(
+            attempts=task.get("attempts", 0),
+            attempt_id=claim.attempt_id,
+            engine_id=claim.engine_id,
+            computer=claim.computer,
+            log_path=claim.log_path,
+            now=time.time(),
+        )
+        return task["job_id"] if self._move(s, task, TaskState.DISPATCHED, **fields) else None
 
     def _active(self, attempt_id: str, s: Any = None) -> dict[str, Any] | None:
         return self._db.tasks.find_one(
@@ -1251,66 +1264,68 @@ class MongoStore(Store):
 
     @_guarded
     def record_result(self, attempt_id: str, result: dict[str, Any]) -> str | None:
+        return self.record_results([(attempt_id, result)])[0]
+
+    @_guarded
+    def record_results(self, results: list[tuple[str, dict[str, Any]]]) -> list[str | None]:
+        return self._write(lambda s: [self._record_one(s, a, result) for a, result in results])
+
+    def _record_one(self, s: Any, attempt_id: str, result: dict[str, Any]) -> str | None:
         db = self._db
-
-        def change(s: Any) -> str | None:
-            task = self._active(attempt_id, s)
-            if task is None:
+        task = self._active(attempt_id, s)
+        if task is None:
+            return None
+        job = db.jobs.find_one({"_id": task["job_id"]}, {"spec": 1, "priority": 1}, session=s)
+        if job is None:
+            return None  # deleted: its tasks are on their way out
+        fields, seconds = policy.result_fields(
+            result,
+            started_at=task.get("started_at"),
+            log_path=task.get("log_path"),
+            now=time.time(),
+        )
+        computer = task.get("computer")
+        if result.get("status") == "finished":
+            if not self._move(s, task, TaskState.FINISHED, progress=1.0, reason=None, **fields):
                 return None
-            job = db.jobs.find_one({"_id": task["job_id"]}, {"spec": 1, "priority": 1}, session=s)
-            if job is None:
-                return None  # deleted: its tasks are on their way out
-            fields, seconds = policy.result_fields(
-                result,
-                started_at=task.get("started_at"),
-                log_path=task.get("log_path"),
-                now=time.time(),
+            db.jobs.update_one(
+                {"_id": task["job_id"]},
+                {"$inc": {"task_seconds": seconds, "timed_tasks": 1}},
+                session=s,
             )
-            computer = task.get("computer")
-            if result.get("status") == "finished":
-                if not self._move(s, task, TaskState.FINISHED, progress=1.0, reason=None, **fields):
-                    return None
-                db.jobs.update_one(
-                    {"_id": task["job_id"]},
-                    {"$inc": {"task_seconds": seconds, "timed_tasks": 1}},
-                    session=s,
-                )
-                return str(TaskState.FINISHED)
-            step = policy.after_failed_result(
-                result,
-                failures=task.get("failures", 0),
-                retries=json.loads(job["spec"])["retries"],
+            return str(TaskState.FINISHED)
+        step = policy.after_failed_result(
+            result,
+            failures=task.get("failures", 0),
+            retries=json.loads(job["spec"])["retries"],
+        )
+        if not self._move(
+            s,
+            task,
+            step.state,
+            failures=step.failures,
+            reason=step.reason,
+            attempt_id=None,
+            engine_id=None,
+            **fields,
+            **step.fields,
+        ):
+            return None
+        if computer and step.host_failure:
+            db.hosts.update_one(
+                {"job_id": task["job_id"], "computer": computer},
+                {"$inc": {"failures": 1}, "$setOnInsert": {"blocked": False}},
+                upsert=True,
+                session=s,
             )
-            new, reason = step.state, step.reason
-            if not self._move(
-                s,
-                task,
-                new,
-                failures=step.failures,
-                reason=reason,
-                attempt_id=None,
-                engine_id=None,
-                **fields,
-                **step.fields,
-            ):
-                return None
-            if computer and step.host_failure:
-                db.hosts.update_one(
-                    {"job_id": task["job_id"], "computer": computer},
-                    {"$inc": {"failures": 1}, "$setOnInsert": {"blocked": False}},
-                    upsert=True,
-                    session=s,
-                )
-            self._event(
-                s,
-                *policy.failed_event(task["idx"], computer, reason, step.fields["failure_class"]),
-                job_id=task["job_id"],
-                task_index=task["idx"],
-                computer=computer,
-            )
-            return str(new)
-
-        return self._write(change)
+        self._event(
+            s,
+            *policy.failed_event(task["idx"], computer, step.reason, step.fields["failure_class"]),
+            job_id=task["job_id"],
+            task_index=task["idx"],
+            computer=computer,
+        )
+        return str(step.state)
 
     @_guarded
     def fail_task(self, task_id: int, reason: str) -> None:

@@ -46,6 +46,7 @@ from drqueue.store import policy, transfer
 from drqueue.store.base import (
     NOTICES_KEPT_SECONDS,
     SCHEMA_VERSION,
+    Claim,
     Dispatch,
     Event,
     Notice,
@@ -1449,36 +1450,44 @@ class SQLiteStore(Store):
     def mark_dispatched(
         self, task_id: int, attempt_id: str, engine_id: int, computer: str, log_path: str = ""
     ) -> bool:
+        return self.mark_dispatched_many(
+            [Claim(task_id, attempt_id, engine_id, computer, log_path)]
+        )[0]
+
+    def mark_dispatched_many(self, claims: list[Claim]) -> list[bool]:
         with self._write() as conn:
-            row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
-            if row is None or row["state"] != TaskState.QUEUED:
-                return False
-            # The dispatcher decided on a snapshot: a stop, a delete or a host block committed
-            # since then wins, checked here in the same transaction as the move.
-            job = conn.execute("SELECT control FROM jobs WHERE id = ?", (row["job_id"],)).fetchone()
-            if job is None or not policy.may_dispatch(
-                state=TaskState.QUEUED,
-                control=job["control"],
-                host_blocked=conn.execute(
-                    "SELECT 1 FROM host_failures WHERE job_id = ? AND computer = ? AND blocked",
-                    (row["job_id"], computer),
-                ).fetchone()
-                is not None,
-            ):
-                return False
-            self._move(
-                conn,
-                row,
-                TaskState.DISPATCHED,
-                **policy.dispatch_fields(
-                    attempts=row["attempts"],
-                    attempt_id=attempt_id,
-                    engine_id=engine_id,
-                    computer=computer,
-                    log_path=log_path,
-                    now=time.time(),
-                ),
-            )
+            return [self._claim(conn, claim) for claim in claims]
+
+    def _claim(self, conn: sqlite3.Connection, claim: Claim) -> bool:
+        row = conn.execute("SELECT * FROM tasks WHERE id = ?", (claim.task_id,)).fetchone()
+        if row is None or row["state"] != TaskState.QUEUED:
+            return False
+        # The dispatcher decided on a snapshot: a stop, a delete or a host block committed
+        # since then wins, checked here in the same transaction as the move.
+        job = conn.execute("SELECT control FROM jobs WHERE id = ?", (row["job_id"],)).fetchone()
+        if job is None or not policy.may_dispatch(
+            state=TaskState.QUEUED,
+            control=job["control"],
+            host_blocked=conn.execute(
+                "SELECT 1 FROM host_failures WHERE job_id = ? AND computer = ? AND blocked",
+                (row["job_id"], claim.computer),
+            ).fetchone()
+            is not None,
+        ):
+            return False
+        self._move(
+            conn,
+            row,
+            TaskState.DISPATCHED,
+            **policy.dispatch_fields(
+                attempts=row["attempts"],
+                attempt_id=claim.attempt_id,
+                engine_id=claim.engine_id,
+                computer=claim.computer,
+                log_path=claim.log_path,
+                now=time.time(),
+            ),
+        )
         return True
 
     def mark_running(self, attempt_id: str, progress: float, tail: str) -> None:
@@ -1491,56 +1500,59 @@ class SQLiteStore(Store):
             self._move(conn, row, TaskState.RUNNING, progress=progress, tail=tail[-TAIL_CHARS:])
 
     def record_result(self, attempt_id: str, result: dict[str, Any]) -> str | None:
+        return self.record_results([(attempt_id, result)])[0]
+
+    def record_results(self, results: list[tuple[str, dict[str, Any]]]) -> list[str | None]:
         with self._write() as conn:
-            row = conn.execute(
-                f"SELECT * FROM tasks WHERE attempt_id = ? AND state IN {_ACTIVE}", (attempt_id,)
-            ).fetchone()
-            if row is None:
-                return None
-            job = self._job_row(conn, row["job_id"])
-            fields, seconds = policy.result_fields(
-                result, started_at=row["started_at"], log_path=row["log_path"], now=time.time()
+            return [self._record_one(conn, attempt_id, result) for attempt_id, result in results]
+
+    def _record_one(
+        self, conn: sqlite3.Connection, attempt_id: str, result: dict[str, Any]
+    ) -> str | None:
+        row = conn.execute(
+            f"SELECT * FROM tasks WHERE attempt_id = ? AND state IN {_ACTIVE}", (attempt_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        job = self._job_row(conn, row["job_id"])
+        fields, seconds = policy.result_fields(
+            result, started_at=row["started_at"], log_path=row["log_path"], now=time.time()
+        )
+        computer = row["computer"]
+        if result.get("status") == "finished":
+            self._move(conn, row, TaskState.FINISHED, progress=1.0, reason=None, **fields)
+            conn.execute(
+                "UPDATE jobs SET task_seconds = task_seconds + ?, timed_tasks = timed_tasks + 1 "
+                "WHERE id = ?",
+                (seconds, row["job_id"]),
             )
-            computer = row["computer"]
-            if result.get("status") == "finished":
-                self._move(conn, row, TaskState.FINISHED, progress=1.0, reason=None, **fields)
-                conn.execute(
-                    "UPDATE jobs SET task_seconds = task_seconds + ?, timed_tasks = timed_tasks + 1 "
-                    "WHERE id = ?",
-                    (seconds, row["job_id"]),
-                )
-                return str(TaskState.FINISHED)
-            step = policy.after_failed_result(
-                result, failures=row["failures"], retries=job["retries"]
+            return str(TaskState.FINISHED)
+        step = policy.after_failed_result(result, failures=row["failures"], retries=job["retries"])
+        self._move(
+            conn,
+            row,
+            step.state,
+            failures=step.failures,
+            reason=step.reason,
+            attempt_id=None,
+            engine_id=None,
+            **fields,
+            **step.fields,
+        )
+        self._event(
+            conn,
+            *policy.failed_event(row["idx"], computer, step.reason, step.fields["failure_class"]),
+            job_id=row["job_id"],
+            task_index=row["idx"],
+            computer=computer,
+        )
+        if computer and step.host_failure:
+            conn.execute(
+                "INSERT INTO host_failures (job_id, computer, failures) VALUES (?, ?, 1) "
+                "ON CONFLICT (job_id, computer) DO UPDATE SET failures = failures + 1",
+                (row["job_id"], computer),
             )
-            self._move(
-                conn,
-                row,
-                step.state,
-                failures=step.failures,
-                reason=step.reason,
-                attempt_id=None,
-                engine_id=None,
-                **fields,
-                **step.fields,
-            )
-            self._event(
-                conn,
-                *policy.failed_event(
-                    row["idx"], computer, step.reason, step.fields["failure_class"]
-                ),
-                job_id=row["job_id"],
-                task_index=row["idx"],
-                computer=computer,
-            )
-            new = step.state
-            if computer and step.host_failure:
-                conn.execute(
-                    "INSERT INTO host_failures (job_id, computer, failures) VALUES (?, ?, 1) "
-                    "ON CONFLICT (job_id, computer) DO UPDATE SET failures = failures + 1",
-                    (row["job_id"], computer),
-                )
-            return str(new)
+        return str(step.state)
 
     def host_failures(self, job_id: int) -> dict[str, int]:
         return {
