@@ -271,9 +271,14 @@ def classify(
     cgroup's ``oom_kill`` count grew) or whose peak reached :data:`OOM_KILL_SHARE` of
     *memory_limit_kb*; another fatal signal (SIGSEGV, SIGABRT...) is a crash; a missing output;
     else unknown.
+
+    A render killed by a signal is never a missing asset: a missing asset ends its whole job,
+    and a render of another job on the same slave (the same user) can write such a line into
+    this one's log and kill it.
     """
     found = match_lines(lines, rules)
-    if found is not None:
+    killed = exit_code is not None and exit_code < 0
+    if found is not None and not (killed and found.failure_class == FailureClass.MISSING_ASSET):
         return found
     if timed_out:
         return Classification(FailureClass.TIMEOUT)

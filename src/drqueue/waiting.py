@@ -83,6 +83,23 @@ def stalled_by(client: Client, job: Job) -> str | None:
     return None
 
 
+def frames_stalled(client: Client, job: Job) -> str | None:
+    """Why a job that waits frame by frame cannot go on by itself: nothing of it runs, its
+    queued tasks are held by upstream frames that ended without finishing (the dispatcher's
+    waiting reason says so), and no job it waits for can render more; or None."""
+    reason = job.waiting_reason or ""
+    if not job.after_frames or job.counts.running or " held (" not in reason:
+        return None
+    for dep in job.after_frames:
+        try:
+            status = client.job(dep).status
+        except NotFound:
+            continue
+        if status not in ENDED and status != "stopped":
+            return None
+    return reason
+
+
 def end_of(client: Client, job: Job) -> JobEnd | None:
     """The end *job* has reached (see the module docstring), or None while it may go on."""
     if job.status in ENDED:
@@ -90,6 +107,8 @@ def end_of(client: Client, job: Job) -> JobEnd | None:
     if job.status == "stopped":
         return JobEnd(job, f"stopped: `drqueue job continue {job.id}` to go on")
     if job.status == "waiting" and (why := stalled_by(client, job)):
+        return JobEnd(job, why)
+    if job.status == "queued" and (why := frames_stalled(client, job)):
         return JobEnd(job, why)
     return None
 

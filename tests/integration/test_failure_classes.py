@@ -97,7 +97,7 @@ def test_an_out_of_memory_task_no_slave_can_hold_ends_in_error_saying_so(farm):
     job = farm.wait_job(job_id, 60)
     [task] = farm.client.tasks(job_id)
     assert (job.status, task.failure_class) == ("error", "oom")
-    needs = f"needs {(big + 1) / 1024:.1f} GB: no slave is that big"
+    needs = f"needs {big + 1} MB: no slave is that big"
     assert task.reason.startswith(needs), task.reason
     assert task.attempts == 1 and job.blocked_hosts == []
 

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from drqueue.cli.main import cli, wait_for_job
 from drqueue.client import Client
+from drqueue.waiting import end_of
 
 
 @pytest.fixture
@@ -92,3 +93,26 @@ def test_wait_reads_the_jobs_counters_never_their_task_lists(client):
     client.paths.clear()
     wait(client, second)
     assert set(client.paths) == {f"/api/v1/jobs/{second}", f"/api/v1/jobs/{first}"}
+
+
+def test_wait_on_a_job_held_frame_by_frame_by_an_ended_upstream_ends_with_the_reason(api, client):
+    """Its queued tasks wait for frames that ended in error upstream: nothing can go on without
+    a wrangler (the reason is the dispatcher's, written here as it writes it)."""
+    first = submit(client)
+    api.store.fail_queued_tasks(first, "broken")  # as the dispatcher ends a job's tasks
+    second = client.submit(
+        "fractal", None, start=1, end=2, params={"output": "/tmp/f_####.png"}, after_frames=[first]
+    )["id"]
+    held = f"waiting for frames of job {first}: tasks 0, 1 held (task 0 of job {first} ended in error)"
+    api.store.set_job_waiting_reason({second: held})
+    assert wait(client, second) == (
+        1,
+        f"job {second} queued: 0/2 tasks finished, 0 in error; {held}",
+    )
+    # While the upstream may still render them, it waits.
+    third = submit(client)
+    fourth = client.submit(
+        "fractal", None, start=1, end=2, params={"output": "/tmp/f_####.png"}, after_frames=[third]
+    )["id"]
+    api.store.set_job_waiting_reason({fourth: held.replace(str(first), str(third))})
+    assert end_of(client, client.job(fourth)) is None

@@ -266,3 +266,15 @@ def test_the_failure_settings_load_from_the_config_file_and_bad_ones_are_refused
     ]:
         with pytest.raises(ConfigError, match=said):
             Config(root=tmp_path, **bad).check_failure_settings()
+
+
+def test_a_render_killed_by_a_signal_is_never_a_missing_asset():
+    """Another render on the same slave can write a line into this one's log and kill it; a
+    missing asset ends the whole job, so a kill never counts as one (hostile review)."""
+    line = ["unable to open image /nfs/tex/skin.exr"]
+    rules = BUILT_IN_RULES
+    assert (
+        classify(lines=line, rules=rules, exit_code=1).failure_class == FailureClass.MISSING_ASSET
+    )
+    assert classify(lines=line, rules=rules, exit_code=-9).failure_class == FailureClass.UNKNOWN
+    assert classify(lines=line, rules=rules, exit_code=-11).failure_class == FailureClass.CRASH

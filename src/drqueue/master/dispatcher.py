@@ -126,6 +126,9 @@ LICENCE_HOLD_GROWTH = 16
 #: Queued tasks read beyond those a decision needs, so a slot too small for a task that needs
 #: more memory (an out-of-memory retry's ``min_ram_mb``) takes the job's next task instead.
 RAM_LOOK_AHEAD = 4
+#: The most one decision spends searching gated jobs (``--after JOB:frames``, the first-frame
+#: check) for their ready tasks; the jobs left count as having none ready until the next.
+GATE_BUDGET_SECONDS = 0.05
 #: Weight of the newest result in a job's mean task duration.
 DURATION_WEIGHT = 0.2
 #: Seconds the dispatcher pauses while the store is unavailable, doubling up to the second.
@@ -320,6 +323,7 @@ class Dispatcher:
         # Matching state: set _dirty whenever the store or the engines may have changed.
         self._dirty = True
         self._planned_at = 0.0
+        self._gate_turn = 0
         self._computers: dict[str, Computer] | None = None
         #: Owner -> a number that grows each time the owner gets a task (fair-share tie-break).
         self._last_served: dict[str, int] = {}
@@ -936,14 +940,14 @@ class Dispatcher:
             if need > biggest:
                 action = FailureAction.FAIL
                 result["reason"] = (
-                    f"needs {need / 1024:.1f} GB: no slave is that big (out of memory on "
+                    f"needs {need} MB: no slave is that big (out of memory on "
                     f"{out.computer}: {result.get('reason') or 'no reason given'})"
                 )
             else:
                 result["min_ram_mb"] = need
                 result["reason"] = (
-                    f"out of memory on {out.computer}; retried on a slave with at least "
-                    f"{need / 1024:.1f} GB: {result.get('reason') or 'no reason given'}"
+                    f"out of memory on {out.computer}; retried on a slave with more than "
+                    f"{need - 1} MB: {result.get('reason') or 'no reason given'}"
                 )
         result["failure_action"] = action.value
         return action, stops_job
@@ -1164,7 +1168,7 @@ class Dispatcher:
             jobs = [job for job in jobs if job.id not in held]
         if not jobs:
             return []
-        jobs, ready = self._gate_jobs(jobs, len(idle))
+        jobs, ready = self._gate_jobs(jobs, idle)
         running_by_owner: Counter[str] = Counter()
         running_by_job: Counter[int] = Counter()
         running_by_computer: Counter[str] = Counter()
@@ -1172,55 +1176,117 @@ class Dispatcher:
             running_by_owner[out.owner] += 1
             running_by_job[out.job_id] += 1
             running_by_computer[out.computer] += 1
-        assignments = plan(
-            idle,
-            jobs,
-            self._online_computers(),
-            running_by_job=running_by_job,
-            running_by_owner=running_by_owner,
-            running_by_computer=running_by_computer,
-            fair_share=self.config.fair_share,
-            last_served=self._last_served,
-            limit=DECISION_BATCH,
-        )
-        if len(assignments) == DECISION_BATCH:
-            self._dirty = True  # more idle slots may be left for the next round
+        computers = self._online_computers()
+        decided: list[tuple[Assignment, Task]] = []
+        for _pass in range(2):
+            assignments = plan(
+                idle,
+                jobs,
+                computers,
+                running_by_job=running_by_job,
+                running_by_owner=running_by_owner,
+                running_by_computer=running_by_computer,
+                fair_share=self.config.fair_share,
+                last_served=self._last_served,
+                limit=DECISION_BATCH,
+            )
+            if len(assignments) == DECISION_BATCH:
+                self._dirty = True  # more idle slots may be left for the next round
+            unfilled = self._take_tasks(assignments, ready, computers, decided)
+            if not unfilled:
+                break
+            # The slots planned for a job none of whose next tasks fits them (a task that ran
+            # out of memory waits for a bigger slave) go to the other jobs: once more, without
+            # those jobs, with what this decision took counted as running.
+            skip = {a.job.id for a in unfilled}
+            took = Counter(a.job.id for a, _task in decided)
+            for assignment, _task in decided:
+                running_by_owner[assignment.job.spec.owner] += 1
+                running_by_job[assignment.job.id] += 1
+                running_by_computer[assignment.slot.computer] += 1
+            jobs = [
+                dataclasses.replace(
+                    job,
+                    counts=dataclasses.replace(job.counts, queued=job.counts.queued - took[job.id]),
+                )
+                for job in jobs
+                if job.id not in skip and job.counts.queued > took[job.id]
+            ]
+            idle = [slot for a in unfilled for slot in (a.slot, *a.reserved)]
+            if not jobs:
+                break
+        return decided
+
+    def _take_tasks(
+        self,
+        assignments: list[Assignment],
+        ready: dict[int, list[Task]],
+        computers: dict[str, Computer],
+        decided: list[tuple[Assignment, Task]],
+    ) -> list[Assignment]:
+        """Give each assignment its job's next task that fits its slot, appended to *decided*
+        (a task already there is not taken twice); the assignments left without one."""
+        taken = {task.id for _a, task in decided}
+        took = Counter(task.job_id for _a, task in decided)
         per_job = Counter(a.job.id for a in assignments)
         tasks = {
-            job_id: list(ready[job_id])
-            if job_id in ready
-            else self.store.next_queued(job_id, count + RAM_LOOK_AHEAD)
+            job_id: [
+                task
+                for task in (
+                    ready[job_id]
+                    if job_id in ready
+                    else self.store.next_queued(job_id, count + took[job_id] + RAM_LOOK_AHEAD)
+                )
+                if task.id not in taken
+            ]
             for job_id, count in per_job.items()
         }
-        computers = self._online_computers()
-        decided = []
+        unfilled = []
         for assignment in assignments:
             queued = tasks[assignment.job.id]
             host = computers.get(assignment.slot.computer)
             ram_mb = host.ram_mb if host else 0
             # A task that ran out of memory waits for a slave with more than it needs.
             task = next((t for t in queued if not t.min_ram_mb or t.min_ram_mb <= ram_mb), None)
-            if task is not None:
+            if task is None:
+                unfilled.append(assignment)
+            else:
                 queued.remove(task)
                 decided.append((assignment, task))
-        return decided
+        return unfilled
 
-    def _gate_jobs(self, jobs: list[Job], slots: int) -> tuple[list[Job], dict[int, list[Task]]]:
+    def _gate_jobs(
+        self, jobs: list[Job], idle: list[Slot]
+    ) -> tuple[list[Job], dict[int, list[Task]]]:
         """The jobs with frame-by-frame dependencies or a first-frame check, counted as
         queued only by their tasks ready now (:mod:`drqueue.master.framedeps`), so that no
-        slot is planned for a task that may not run; and those ready tasks by job."""
+        slot is planned for a task that may not run; and those ready tasks by job.
+
+        Searching for ready tasks costs up to a scan of the job's queue, so a decision spends
+        at most GATE_BUDGET_SECONDS on it (a job not searched counts as having none ready this
+        time; the search starts with a different job each decision), and never searches a job
+        none of the *idle* slots could run."""
         ready: dict[int, list[Task]] = {}
-        if not any(gated(job) for job in jobs):
+        gated_jobs = [job for job in jobs if gated(job)]
+        if not gated_jobs:
             return jobs, ready
         self.frame_gate.new_round()
-        shown = []
-        for job in jobs:
-            if not gated(job):
-                shown.append(job)
-                continue
-            ready[job.id] = self.frame_gate.ready_tasks(job, slots)
-            counts = dataclasses.replace(job.counts, queued=len(ready[job.id]))
-            shown.append(dataclasses.replace(job, counts=counts))
+        self._gate_turn = (self._gate_turn + 1) % len(gated_jobs)
+        computers = self._online_computers()
+        deadline = time.monotonic() + GATE_BUDGET_SECONDS
+        for job in gated_jobs[self._gate_turn :] + gated_jobs[: self._gate_turn]:
+            if time.monotonic() > deadline or not usable_slots(job, computers, idle):
+                ready[job.id] = []
+            else:
+                ready[job.id] = self.frame_gate.ready_tasks(job, len(idle))
+        shown = [
+            dataclasses.replace(
+                job, counts=dataclasses.replace(job.counts, queued=len(ready[job.id]))
+            )
+            if job.id in ready
+            else job
+            for job in jobs
+        ]
         return shown, ready
 
     def _send_all(self, decided: list[tuple[Assignment, Task]], prefetch: bool = False) -> int:

@@ -45,6 +45,11 @@ def gated(job: Job) -> bool:
 #: its upstream jobs changed counts (ten times the search's own time if that is longer).  (Counts can stay equal through a change, one task
 #: requeued and another finished: the search is then at most this late.)
 NOTHING_READY_SECONDS = 2.0
+#: A search for ready tasks longer than this is not repeated before ten times its length has
+#: passed, even when counts change (a running upstream's change all the time), and whether it
+#: found tasks or not: a job whose ready tasks lie deep in its queue (``--order reverse`` behind
+#: a sequential render) costs the dispatcher at most a tenth of its time.
+LONG_SEARCH_SECONDS = 0.1
 
 
 @dataclass(slots=True)
@@ -77,9 +82,9 @@ class FrameGate:
     def __init__(self, store: Store):
         self.store = store
         self._upstream: dict[int, _Upstream | None] = {}
-        #: Job id -> (what its counts and its upstream jobs' were, until when) when it was
-        #: last found with no ready task.
-        self._nothing_ready: dict[int, tuple[tuple, float]] = {}
+        #: Job id -> (what its counts and its upstream jobs' were, until when, whether the
+        #: search was long) when it was last found with no ready task, or after a long search.
+        self._nothing_ready: dict[int, tuple[tuple, float, bool]] = {}
         #: Jobs whose first-frame check passed: not read again (a rerun is not checked again).
         self._checked: set[int] = set()
 
@@ -146,17 +151,18 @@ class FrameGate:
         now = time.monotonic()
         snapshot = self._snapshot(job)
         known = self._nothing_ready.get(job.id)
-        if known and known[0] == snapshot and now < known[1]:
+        if known and now < known[1] and (known[0] == snapshot or known[2]):
             return []
         found = self.store.next_queued(
             job.id, limit, ready=lambda block: self.frames_ready(job, block)
         )
-        if found:
+        searched = time.monotonic() - now
+        long = searched > LONG_SEARCH_SECONDS
+        if found and not long:
             self._nothing_ready.pop(job.id, None)
         else:  # a long search waits ten times its length: at most a tenth of the dispatcher
-            searched = time.monotonic() - now
-            until = now + searched + max(NOTHING_READY_SECONDS, 10 * searched)
-            self._nothing_ready[job.id] = (snapshot, until)
+            until = now + searched + max(0.0 if found else NOTHING_READY_SECONDS, 10 * searched)
+            self._nothing_ready[job.id] = (snapshot, until, long)
         return found
 
     def failed_check(self, job: Job) -> str | None:
