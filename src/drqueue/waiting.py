@@ -104,6 +104,12 @@ def end_of(client: Client, job: Job) -> JobEnd | None:
     """The end *job* has reached (see the module docstring), or None while it may go on."""
     if job.status in ENDED:
         return JobEnd(job)
+    if job.status == "stopped" and job.first_frame_check and job.counts.error:
+        return JobEnd(
+            job,
+            f"stopped: its first-frame check failed: fix it, then `drqueue job requeue-failed "
+            f"{job.id}` and `drqueue job continue {job.id}`",
+        )
     if job.status == "stopped":
         return JobEnd(job, f"stopped: `drqueue job continue {job.id}` to go on")
     if job.status == "waiting" and (why := stalled_by(client, job)):

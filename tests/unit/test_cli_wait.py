@@ -103,7 +103,9 @@ def test_wait_on_a_job_held_frame_by_frame_by_an_ended_upstream_ends_with_the_re
     second = client.submit(
         "fractal", None, start=1, end=2, params={"output": "/tmp/f_####.png"}, after_frames=[first]
     )["id"]
-    held = f"waiting for frames of job {first}: tasks 0, 1 held (task 0 of job {first} ended in error)"
+    held = (
+        f"waiting for frames of job {first}: tasks 0, 1 held (task 0 of job {first} ended in error)"
+    )
     api.store.set_job_waiting_reason({second: held})
     assert wait(client, second) == (
         1,
@@ -116,3 +118,22 @@ def test_wait_on_a_job_held_frame_by_frame_by_an_ended_upstream_ends_with_the_re
     )["id"]
     api.store.set_job_waiting_reason({fourth: held.replace(str(first), str(third))})
     assert end_of(client, client.job(fourth)) is None
+
+
+def test_wait_on_a_job_stopped_by_its_first_frame_check_says_to_requeue_then_continue(api, client):
+    job = client.submit(
+        "fractal",
+        None,
+        start=1,
+        end=3,
+        params={"output": "/tmp/f_####.png"},
+        first_frame_check=True,
+    )["id"]
+    api.store.fail_task(client.task(job, 0).id, "boom")  # as its last retry ends in error
+    client.job_action(job, "stop")  # as the dispatcher stops it
+    status, line = wait(client, job)
+    assert status == 1
+    assert line.endswith(
+        f"stopped: its first-frame check failed: fix it, then `drqueue job requeue-failed {job}` "
+        f"and `drqueue job continue {job}`"
+    )
