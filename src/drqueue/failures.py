@@ -168,6 +168,11 @@ def parse_rules(tables: Sequence[Mapping[str, object]]) -> tuple[FailureRule, ..
     """The farm's ``failure_rules`` (``[[failure_rules]]`` tables of ``pattern`` and ``class``)
     as rules, or a FailureRuleError naming the first bad one.  Case-insensitive, as the
     built-in rules are."""
+    if isinstance(tables, (str, bytes, Mapping)) or not isinstance(tables, Sequence):
+        raise FailureRuleError(
+            "failure_rules must be a list of tables ([[failure_rules]] with a pattern and a "
+            f"class), not {tables!r}"
+        )
     rules = []
     for number, table in enumerate(tables, 1):
         if not isinstance(table, Mapping) or set(table) != {"pattern", "class"}:

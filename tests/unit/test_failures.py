@@ -278,3 +278,9 @@ def test_a_render_killed_by_a_signal_is_never_a_missing_asset():
     )
     assert classify(lines=line, rules=rules, exit_code=-9).failure_class == FailureClass.UNKNOWN
     assert classify(lines=line, rules=rules, exit_code=-11).failure_class == FailureClass.CRASH
+
+
+@pytest.mark.parametrize("setting", ["xy", {"pattern": "x", "class": "oom"}, 3])
+def test_failure_rules_that_are_not_a_list_of_tables_are_refused_in_one_line(setting):
+    with pytest.raises(FailureRuleError, match=r"^failure_rules must be a list of tables"):
+        parse_rules(setting)
