@@ -88,6 +88,32 @@ def test_a_frame_out_of_memory_on_a_small_slave_finishes_on_a_big_one_without_a_
     assert "failed on small (oom)" in failed and "Cannot allocate memory" in failed
 
 
+def test_tasks_waiting_for_a_bigger_slave_leave_the_small_one_to_other_jobs(farm):
+    """While big is busy, out-of-memory tasks wait for it, and small runs another job's tasks
+    meanwhile, though their job comes second (hostile review: small sat idle, every round
+    planned for the job whose tasks it cannot take)."""
+    busy = submit_shell(farm, "sleep 300", start=1, end=1, requirements={"hosts": ["big"]})
+    needy = other = None
+    try:
+        wait_for(lambda: farm.client.job(busy).counts.running == 1, 60, 0.2, "big to be busy")
+        needy = submit_shell(farm, "echo 'out of memory'; exit 1", start=1, end=3, priority=100)
+        wait_for(
+            lambda: all(t.min_ram_mb == SMALL_MB + 1 for t in farm.client.tasks(needy)),
+            60,
+            0.2,
+            "every task of the needy job to need more than small",
+        )
+        other = submit_shell(farm, "true", start=1, end=2)
+        assert farm.wait_job(other, 60).status == "finished"
+        assert {t.computer for t in farm.client.tasks(other)} == {"small"}
+        assert farm.client.job(busy).counts.running == 1  # big was busy all along
+        assert farm.client.job(needy).counts.queued == 3
+    finally:
+        for job_id in (busy, needy, other):
+            if job_id is not None:
+                farm.client.delete_job(job_id, force=True)
+
+
 def test_an_out_of_memory_task_no_slave_can_hold_ends_in_error_saying_so(farm):
     """Disabled or not, big is known: a task whose peak needs more than every known slave
     has ends at once, with the memory it needs in its reason."""
