@@ -240,7 +240,9 @@ def test_ffmpeg_job_after_the_blender_job_assembles_its_frames(farm, blender_run
 # -- 4. failures -------------------------------------------------------------------------------------
 
 
-def test_missing_blend_fails_after_its_retries_with_blenders_reason(farm, work):
+def test_missing_blend_ends_at_once_as_a_missing_asset_with_blenders_reason(farm, work):
+    """A missing scene is a missing asset (issue 15): no retry on another host, every frame
+    would fail the same way."""
     missing = work / "no-such-scene.blend"
     result = cli(
         farm, "submit", "blender", missing, "-s", 1, "-e", 1, "--no-scene-check", "--retries", 1,
@@ -251,7 +253,9 @@ def test_missing_blend_fails_after_its_retries_with_blenders_reason(farm, work):
     assert farm.client.job(job_id)["status"] == "error"
     (task,) = farm.client.tasks(job_id)
     assert task["state"] == "error"
-    assert task["attempts"] == 2 and task["failures"] == 2
+    assert task["attempts"] == 1  # --retries 1 not used
+    assert task["failure_class"] == "missing-asset"
+    assert str(missing) in task["failure_detail"]
     assert task["exit_code"] == 1
     assert f"Cannot read file '{missing}'" in task["reason"], task["reason"]
 

@@ -201,7 +201,7 @@ def test_a_farm_moves_from_sqlite_to_mongodb_and_back_with_the_cli(tmp_path, wir
     env = {"DRQUEUE_ROOT": str(mongo_root), "DRQUEUE_STORE": url}
     result = CliRunner().invoke(cli, ["store", "import", str(path)], env=env)
     assert result.exit_code == 0, result.output
-    assert result.output.strip().startswith("imported 4 jobs, 18 tasks")
+    assert result.output.strip().startswith("imported 5 jobs, 25 tasks")
     again = CliRunner().invoke(cli, ["store", "import", str(path)], env=env)
     assert refusal(again).startswith("the store is not empty")
 

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from drqueue.master import framedeps
 from drqueue.master.framedeps import FrameGate
 from drqueue.models import JobSpec, TaskState, split_frames
 from drqueue.store import Store
@@ -128,9 +129,14 @@ def test_a_failed_first_frame_check_is_reported_after_its_retries(store):
     assert gate.ready_tasks(job, 10) == []
 
 
-def test_a_comp_behind_a_10000_task_render_is_searched_once_until_something_changes(store, request):
+def test_a_comp_behind_a_10000_task_render_is_searched_once_until_something_changes(
+    store, request, monkeypatch
+):
     """The cost of one decision for a job behind a 10,000-task render (docs/performance.md):
-    a search reads on through every blocked task; while nothing changes it is not repeated."""
+    a search reads on through every blocked task; while nothing changes it is not repeated.
+    (A search longer than LONG_SEARCH_SECONDS is not repeated for a while even after a change:
+    the next test; here every search counts as short, as on a quick store.)"""
+    monkeypatch.setattr(framedeps, "LONG_SEARCH_SECONDS", 3600.0)
     render = submit(store, 1, 10_000)
     comp = submit(store, 1, 10_000, after_frames=[render])
     for index in range(9_990, 10_000):  # the last frames done, the rest not: a full scan
@@ -158,3 +164,40 @@ def test_a_comp_behind_a_10000_task_render_is_searched_once_until_something_chan
         f"repeated with nothing changed {repeated * 1000:.2f} ms"
     )
     assert repeated < searched
+
+
+class Clock:
+    """framedeps' clock: each reading 0.1 s after the last, so a search takes 0.1 s."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        self.now += 0.1
+        return self.now
+
+
+def test_a_long_search_is_not_repeated_for_ten_times_its_length_even_after_a_change(
+    any_store, monkeypatch
+):
+    """Hostile review: a job whose ready tasks lie deep in its queue (reverse order behind a
+    sequential render) was searched through on every decision, as the render's counts kept
+    changing.  A long search, found or not, now waits ten times its length."""
+    clock = Clock()
+    monkeypatch.setattr(framedeps, "time", clock)
+    monkeypatch.setattr(framedeps, "LONG_SEARCH_SECONDS", 0.05)  # 0.1 s is long
+    store = any_store
+    render = submit(store, 1, 20)
+    comp = submit(store, 1, 20, after_frames=[render])
+    run(store, render, 0)
+    gate = FrameGate(store)
+
+    def ready() -> list[int]:
+        gate.new_round()
+        return [t.index for t in gate.ready_tasks(store.get_job(comp), 4)]
+
+    assert ready() == [0]  # a search of 0.1 s: not repeated for 1 s
+    run(store, render, 1)  # a change
+    assert ready() == []
+    clock.now += 1.0
+    assert ready() == [0, 1]
