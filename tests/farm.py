@@ -11,6 +11,7 @@ import os
 import random
 import resource
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -324,3 +325,17 @@ def two_slave_farm(root: Path, **settings: Any) -> Farm:
         farm.stop()
         raise
     return farm
+
+
+def require_programs(*names: str) -> None:
+    """Fail (or, with DRQUEUE_ALLOW_SKIP=1, skip) the calling test when one of the programs
+    *names* is not on PATH: in CI the end-to-end renders must run, not skip."""
+    import pytest
+
+    missing = [name for name in names if shutil.which(name) is None]
+    if not missing:
+        return
+    why = f"{', '.join(missing)} not on PATH"
+    if os.environ.get("DRQUEUE_ALLOW_SKIP") == "1":
+        pytest.skip(why)
+    pytest.fail(f"{why}: the end-to-end renders need them (DRQUEUE_ALLOW_SKIP=1 skips them)")

@@ -14,14 +14,12 @@ frame is sent; the render's last frame then still has seven frames to go.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from farm import Farm
+from farm import Farm, require_programs
 
 SCENES = Path(__file__).resolve().parent / "scenes"
 PROGRAMS = ("povray", "ffmpeg", "ffprobe")
@@ -30,13 +28,7 @@ FRAMES = 8
 
 @pytest.fixture(scope="module", autouse=True)
 def programs() -> None:
-    missing = [name for name in PROGRAMS if shutil.which(name) is None]
-    if not missing:
-        return
-    why = f"{', '.join(missing)} not on PATH"
-    if os.environ.get("DRQUEUE_ALLOW_SKIP") == "1":
-        pytest.skip(why)
-    pytest.fail(f"{why}: the end-to-end renders need them (DRQUEUE_ALLOW_SKIP=1 skips them)")
+    require_programs(*PROGRAMS)
 
 
 @pytest.fixture(scope="module")

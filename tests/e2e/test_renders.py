@@ -30,7 +30,7 @@ from typing import Any
 
 import psutil
 import pytest
-from farm import FARM_STORES, Farm, two_slave_farm, wait_for
+from farm import FARM_STORES, Farm, require_programs, two_slave_farm, wait_for
 
 from drqueue.errors import NotFound
 from drqueue.renderers import all_renderers
@@ -53,13 +53,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module", autouse=True)
 def programs() -> None:
     """Fail (or, with DRQUEUE_ALLOW_SKIP=1, skip) when a renderer is not installed."""
-    missing = [name for name in PROGRAMS if shutil.which(name) is None]
-    if not missing:
-        return
-    why = f"{', '.join(missing)} not on PATH"
-    if os.environ.get("DRQUEUE_ALLOW_SKIP") == "1":
-        pytest.skip(why)
-    pytest.fail(f"{why}: the end-to-end renders need them (DRQUEUE_ALLOW_SKIP=1 skips them)")
+    require_programs(*PROGRAMS)
 
 
 @pytest.fixture(scope="module")
