@@ -31,6 +31,7 @@ slots each job can use (for its ETA), and jobs that failed on every eligible hos
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -104,6 +105,16 @@ PREFETCH_MAX = 4
 #: running one, so the results that arrive meanwhile are recorded in one transaction and the
 #: queues refilled in one decision: a round for each no-op task cost the master ~1 ms a task.
 GATHER_SECONDS = 0.01
+#: The longest a round waits for something to happen (a result, a registration, an info probe's
+#: answer, a submit or a command wake it at once).  What no event announces (a prefetched task's
+#: take-back, progress, a hold that expires, the chores) is looked at this often.  It was 20 ms,
+#: and each round walked every engine: 4 % of a core with 128 engines idle (issue 14).
+IDLE_WAIT_SECONDS = 0.25
+#: Seconds between the walks over every task out (progress writes, time-outs, a result whose
+#: done-callback is late) and over the Client's engine ids (should a registration notice be
+#: missed).  Between walks a round looks only at what changed; the engines with tasks queued
+#: behind their running one are looked at every round (take-backs).
+WALK_SECONDS = PROGRESS_WRITE_INTERVAL
 #: msg_ids the Client and each view remember (trimmed to half when over): they only grow.
 HISTORY_KEPT = 10_000
 #: A prefetched task is taken back (requeued for any engine) when the task it waits behind has
@@ -316,6 +327,22 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._chores_at = 0.0
         self._engine_uuids: frozenset[str] = frozenset()
+        # What changed since the last round, so that a round costs what changed rather than what
+        # exists (issue 14: 32,000 engines).  The engines ready with nothing to run, in engine
+        # id order at the time they became idle; the engines with an info probe out, or waiting
+        # to be probed again; the attempts whose results arrived (appended on the Client's I/O
+        # thread); whether the Client's engine ids may have changed.
+        self._idle: dict[int, None] = {}
+        self._queued_behind: set[int] = set()
+        self._probing: set[int] = set()
+        self._ended: collections.deque[str] = collections.deque()
+        self._ids_changed = True
+        self._walked_at = 0.0
+        self._ids_at = 0.0
+        #: Tasks out per job, owner and computer (kept as tasks go out and come back).
+        self._out_by_job: Counter[int] = Counter()
+        self._out_by_owner: Counter[str] = Counter()
+        self._out_by_computer: Counter[str] = Counter()
         self._running_by_computer: dict[str, list[RunningTask]] = {}
         #: The jobs whose stored state this dispatcher changed, for the live stream (noted after
         #: each write; the API notes its own changes here too).
@@ -325,6 +352,8 @@ class Dispatcher:
         self._planned_at = 0.0
         self._gate_turn = 0
         self._computers: dict[str, Computer] | None = None
+        #: Grows at each wake(): a computers read that began before one is not kept.
+        self._computers_generation = 0
         #: Owner -> a number that grows each time the owner gets a task (fair-share tie-break).
         self._last_served: dict[str, int] = {}
         self._serve_count = 0
@@ -332,6 +361,9 @@ class Dispatcher:
         self._info_at: dict[str, float] = {}
         #: Job id -> the waiting reason last written to the store.
         self._reasons: dict[int, str] | None = None
+        #: What the last pass over the waiting reasons was made from (the store's data version
+        #: and the online slots): the next is skipped while both are the same.
+        self._reasons_from: tuple[Any, ...] | None = None
         #: Frame-by-frame dependencies and first-frame checks (drqueue.master.framedeps).
         self.frame_gate = FrameGate(store)
         #: Job id -> the reasons last written to its tasks held by upstream frames.
@@ -372,6 +404,7 @@ class Dispatcher:
     def wake(self) -> None:
         """Something changed in the store (a submit, a priority, a computer): dispatch now."""
         self._dirty = True
+        self._computers_generation += 1
         self._computers = None
         self._recheck_prefetched = True
         self._wake.set()
@@ -382,9 +415,19 @@ class Dispatcher:
             self._commands.put(("kill", [d.attempt_id for d in dispatches]))
             self._wake.set()
 
-    def _result_arrived(self, _result: Any) -> None:
+    def _result_arrived(self, attempt_id: str, _result: Any) -> None:
         # Called on the Client's I/O thread: a finished task frees an engine, so the next
-        # round starts now rather than after the idle wait.
+        # round starts now rather than after the idle wait, and collects this result without
+        # looking at every other task out.
+        self._ended.append(attempt_id)
+        self._wake.set()
+
+    def _engines_changed(self, _event: Any = None) -> None:
+        # Called on the Client's I/O thread when an engine registers or unregisters.
+        self._ids_changed = True
+        self._wake.set()
+
+    def _probe_answered(self, _probe: Any) -> None:
         self._wake.set()
 
     def engine_uuids(self) -> frozenset[str]:
@@ -432,6 +475,11 @@ class Dispatcher:
             self.ready.set()
             log.exception("cannot connect to the controller")
             return
+        # ipyparallel calls these on (un)registration (Client.wait_for_engines uses the same
+        # list); a Client without it is polled every WALK_SECONDS instead.
+        callbacks = getattr(self.client, "_registration_callbacks", None)
+        if callbacks is not None:
+            callbacks.append(self._engines_changed)
         self.ready.set()
         pause = STORE_RETRY_SECONDS
         while not self._stop.is_set():
@@ -458,7 +506,7 @@ class Dispatcher:
                 self._store_down_since = None
                 pause = STORE_RETRY_SECONDS
             if not busy:
-                self._wake.wait(0.02)
+                self._wake.wait(IDLE_WAIT_SECONDS)
                 self._wake.clear()
             if self._work_queued_everywhere():
                 # No engine can run dry meanwhile: let results gather, to record them in one
@@ -469,8 +517,30 @@ class Dispatcher:
 
     def _work_queued_everywhere(self) -> bool:
         """Whether every ready engine has a task queued behind the one it runs."""
-        ready = [engine for engine in self.engines.values() if engine.ready]
-        return bool(ready) and all(engine.prefetched for engine in ready)
+        if self._idle:
+            return False
+        ready = False
+        for engine in self.engines.values():
+            if engine.ready:
+                if not engine.prefetched:
+                    return False
+                ready = True
+        return ready
+
+    def _note_idle(self, engine: EngineState) -> None:
+        """Keep :attr:`_idle` true for *engine*, after its state changed."""
+        if engine.ready and engine.busy is None and self.engines.get(engine.engine_id) is engine:
+            self._idle[engine.engine_id] = None
+        else:
+            self._idle.pop(engine.engine_id, None)
+
+    def _probe(self, state: EngineState) -> None:
+        """Send *state*'s engine an info probe (answered in :meth:`_sync_engines`)."""
+        state.probe = self._view(state.engine_id).apply_async(collect_info)
+        with contextlib.suppress(AttributeError):
+            state.probe.add_done_callback(self._probe_answered)
+        self._probing.add(state.engine_id)
+        self._note_idle(state)
 
     def step(self) -> bool:
         """One round; True if it did anything (then the next round starts at once)."""
@@ -527,61 +597,81 @@ class Dispatcher:
     # -- engines ---------------------------------------------------------------------------------
 
     def _sync_engines(self) -> bool:
-        ids = set(self.client.ids)
-        known = set(self.engines)
+        """Take in the engines that registered (an info probe each) and the answers of the
+        probes out, and let go of the engines that unregistered.  Looks at every engine id only
+        when a registration notice came, or every WALK_SECONDS."""
         changed = False
-        for engine_id in sorted(ids - known):
-            state = self.engines[engine_id] = EngineState(engine_id, time.time())
-            state.probe = self._view(engine_id).apply_async(collect_info)
-            changed = True
-        for engine_id in sorted(known - ids):
-            self._engine_lost(engine_id, "unregistered")
-            changed = True
         now = time.monotonic()
+        if self._ids_changed or now - self._ids_at >= WALK_SECONDS:
+            self._ids_changed = False  # before reading: a notice from now on means read again
+            self._ids_at = now
+            ids = set(self.client.ids)
+            known = set(self.engines)
+            for engine_id in sorted(ids - known):
+                state = self.engines[engine_id] = EngineState(engine_id, time.time())
+                self._probe(state)
+                changed = True
+            for engine_id in sorted(known - ids):
+                self._engine_lost(engine_id, "unregistered")
+                changed = True
+        if not self._probing:
+            return changed
         # A computer's info as stored this pass, without what differs between its engines:
         # its other engines' answers, alike but for those, are not written again (a slave of 8
         # slots registers with 8 answers at once; 4,000 of them made 32,000 writes).
         written: dict[str, tuple[dict[str, Any], Computer]] = {}
-        for state in self.engines.values():
-            if state.slot is None and state.probe is None and state.probe_again_at <= now:
-                state.probe = self._view(state.engine_id).apply_async(collect_info)
-        for state in list(self.engines.values()):
-            if state.probe is not None and state.probe.done():
-                probe, state.probe = state.probe, None
-                try:
-                    info = probe.get(0)
-                    if not isinstance(info, dict) or not isinstance(info.get("name"), str):
-                        raise TypeError(f"the info probe answered {type(info).__name__}")
-                except Exception as exc:
-                    self._probe_failed(state, exc)
-                    continue
-                state.probe_failures = 0
-                if state.slot is not None:
-                    # A refresh: pools come from the store now, so a member an admin removed
-                    # stays removed until the slave itself restarts with that pool.
-                    info = {k: v for k, v in info.items() if k != "pools"}
-                else:
-                    log.info(
-                        "engine %d (slot %s of %s) ready %.2f s after it registered",
-                        state.engine_id,
-                        info.get("slot"),
-                        info.get("name"),
-                        time.time() - state.registered_at,
-                    )
-                shared = {k: v for k, v in info.items() if k not in ENGINE_INFO}
-                seen = written.get(info["name"])
-                if seen is not None and seen[0] == shared:
-                    computer = seen[1]
-                else:
-                    computer = self.store.upsert_computer(info)
-                    written[info["name"]] = (shared, computer)
-                self._computers = None
-                self._info_at[computer.name] = time.monotonic()
-                state.slot = Slot(
-                    state.engine_id, computer.name, info.get("slot", 0), info.get("gpu_device")
+        for engine_id in sorted(self._probing):
+            state = self.engines.get(engine_id)
+            if state is None:
+                self._probing.discard(engine_id)
+                continue
+            if state.probe is None:
+                # Its first probe failed: probe again once the back-off is over.
+                if state.slot is None and state.probe_again_at <= now:
+                    self._probe(state)
+                continue
+            if not state.probe.done():
+                continue
+            probe, state.probe = state.probe, None
+            try:
+                info = probe.get(0)
+                if not isinstance(info, dict) or not isinstance(info.get("name"), str):
+                    raise TypeError(f"the info probe answered {type(info).__name__}")
+            except Exception as exc:
+                self._probe_failed(state, exc)
+                if state.slot is not None:  # a refresh: the engine keeps its last info
+                    self._probing.discard(engine_id)
+                    self._note_idle(state)
+                continue
+            self._probing.discard(engine_id)
+            state.probe_failures = 0
+            if state.slot is not None:
+                # A refresh: pools come from the store now, so a member an admin removed
+                # stays removed until the slave itself restarts with that pool.
+                info = {k: v for k, v in info.items() if k != "pools"}
+            else:
+                log.info(
+                    "engine %d (slot %s of %s) ready %.2f s after it registered",
+                    state.engine_id,
+                    info.get("slot"),
+                    info.get("name"),
+                    time.time() - state.registered_at,
                 )
-                state.uuid = info.get("engine_uuid", "")
-                changed = True
+            shared = {k: v for k, v in info.items() if k not in ENGINE_INFO}
+            seen = written.get(info["name"])
+            if seen is not None and seen[0] == shared:
+                computer = seen[1]
+            else:
+                computer = self.store.upsert_computer(info)
+                written[info["name"]] = (shared, computer)
+            self._computers = None
+            self._info_at[computer.name] = time.monotonic()
+            state.slot = Slot(
+                state.engine_id, computer.name, info.get("slot", 0), info.get("gpu_device")
+            )
+            state.uuid = info.get("engine_uuid", "")
+            self._note_idle(state)
+            changed = True
         if changed:
             self._engine_uuids = frozenset(e.uuid for e in self.engines.values() if e.uuid)
         return changed
@@ -612,6 +702,9 @@ class Dispatcher:
 
     def _engine_lost(self, engine_id: int, why: str) -> None:
         state = self.engines.pop(engine_id, None)
+        self._idle.pop(engine_id, None)
+        self._probing.discard(engine_id)
+        self._queued_behind.discard(engine_id)
         if state is None:
             return
         self._computers = None
@@ -654,7 +747,15 @@ class Dispatcher:
 
     def _release(self, out: Outstanding) -> None:
         """Forget an attempt and free every engine it held; a task queued behind it starts."""
-        self.outstanding.pop(out.attempt_id, None)
+        if self.outstanding.pop(out.attempt_id, None) is not None:
+            for counter, key in (
+                (self._out_by_job, out.job_id),
+                (self._out_by_owner, out.owner),
+                (self._out_by_computer, out.computer),
+            ):
+                counter[key] -= 1
+                if counter[key] <= 0:
+                    del counter[key]
         for engine_id in (out.engine_id, *out.reserved):
             engine = self.engines.get(engine_id)
             if engine is None:
@@ -667,6 +768,9 @@ class Dispatcher:
                 if following is not None:
                     following.sent_at = time.monotonic()  # its time-out runs from now
                     following.queued = False
+                self._note_idle(engine)
+            if not engine.prefetched:
+                self._queued_behind.discard(engine_id)
 
     def _take_back(self, engine: EngineState, attempt_id: str, reason: str | None) -> None:
         """Abort the task *attempt_id* queued on *engine* behind its running one and requeue it
@@ -678,6 +782,8 @@ class Dispatcher:
         channel).  If the engine started it anyway, the store no longer expects its attempt,
         and whatever it returns is ignored as stale."""
         engine.prefetched.remove(attempt_id)
+        if not engine.prefetched:
+            self._queued_behind.discard(engine.engine_id)
         out = self.outstanding.get(attempt_id)
         if out is None:
             return
@@ -722,8 +828,9 @@ class Dispatcher:
         was stopped or deleted, or the engine's host was blocked for it.  True if any."""
         jobs: dict[int, Job | None] = {}
         taken = False
-        for engine in list(self.engines.values()):
-            for attempt_id in engine.prefetched:
+        for engine_id in list(self._queued_behind):
+            engine = self.engines[engine_id]
+            for attempt_id in list(engine.prefetched):
                 out = self.outstanding.get(attempt_id)
                 if out is None or out.settling:
                     continue
@@ -768,31 +875,30 @@ class Dispatcher:
     # -- results -------------------------------------------------------------------------------
 
     def _collect(self) -> bool:
-        """Note every ended attempt, and record them all in one store transaction; take back
-        the tasks queued behind one that runs long; write progress at most once a second."""
+        """Note every ended attempt, and record them all in one store transaction; every
+        WALK_SECONDS, also take back the tasks queued behind one that runs long and write
+        progress (at most once a second a task).  Between walks, only the attempts whose
+        done-callbacks fired are looked at."""
         did = False
         now = time.monotonic()
         ended: list[tuple[Outstanding, Outcome]] = []
-        for out in list(self.outstanding.values()):
-            if out.attempt_id not in self.outstanding:
-                continue  # taken back during this loop
-            ar = out.result
-            if ar.done():
+        while self._ended:
+            out = self.outstanding.get(self._ended.popleft())
+            if out is not None and out.result.done():
                 did = True
                 self._release(out)
-                ended.append((out, self._outcome(out, ar)))
+                ended.append((out, self._outcome(out, out.result)))
+        for engine_id in list(self._queued_behind):
+            engine = self.engines.get(engine_id)
+            out = self.outstanding.get(engine.busy) if engine and engine.busy else None
+            if out is None or out.engine_id != engine_id:
                 continue
-            engine = self.engines.get(out.engine_id)
             waiting = [
                 attempt_id
-                for attempt_id in (engine.prefetched if engine is not None else ())
+                for attempt_id in engine.prefetched
                 if not getattr(self.outstanding.get(attempt_id), "settling", None)
             ]
-            if (
-                waiting
-                and engine.busy == out.attempt_id
-                and now - out.sent_at > self._take_back_after(out.job_id)
-            ):
+            if waiting and now - out.sent_at > self._take_back_after(out.job_id):
                 # Its job's tasks were short, this one is not: free the ones behind it for
                 # other engines.
                 for attempt_id in waiting:
@@ -808,6 +914,18 @@ class Dispatcher:
                     max(mean, now - out.sent_at, PREFETCH_BELOW_SECONDS),
                 )
                 did = True
+        walk = now - self._walked_at >= WALK_SECONDS
+        if walk:
+            self._walked_at = now
+        for out in list(self.outstanding.values()) if walk else ():
+            if out.attempt_id not in self.outstanding:
+                continue  # taken back during this loop
+            ar = out.result
+            if ar.done():  # (a result whose callback is still to come)
+                did = True
+                self._release(out)
+                ended.append((out, self._outcome(out, ar)))
+                continue
             if out.timeout and not out.interrupted and now - out.sent_at > out.timeout + 60:
                 # The runner enforces the time-out itself; this catches a runner that cannot.
                 self._interrupt_attempt(out)
@@ -1100,15 +1218,19 @@ class Dispatcher:
     # -- dispatching ------------------------------------------------------------------------------
 
     def _idle_slots(self) -> list[Slot]:
-        return [e.slot for e in self.engines.values() if e.ready and e.busy is None]
+        return [self.engines[engine_id].slot for engine_id in sorted(self._idle)]
 
     def _online_computers(self) -> dict[str, Computer]:
         """Stored info of the computers with a registered engine (cached until a change)."""
         computers = self._computers  # wake() may reset it from another thread at any time
         if computers is None:
+            generation = self._computers_generation
             online = {e.slot.computer for e in self.engines.values() if e.slot}
             computers = {c.name: c for c in self.store.list_computers() if c.name in online}
-            self._computers = computers
+            # Not kept if a wake() came meanwhile: the read may predate its change (a computer
+            # disabled as it was read would take tasks until the next chores; issue 14's run).
+            if generation == self._computers_generation:
+                self._computers = computers
         return computers
 
     def _prefetch_slots(self, short: set[int]) -> list[Slot]:
@@ -1169,13 +1291,10 @@ class Dispatcher:
         if not jobs:
             return []
         jobs, ready = self._gate_jobs(jobs, idle)
-        running_by_owner: Counter[str] = Counter()
-        running_by_job: Counter[int] = Counter()
-        running_by_computer: Counter[str] = Counter()
-        for out in self.outstanding.values():
-            running_by_owner[out.owner] += 1
-            running_by_job[out.job_id] += 1
-            running_by_computer[out.computer] += 1
+        # Copies: the second pass below counts this decision's tasks in them.
+        running_by_owner = self._out_by_owner.copy()
+        running_by_job = self._out_by_job.copy()
+        running_by_computer = self._out_by_computer.copy()
         computers = self._online_computers()
         decided: list[tuple[Assignment, Task]] = []
         for _pass in range(2):
@@ -1336,7 +1455,7 @@ class Dispatcher:
         spec = task_spec(job, task, attempt_id, log_path, self.config, assignment.gpu_devices)
         try:
             result = self._view(slot.engine_id).apply_async(pickled_runner(), json.dumps(spec))
-            result.add_done_callback(self._result_arrived)
+            result.add_done_callback(functools.partial(self._result_arrived, attempt_id))
         except Exception as exc:
             self._must_write(
                 functools.partial(
@@ -1352,8 +1471,13 @@ class Dispatcher:
         reserved = tuple(s.engine_id for s in assignment.reserved)
         if prefetch:
             self.engines[slot.engine_id].prefetched.append(attempt_id)
+            self._queued_behind.add(slot.engine_id)
         for engine_id in () if prefetch else (slot.engine_id, *reserved):
             self.engines[engine_id].busy = attempt_id
+            self._note_idle(self.engines[engine_id])
+        self._out_by_job[job.id] += 1
+        self._out_by_owner[job.spec.owner] += 1
+        self._out_by_computer[slot.computer] += 1
         self.outstanding[attempt_id] = Outstanding(
             attempt_id,
             task.id,
@@ -1411,15 +1535,24 @@ class Dispatcher:
                 continue
             if self._info_at.get(engine.slot.computer, 0.0) < cutoff:
                 busy.add(engine.slot.computer)
-                engine.probe = self._view(engine.engine_id).apply_async(collect_info)
+                self._probe(engine)
 
     def _update_waiting_reasons(self) -> None:
-        """Write why each runnable job waits (or None), and end jobs blocked on every host."""
+        """Write why each runnable job waits (or None), and end jobs blocked on every host.
+
+        Skipped while nothing was written to the store since the last pass (its data version
+        is the same) and the same slots are online: reading 10,001 runnable jobs costs 0.1 s,
+        during which the API's requests wait for the GIL (issue 14).  A farm with engines
+        writes their last-seen times each chores pass, so it is never skipped there."""
+        computers, slots = self._online
+        made_from = (self.store.data_version(), tuple(slots), tuple(computers))
+        if made_from[0] is not None and made_from == self._reasons_from:
+            return
+        self._reasons_from = made_from
         if self._reasons is None:  # first time: reasons a previous master left behind
             self._reasons = {
                 job.id: job.waiting_reason for job in self.store.list_jobs() if job.waiting_reason
             }
-        computers, slots = self._online
         online = list(computers.values())
         jobs = self.store.runnable_jobs()
         reasons: dict[int, str | None] = {}
