@@ -233,13 +233,18 @@ def test_pool_membership_is_kept_in_the_store_and_survives_a_slave_restart(farm)
 # -- computers ----------------------------------------------------------------------------------------
 
 
-def test_a_disabled_slave_finishes_its_task_and_takes_no_more(farm):
-    job_id = submit(farm, "sleep 2", frames=3, hosts=["cpu1"])
+def test_a_disabled_slave_finishes_its_task_and_takes_no_more(farm, tmp_path):
+    """Task 0 runs until the slave is disabled (a gate: a sleep could end first on a loaded
+    machine, and task 1 start before the disable); then it ends, and no task follows it."""
+    gate = tmp_path / "gate"
+    cmd = f"sh -c 'while [ ! -e {gate} ]; do sleep 0.05; done'"
+    job_id = submit(farm, cmd, frames=3, hosts=["cpu1"])
     wait_for(lambda: farm.client.tasks(job_id)[0]["state"] == "running", 30, 0.1, "task 0 to run")
     farm.cli("computer", "disable", "cpu1", check=True)
     try:
         assert computer(farm, "cpu1")["enabled"] is False
         assert "disabled" in farm.cli("computers", check=True).stdout
+        gate.touch()
         wait_for(
             lambda: farm.client.tasks(job_id)[0]["state"] == "finished", 30, 0.1, "task 0 to finish"
         )

@@ -336,6 +336,10 @@ class Dispatcher:
         self._queued_behind: set[int] = set()
         self._probing: set[int] = set()
         self._ended: collections.deque[str] = collections.deque()
+        #: (when, attempt id) of the tasks started and not yet written running, in start
+        #: order: each is written running PROGRESS_WRITE_INTERVAL after it started, not at the
+        #: next walk (users, and tests, see a task running a second after it starts).
+        self._first_marks: collections.deque[tuple[float, str]] = collections.deque()
         self._ids_changed = True
         self._walked_at = 0.0
         self._ids_at = 0.0
@@ -768,6 +772,9 @@ class Dispatcher:
                 if following is not None:
                     following.sent_at = time.monotonic()  # its time-out runs from now
                     following.queued = False
+                    self._first_marks.append(
+                        (following.sent_at + PROGRESS_WRITE_INTERVAL, following.attempt_id)
+                    )
                 self._note_idle(engine)
             if not engine.prefetched:
                 self._queued_behind.discard(engine_id)
@@ -914,6 +921,10 @@ class Dispatcher:
                     max(mean, now - out.sent_at, PREFETCH_BELOW_SECONDS),
                 )
                 did = True
+        while self._first_marks and self._first_marks[0][0] <= now:
+            out = self.outstanding.get(self._first_marks.popleft()[1])
+            if out is not None and not out.queued and out.last_progress < 0:
+                self._write_progress(out, now)
         walk = now - self._walked_at >= WALK_SECONDS
         if walk:
             self._walked_at = now
@@ -931,17 +942,22 @@ class Dispatcher:
                 self._interrupt_attempt(out)
             if now - max(out.last_write, out.sent_at) >= PROGRESS_WRITE_INTERVAL:
                 # (not in a task's first second: most tasks of a short job end before that)
-                data = ar.data if isinstance(ar.data, dict) else {}
-                progress = float(data.get("progress", 0.0) or 0.0)
-                if data and (progress != out.last_progress or out.last_progress < 0):
-                    out.last_progress = progress
-                    out.last_write = now
-                    self.store.mark_running(out.attempt_id, progress, str(data.get("tail", "")))
-                    # Running (from dispatched) and its progress: the live pages show both.
-                    self.changed_jobs.note(out.job_id)
+                self._write_progress(out, now)
         if ended:
             self._must_write(functools.partial(self._conclude, ended))
         return did
+
+    def _write_progress(self, out: Outstanding, now: float) -> None:
+        """Write *out* running, with the progress its engine published, if that changed."""
+        ar = out.result
+        data = ar.data if isinstance(ar.data, dict) else {}
+        progress = float(data.get("progress", 0.0) or 0.0)
+        if data and (progress != out.last_progress or out.last_progress < 0):
+            out.last_progress = progress
+            out.last_write = now
+            self.store.mark_running(out.attempt_id, progress, str(data.get("tail", "")))
+            # Running (from dispatched) and its progress: the live pages show both.
+            self.changed_jobs.note(out.job_id)
 
     def _outcome(self, out: Outstanding, ar: Any) -> Outcome:
         """What an ended attempt's AsyncResult means, read at once (the engine's and the job's
@@ -1478,6 +1494,8 @@ class Dispatcher:
         self._out_by_job[job.id] += 1
         self._out_by_owner[job.spec.owner] += 1
         self._out_by_computer[slot.computer] += 1
+        if not prefetch:
+            self._first_marks.append((time.monotonic() + PROGRESS_WRITE_INTERVAL, attempt_id))
         self.outstanding[attempt_id] = Outstanding(
             attempt_id,
             task.id,
