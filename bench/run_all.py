@@ -230,6 +230,14 @@ def targets(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def runs_of(argv: list[str] | list[list[str]]) -> list[list[str]]:
+    """The runs a benchmark's BENCH_ARGS entry asks for: one argument list, or several (one run
+    each, their rows in the same table)."""
+    if argv and all(isinstance(item, list) for item in argv):
+        return [list(item) for item in argv]
+    return [list(argv)]
+
+
 def bench_args(given: list[str]) -> dict[str, list[str]]:
     """BENCH_ARGS, overridden by --args NAME=ARGS (ARGS split as a shell would)."""
     out = {name: list(argv) for name, argv in BENCH_ARGS.items()}
@@ -307,15 +315,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
     with checkout(args.commit) as (folder, env, commit):
         for path in benchmarks(folder, only, skip):
-            bench_argv = per_bench.get(path.stem, [])
-            shown = " ".join(shlex.quote(a) for a in bench_argv)
-            print(f"running {path.name} {shown} ...", file=sys.stderr, flush=True)
-            rows, output, seconds = run_one(path, bench_argv, args.timeout, env)
-            durations[path.stem] = seconds
-            print(f"  {path.name}: {seconds:.0f} s", file=sys.stderr, flush=True)
-            if args.verbose or failed(rows):
-                print(output, file=sys.stderr, flush=True)
-            all_rows += rows
+            durations[path.stem] = 0.0
+            for bench_argv in runs_of(per_bench.get(path.stem, [])):
+                shown = " ".join(shlex.quote(a) for a in bench_argv)
+                print(f"running {path.name} {shown} ...", file=sys.stderr, flush=True)
+                rows, output, seconds = run_one(path, bench_argv, args.timeout, env)
+                durations[path.stem] += seconds
+                print(f"  {path.name}: {seconds:.0f} s", file=sys.stderr, flush=True)
+                if args.verbose or failed(rows):
+                    print(output, file=sys.stderr, flush=True)
+                all_rows += rows
     total = time.monotonic() - started
     if all_rows:
         print(table(all_rows))
