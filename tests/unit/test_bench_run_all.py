@@ -31,3 +31,19 @@ def test_the_targets_summary_counts_each_benchmarks_targets_and_names_the_missed
         "  fleet: 1 of 2 met",
         "    MISSED [mongo] CPU: 31.5 % core (target < 25)",
     ]
+
+
+def test_a_benchmark_given_several_argument_lists_runs_once_for_each(tmp_path):
+    bench = tmp_path / "echo.py"
+    bench.write_text(
+        "def main(argv):\n"
+        "    return [{'store': argv[1], 'figure': 'argv', 'value': ' '.join(argv)}]\n"
+    )
+    runs = run_all.runs_of([["--store", "sqlite"], ["--store", "mongo", "--jobs", "1001"]])
+    rows = [row for argv in runs for row in run_all.run_one(bench, argv, 60)[0]]
+    assert [(row["benchmark"], row["store"], row["value"]) for row in rows] == [
+        ("echo", "sqlite", "--store sqlite"),
+        ("echo", "mongo", "--store mongo --jobs 1001"),
+    ]
+    assert run_all.runs_of(["--window", "15"]) == [["--window", "15"]]
+    assert run_all.runs_of([]) == [[]]
