@@ -174,6 +174,7 @@ def simulated_dispatcher(store_url: str, folder: Path, tasks: int) -> tuple[Disp
     dispatcher.client = FakeClient()
     for slot in slots:
         dispatcher.engines[slot.engine_id] = EngineState(slot.engine_id, time.time(), slot=slot)
+    dispatcher.recount()
     return dispatcher, slots
 
 
@@ -183,6 +184,7 @@ def reset(dispatcher: Dispatcher) -> None:
     dispatcher.outstanding.clear()
     for engine in dispatcher.engines.values():
         engine.busy = None
+    dispatcher.recount()
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -240,8 +242,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         type=int,
         help="whole rounds per figure (the best is shown; default repeat/4, at least 3)",
     )
+    parser.add_argument(
+        "--sizes",
+        default=",".join(str(n) for n in SIZES),
+        help="queued tasks of each case, comma-separated (the first is the base of the ratios)",
+    )
     add_store_options(parser)
     args = parser.parse_args(argv)
+    sizes = [int(n) for n in args.sizes.split(",") if n.strip()]
     store_names = chosen_stores(args.store)
     rounds = args.rounds or max(3, args.repeat // 4)
 
@@ -254,9 +262,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     plans: dict[int, float] = {}
     results: dict[str, dict[int, dict[str, float]]] = {name: {} for name in store_names}
     rows: list[dict[str, Any]] = []
-    first = SIZES[0]
+    first = sizes[0]
     with tempfile.TemporaryDirectory() as folder, Stores(store_names, args.mongo_url) as stores:
-        for tasks in SIZES:
+        for tasks in sizes:
             plans[tasks] = measure_plan(tasks, args.repeat)
             plan_x = plans[tasks] / plans[first]
             out = {
@@ -326,11 +334,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             }
         )
 
-    worst = plans[SIZES[-1]] / plans[first]
+    worst = plans[sizes[-1]] / plans[first]
     for name in store_names:
-        worst = max(worst, results[name][SIZES[-1]]["decide"] / results[name][first]["decide"])
+        worst = max(worst, results[name][sizes[-1]]["decide"] / results[name][first]["decide"])
     verdict = "does not grow" if worst <= MAX_RATIO else "GROWS"
-    print(f"\ndecision time at {SIZES[-1]:,} vs {first:,} queued tasks: x{worst:.2f} ({verdict})")
+    print(f"\ndecision time at {sizes[-1]:,} vs {first:,} queued tasks: x{worst:.2f} ({verdict})")
     if args.check and worst > MAX_RATIO:
         raise SystemExit(1)
     return rows

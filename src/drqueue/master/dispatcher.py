@@ -538,6 +538,19 @@ class Dispatcher:
         else:
             self._idle.pop(engine.engine_id, None)
 
+    def recount(self) -> None:
+        """Make the kept sets and counts again from the engines and the tasks out, walking
+        both: for a tool that sets :attr:`engines` or :attr:`outstanding` itself
+        (bench/dispatcher.py).  A round keeps them true by itself."""
+        self._idle = {}
+        for engine_id in sorted(self.engines):
+            self._note_idle(self.engines[engine_id])
+        self._probing = {e.engine_id for e in self.engines.values() if e.probe is not None}
+        self._queued_behind = {e.engine_id for e in self.engines.values() if e.prefetched}
+        self._out_by_job = Counter(out.job_id for out in self.outstanding.values())
+        self._out_by_owner = Counter(out.owner for out in self.outstanding.values())
+        self._out_by_computer = Counter(out.computer for out in self.outstanding.values())
+
     def _probe(self, state: EngineState) -> None:
         """Send *state*'s engine an info probe (answered in :meth:`_sync_engines`)."""
         state.probe = self._view(state.engine_id).apply_async(collect_info)
