@@ -121,7 +121,9 @@ class SimulatedView:
         self.history: list[str] = []
 
     def apply_async(self, function: Any, *args: Any) -> SimulatedResult:
-        return self.farm.call(self.engine_id, function.__name__, args)
+        # The dispatcher sends the runner pre-pickled (ipyparallel's PrePickled has no name).
+        name = getattr(function, "__name__", "run_task_json")
+        return self.farm.call(self.engine_id, name, args)
 
 
 class SimulatedFarm:
