@@ -115,6 +115,13 @@ IDLE_WAIT_SECONDS = 0.25
 #: missed).  Between walks a round looks only at what changed; the engines with tasks queued
 #: behind their running one are looked at every round (take-backs).
 WALK_SECONDS = PROGRESS_WRITE_INTERVAL
+#: A farm with more tasks out than this walks them less often: every (tasks out / this)
+#: seconds, so a walk costs a few percent of a core however big the farm (32,000 tasks out,
+#: bench/fleet.py: a walk every 3.2 s).
+WALK_TASKS_PER_SECOND = 10_000
+#: Seconds between the chores' reads of every online computer's stored info.  Every change made
+#: through the API (and every info probe's answer) already makes the next decision read them.
+COMPUTERS_REREAD_SECONDS = 10.0
 #: msg_ids the Client and each view remember (trimmed to half when over): they only grow.
 HISTORY_KEPT = 10_000
 #: A prefetched task is taken back (requeued for any engine) when the task it waits behind has
@@ -327,6 +334,9 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._chores_at = 0.0
         self._engine_uuids: frozenset[str] = frozenset()
+        #: (monotonic time, value) of the last answer of running_by_computer().
+        self._running_shown: tuple[float, dict[str, list[RunningTask]]] = (-math.inf, {})
+        self._computers_read_at = 0.0
         # What changed since the last round, so that a round costs what changed rather than what
         # exists (issue 14: 32,000 engines).  The engines ready with nothing to run, in engine
         # id order at the time they became idle; the engines with an info probe out, or waiting
@@ -347,7 +357,6 @@ class Dispatcher:
         self._out_by_job: Counter[int] = Counter()
         self._out_by_owner: Counter[str] = Counter()
         self._out_by_computer: Counter[str] = Counter()
-        self._running_by_computer: dict[str, list[RunningTask]] = {}
         #: The jobs whose stored state this dispatcher changed, for the live stream (noted after
         #: each write; the API notes its own changes here too).
         self.changed_jobs = JobChanges()
@@ -439,8 +448,19 @@ class Dispatcher:
         return self._engine_uuids
 
     def running_by_computer(self) -> dict[str, list[RunningTask]]:
-        """The tasks running on each computer, as of the last chores."""
-        return self._running_by_computer
+        """The tasks running on each computer, at most CHORES_INTERVAL old (made when asked:
+        32,000 tasks out every 2 s cost the dispatcher more than GET /computers asks for)."""
+        made_at, running = self._running_shown
+        if time.monotonic() - made_at >= CHORES_INTERVAL:
+            running = {}
+            for out in list(self.outstanding.values()):  # (one C call: safe from this thread)
+                running.setdefault(out.computer, []).append(
+                    RunningTask(
+                        out.job_id, out.task_id, out.task_index, max(out.last_progress, 0.0)
+                    )
+                )
+            self._running_shown = (time.monotonic(), running)
+        return running
 
     def online_computers(self) -> set[str]:
         """Names of the computers with an engine registered and probed."""
@@ -938,7 +958,9 @@ class Dispatcher:
             out = self.outstanding.get(self._first_marks.popleft()[1])
             if out is not None and not out.queued and out.last_progress < 0:
                 self._write_progress(out, now)
-        walk = now - self._walked_at >= WALK_SECONDS
+        walk = now - self._walked_at >= max(
+            WALK_SECONDS, len(self.outstanding) / WALK_TASKS_PER_SECOND
+        )
         if walk:
             self._walked_at = now
         for out in list(self.outstanding.values()) if walk else ():
@@ -1260,6 +1282,7 @@ class Dispatcher:
             # disabled as it was read would take tasks until the next chores; issue 14's run).
             if generation == self._computers_generation:
                 self._computers = computers
+                self._computers_read_at = time.monotonic()
         return computers
 
     def _prefetch_slots(self, short: set[int]) -> list[Slot]:
@@ -1538,18 +1561,15 @@ class Dispatcher:
         now = time.time()
         online = sorted({e.slot.computer for e in self.engines.values() if e.slot})
         self.store.touch_computers(online, now)
-        running: dict[str, list[RunningTask]] = {}
-        for out in self.outstanding.values():
-            running.setdefault(out.computer, []).append(
-                RunningTask(out.job_id, out.task_id, out.task_index, max(out.last_progress, 0.0))
-            )
-        self._running_by_computer = running
         self._refresh_info()
-        self._computers = None  # pick up the info and pool changes of the last seconds
+        if time.monotonic() - self._computers_read_at >= COMPUTERS_REREAD_SECONDS:
+            self._computers = None  # changes made other than through the API, if any
         computers = self._online_computers()
         # Engines busy with an info probe still count: they are online.
-        self._online = (computers, [e.slot for e in self.engines.values() if e.slot])
-        self._usable = {}
+        slots = [e.slot for e in self.engines.values() if e.slot]
+        if computers is not self._online[0] or slots != self._online[1]:
+            self._online = (computers, slots)
+            self._usable = {}  # the ETAs' usable slots, per kind of job: count them again
         self._update_waiting_reasons()
 
     def _refresh_info(self) -> None:
