@@ -119,6 +119,15 @@ WALK_SECONDS = PROGRESS_WRITE_INTERVAL
 #: seconds, so a walk costs a few percent of a core however big the farm (32,000 tasks out,
 #: bench/fleet.py: a walk every 3.2 s).
 WALK_TASKS_PER_SECOND = 10_000
+#: The most of a core the decisions take while tasks keep ending: after a decision that cost c
+#: seconds of CPU (reading the runnable jobs, planning, committing and sending), the next waits
+#: c x (1 / DECISION_DUTY - 1), at most DECISION_PAUSE_MAX_SECONDS; the results that end
+#: meanwhile are decided on together.  With 500 runnable jobs a decision costs ~10 ms, and a
+#: farm of 32,000 engines ends a task every 40 ms (bench/fleet.py): a decision for each took a
+#: quarter of a core.  A small farm's decision costs ~1 ms: a pause of ~10 ms, which the tasks
+#: queued behind short ones cover (PREFETCH_COVER_SECONDS).
+DECISION_DUTY = 0.1
+DECISION_PAUSE_MAX_SECONDS = 0.5
 #: Seconds between the chores' reads of every online computer's stored info.  Every change made
 #: through the API (and every info probe's answer) already makes the next decision read them.
 COMPUTERS_REREAD_SECONDS = 10.0
@@ -353,6 +362,8 @@ class Dispatcher:
         self._ids_changed = True
         self._walked_at = 0.0
         self._ids_at = 0.0
+        #: No decision before this (monotonic): see DECISION_DUTY.
+        self._decide_after = 0.0
         #: Tasks out per job, owner and computer (kept as tasks go out and come back).
         self._out_by_job: Counter[int] = Counter()
         self._out_by_owner: Counter[str] = Counter()
@@ -530,7 +541,7 @@ class Dispatcher:
                 self._store_down_since = None
                 pause = STORE_RETRY_SECONDS
             if not busy:
-                self._wake.wait(IDLE_WAIT_SECONDS)
+                self._wake.wait(self._idle_wait())
                 self._wake.clear()
             if self._work_queued_everywhere():
                 # No engine can run dry meanwhile: let results gather, to record them in one
@@ -1318,13 +1329,27 @@ class Dispatcher:
         now = time.monotonic()
         if not self._dirty and now - self._planned_at < REPLAN_SECONDS:
             return False
+        if now < self._decide_after:
+            return False  # (the round's wait ends when this pause does)
         self._dirty = False  # before reading: a wake-up from now on means another decision
         self._planned_at = now
+        cpu = time.thread_time()
         sent = self._send_all(self.decide(idle)) if idle else 0
         prefetch = self._prefetch_slots(short) if short else []
         if prefetch:
             sent += self._send_all(self.decide(prefetch, only=short), prefetch=True)
+        spent = time.thread_time() - cpu
+        self._decide_after = time.monotonic() + min(
+            DECISION_PAUSE_MAX_SECONDS, spent * (1 / DECISION_DUTY - 1)
+        )
         return sent > 0
+
+    def _idle_wait(self) -> float:
+        """Seconds a round with nothing to do waits for an event: the idle wait, or less if a
+        decision is due when its pause ends."""
+        if self._dirty and self._decide_after > 0:
+            return max(0.0, min(IDLE_WAIT_SECONDS, self._decide_after - time.monotonic()))
+        return IDLE_WAIT_SECONDS
 
     def decide(
         self, idle: list[Slot], only: set[int] | None = None

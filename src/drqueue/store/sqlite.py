@@ -1400,7 +1400,10 @@ class SQLiteStore(Store):
     def runnable_jobs(self) -> list[Job]:
         conn = self._conn()
         rows = conn.execute(
-            "SELECT * FROM jobs WHERE n_queued > 0 AND control = ?", (str(JobControl.ACTIVE),)
+            # The state columns only: the specs are kept (_specs_of), and reading every runnable
+            # job's spec text on each decision was a quarter of the dispatcher at 500 jobs.
+            f"SELECT {_JOB_STATE_COLUMNS} FROM jobs WHERE n_queued > 0 AND control = ?",
+            (str(JobControl.ACTIVE),),
         ).fetchall()
         return self._jobs_from_rows(conn, rows)
 
