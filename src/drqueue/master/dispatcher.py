@@ -120,13 +120,14 @@ WALK_SECONDS = PROGRESS_WRITE_INTERVAL
 #: bench/fleet.py: a walk every 3.2 s).
 WALK_TASKS_PER_SECOND = 10_000
 #: The most of a core the decisions take while tasks keep ending: after a decision that cost c
-#: seconds of CPU (reading the runnable jobs, planning, committing and sending), the next waits
+#: seconds of CPU (reading the runnable jobs and planning: what a decision costs however few
+#: tasks it hands out; committing and sending them is not counted), the next waits
 #: c x (1 / DECISION_DUTY - 1), at most DECISION_PAUSE_MAX_SECONDS; the results that end
 #: meanwhile are decided on together.  With 500 runnable jobs a decision costs ~10 ms, and a
 #: farm of 32,000 engines ends a task every 40 ms (bench/fleet.py): a decision for each took a
-#: quarter of a core.  A small farm's decision costs ~1 ms: a pause of ~10 ms, which the tasks
-#: queued behind short ones cover (PREFETCH_COVER_SECONDS).
-DECISION_DUTY = 0.1
+#: quarter of a core.  A farm with a few jobs decides in well under a millisecond: a pause of a
+#: few milliseconds, which the tasks queued behind short ones cover (PREFETCH_COVER_SECONDS).
+DECISION_DUTY = 0.05
 DECISION_PAUSE_MAX_SECONDS = 0.5
 #: Seconds between the chores' reads of every online computer's stored info.  Every change made
 #: through the API (and every info probe's answer) already makes the next decision read them.
@@ -1333,12 +1334,19 @@ class Dispatcher:
             return False  # (the round's wait ends when this pause does)
         self._dirty = False  # before reading: a wake-up from now on means another decision
         self._planned_at = now
-        cpu = time.thread_time()
-        sent = self._send_all(self.decide(idle)) if idle else 0
+        spent = 0.0
+        sent = 0
+        if idle:
+            cpu = time.thread_time()
+            decided = self.decide(idle)
+            spent += time.thread_time() - cpu
+            sent += self._send_all(decided)
         prefetch = self._prefetch_slots(short) if short else []
         if prefetch:
-            sent += self._send_all(self.decide(prefetch, only=short), prefetch=True)
-        spent = time.thread_time() - cpu
+            cpu = time.thread_time()
+            decided = self.decide(prefetch, only=short)
+            spent += time.thread_time() - cpu
+            sent += self._send_all(decided, prefetch=True)
         self._decide_after = time.monotonic() + min(
             DECISION_PAUSE_MAX_SECONDS, spent * (1 / DECISION_DUTY - 1)
         )
