@@ -1613,12 +1613,20 @@ class Dispatcher:
         master never waits for it.
         """
         cutoff = time.monotonic() - self.config.info_cache_seconds
+        # Only an idle engine is probed: look at every engine only when one's info is stale.
+        stale = {
+            self.engines[engine_id].slot.computer
+            for engine_id in self._idle
+            if self._info_at.get(self.engines[engine_id].slot.computer, 0.0) < cutoff
+        }
+        if not stale:
+            return
         busy = {e.slot.computer for e in self.engines.values() if e.slot and (e.busy or e.probe)}
-        for engine in self.engines.values():
-            if not engine.ready or engine.slot.computer in busy:
-                continue
-            if self._info_at.get(engine.slot.computer, 0.0) < cutoff:
-                busy.add(engine.slot.computer)
+        for engine_id in list(self._idle):
+            engine = self.engines[engine_id]
+            computer = engine.slot.computer
+            if computer in stale and computer not in busy:
+                busy.add(computer)
                 self._probe(engine)
 
     def _update_waiting_reasons(self) -> None:
