@@ -43,9 +43,12 @@ Everything started here is stopped before it returns.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import gc
+import json
 import statistics
 import sys
 import time
@@ -70,9 +73,9 @@ from _common import (  # noqa: E402
     submit_shell,
 )
 
+from drqueue.master.dispatcher import HISTORY_KEPT, PREFETCH_MAX  # noqa: E402
+
 TARGET_MB = 300
-#: msg_ids the master's dispatcher lets its ipyparallel Client remember (its HISTORY_KEPT).
-HISTORY_KEPT = 10_000
 
 
 # -- (a) the master with a big store ---------------------------------------------------------
@@ -155,30 +158,45 @@ def master_rss(args: argparse.Namespace) -> list[dict[str, Any]]:
 # -- (b) the controller's growth per task ------------------------------------------------------
 
 
-def fake_spec(index: int) -> dict[str, Any]:
-    """Shaped like drqueue.master.dispatcher.task_spec's dict for a shell task."""
-    return {
-        "attempt_id": uuid.uuid4().hex,
-        "task_id": 1_000_000 + index,
-        "task_index": index,
-        "job_id": 17,
-        "job_name": "shot_042 lighting v3",
-        "owner": "artist3",
-        "renderer": "shell",
-        "params": {"cmd": "true"},
-        "scene": None,
-        "start": 1,
-        "end": 100_000,
-        "step": 1,
-        "block_size": 1,
-        "task_start": index,
-        "task_end": index,
-        "padding": 4,
-        "env": {},
-        "timeout": None,
-        "log_path": f"/srv/drqueue/logs/17/{index}.log",
-        "path_map": [],
-    }
+def fake_spec(index: int) -> str:
+    """drqueue.master.dispatcher.task_spec's dict for a shell task, as the JSON text the
+    dispatcher sends (``json.dumps(spec)``)."""
+    return json.dumps(
+        {
+            "attempt_id": uuid.uuid4().hex,
+            "task_id": 1_000_000 + index,
+            "task_index": index,
+            "job_id": 17,
+            "job_name": "shot_042 lighting v3",
+            "owner": "artist3",
+            "renderer": "shell",
+            "params": {"cmd": "true"},
+            "scene": None,
+            "start": 1,
+            "end": 100_000,
+            "step": 1,
+            "block_size": 1,
+            "task_start": index,
+            "task_end": index,
+            "padding": 4,
+            "env": {},
+            "timeout": None,
+            "log_path": f"/srv/drqueue/logs/17/{index}.log",
+            "path_map": [],
+            "failure_rules": [],
+        }
+    )
+
+
+@functools.cache
+def echo_runner() -> Any:
+    """The task's function, canned and pickled once as the dispatcher's ``pickled_runner()``
+    is, and sent by reference like ``run_task_json``; it is ``str``, so the engine answers the
+    spec's text: a reply of a JSON text about as big as the runner's (its result dict), without
+    running a shell (the controller's memory is what is measured, not the engines')."""
+    from ipyparallel.serialize import PrePickled
+
+    return PrePickled(str)
 
 
 class Sampler:
@@ -216,42 +234,45 @@ class Sampler:
         return out[0], out[1], out[2]
 
 
-def forget(rc: Any, views: Any, ar: Any, kept: int = HISTORY_KEPT) -> None:
-    """What the master's dispatcher does with a recorded result (Dispatcher._forget): purge
-    the Client's cached result and metadata, trim its and each view's msg_id history."""
+def forget(rc: Any, views: Any, results: list[Any], kept: int = HISTORY_KEPT) -> None:
+    """What the master's dispatcher does with the results of a round it recorded
+    (Dispatcher._forget): purge the Client's cached results and metadata, trim its and each
+    view's msg_id history."""
     with contextlib.suppress(Exception):
-        rc.purge_local_results(jobs=ar)
+        rc.purge_local_results(jobs=results)
     if len(rc.history) > kept:
         del rc.history[: -kept // 2]
         for view in views:
             del view.history[: -kept // 2]
 
 
-def run_direct(rc: Any, tasks: int, chunk: int, sampler: Sampler) -> float:
-    """DrQueue's pattern: one task per engine in flight, through that engine's DirectView."""
+def run_direct(rc: Any, tasks: int, chunk: int, sampler: Sampler, queued: int) -> float:
+    """DrQueue's way: each engine gets its tasks through its own DirectView, its running task
+    and up to *queued* more behind it (the dispatcher's prefetch of a short job's tasks, at
+    most PREFETCH_MAX), the next sent as one comes back; the results back together are read
+    and then forgotten together, as a dispatcher round does.  Nothing is sent past the next
+    sample's count, so each sample is taken with every task sent done."""
     views = {engine_id: rc[engine_id] for engine_id in rc.ids}
-    in_flight: dict[int, Any] = dict.fromkeys(views)
+    queues: dict[int, list[Any]] = {engine_id: [] for engine_id in views}
     done = sent = 0
     sampler.sample(0)
     t0 = time.monotonic()
     while done < tasks:
-        for engine_id, ar in in_flight.items():
-            free = ar is None
-            if ar is not None and ar.done():
-                ar.get()
-                forget(rc, views.values(), ar)
-                done += 1
-                in_flight[engine_id] = None
-                free = True
-                if done % chunk == 0:
-                    for other in in_flight.values():
-                        if other is not None:
-                            other.wait()
-                    sampler.sample(done)
-            if free and sent < tasks:
-                in_flight[engine_id] = views[engine_id].apply_async(dict, fake_spec(sent))
+        next_sample = min(tasks, (done // chunk + 1) * chunk)
+        for engine_id, queue in queues.items():
+            while len(queue) <= queued and sent < next_sample:
+                queue.append(views[engine_id].apply_async(echo_runner(), fake_spec(sent)))
                 sent += 1
-        time.sleep(0.0002)
+        waiting = [ar for queue in queues.values() for ar in queue]
+        back, _ = concurrent.futures.wait(waiting, return_when=concurrent.futures.FIRST_COMPLETED)
+        for queue in queues.values():
+            queue[:] = [ar for ar in queue if ar not in back]
+        for ar in back:
+            assert ar.get().startswith('{"attempt_id"'), ar.get()
+        forget(rc, views.values(), list(back))
+        done += len(back)
+        if done == next_sample:
+            sampler.sample(done)
     return tasks / (time.monotonic() - t0)
 
 
@@ -262,7 +283,7 @@ def run_balanced(rc: Any, tasks: int, chunk: int, sampler: Sampler, batch: int =
     t0 = time.monotonic()
     while done < tasks:
         n = min(batch, tasks - done)
-        results = [view.apply_async(dict, fake_spec(done + i)) for i in range(n)]
+        results = [view.apply_async(echo_runner(), fake_spec(done + i)) for i in range(n)]
         view.wait(results)
         for ar in results:
             ar.get()
@@ -294,14 +315,21 @@ def controller_growth(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     cmd, controller_args, label = controller_command(args.controller)
     print(f"  {label}: {' '.join(cmd[1:] + controller_args)}", flush=True)
-    with raw_cluster(2, controller_args=tuple(controller_args), controller_cmd=cmd) as (
+    with raw_cluster(args.engines, controller_args=tuple(controller_args), controller_cmd=cmd) as (
         cluster,
         rc,
     ):
         controller_pid = cluster.controller.pid
         warm = rc.load_balanced_view()
-        warm.wait([warm.apply_async(dict, fake_spec(i)) for i in range(100)])
-        paths = [("DirectView, one task per engine, results purged (DrQueue's way)", run_direct)]
+        warm.wait([warm.apply_async(echo_runner(), fake_spec(i)) for i in range(100)])
+        direct = functools.partial(run_direct, queued=args.queued)
+        paths = [
+            (
+                f"DirectView per engine, {args.queued} queued behind the running task, results "
+                "purged (DrQueue's way)",
+                direct,
+            )
+        ]
         if not args.no_balanced:
             paths.append(("LoadBalancedView", run_balanced))
         for name, run in paths:
@@ -346,6 +374,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--job-tasks", type=int, default=100_000, help="one-frame tasks per job")
     parser.add_argument("--dispatch", type=int, default=16_000, help="tasks per path in (b)")
     parser.add_argument("--chunk", type=int, default=2000, help="tasks between samples in (b)")
+    parser.add_argument("--engines", type=int, default=2, help="engines in (b)")
+    parser.add_argument(
+        "--queued",
+        type=int,
+        default=PREFETCH_MAX,
+        help="(b): tasks queued behind each engine's running one (the dispatcher's prefetch)",
+    )
     parser.add_argument("--no-store", action="store_true", help="skip (a)")
     parser.add_argument(
         "--no-balanced", action="store_true", help="skip the LoadBalancedView path of (b)"
