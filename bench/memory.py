@@ -63,6 +63,7 @@ import os
 import signal
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -89,7 +90,7 @@ from drqueue.master.dispatcher import HISTORY_KEPT, PREFETCH_MAX  # noqa: E402
 
 TARGET_MB = 300
 #: The long run's result, named in the rows of a short run measured once the caches are full.
-LONG_RUN = "long run: see docs/performance.md"
+LONG_RUN = 'the long run of 300,000 tasks: docs/performance.md, "The controller\'s memory"'
 
 
 # -- (a) the master with a big store ---------------------------------------------------------
@@ -216,26 +217,31 @@ def echo_runner() -> Any:
 class Sampler:
     """RSS of the controller tree, its hub (the parent process) and this process."""
 
-    def __init__(self, controller_pid: int, snapshots: Path | None = None):
+    def __init__(self, controller_pid: int, probes: Path | None = None):
         self.hub = psutil.Process(controller_pid)
         self.me = psutil.Process()
         self.samples: list[tuple[int, float, float, float]] = []
-        #: With a traced hub (bench/_traced_controller.py): where it writes its snapshots.
-        self.snapshots = snapshots
+        #: With the hub probed (bench/_traced_controller.py): where it writes its probes, and
+        #: (tasks done, the hub's allocated blocks) at each sample.
+        self.probes = probes
+        self.probe_count = len(list(probes.glob("*.json"))) if probes is not None else 0
+        self.blocks: list[tuple[int, int]] = []
         self.snapshot_files: list[tuple[int, Path]] = []
 
     def sample(self, done: int) -> None:
         gc.collect()
         self.wait_hub_quiet()
-        if self.snapshots is not None:
-            self.snapshot(done)
+        blocks = ""
+        if self.probes is not None:
+            self.probe(done)
+            blocks = f", hub heap {self.blocks[-1][1]:,} blocks"
         tree = [self.hub, *self.hub.children(recursive=True)]
         total = sum(p.memory_info().rss for p in tree) / MB
         hub = self.hub.memory_info().rss / MB
         me = self.me.memory_info().rss / MB
         self.samples.append((done, total, hub, me))
         print(
-            f"    {done:6d} tasks: controller tree {total:6.1f} MB (hub {hub:5.1f} MB), "
+            f"    {done:6d} tasks: controller tree {total:6.1f} MB (hub {hub:5.1f} MB{blocks}), "
             f"client {me:6.1f} MB",
             flush=True,
         )
@@ -254,16 +260,25 @@ class Sampler:
             quiet = quiet + 1 if now - before < 0.005 else 0
             before = now
 
-    def snapshot(self, done: int) -> None:
-        """Ask the traced hub for a snapshot of its heap and wait until it is written."""
-        path = self.snapshots / f"{len(self.snapshot_files)}.snap"
+    def probe(self, done: int) -> None:
+        """Ask the probed hub for its heap's facts (and snapshot, if traced); wait for them."""
+        facts = self.probes / f"{self.probe_count}.json"
         self.hub.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + 300
-        while not path.exists():
+        while not facts.exists():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the hub wrote no {path}")
+                raise TimeoutError(f"the hub wrote no {facts}")
             time.sleep(0.1)
-        self.snapshot_files.append((done, path))
+        self.blocks.append((done, json.loads(facts.read_text())["blocks"]))
+        snap = facts.with_suffix(".snap")
+        if snap.exists():
+            self.snapshot_files.append((done, snap))
+        self.probe_count += 1
+
+    def blocks_slope(self, from_tasks: int) -> float:
+        """The hub's allocated blocks per 100,000 tasks over the probes from *from_tasks* on."""
+        later = [(d, b) for d, b in self.blocks if d >= from_tasks] or self.blocks
+        return statistics.linear_regression(*zip(*later, strict=True)).slope * 100_000
 
     def heap_report(self, from_tasks: int, top: int = 15) -> None:
         """Print the hub's traced heap at each sample and what grew most after *from_tasks*."""
@@ -390,11 +405,16 @@ def controller_command(which: str, kept: int | None) -> tuple[list[str], list[st
 def controller_growth(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     cmd, controller_args, label = controller_command(args.controller, args.completed_kept)
-    if args.tracemalloc is not None:
-        args.tracemalloc.mkdir(parents=True, exist_ok=True)
-        os.environ["DRQUEUE_HUB_SNAPSHOTS"] = str(args.tracemalloc.resolve())
+    controller_name = cmd[-1]
+    probes = args.tracemalloc
+    if args.heap and probes is None:
+        probes = Path(tempfile.mkdtemp(prefix="hub-probes-"))
+    if probes is not None:
+        probes.mkdir(parents=True, exist_ok=True)
+        os.environ["DRQUEUE_HUB_PROBES"] = str(probes.resolve())
+        os.environ["DRQUEUE_HUB_TRACE"] = "1" if args.tracemalloc is not None else "0"
         cmd = [sys.executable, str(Path(__file__).resolve().parent / "_traced_controller.py")]
-        label += ", its hub traced (tracemalloc)"
+        label += ", its hub's heap probed" + (" and traced" if args.tracemalloc else "")
     print(f"  {label}: {' '.join(cmd[1:] + controller_args)}", flush=True)
     with raw_cluster(args.engines, controller_args=tuple(controller_args), controller_cmd=cmd) as (
         cluster,
@@ -415,7 +435,7 @@ def controller_growth(args: argparse.Namespace) -> list[dict[str, Any]]:
             paths.append(("LoadBalancedView", run_balanced))
         for name, run in paths:
             print(f"  {name}:", flush=True)
-            sampler = Sampler(controller_pid, args.tracemalloc)
+            sampler = Sampler(controller_pid, probes)
             rate = run(rc, args.dispatch, args.chunk, sampler)
             if args.tracemalloc is not None:
                 sampler.heap_report(args.steady_from)
@@ -441,7 +461,7 @@ def controller_growth(args: argparse.Namespace) -> list[dict[str, Any]]:
                 measured = f"extrapolated from {args.dispatch // 1000}k"
             rows.append(
                 row(
-                    f"controller ({cmd[-1]}) RSS growth per 100k tasks, {name} ({measured})",
+                    f"controller ({controller_name}) RSS growth per 100k tasks, {name} ({measured})",
                     round(tree, 1),
                     "MB",
                 )
@@ -454,6 +474,16 @@ def controller_growth(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "MB",
                 )
             )
+            if sampler.blocks:
+                blocks = sampler.blocks_slope(args.steady_from)
+                print(f"  the hub's heap: {blocks:+,.0f} allocated blocks per 100,000 tasks")
+                rows.append(
+                    row(
+                        f"  its hub's heap, allocated blocks per 100k tasks, {name} ({measured})",
+                        round(blocks),
+                        "blocks",
+                    )
+                )
         print(
             f"  the client's history: {len(rc.history):,} msg_ids; results cached "
             f"{len(rc.results):,}; metadata {len(rc.metadata):,}",
@@ -502,6 +532,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         type=Path,
         metavar="DIR",
         help="(b): trace the hub's heap (bench/_traced_controller.py), snapshots into DIR",
+    )
+    parser.add_argument(
+        "--heap",
+        action="store_true",
+        help="(b): count the hub's allocated blocks at each sample (bench/_traced_controller.py)",
     )
     parser.add_argument(
         "--src", type=Path, help="run the master from this source tree (PYTHONPATH)"
