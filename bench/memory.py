@@ -2,7 +2,7 @@
 
     python bench/memory.py [--jobs 10] [--job-tasks 100000] [--dispatch 16000] [--chunk 2000]
                            [--engines 2] [--queued 4] [--completed-kept N] [--steady-from N]
-                           [--tracemalloc DIR] [--no-store] [--no-balanced] [--no-controller]
+                           [--heap] [--tracemalloc DIR] [--no-store] [--no-balanced] [--no-controller]
                            [--controller drqueue|ipyparallel] [--src DIR]
 
 (a) Master RSS with a big store.  A real ``drqueue master`` with no slaves (nothing is
@@ -42,8 +42,10 @@
     short run overstates the long-run slope.  ``--steady-from N`` reports the slope over the
     samples from N tasks on instead, once they are full (run_all: a small ``--completed-kept``
     so that they are full early); ``--no-store --no-balanced --dispatch 300000 --chunk 10000``
-    is the long run of docs/performance.md.  ``--tracemalloc DIR`` traces the hub's heap
-    (bench/_traced_controller.py) and prints, per sample, its size and what grew most.
+    is the long run of docs/performance.md.  ``--heap`` counts the hub's allocated blocks at
+    each sample (bench/_traced_controller.py; free of the allocator's swings that RSS shows),
+    ``--tracemalloc DIR`` also traces its heap and prints, per sample, its size and what grew
+    most.
 
 Target: (a) <= 300 MB after the queries.  (b) has no target; it is reported (a growth that
 does not level off means the controller must be recycled on a long-lived farm).
