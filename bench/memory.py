@@ -62,6 +62,7 @@ import functools
 import gc
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -491,6 +492,8 @@ def controller_growth(args: argparse.Namespace) -> list[dict[str, Any]]:
             f"{len(rc.results):,}; metadata {len(rc.metadata):,}",
             flush=True,
         )
+    if args.heap and args.tracemalloc is None:
+        shutil.rmtree(probes, ignore_errors=True)
     return rows
 
 
