@@ -3,8 +3,12 @@
 ipyparallel's Hub remembers the msg_id of every task that ever completed (``all_completed``,
 and a list per engine in ``completed``) and never forgets one, even with ``--nodb``: the
 controller grows with every task dispatched, for as long as it runs (measured in
-docs/performance.md, "Memory").  DrQueue never asks the Hub about an old msg_id (its store is
-the record of every task), so this controller keeps only the newest :data:`COMPLETED_KEPT`.
+docs/performance.md, "Memory").  It also keeps the records of every engine that ever
+registered (its id, its queue, its task list and its completed msg_ids) after the engine is
+gone, so it grows with every engine restarted too.  DrQueue never asks the Hub about an old
+msg_id (its store is the record of every task), so this controller keeps only the newest
+:data:`COMPLETED_KEPT`, and forgets a gone engine: its completed msg_ids when it unregisters,
+the rest once the Hub has failed the tasks it was running (``registration_timeout`` later).
 
 Run it as ``python -m drqueue.master.ipcontroller`` with ``ipyparallel.controller``'s arguments
 (:class:`drqueue.master.controller.Controller` does).
@@ -63,21 +67,50 @@ class RecentLists(dict):
 
 
 def bound_hub_memory(size: int = COMPLETED_KEPT) -> None:
-    """Make every Hub made from now on keep only the newest *size* completed msg_ids."""
+    """Make every Hub made from now on keep only the newest *size* completed msg_ids, and
+    forget the engines that are gone."""
     from ipyparallel.controller import hub
 
     if getattr(hub.Hub, "_drqueue_bounded", False):
         return
-    original = hub.Hub.__init__
+    original_init = hub.Hub.__init__
+    original_unregister = hub.Hub.unregister_engine
+    # Private: the Hub's one place where a gone engine's tasks are failed, after its
+    # registration_timeout; its queue is read there, so the records go after it.
+    original_stranded = hub.Hub._handle_stranded_msgs
 
     def __init__(self, **kwargs: Any) -> None:
-        original(self, **kwargs)
+        original_init(self, **kwargs)
         # Both are empty here, so the traits take these objects as they are.
         self.all_completed = RecentSet(size)
         self.completed = RecentLists(size)
 
+    def unregister_engine(self, ident: Any, msg: Any) -> None:
+        original_unregister(self, ident, msg)
+        engine_id = _unregistered_id(msg)
+        if engine_id in self.completed and engine_id not in self.engines:
+            # Nothing adds to it now: a late reply of a gone engine is not counted.
+            self.completed[engine_id] = []
+
+    def _handle_stranded_msgs(self, eid: int, uuid: str) -> None:
+        original_stranded(self, eid, uuid)
+        if eid not in self.engines:
+            self.ids.discard(eid)
+            for records in (self.queues, self.tasks, self.completed):
+                records.pop(eid, None)
+
     hub.Hub.__init__ = __init__
+    hub.Hub.unregister_engine = unregister_engine
+    hub.Hub._handle_stranded_msgs = _handle_stranded_msgs
     hub.Hub._drqueue_bounded = True
+
+
+def _unregistered_id(msg: Any) -> Any:
+    """The engine id of an unregistration request (None if it has none; the Hub logs that)."""
+    try:
+        return msg["content"]["id"]
+    except (KeyError, TypeError):
+        return None
 
 
 def main() -> None:
