@@ -223,7 +223,9 @@ class Slave:
         """One tick: the engine processes, then a heartbeat if one is due or something is
         wrong."""
         self._check_engines()
-        if time.monotonic() >= self._heartbeat_due or not self._all_well():
+        # Ticks are CHECK_SECONDS apart: call at the tick nearest the due time (the first one
+        # after it would make a 1 s period 2 s).
+        if time.monotonic() + CHECK_SECONDS / 2 >= self._heartbeat_due or not self._all_well():
             self._heartbeat()
 
     def _check_engines(self) -> None:
@@ -248,7 +250,8 @@ class Slave:
         """Ask the master which engines are registered; restart those it lost; set when to ask
         again."""
         self._registered = set()
-        self._heartbeat_due = time.monotonic() + CHECK_SECONDS  # unless all is well, below
+        started = time.monotonic()
+        self._heartbeat_due = started + CHECK_SECONDS  # unless all is well, below
         try:
             answer = self._client().heartbeat(self.name, [e.uuid for e in self.engines])
         except (AuthError, Forbidden) as exc:
@@ -280,8 +283,7 @@ class Slave:
                 self._restart(engine, "it runs but the master does not count it as registered")
         self._registered = registered
         if self._all_well():
-            wait = heartbeat_wait(answer.next_seconds, self._random)
-            self._heartbeat_due = time.monotonic() + wait
+            self._heartbeat_due = started + heartbeat_wait(answer.next_seconds, self._random)
 
     def _heartbeat_problem(self, level: int, message: str) -> None:
         """Log why the registration check failed: once, and again only when the reason changes
