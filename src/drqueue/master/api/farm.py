@@ -113,7 +113,9 @@ def renderers(_: Auth) -> JSONBytesResponse:
 @router.post(
     "/slaves/{name}/heartbeat", response_model=HeartbeatAnswer, responses=answers(*AUTHED, 413)
 )
-def heartbeat(name: str, body: HeartbeatIn, _: SlaveOrAdmin, m: MasterDep) -> JSONBytesResponse:
+async def heartbeat(
+    name: str, body: HeartbeatIn, _: SlaveOrAdmin, m: MasterDep
+) -> JSONBytesResponse:
     dispatcher = m.dispatcher
     registered = dispatcher.engine_uuids() if dispatcher else frozenset()
     m.heartbeats.add()
