@@ -646,7 +646,14 @@ async def _generate(settings: dict[str, Any]) -> dict[str, Any]:
             now = time.monotonic()
             if when > now:
                 await asyncio.sleep(when - now)
-            seconds, answer = await _request(reader, writer, slaves[slave])
+            try:
+                seconds, answer = await _request(reader, writer, slaves[slave])
+            except (asyncio.IncompleteReadError, ConnectionError):
+                # The server closes a connection idle for its keep-alive time (uvicorn: 5 s),
+                # as a real slave calling every 40 s finds; its HTTP client opens another.
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                seconds, answer = await _request(reader, writer, slaves[slave])
             latencies["heartbeat"].append(seconds)
             wait = 0.0
             if not fixed:
