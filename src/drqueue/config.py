@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import math
 import os
 import secrets
 import textwrap
@@ -70,6 +71,9 @@ class Config:
     block_after_failures: int = 2
     #: Seconds a slave waits for one of its engines to register before restarting it.
     engine_register_timeout: float = 30.0
+    #: Slave heartbeats a second the master wants at most: each answer tells the slave to come
+    #: back in (online slaves / this) seconds, 1 s at least and 60 s at most.
+    heartbeats_per_second: float = 100.0
     #: Times a task may be lost with its engine before it is an error.
     max_lost: int = 5
     #: Completed task ids the controller's Hub remembers (ipyparallel keeps all of them, forever).
@@ -230,6 +234,15 @@ class Config:
         if not self.licence_backoff_seconds > 0:
             raise ConfigError(
                 f"licence_backoff_seconds must be above 0, not {self.licence_backoff_seconds:g}"
+            )
+
+    def check_heartbeat_budget(self) -> None:
+        """Refuse a ``heartbeats_per_second`` that is not a positive number (one line, before
+        the master starts): the heartbeat period divides by it."""
+        if not (math.isfinite(self.heartbeats_per_second) and self.heartbeats_per_second > 0):
+            raise ConfigError(
+                "heartbeats_per_second must be a number above 0 (the slave heartbeats a second "
+                f"the master wants at most), not {self.heartbeats_per_second:g}"
             )
 
     # -- secrets -----------------------------------------------------------------------------

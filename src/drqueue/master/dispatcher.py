@@ -493,6 +493,11 @@ class Dispatcher:
             self._usable[key] = count
         return count
 
+    def computers_online(self) -> int:
+        """How many computers had a registered engine at the last chores (read per slave
+        heartbeat, for its period: a count kept, not a walk of the engines)."""
+        return len(self._online[0])
+
     # -- the dispatcher thread -----------------------------------------------------------------
 
     def connect(self) -> Any:

@@ -144,6 +144,7 @@ def run_master(config: Config) -> None:
     config.port_list()  # a bad controller_ports is refused before anything starts
     config.check_artist_renderers()
     config.check_failure_settings()
+    config.check_heartbeat_budget()
     notifying = notify_settings(config)  # a bad SMTP or webhook setting: one line, no start
     config.ensure_dirs()
     hold_master_lock(config)

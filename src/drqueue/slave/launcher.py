@@ -9,13 +9,22 @@ new heart"), and engines of a restarted controller must register anew.  It
 learns which of its engines are registered from the master's API
 (``/slaves/NAME/heartbeat``), which also carries the master's instance id: a
 new id means a new controller, and every engine is restarted at once.
+
+It checks its own engine processes every second (:data:`CHECK_SECONDS`, local and cheap) but
+calls the master only as often as the answer's ``next_seconds`` says (the master spreads a
+budget of heartbeats over its slaves), give or take :data:`HEARTBEAT_JITTER` so that thousands
+of slaves do not call together, and every second while something is wrong: the last call
+failed (a restarted master is seen within a second of its return), or one of its engines is
+not running or not registered (it was just started or restarted, or the master lost it).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,14 +36,31 @@ from dataclasses import dataclass
 
 import psutil
 
+from drqueue.api_types import HEARTBEAT_MAX_SECONDS
 from drqueue.config import Config
 from drqueue.errors import AuthError, ConfigError, DrQueueError, Forbidden
 from drqueue.procs import die_with_parent, make_undumpable, stop_process_tree
 
 log = logging.getLogger("drqueue.slave")
 
-#: Seconds between heartbeats to the master.
-HEARTBEAT_SECONDS = 1.0
+#: Seconds between two checks of the engine processes, and between two heartbeats to the
+#: master while something is wrong (or while the master answers 1 s: a small farm).
+CHECK_SECONDS = 1.0
+#: A heartbeat's wait is the master's ``next_seconds`` times a random factor within this much
+#: of 1: slaves that saw a restarted master in the same second drift apart within a few periods.
+HEARTBEAT_JITTER = 0.2
+
+
+def heartbeat_wait(next_seconds: float, rng: random.Random) -> float:
+    """Seconds until the next heartbeat after an answer of *next_seconds*, with everything well:
+    *next_seconds* (bounded to 1-HEARTBEAT_MAX_SECONDS whatever the master says) give or take
+    HEARTBEAT_JITTER, never under CHECK_SECONDS."""
+    if not math.isfinite(next_seconds):
+        next_seconds = CHECK_SECONDS
+    period = min(HEARTBEAT_MAX_SECONDS, max(CHECK_SECONDS, next_seconds))
+    if period <= CHECK_SECONDS:
+        return CHECK_SECONDS
+    return max(CHECK_SECONDS, period * rng.uniform(1 - HEARTBEAT_JITTER, 1 + HEARTBEAT_JITTER))
 
 
 @dataclass
@@ -86,6 +112,11 @@ class Slave:
         #: Why the last registration check failed, logged once; None while it works.
         self._problem: str | None = None
         self._connection: str | None = None
+        #: The engine UUIDs the master's last answer counted as registered.
+        self._registered: set[str] = set()
+        #: When the next heartbeat is due (monotonic); 0: at the next check.
+        self._heartbeat_due = 0.0
+        self._random = random.Random()
 
     # -- engine files -----------------------------------------------------------------------
 
@@ -189,6 +220,16 @@ class Slave:
                 pass
 
     def _check(self) -> None:
+        """One tick: the engine processes, then a heartbeat if one is due or something is
+        wrong."""
+        self._check_engines()
+        # Ticks are CHECK_SECONDS apart: call at the tick nearest the due time (the first one
+        # after it would make a 1 s period 2 s).
+        if time.monotonic() + CHECK_SECONDS / 2 >= self._heartbeat_due or not self._all_well():
+            self._heartbeat()
+
+    def _check_engines(self) -> None:
+        """Start the engines not started, and restart those that exited (local: no call)."""
         for engine in self.engines:
             if engine.proc is None:
                 self._start(engine)
@@ -197,6 +238,20 @@ class Slave:
                 time.monotonic() - engine.started > min(30, 1 + engine.restarts)
             ):
                 self._restart(engine, f"it exited with {engine.proc.returncode}")
+
+    def _all_well(self) -> bool:
+        """Every engine runs and the master's last answer counted it registered (False after a
+        failed call: its answer counted nothing)."""
+        return all(
+            engine.proc is not None and engine.proc.poll() is None for engine in self.engines
+        ) and all(engine.uuid in self._registered for engine in self.engines)
+
+    def _heartbeat(self) -> None:
+        """Ask the master which engines are registered; restart those it lost; set when to ask
+        again."""
+        self._registered = set()
+        started = time.monotonic()
+        self._heartbeat_due = started + CHECK_SECONDS  # unless all is well, below
         try:
             answer = self._client().heartbeat(self.name, [e.uuid for e in self.engines])
         except (AuthError, Forbidden) as exc:
@@ -213,8 +268,8 @@ class Slave:
         if self._problem is not None:
             log.info("slave %s: the master at %s answers again", self.name, self.config.master_url)
             self._problem = None
-        registered = set(answer.get("registered", []))
-        instance = answer.get("instance") or None
+        registered = set(answer.registered)
+        instance = answer.instance or None
         new_master = (
             self.instance is not None and instance is not None and instance != self.instance
         )
@@ -226,10 +281,13 @@ class Slave:
                 self._restart(engine, "the master restarted")
             elif time.monotonic() - engine.started > self.config.engine_register_timeout:
                 self._restart(engine, "it runs but the master does not count it as registered")
+        self._registered = registered
+        if self._all_well():
+            self._heartbeat_due = started + heartbeat_wait(answer.next_seconds, self._random)
 
     def _heartbeat_problem(self, level: int, message: str) -> None:
         """Log why the registration check failed: once, and again only when the reason changes
-        (it is retried every HEARTBEAT_SECONDS)."""
+        (it is retried every CHECK_SECONDS)."""
         if message != self._problem:
             log.log(level, "%s", message)
             self._problem = message
@@ -250,8 +308,10 @@ class Slave:
         log.info("slave %s: %d slots, pools %s", self.name, len(self.engines), self.pools or "none")
         try:
             while not self._stop.is_set():
+                tick = time.monotonic()
                 self._check()
-                self._stop.wait(HEARTBEAT_SECONDS)
+                # a tick a second, however long the check took (a call to a loaded master)
+                self._stop.wait(max(0.0, tick + CHECK_SECONDS - time.monotonic()))
         finally:
             self.stop()
 

@@ -10,6 +10,7 @@ is the whole of what the API uses of the master.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -75,6 +76,18 @@ def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+class Tally:
+    """A count that the API's worker threads add to (heartbeats answered)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
 @dataclass
 class Master:
     """The parts of the master the API uses, and the helpers its routers share."""
@@ -89,6 +102,8 @@ class Master:
     frame_grids: FrameGrids = field(default_factory=FrameGrids)
     #: The encoded answers of GET /jobs, made once per change of the store.
     job_pages: JobPages = field(default_factory=JobPages)
+    #: Slave heartbeats answered since the master started (GET /farm).
+    heartbeats: Tally = field(default_factory=Tally)
 
     def wake(self) -> None:
         """The store changed in a way the dispatcher must see now."""
@@ -167,7 +182,7 @@ class Master:
         )
 
 
-def master(request: Request) -> Master:
+async def master(request: Request) -> Master:
     return request.app.state.master
 
 
@@ -183,7 +198,17 @@ def bearer_token(authorization: str | None) -> str | None:
     return given.strip() if scheme.lower() == "bearer" else None
 
 
-def identified(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
+async def identified(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Identity:
+    """The caller (:func:`caller`).  This and the other dependencies of every route are
+    ``async``: they only read memory (and stat the tokens file), and FastAPI runs a plain
+    ``def`` dependency in a worker thread, one hop each; a slave heartbeat cost the master
+    twice the CPU with them (1.1 ms against 0.53, on this machine)."""
+    return caller(request, authorization)
+
+
+def caller(request: Request, authorization: str | None) -> Identity:
     """The caller: a known bearer token (constant-time compare), or else a live session cookie
     whose token is still valid; 401 otherwise.  A state-changing request authenticated by the
     cookie must carry the session's X-CSRF-Token (403): a page of another site can make the
@@ -218,7 +243,7 @@ def current_session(request: Request) -> Session | None:
     return getattr(request.state, "session", None)
 
 
-def authorised(identity: Annotated[Identity, Depends(identified)]) -> Identity:
+async def authorised(identity: Annotated[Identity, Depends(identified)]) -> Identity:
     """An admin or artist token; a slave token is refused (403) here, so that every route but
     the two a slave needs (see :func:`slave_or_admin`) is closed to it, new routes included."""
     if identity.slave:
@@ -233,7 +258,7 @@ def slave_refused(identity: Identity) -> Forbidden:
     )
 
 
-def slave_or_admin(identity: Annotated[Identity, Depends(identified)]) -> Identity:
+async def slave_or_admin(identity: Annotated[Identity, Depends(identified)]) -> Identity:
     """Slave and admin tokens: the slave heartbeat and the engine connection file."""
     if not (identity.slave or identity.admin):
         raise Forbidden(
@@ -243,7 +268,7 @@ def slave_or_admin(identity: Annotated[Identity, Depends(identified)]) -> Identi
     return identity
 
 
-def admin_only(identity: Annotated[Identity, Depends(authorised)]) -> Identity:
+async def admin_only(identity: Annotated[Identity, Depends(authorised)]) -> Identity:
     """Admin tokens only: computers, pools and the farm's secrets."""
     if not identity.admin:
         raise Forbidden(

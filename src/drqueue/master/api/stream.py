@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from drqueue.errors import DrQueueError
-from drqueue.master.api.deps import AUTHED, Auth, answers, identified
+from drqueue.master.api.deps import AUTHED, Auth, answers, caller
 from drqueue.master.api.shapes import JSONBytesResponse
 
 router = APIRouter(prefix="/api/v1", default_response_class=JSONBytesResponse)
@@ -39,7 +39,7 @@ async def stream(request: Request, who: Auth) -> StreamingResponse:
 
     def still_valid() -> bool:
         try:
-            return identified(request, authorization) == who
+            return caller(request, authorization) == who
         except DrQueueError:
             return False
 
