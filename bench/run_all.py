@@ -45,37 +45,55 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 MARK = "@@BENCH_ROWS@@ "
 
-#: Arguments each benchmark gets from run_all (its own defaults otherwise).  Every benchmark's own
-#: defaults are the full-size run; only these are cut to keep the whole run near 15 minutes.
-#: Both on MongoDB over the test server (SecantusDB, a Python server): the 1,000,000-frame
-#: submit alone takes minutes there, and a dispatch round of 500 tasks about 10 s.
-#: (``--args submit=`` gives a benchmark no arguments, e.g. for a ``--commit`` older than
-#: these options.)
-BENCH_ARGS: dict[str, list[str]] = {
-    "submit": ["--million", "sqlite"],
-    "dispatcher": ["--rounds", "3"],
-    # Issue 14: the four sizes, but raw ipyparallel's own start only at 8 engines (a second
-    # start of 128 engines is two more minutes), and 10 s of idle instead of 20.
-    "scale": ["--raw-start", "8", "--idle", "10"],
-    # 15 s of each steady state instead of 20.
-    "fleet": ["--window", "15"],
-    # Issue 14.4: the controller's growth once its bounded caches are full, in about two minutes
-    # instead of the long run's 300,000 tasks: the Hub keeps 1,000 completed ids instead of the
-    # master's 10,000 (so they are full within 4,000 tasks), the hub's digest history is full
-    # after ~16,400; the slope and the hub's heap from 18,000 on.  The LoadBalancedView path
-    # (not DrQueue's) is left out.
+#: Arguments each benchmark gets from run_all (its own defaults otherwise): one argument list,
+#: or a list of them for a benchmark run more than once (each run's rows in the table).  Every
+#: benchmark's own defaults are the full-size run; these cut them so that the whole run stays
+#: under 15 minutes on this machine's 2 cores (issue 14), each cut named in
+#: docs/performance.md, "Running them".  The store is a dimension (issue 11): dispatch,
+#: dispatcher, query and submit run on SQLite at full size and again on MongoDB over the test
+#: server (SecantusDB, a Python server that stores about 2,000 task documents a second), there
+#: at the sizes that fit.  (``--args NAME=ARGS`` gives a benchmark one run of ARGS instead, and
+#: ``--args submit=`` none at all, e.g. for a ``--commit`` older than these options.)
+BENCH_ARGS: dict[str, list[str] | list[list[str]]] = {
+    "dispatch": [["--store", "sqlite"], ["--store", "mongo", "--engines", "4", "--no-direct"]],
+    "dispatcher": [
+        ["--store", "sqlite", "--rounds", "3"],
+        ["--store", "mongo", "--sizes", "1000,10000", "--rounds", "3", "--repeat", "5"],
+    ],
+    "query": [
+        ["--store", "sqlite"],
+        ["--store", "mongo", "--jobs", "1000", "--tasks", "10000", "--repeat", "3"],
+    ],
+    "submit": [
+        ["--store", "sqlite", "--million", "sqlite"],
+        ["--store", "mongo", "--million", "none", "--giant-frames", "0", "--frames", "10000"],
+    ],
+    # Issue 14: the four sizes with 5 tasks per engine (640 at 128 engines), raw ipyparallel's
+    # own start timed at 8 engines only (a second start of 128 engines is minutes), 10 s idle.
+    "scale": ["--waves", "5", "--min-tasks", "160", "--raw-start", "8", "--idle", "10"],
+    # 10 s of each steady state instead of 20.
+    "fleet": ["--window", "10"],
+    # Issue 14.4: the controller's growth once its bounded caches are full, in about a minute
+    # and a half instead of the long run's 300,000 tasks: the Hub keeps 1,000 completed ids
+    # instead of the master's 10,000 (so they are full within 4,000 tasks), the hub's digest
+    # history is full after ~16,400; the slope and the hub's heap from 18,000 on.  The
+    # LoadBalancedView path (not DrQueue's) is left out.
     "memory": [
         "--no-balanced",
         "--heap",
         "--completed-kept",
         "1000",
         "--dispatch",
-        "30000",
+        "24000",
         "--chunk",
         "3000",
         "--steady-from",
         "18000",
     ],
+    # 5 submit -> start rounds instead of 10, 2 registrations instead of 3.
+    "latency": ["--repeat", "5", "--joins", "2"],
+    # The web UI's smaller run (2,000 jobs, a 2,000-frame job, 4 s windows, one browser page).
+    "web": ["--quick"],
 }
 
 #: What the whole run should stay under, in seconds (issue 6: 15 minutes on 2 cores).
@@ -255,9 +273,11 @@ def runs_of(argv: list[str] | list[list[str]]) -> list[list[str]]:
     return [list(argv)]
 
 
-def bench_args(given: list[str]) -> dict[str, list[str]]:
+def bench_args(given: list[str]) -> dict[str, list[str] | list[list[str]]]:
     """BENCH_ARGS, overridden by --args NAME=ARGS (ARGS split as a shell would)."""
-    out = {name: list(argv) for name, argv in BENCH_ARGS.items()}
+    out: dict[str, list[str] | list[list[str]]] = {
+        name: list(argv) for name, argv in BENCH_ARGS.items()
+    }
     for item in given:
         name, sep, argv = item.partition("=")
         if not sep:
