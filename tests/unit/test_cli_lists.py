@@ -119,8 +119,11 @@ def test_tasks_lists_its_first_page_and_says_how_to_see_the_next(api, farm):
     assert first.stderr.strip() == (
         f"tasks 1–{TASKS_SHOWN} of 250 — next: drqueue tasks {big} --offset {TASKS_SHOWN}"
     )
-    last = drqueue(api, "tasks", str(big), "--offset", "200")
-    assert listed_ids(last) == list(range(200, 250)) and last.stderr == ""
+    last = drqueue(api, "tasks", str(big), "--offset", "210")
+    assert listed_ids(last) == list(range(210, 250)) and last.stderr == ""
+    ends = drqueue(api, "tasks", str(big), "--offset", str(250 - TASKS_SHOWN))  # a full page
+    assert listed_ids(ends) == list(range(250 - TASKS_SHOWN, 250))
+    assert ends.stderr.strip() == f"tasks {251 - TASKS_SHOWN}–250 of 250"  # and no next page
     every = drqueue(api, "tasks", str(big), "--all", "--offset", "10")
     assert listed_ids(every) == list(range(10, 250)) and every.stderr == ""
     some = drqueue(api, "tasks", str(big), "--state", "queued", "--limit", "5", "--json")
