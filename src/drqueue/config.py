@@ -72,7 +72,7 @@ class Config:
     #: Seconds a slave waits for one of its engines to register before restarting it.
     engine_register_timeout: float = 30.0
     #: Slave heartbeats a second the master wants at most: each answer tells the slave to come
-    #: back in (online slaves / this) seconds, 1 s at least and 60 s at most.
+    #: back in (online slaves / this) seconds, 2 s at least and 60 s at most.
     heartbeats_per_second: float = 100.0
     #: Times a task may be lost with its engine before it is an error.
     max_lost: int = 5

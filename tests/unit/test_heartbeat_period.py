@@ -1,7 +1,7 @@
 """The slaves' heartbeat period: what the master answers, and how long a slave waits for it.
 
 The master's answer (``next_seconds``) spreads its budget, ``heartbeats_per_second``, over the
-computers online: 1 s at least, HEARTBEAT_MAX_SECONDS at most.  The slave waits that long give
+computers online: HEARTBEAT_MIN_SECONDS at least, HEARTBEAT_MAX_SECONDS at most.  The slave waits that long give
 or take HEARTBEAT_JITTER.  A real slave and master: tests/integration/test_heartbeat_period.py.
 """
 
@@ -15,7 +15,7 @@ import sys
 import pytest
 from _api import AUTH, in_process_api
 
-from drqueue.api_types import HEARTBEAT_MAX_SECONDS, HeartbeatAnswer
+from drqueue.api_types import HEARTBEAT_MAX_SECONDS, HEARTBEAT_MIN_SECONDS, HeartbeatAnswer
 from drqueue.config import Config, load_config
 from drqueue.errors import ConfigError
 from drqueue.master.api.farm import heartbeat_period
@@ -28,10 +28,10 @@ from drqueue.slave.launcher import CHECK_SECONDS, HEARTBEAT_JITTER, heartbeat_wa
 @pytest.mark.parametrize(
     ("online", "budget", "seconds"),
     [
-        (0, 100, 1.0),  # a master with no engines yet: every second
-        (1, 100, 1.0),
-        (100, 100, 1.0),
-        (150, 100, 1.5),
+        (0, 100, HEARTBEAT_MIN_SECONDS),  # a master with no engines yet
+        (1, 100, HEARTBEAT_MIN_SECONDS),
+        (200, 100, 2.0),
+        (250, 100, 2.5),
         (4000, 100, 40.0),  # issue 14's fleet: 100 heartbeats a second in all
         (6000, 100, 60.0),
         (32000, 100, HEARTBEAT_MAX_SECONDS),  # capped
@@ -40,7 +40,7 @@ from drqueue.slave.launcher import CHECK_SECONDS, HEARTBEAT_JITTER, heartbeat_wa
         (4000, 1000, 4.0),
     ],
 )
-def test_the_period_is_the_slaves_online_over_the_budget_from_1_s_to_the_cap(
+def test_the_period_is_the_slaves_online_over_the_budget_from_the_floor_to_the_cap(
     online, budget, seconds
 ):
     assert heartbeat_period(online, budget) == seconds
@@ -50,7 +50,7 @@ def test_the_period_grows_with_the_slaves_online_and_keeps_them_within_the_budge
     budget = 100.0
     periods = [heartbeat_period(online, budget) for online in range(0, 10_001, 50)]
     assert periods == sorted(periods)
-    for online in range(100, 6001, 100):
+    for online in range(200, 6001, 100):
         # the heartbeats a second the slaves make at that period: the budget, not more
         assert online / heartbeat_period(online, budget) == pytest.approx(budget, rel=0.01)
 
@@ -70,11 +70,15 @@ def test_a_heartbeat_answer_says_when_to_call_again_and_the_farm_counts_it(tmp_p
                 headers={"Authorization": f"Bearer {slave}"},
             )
             assert beat.status_code == 200, beat.text
-            # no dispatcher, so no computer online: every second, whatever the budget
-            assert beat.json() == {"instance": "", "registered": [], "next_seconds": 1.0}
+            # no dispatcher, so no computer online: the floor, whatever the budget
+            assert beat.json() == {
+                "instance": "",
+                "registered": [],
+                "next_seconds": HEARTBEAT_MIN_SECONDS,
+            }
         after = http.get("/api/v1/farm", headers=AUTH).json()
         assert after["heartbeats"] == 3
-        assert after["heartbeat_seconds"] == 1.0
+        assert after["heartbeat_seconds"] == HEARTBEAT_MIN_SECONDS
 
 
 def test_an_answer_without_next_seconds_an_older_masters_means_every_second():

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 import drqueue
 from drqueue.api_types import (
     HEARTBEAT_MAX_SECONDS,
+    HEARTBEAT_MIN_SECONDS,
     FarmCounters,
     Health,
     HeartbeatAnswer,
@@ -42,8 +43,9 @@ class HeartbeatIn(BaseModel):
 
 def heartbeat_period(online: int, budget: float) -> float:
     """Seconds a slave should wait before its next heartbeat, so that *online* slaves make
-    about *budget* heartbeats a second: 1 at least, HEARTBEAT_MAX_SECONDS at most."""
-    return round(min(HEARTBEAT_MAX_SECONDS, max(1.0, online / budget)), 2)
+    about *budget* heartbeats a second: HEARTBEAT_MIN_SECONDS at least, HEARTBEAT_MAX_SECONDS
+    at most."""
+    return round(min(HEARTBEAT_MAX_SECONDS, max(HEARTBEAT_MIN_SECONDS, online / budget)), 2)
 
 
 def current_heartbeat_period(m: Master) -> float:
