@@ -113,7 +113,7 @@ IDLE_WAIT_SECONDS = 0.25
 #: Seconds between the walks over every task out (progress writes, time-outs, a result whose
 #: done-callback is late) and over the Client's engine ids (should a registration notice be
 #: missed).  Between walks a round looks only at what changed; the engines with tasks queued
-#: behind their running one are looked at every round (take-backs).
+#: behind their running one are looked at every IDLE_WAIT_SECONDS (take-backs).
 WALK_SECONDS = PROGRESS_WRITE_INTERVAL
 #: A farm with more tasks out than this walks them less often: every (tasks out / this)
 #: seconds, so a walk costs a few percent of a core however big the farm (32,000 tasks out,
@@ -363,6 +363,7 @@ class Dispatcher:
         self._ids_changed = True
         self._walked_at = 0.0
         self._ids_at = 0.0
+        self._queues_checked_at = 0.0
         #: No decision before this (monotonic): see DECISION_DUTY.
         self._decide_after = 0.0
         #: Tasks out per job, owner and computer (kept as tasks go out and come back).
@@ -945,7 +946,10 @@ class Dispatcher:
                 did = True
                 self._release(out)
                 ended.append((out, self._outcome(out, out.result)))
-        for engine_id in list(self._queued_behind):
+        check_queues = now - self._queues_checked_at >= IDLE_WAIT_SECONDS
+        if check_queues:
+            self._queues_checked_at = now
+        for engine_id in list(self._queued_behind) if check_queues else ():
             engine = self.engines.get(engine_id)
             out = self.outstanding.get(engine.busy) if engine and engine.busy else None
             if out is None or out.engine_id != engine_id:
