@@ -40,6 +40,8 @@ def step_checked(dispatcher: Dispatcher) -> None:
     kept = books(dispatcher)
     dispatcher.recount()
     assert kept == books(dispatcher)
+    walked = {e.slot.computer for e in dispatcher.engines.values() if e.slot}
+    assert dispatcher.online_computers() == walked  # what GET /computers reads, kept too
 
 
 def shell_job(store: Any, owner: str, cmd: str, frames: int) -> int:

@@ -182,6 +182,27 @@ def test_a_rotated_admin_token_takes_effect_without_a_restart(api):
     assert client.get("/api/v1/jobs", headers=as_(new)).status_code == 200
 
 
+def test_a_broken_tokens_file_keeps_the_tokens_known_and_is_read_once(api, caplog):
+    """A tokens.json that cannot be parsed (a bad hand edit) made every request a 500, each
+    parsing it again; now the tokens known before stay, and it is read again once it changes."""
+    client, config, admin, ann, bob = api
+    assert client.get("/api/v1/jobs", headers=as_(ann)).status_code == 200
+    path = config.etc_dir / "tokens.json"
+    good = path.read_text()
+    path.write_text(good[: len(good) // 2])  # cut short: not JSON
+    with caplog.at_level("ERROR", logger="drqueue.master.tokens"):
+        for _ in range(3):
+            assert client.get("/api/v1/jobs", headers=as_(ann)).status_code == 200
+            assert client.get("/api/v1/jobs", headers=as_("not-a-token")).status_code == 401
+    assert len([r for r in caplog.records if "cannot be read" in r.getMessage()]) == 1
+    assert client.get("/api/v1/jobs", headers=as_(admin)).status_code == 200
+    path.write_text(
+        json.dumps({"tokens": [e for e in json.loads(good)["tokens"] if e["owner"] != "ann"]})
+    )
+    assert client.get("/api/v1/jobs", headers=as_(ann)).status_code == 401  # fixed: read again
+    assert client.get("/api/v1/jobs", headers=as_(bob)).status_code == 200
+
+
 def test_token_create_makes_slave_tokens_by_name(api):
     client, config, *_ = api
     made = cli(config.root, "token", "create", "--role", "slave", "--name", "slaves")

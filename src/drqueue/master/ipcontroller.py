@@ -19,8 +19,12 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-#: Completed msg_ids the Hub remembers (overall, and per engine).
+#: Completed msg_ids the Hub remembers overall.
 COMPLETED_KEPT = 10_000
+#: ... and per engine, at most: a list per engine of up to 2 x 10,000 ids was about 2 MB an
+#: engine, 250 MB for 128 engines (hostile review, issue 14).  Only their lengths are read
+#: (``queue_status``'s counts), never by DrQueue.
+COMPLETED_KEPT_PER_ENGINE = 100
 
 
 class RecentSet(set):
@@ -83,7 +87,7 @@ def bound_hub_memory(size: int = COMPLETED_KEPT) -> None:
         original_init(self, **kwargs)
         # Both are empty here, so the traits take these objects as they are.
         self.all_completed = RecentSet(size)
-        self.completed = RecentLists(size)
+        self.completed = RecentLists(min(size, COMPLETED_KEPT_PER_ENGINE))
 
     def unregister_engine(self, ident: Any, msg: Any) -> None:
         original_unregister(self, ident, msg)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import time
@@ -28,6 +29,8 @@ from typing import Any
 
 from drqueue.config import Config, write_private
 from drqueue.errors import ConfigError, NotFound
+
+log = logging.getLogger(__name__)
 
 ROLES = ("admin", "artist", "slave")
 
@@ -94,9 +97,16 @@ class TokenBook:
         version = _version(self.path)
         if version == self._version:
             return
-        entries = json.loads(self.path.read_text()).get("tokens", []) if version else []
-        self._by_digest = {e["sha256"]: Identity(e["owner"], e["role"]) for e in entries}
+        # Noted first: a file that cannot be read is not read again on every request (a 16 MB
+        # broken file made each one parse it); the tokens known so far stay until it is fixed.
         self._version = version
+        try:
+            entries = json.loads(self.path.read_text()).get("tokens", []) if version else []
+            by_digest = {e["sha256"]: Identity(e["owner"], e["role"]) for e in entries}
+        except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
+            log.error("%s cannot be read, the tokens known before stay: %s", self.path, exc)
+            return
+        self._by_digest = by_digest
 
     def identify(self, token: str) -> Identity | None:
         """The identity of *token*, compared in constant time, or None."""
@@ -118,11 +128,10 @@ class TokenBook:
         return self._identify_digest(digest)
 
     def _identify_digest(self, digest: str) -> Identity | None:
-        found = None
-        for known, identity in self._by_digest.items():
-            if hmac.compare_digest(known, digest):
-                found = identity
-        return found
+        # A dict lookup, not a constant-time compare with each stored digest: the key is a
+        # SHA-256, so what its timing could tell says nothing of a token; comparing with each
+        # of 4,000 slave tokens cost every request 0.27 ms on the event loop (hostile review).
+        return self._by_digest.get(digest)
 
     def admin_digest(self) -> str:
         """The SHA-256 of the master's own token as it is now ("" if there is none)."""
