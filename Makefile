@@ -55,7 +55,9 @@ repeat: venv renderers
 blender-addon:
 	$(PYTHON) contrib/blender/make_zip.py build/drqueue_submit.zip
 
-bench: venv
+## Every benchmark, one table (docs/performance.md): under 15 minutes on 2 cores; the web UI's
+## needs chromium, the renderers' rule installs it.  One: python bench/run_all.py --only NAME.
+bench: venv renderers
 	$(BIN)/python bench/run_all.py
 
 lint: venv

@@ -241,7 +241,7 @@ class Config:
         the master starts): the heartbeat period divides by it."""
         if not (math.isfinite(self.heartbeats_per_second) and self.heartbeats_per_second > 0):
             raise ConfigError(
-                "heartbeats_per_second must be a number above 0 (the slave heartbeats a second "
+                "heartbeats_per_second must be a finite number above 0 (the slave heartbeats a second "
                 f"the master wants at most), not {self.heartbeats_per_second:g}"
             )
 
@@ -378,6 +378,8 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
             if isinstance(value, str):
                 return value.strip().lower() in ("1", "true", "yes", "on")
             return bool(value)
+        if kind in (int, "int", float, "float") and isinstance(value, bool):
+            raise TypeError("a TOML true or false is not a number")
         if kind in (int, "int"):
             return int(value)
         if kind in (float, "float"):

@@ -131,3 +131,11 @@ def test_tasks_lists_its_first_page_and_says_how_to_see_the_next(api, farm):
     assert some.stderr.strip() == (
         f"tasks 1–5 — next: drqueue tasks {big} --state queued --limit 5 --offset 5"
     )
+
+
+def test_tasks_says_so_when_no_task_matches(api, farm):
+    big = farm["big"]
+    none = drqueue(api, "tasks", str(big), "--state", "running")
+    assert none.stdout == "" and none.stderr.strip() == f"job {big} has no running tasks"
+    past = drqueue(api, "tasks", str(big), "--offset", "900")
+    assert past.stdout == "" and past.stderr.strip() == f"job {big} has no tasks from task 900"

@@ -161,3 +161,14 @@ def test_artist_renderers_naming_no_renderer_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="'blendr', which is no renderer"):
         Config(artist_renderers=["blendr"]).check_artist_renderers()
     Config(artist_renderers=["*", "blender", "shell"]).check_artist_renderers()
+
+
+@pytest.mark.parametrize("line", ["heartbeats_per_second = true", "api_port = false"])
+def test_a_toml_true_or_false_is_no_number(tmp_path, line):
+    """TOML's booleans are Python's, and int(True) is 1: `api_port = true` made port 1."""
+    config = Config(root=tmp_path)
+    config.ensure_dirs()
+    config.config_file.write_text(line + "\n")
+    name = line.split()[0]
+    with pytest.raises(ConfigError, match=f"setting {name} wants an? (number|integer|float|int)"):
+        load_config(root=tmp_path)

@@ -92,7 +92,7 @@ def test_an_answer_without_next_seconds_an_older_masters_means_every_second():
 
 @pytest.mark.parametrize("bad", [0, -5, float("nan"), float("inf")])
 def test_a_heartbeat_budget_that_is_not_a_positive_number_is_refused_in_one_line(bad):
-    with pytest.raises(ConfigError, match="heartbeats_per_second must be a number above 0"):
+    with pytest.raises(ConfigError, match="heartbeats_per_second must be a finite number above 0"):
         Config(heartbeats_per_second=bad).check_heartbeat_budget()
     Config(heartbeats_per_second=0.01).check_heartbeat_budget()
 
@@ -124,7 +124,7 @@ def test_drqueue_master_refuses_a_zero_heartbeat_budget_before_it_starts(tmp_pat
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "heartbeats_per_second must be a number above 0" in lines[0]
+    assert len(lines) == 1 and "heartbeats_per_second must be a finite number above 0" in lines[0]
     assert not (tmp_path / "etc" / "token").exists()
 
 

@@ -810,6 +810,11 @@ def tasks(
         if not every and len(data) == limit:
             _next_page_hint("tasks", offset, len(data), total, command)
         return None
+    if not data:
+        which = f" {state}" if state else ""
+        where = f" from task {offset}" if offset else ""
+        click.echo(f"job {job_id} has no{which} tasks{where}", err=True)
+        return None
     table = Table(box=None, header_style="bold")
     for column in (
         "TASK",
