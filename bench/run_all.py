@@ -56,12 +56,12 @@ MARK = "@@BENCH_ROWS@@ "
 #: ``--args submit=`` none at all, e.g. for a ``--commit`` older than these options.)
 BENCH_ARGS: dict[str, list[str] | list[list[str]]] = {
     "dispatch": [
-        ["--store", "sqlite"],
+        ["--store", "sqlite", "--tasks", "400"],
         ["--store", "mongo", "--engines", "4", "--no-direct", "--tasks", "200", "--repeat", "2"],
     ],
     "dispatcher": [
         ["--store", "sqlite", "--rounds", "3"],
-        ["--store", "mongo", "--sizes", "1000,5000", "--rounds", "3", "--repeat", "5"],
+        ["--store", "mongo", "--sizes", "1000,3000", "--rounds", "3", "--repeat", "3"],
     ],
     "query": [
         ["--store", "sqlite"],
@@ -72,19 +72,19 @@ BENCH_ARGS: dict[str, list[str] | list[list[str]]] = {
         ["--store", "mongo", "--million", "none", "--giant-frames", "0", "--frames", "10000"],
     ],
     # Issue 14: 8, 32 and 128 engines (64 adds a minute and a half: `python bench/scale.py`
-    # runs all four), 5 tasks per engine and 320 at least, raw ipyparallel's own start timed at
-    # 8 engines only (a second start of 128 engines is minutes), 10 s idle.
+    # runs all four), 4 tasks per engine and 256 at least, raw ipyparallel's own start timed at
+    # 8 engines only (a second start of 128 engines is minutes), 5 s idle.
     "scale": [
         "--sizes",
         "8,32,128",
         "--waves",
-        "5",
+        "4",
         "--min-tasks",
-        "320",
+        "256",
         "--raw-start",
         "8",
         "--idle",
-        "10",
+        "5",
     ],
     # 10 s of each steady state instead of 20.
     "fleet": ["--window", "10"],
@@ -99,19 +99,20 @@ BENCH_ARGS: dict[str, list[str] | list[list[str]]] = {
         "--completed-kept",
         "1000",
         "--dispatch",
-        "24000",
+        "22000",
         "--chunk",
-        "3000",
+        "2500",
         "--steady-from",
-        "18000",
+        "17000",
     ],
     # 5 submit -> start rounds instead of 10, 2 registrations instead of 3.
     "latency": ["--repeat", "5", "--joins", "2"],
-    # 500 tasks of 0.5 s on 32 engines instead of 1,000: the same whole-task floor (16 rounds
-    # of 32 where 15.6 would do: 1.024 x the ideal), half the run.
-    "utilisation": ["--tasks", "500"],
-    # Two jobs of 2,000 tasks on 8 engines instead of 5,000.
-    "soak": ["--tasks", "2000"],
+    # 640 tasks of 0.5 s on 32 engines instead of 1,000: 20 rounds of 32, so that the ideal is
+    # whole rounds for both DrQueue and raw ipyparallel (1,000 tasks need 32 rounds where 31.25
+    # would do: a floor of 1.024 x the ideal for both, before any overhead), and a shorter run.
+    "utilisation": ["--tasks", "640"],
+    # Two jobs of 1,500 tasks on 8 engines instead of 5,000.
+    "soak": ["--tasks", "1500"],
     # The web UI's smaller run (2,000 jobs, a 2,000-frame job, 4 s windows, one browser page).
     "web": ["--quick"],
 }
