@@ -56,7 +56,7 @@ MARK = "@@BENCH_ROWS@@ "
 #: ``--args submit=`` none at all, e.g. for a ``--commit`` older than these options.)
 BENCH_ARGS: dict[str, list[str] | list[list[str]]] = {
     "dispatch": [
-        ["--store", "sqlite", "--tasks", "400"],
+        ["--store", "sqlite", "--tasks", "400", "--repeat", "2"],
         ["--store", "mongo", "--engines", "4", "--no-direct", "--tasks", "200", "--repeat", "2"],
     ],
     "dispatcher": [
@@ -68,19 +68,19 @@ BENCH_ARGS: dict[str, list[str] | list[list[str]]] = {
         ["--store", "mongo", "--jobs", "500", "--tasks", "5000", "--repeat", "3"],
     ],
     "submit": [
-        ["--store", "sqlite", "--million", "sqlite"],
+        ["--store", "sqlite", "--million", "sqlite", "--repeat", "2", "--quiet-seconds", "2"],
         ["--store", "mongo", "--million", "none", "--giant-frames", "0", "--frames", "10000"],
     ],
     # Issue 14: 8, 32 and 128 engines (64 adds a minute and a half: `python bench/scale.py`
-    # runs all four), 4 tasks per engine and 256 at least, raw ipyparallel's own start timed at
+    # runs all four), 3 tasks per engine and 192 at least, raw ipyparallel's own start timed at
     # 8 engines only (a second start of 128 engines is minutes), 5 s idle.
     "scale": [
         "--sizes",
         "8,32,128",
         "--waves",
-        "4",
+        "3",
         "--min-tasks",
-        "256",
+        "192",
         "--raw-start",
         "8",
         "--idle",
@@ -105,16 +105,16 @@ BENCH_ARGS: dict[str, list[str] | list[list[str]]] = {
         "--steady-from",
         "17000",
     ],
-    # 5 submit -> start rounds instead of 10, 2 registrations instead of 3.
-    "latency": ["--repeat", "5", "--joins", "2"],
-    # 640 tasks of 0.5 s on 32 engines instead of 1,000: 20 rounds of 32, so that the ideal is
+    # 5 submit -> start rounds instead of 10, 1 registration instead of 3.
+    "latency": ["--repeat", "5", "--joins", "1"],
+    # 320 tasks of 0.5 s on 32 engines instead of 1,000: 10 rounds of 32, so that the ideal is
     # whole rounds for both DrQueue and raw ipyparallel (1,000 tasks need 32 rounds where 31.25
     # would do: a floor of 1.024 x the ideal for both, before any overhead), and a shorter run.
-    "utilisation": ["--tasks", "640"],
-    # Two jobs of 1,500 tasks on 8 engines instead of 5,000.
-    "soak": ["--tasks", "1500"],
+    "utilisation": ["--tasks", "320"],
+    # Two jobs of 1,000 tasks on 8 engines instead of 5,000.
+    "soak": ["--tasks", "1000"],
     # The web UI's smaller run (2,000 jobs, a 2,000-frame job, 4 s windows, one browser page).
-    "web": ["--quick"],
+    "web": ["--quick", "--clients", "0,10,50"],
 }
 
 #: What the whole run should stay under, in seconds (issue 6: 15 minutes on 2 cores).
