@@ -327,6 +327,21 @@ def two_slave_farm(root: Path, **settings: Any) -> Farm:
     return farm
 
 
+def start_master_refused(
+    root: Path, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess:
+    """Run ``drqueue master`` on *root* (its API on port 1, never reached) with *env* added,
+    expecting it to refuse its settings before it starts: what it exited with and printed.
+    (The bound is a failure's only: the master's imports took 60 s under load.)"""
+    return subprocess.run(
+        [sys.executable, "-m", "drqueue.cli.main", "master"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DRQUEUE_ROOT": str(root), "DRQUEUE_API_PORT": "1", **env},
+        timeout=timeout,
+    )
+
+
 def require_programs(*names: str) -> None:
     """Fail (or, with DRQUEUE_ALLOW_SKIP=1, skip) the calling test when one of the programs
     *names* is not on PATH: in CI the end-to-end renders must run, not skip."""

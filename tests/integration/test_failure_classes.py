@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from farm import Farm, wait_for
+from farm import Farm, start_master_refused, wait_for
 
 SMALL_MB = 2000
 
@@ -224,14 +224,7 @@ def test_an_unknown_failure_class_or_a_bad_regex_refuses_the_masters_start(tmp_p
         root = tmp_path / said.split()[0]
         (root / "etc").mkdir(parents=True)
         (root / "etc" / "drqueue.toml").write_text(f"[[failure_rules]]\n{rule}\n")
-        env = {**Farm(root).env}
-        done = subprocess.run(
-            [sys.executable, "-m", "drqueue.cli.main", "master"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )  # fmt: skip  (the bound of a failure only: the master's imports took 60 s under load)
+        done = start_master_refused(root, **Farm(root).env)
         assert done.returncode != 0
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and said in lines[0], done.stderr

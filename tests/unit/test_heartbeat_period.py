@@ -7,13 +7,11 @@ or take HEARTBEAT_JITTER.  A real slave and master: tests/integration/test_heart
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 
 import pytest
 from _api import AUTH, in_process_api
+from farm import start_master_refused
 
 from drqueue.api_types import HEARTBEAT_MAX_SECONDS, HEARTBEAT_MIN_SECONDS, HeartbeatAnswer
 from drqueue.config import Config, load_config
@@ -109,19 +107,7 @@ def test_the_heartbeat_budget_comes_from_the_environment_and_a_word_is_refused(
 
 
 def test_drqueue_master_refuses_a_zero_heartbeat_budget_before_it_starts(tmp_path):
-    env = {
-        **os.environ,
-        "DRQUEUE_ROOT": str(tmp_path),
-        "DRQUEUE_API_PORT": "1",
-        "DRQUEUE_HEARTBEATS_PER_SECOND": "0",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "drqueue.cli.main", "master"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    result = start_master_refused(tmp_path, DRQUEUE_HEARTBEATS_PER_SECOND="0")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "heartbeats_per_second must be a finite number above 0" in lines[0]

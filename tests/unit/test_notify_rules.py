@@ -5,13 +5,11 @@ has one)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from farm import free_port_block, wait_for
+from farm import free_port_block, start_master_refused, wait_for
 from notify_servers import HookServer, SilentServer, verified_body
 
 from drqueue.config import load_config
@@ -120,14 +118,7 @@ def test_drqueue_master_refuses_a_bad_webhook_url_in_one_line_before_it_starts(t
     (tmp_path / "etc" / "drqueue.toml").write_text(
         '[[webhooks]]\nurl = "gopher://example.com/hook"\nevents = ["job.finished"]\n'
     )
-    env = {**os.environ, "DRQUEUE_ROOT": str(tmp_path), "DRQUEUE_API_PORT": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "drqueue.cli.main", "master"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    result = start_master_refused(tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: webhooks[0] url 'gopher://example.com/hook' is refused: only http:// and "

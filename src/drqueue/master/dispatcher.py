@@ -498,9 +498,9 @@ class Dispatcher:
         return count
 
     def computers_online(self) -> int:
-        """How many computers had a registered engine at the last chores (read per slave
-        heartbeat, for its period: a count kept, not a walk of the engines)."""
-        return len(self._online[0])
+        """How many computers have a registered, probed engine (read per slave heartbeat, for
+        its period: a set kept, not a walk of the engines)."""
+        return len(self._online_names)
 
     # -- the dispatcher thread -----------------------------------------------------------------
 
@@ -588,6 +588,7 @@ class Dispatcher:
             self._note_idle(self.engines[engine_id])
         self._probing = {e.engine_id for e in self.engines.values() if e.probe is not None}
         self._queued_behind = {e.engine_id for e in self.engines.values() if e.prefetched}
+        self._online_names = frozenset(e.slot.computer for e in self.engines.values() if e.slot)
         self._out_by_job = Counter(out.job_id for out in self.outstanding.values())
         self._out_by_owner = Counter(out.owner for out in self.outstanding.values())
         self._out_by_computer = Counter(out.computer for out in self.outstanding.values())
@@ -1309,7 +1310,7 @@ class Dispatcher:
         computers = self._computers  # wake() may reset it from another thread at any time
         if computers is None:
             generation = self._computers_generation
-            online = {e.slot.computer for e in self.engines.values() if e.slot}
+            online = self._online_names
             computers = {c.name: c for c in self.store.list_computers() if c.name in online}
             # Not kept if a wake() came meanwhile: the read may predate its change (a computer
             # disabled as it was read would take tasks until the next chores; issue 14's run).
@@ -1613,7 +1614,7 @@ class Dispatcher:
 
     def _chores(self) -> None:
         now = time.time()
-        online = sorted({e.slot.computer for e in self.engines.values() if e.slot})
+        online = sorted(self._online_names)
         self.store.touch_computers(online, now)
         self._refresh_info()
         if time.monotonic() - self._computers_read_at >= COMPUTERS_REREAD_SECONDS:

@@ -44,7 +44,7 @@ from drqueue.procs import die_with_parent, make_undumpable, stop_process_tree
 log = logging.getLogger("drqueue.slave")
 
 #: Seconds between two checks of the engine processes, and between two heartbeats to the
-#: master while something is wrong (or while the master answers 1 s: a small farm).
+#: master while something is wrong (or while a master older than ``next_seconds`` answers).
 CHECK_SECONDS = 1.0
 #: A heartbeat's wait is the master's ``next_seconds`` times a random factor within this much
 #: of 1: slaves that saw a restarted master in the same second drift apart within a few periods.

@@ -50,7 +50,8 @@ def heartbeat_period(online: int, budget: float) -> float:
 
 def current_heartbeat_period(m: Master) -> float:
     """The period a heartbeat's answer sets now: the dispatcher's count of the computers online
-    at its last chores (a number it keeps, not a walk of its engines: this runs per heartbeat)."""
+    (a set it keeps as engines come and go, not a walk of its engines: this runs per
+    heartbeat)."""
     online = m.dispatcher.computers_online() if m.dispatcher is not None else 0
     return heartbeat_period(online, m.config.heartbeats_per_second)
 
