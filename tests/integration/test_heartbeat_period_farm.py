@@ -53,10 +53,12 @@ def seconds_for_calls(farm: Farm, calls: int, timeout: float = 90) -> float:
     """Seconds from before the master answers its next heartbeat until it has answered
     *calls* (that one included): at least the time between the first of them and the last."""
     seen = heartbeats(farm)
+    deadline = time.monotonic() + timeout
     while True:
         start = time.monotonic()
         if heartbeats(farm) != seen:
             break
+        assert start < deadline, f"no heartbeat in {timeout} s"
         time.sleep(0.05)
     # start is before a read that saw a new call: before that call (and the ones after it)
     wait_for(lambda: heartbeats(farm) >= seen + calls, timeout, 0.05, f"{calls} heartbeats")

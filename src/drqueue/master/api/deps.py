@@ -10,7 +10,6 @@ is the whole of what the API uses of the master.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -76,18 +75,6 @@ def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class Tally:
-    """A count that the API's worker threads add to (heartbeats answered)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def add(self) -> None:
-        with self._lock:
-            self.value += 1
-
-
 @dataclass
 class Master:
     """The parts of the master the API uses, and the helpers its routers share."""
@@ -102,8 +89,9 @@ class Master:
     frame_grids: FrameGrids = field(default_factory=FrameGrids)
     #: The encoded answers of GET /jobs, made once per change of the store.
     job_pages: JobPages = field(default_factory=JobPages)
-    #: Slave heartbeats answered since the master started (GET /farm).
-    heartbeats: Tally = field(default_factory=Tally)
+    #: Slave heartbeats answered since the master started (GET /farm; counted on the event
+    #: loop, where the heartbeat route runs).
+    heartbeats: int = 0
 
     def wake(self) -> None:
         """The store changed in a way the dispatcher must see now."""
